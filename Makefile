@@ -1,0 +1,40 @@
+# replab: `make demo` and `make test` do all their own set-up on a fresh Debian machine.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+DEPS    ?= core venv
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps demo test test-fast lint bench soak clean
+
+system-deps:
+	bash scripts/install-deps.sh $(DEPS)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+demo: install
+	bash scripts/demo.sh
+
+test: DEPS = core venv
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+
+bench: DEPS = core venv bench
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,100 @@
+"""Connections to nodes: one place that opens PyMySQL connections and reads credential option files."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from .errors import ReplabError, SqlError
+
+# Option-file groups of the credentials file: [client] is the admin (also read by the mariadb client).
+ADMIN, APP, REPL = "client", "replab_app", "replab_repl"
+
+
+def write_option_file(path: Path, groups: dict[str, dict[str, str]]) -> None:
+    """Write a MySQL option file with mode 0600 from the start (never world-readable, not even briefly)."""
+    lines: list[str] = []
+    for group, values in groups.items():
+        lines.append(f"[{group}]")
+        for key, value in values.items():
+            if any(ch in value for ch in "\n\r"):
+                raise ValueError(f"option {key} contains a newline")
+            lines.append(f'{key}="{value}"' if any(c in value for c in " #;'\"\\") else f"{key}={value}")
+        lines.append("")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines))
+    os.chmod(path, 0o600)
+
+
+def read_option_file(path: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None, strict=False, allow_no_value=True)
+    try:
+        parser.read_string(path.read_text())
+    except (OSError, configparser.Error) as exc:
+        raise ReplabError(f"cannot read credentials {path}: {exc}") from None
+    out: dict[str, dict[str, str]] = {}
+    for section in parser.sections():
+        out[section] = {k: (v or "").strip().strip('"') for k, v in parser.items(section)}
+    return out
+
+
+def connect(
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    unix_socket: str | None = None,
+    user: str = "root",
+    password: str = "",
+    database: str | None = None,
+    timeout: float = 5.0,
+    read_timeout: float | None = None,
+    autocommit: bool = True,
+    node: str | None = None,
+    dict_rows: bool = False,
+) -> pymysql.connections.Connection:
+    """Open a connection; raise SqlError naming the node when it fails."""
+    kwargs: dict[str, Any] = dict(
+        user=user,
+        password=password,
+        database=database,
+        connect_timeout=max(1, int(timeout)),
+        autocommit=autocommit,
+        charset="utf8mb4",
+    )
+    if read_timeout:
+        kwargs["read_timeout"] = read_timeout
+        kwargs["write_timeout"] = read_timeout
+    if dict_rows:
+        kwargs["cursorclass"] = pymysql.cursors.DictCursor
+    if unix_socket:
+        kwargs["unix_socket"] = unix_socket
+    else:
+        kwargs["host"] = host or "127.0.0.1"
+        kwargs["port"] = int(port or 3306)
+    try:
+        return pymysql.connect(**kwargs)
+    except pymysql.MySQLError as exc:
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        where = unix_socket or f"{host}:{port}"
+        raise SqlError(f"cannot connect to {where}: {exc.args[-1] if exc.args else exc}", node=node,
+                       errno=errno) from None
+
+
+def query(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:
+    """Run one statement and return its rows as dicts (empty list for statements without rows)."""
+    with conn.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall()) if cur.description else []
+
+
+def scalar(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        row = cur.fetchone()
+        return row[0] if row else None

@@ -1,0 +1,56 @@
+"""Shared test helpers. Every cluster a test starts lives under pytest's temp dir; at the end of the session
+we check, by command line (config path under that dir), that no server we started is still running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPLAB = [sys.executable, "-m", "replab"]
+
+
+def servers_under(base: Path) -> list[int]:
+    """Pids of server processes whose command line names a config file under ``base``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            with open(f"/proc/{entry}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and "--defaults-file=" in cmd and str(base) in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_servers_left(tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.getbasetemp()
+    yield
+    left = servers_under(base)
+    assert not left, f"server processes left running after the tests: {left}"
+
+
+def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the replab CLI in a subprocess (as a user would) and capture its output."""
+    full_env = dict(os.environ)
+    full_env.pop("REPLAB_HOME", None)
+    if home is not None:
+        full_env["REPLAB_HOME"] = str(home)
+    full_env.update(env or {})
+    return subprocess.run([*REPLAB, *args], capture_output=True, text=True, timeout=timeout, env=full_env,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,177 @@
+"""Cluster lifecycle on real MariaDB servers, driven through the CLI (as a user would) and the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+
+import pytest
+from conftest import servers_under
+
+from replab import Cluster
+from replab.errors import ClusterNotFound
+
+
+def test_up_status_sql_down(tmp_path, cli):
+    home = tmp_path / "lab"
+    up = cli("up", home=home)
+    assert up.returncode == 0, up.stderr
+    assert "cluster ready" in up.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "credentials.cnf").stat().st_mode) == 0o600
+    try:
+        st = json.loads(cli("status", "--json", home=home).stdout)
+        nodes = {n["name"]: n for n in st["nodes"]}
+        assert list(nodes) == ["mysql-m", "mysql-s1", "mysql-s2"]
+        assert nodes["mysql-m"]["role"] == "primary" and nodes["mysql-m"]["io_running"] is None
+        for name in ("mysql-s1", "mysql-s2"):
+            n = nodes[name]
+            assert (n["role"], n["state"], n["io_running"], n["sql_running"]) == ("replica", "running", True, True)
+            assert n["last_errno"] == 0 and n["host"] == "127.0.0.1"
+            assert set(n) >= {"name", "role", "state", "host", "port", "io_running", "sql_running", "lag_ms",
+                              "last_errno", "last_error", "gtid"}
+        ins = cli("sql", "mysql-m", "INSERT INTO mydb.events (name, counter, description) "
+                  "VALUES ('some-event-1', 1, 'some-descr-1')", home=home)
+        assert ins.returncode == 0, ins.stderr
+        cluster = Cluster.open(home)
+        assert all(cluster.wait_caught_up(timeout=10).values())
+        for name in ("mysql-s1", "mysql-s2"):
+            out = json.loads(cli("sql", name, "SELECT name, counter FROM mydb.events", "--json", home=home).stdout)
+            assert out["rows"] == [["some-event-1", 1]]
+        table = cli("status", home=home).stdout
+        assert "mysql-s2" in table and "Yes" in table
+        # no password in any server's command line
+        for node in cluster.nodes:
+            with open(f"/proc/{cluster.engine.pid(node)}/cmdline", "rb") as fh:
+                assert cluster.credentials("client")[1].encode() not in fh.read()
+        # idempotent up: same pids, same ports
+        before = [(n["name"], n["pid"], n["port"]) for n in st["nodes"]]
+        again = cli("up", home=home)
+        assert again.returncode == 0 and "already running" in again.stderr
+        after = [(n["name"], n["pid"], n["port"]) for n in json.loads(cli("status", "--json", home=home).stdout)["nodes"]]
+        assert before == after
+    finally:
+        down = cli("down", home=home)
+    assert down.returncode == 0, down.stderr
+    assert not home.exists()
+    assert servers_under(tmp_path) == []
+
+
+def test_api_context_manager_and_replication(tmp_path):
+    home = tmp_path / "api"
+    with Cluster.up(nodes=2, binlog_format="MIXED", home=home) as cluster:
+        assert [n.name for n in cluster.nodes] == ["mysql-m", "mysql-s1"]
+        cluster.sql("mysql-m", "INSERT INTO mydb.events (name) VALUES ('x'), ('y')")
+        assert cluster.wait_caught_up(timeout=10) == {"mysql-s1": True}
+        assert cluster.sql("mysql-s1", "SELECT COUNT(*) FROM mydb.events").rows == [(2,)]
+        assert cluster.sql("mysql-s1", "SELECT @@binlog_format").rows == [("MIXED",)]
+        assert cluster.sql("mysql-s1", "SELECT @@read_only").rows == [(1,)]
+    assert not home.exists()
+    with pytest.raises(ClusterNotFound):
+        Cluster.open(home)
+
+
+def test_fixture_gives_a_replicating_cluster(replab_cluster):
+    statuses = {s.name: s for s in replab_cluster.status()}
+    assert statuses["mysql-s1"].sql_running and statuses["mysql-s2"].io_running
+    replab_cluster.sql("mysql-m", "INSERT INTO mydb.events (name) VALUES ('fixture')")
+    assert all(replab_cluster.wait_caught_up(timeout=10).values())
+
+
+def test_down_keep_data_then_up_again(tmp_path, cli):
+    home = tmp_path / "keep"
+    assert cli("up", "--nodes", "2", home=home).returncode == 0
+    try:
+        cli("sql", "mysql-m", "INSERT INTO mydb.events (name) VALUES ('kept')", home=home)
+        assert cli("down", "--keep-data", home=home).returncode == 0
+        assert servers_under(home) == []
+        st = json.loads(cli("status", "--json", home=home).stdout)
+        assert {n["state"] for n in st["nodes"]} == {"stopped"}
+        assert cli("up", home=home).returncode == 0
+        Cluster.open(home).wait_caught_up(timeout=10)
+        out = json.loads(cli("sql", "mysql-s1", "SELECT name FROM mydb.events", "--json", home=home).stdout)
+        assert out["rows"] == [["kept"]]
+    finally:
+        cli("down", home=home)
+    assert servers_under(tmp_path) == []
+
+
+# ---- bad input: exit 2, one or two lines, nothing left behind ------------------------------------
+
+def _assert_clean_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["up", "--nodes", "1"], "--nodes must be between 2 and 9"),
+    (["up", "--nodes", "10"], "--nodes must be between 2 and 9"),
+    (["up", "--binlog-format", "JSON"], "unknown binlog format"),
+])
+def test_bad_up_arguments(tmp_path, cli, args, needle):
+    home = tmp_path / "h"
+    _assert_clean_error(cli(*args, home=home), needle)
+    assert not home.exists()
+
+
+def test_port_in_use(tmp_path, cli):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        home = tmp_path / "p"
+        _assert_clean_error(cli("up", "--base-port", str(port), home=home), f"port {port}", "in use")
+    assert not home.exists()
+
+
+def test_server_binary_missing(tmp_path, cli):
+    home = tmp_path / "b"
+    proc = cli("up", "--server", "/nonexistent/mariadbd", home=home)
+    _assert_clean_error(proc, "not found", "apt-get install mariadb-server")
+    assert not home.exists()
+
+
+def test_read_only_home(tmp_path, cli):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o555)
+    try:
+        _assert_clean_error(cli("up", home=ro / "lab"), "not writable")
+        _assert_clean_error(cli("up", home=ro), "not writable")
+    finally:
+        os.chmod(ro, 0o755)
+    assert list(ro.iterdir()) == []
+
+
+def test_no_cluster(tmp_path, cli):
+    for cmd in (["down"], ["status"], ["sql", "mysql-m", "SELECT 1"]):
+        _assert_clean_error(cli(*cmd, home=tmp_path / "none"), "no cluster")
+
+
+def test_corrupt_state(tmp_path, cli):
+    home = tmp_path / "corrupt"
+    home.mkdir()
+    (home / "cluster.json").write_text("{not json")
+    _assert_clean_error(cli("status", home=home), "corrupt")
+    _assert_clean_error(cli("down", home=home), "corrupt")
+
+
+def test_unknown_node_and_bad_sql(replab_cluster, cli):
+    home = replab_cluster.home
+    _assert_clean_error(cli("sql", "mysql-s7", "SELECT 1", home=home), "unknown node 'mysql-s7'")
+    _assert_clean_error(cli("connect", "nope", home=home), "unknown node")
+    _assert_clean_error(cli("sql", "mysql-m", "SELEC 1", home=home), "error 1064")
+
+
+def test_node_dies_at_start(tmp_path, cli):
+    home = tmp_path / "dies"
+    toml = tmp_path / "replab.toml"
+    toml.write_text("[server_options]\nno_such_server_option = 1\n")
+    proc = cli("up", "--config", str(toml), home=home)
+    _assert_clean_error(proc, "exited while starting", "last lines of the server log", "no_such_server_option")
+    assert not home.exists()
+    assert servers_under(tmp_path) == []
