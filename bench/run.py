@@ -1,0 +1,100 @@
+"""Run every benchmark (bench/bench_*.py) and write their figures to docs/benchmarks.md.
+
+Each module exposes run(quick) -> list of rows measured side by side with a yardstick in the same run.
+Usage: python bench/run.py [--quick] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "docs" / "benchmarks.md"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(HERE))
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _fmt(value: float, unit: str) -> str:
+    if value >= 1000:
+        return f"{value:,.0f} {unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _server_version() -> str:
+    try:
+        return subprocess.run(["mariadbd", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--only", nargs="*", help="module names, e.g. bench_up")
+    args = parser.parse_args()
+    rows, failures = [], []
+    for path in sorted(HERE.glob("bench_*.py")):
+        if args.only and path.stem not in args.only:
+            continue
+        print(f"== {path.stem}", flush=True)
+        t0 = time.time()
+        try:
+            got = _load(path).run(quick=args.quick)
+        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
+            failures.append((path.stem, traceback.format_exc()))
+            print(failures[-1][1], file=sys.stderr)
+            continue
+        for row in got:
+            row["module"] = path.stem
+            print(json.dumps(row), flush=True)
+        rows.extend(got)
+        print(f"   ({time.time() - t0:.0f}s)", flush=True)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"{' (quick sizes)' if args.quick else ''}: {platform.node()}, {platform.processor() or platform.machine()},"
+        f" {_cpus()} cores, Python {platform.python_version()}, {_server_version()}.",
+        "Every row is measured side by side with its yardstick in the same run. Ratio = how many times better "
+        "replab is (>1 is better: faster or more throughput).",
+        "",
+        "| benchmark | replab | yardstick | yardstick value | ratio | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = (r["replab"] / r["yardstick"]) if r["higher_is_better"] else (r["yardstick"] / r["replab"])
+        r["ratio"] = ratio
+        lines.append(f"| {r['benchmark']} | {_fmt(r['replab'], r['unit'])} | {r['yardstick_name']} | "
+                     f"{_fmt(r['yardstick'], r['unit'])} | {ratio:.2f}x | {r['target']} |")
+    for name, _tb in failures:
+        lines.append(f"| {name} | FAILED (see the `make bench` output) | | | | |")
+    lines += ["", "Raw figures:", "", "```json", json.dumps(rows, indent=1), "```", ""]
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT}")
+    return 1 if failures else 0
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
