@@ -82,7 +82,7 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
 
             cluster.engine.wait_ready(node, probe, 60)
             with db.connect(**params, user="root", password="", node=node.name) as conn:
-                replication.secure_node(conn, admin_pw)
+                replication.secure_node(conn, admin_pw, flavor)
 
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
             list(pool.map(ready_and_secure, nodes))

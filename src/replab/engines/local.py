@@ -132,20 +132,22 @@ class LocalEngine(Engine):
         return target
 
     def _init_datadir(self, server: str, datadir: Path, version_string: str) -> None:
-        if "mariadb" in version_string.lower():
+        from ..flavor import flavor_from_version_string
+
+        flavor = flavor_from_version_string(version_string)
+        installer = None
+        if flavor.name == "mariadb":
             installer = find_program(["mariadb-install-db", "mysql_install_db"])
             if not installer:
                 raise BinaryNotFound("mariadb-install-db not found", hint=INSTALL_HINT)
-            argv = [installer, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
-                    "--skip-test-db", f"--innodb-log-file-size={REDO_LOG_SIZE}"]
+        else:
+            datadir.parent.mkdir(parents=True, exist_ok=True)
+        argv = flavor.init_datadir_argv(server, str(datadir), installer)
+        if installer:
             basedir = Path(server).resolve().parent.parent
             if not (basedir / "share").exists():
                 basedir = Path("/usr")
             argv.append(f"--basedir={basedir}")
-        else:
-            datadir.parent.mkdir(parents=True, exist_ok=True)
-            argv = [server, "--no-defaults", "--initialize-insecure", f"--datadir={datadir}",
-                    f"--innodb-redo-log-capacity={REDO_LOG_SIZE}"]
         if os.geteuid() == 0:
             argv.append("--user=root")
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -196,11 +198,7 @@ class LocalEngine(Engine):
             "report_host": node.host,
             "report_port": str(node.port),
         }
-        if flavor.name == "mysql":
-            opts.pop("innodb_log_file_size")
-            opts["innodb_redo_log_capacity"] = REDO_LOG_SIZE
-            opts["mysqlx"] = "0"
-        opts.update(flavor.gtid_config())
+        opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
             opts["read_only"] = "1"
         if os.geteuid() == 0:
