@@ -51,10 +51,13 @@ def bootstrap_primary(conn: pymysql.connections.Connection, flavor: Flavor, *, d
     """Users, database and tables on the primary; binlogged, so replicas get them by replication."""
     dbq = quote_ident(database)
     with conn.cursor() as cur:
-        cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (repl[0], client_host, repl[1]))
+        # IF NOT EXISTS + ALTER: attaching servers that already exist again (external engine) must work
+        cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (repl[0], client_host, repl[1]))
+        cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (repl[0], client_host, repl[1]))
         cur.execute(f"GRANT {flavor.replication_grants()} ON *.* TO %s@%s", (repl[0], client_host))
-        for host in (client_host, "localhost"):
-            cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
+        for host in dict.fromkeys((client_host, "localhost")):
+            cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
+            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
             cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {dbq}.* TO %s@%s", (app[0], host))
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {dbq}")
         cur.execute(EVENTS_DDL.format(db=dbq))

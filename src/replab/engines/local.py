@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BinaryNotFound, NodeStartError, NodeStateError, ReplabError, ReplabTimeout
-from .base import PAUSED, RUNNING, STOPPED, Engine, NodeInfo
+from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 TEMPLATE_REV = "1"
 REDO_LOG_SIZE = "64M"
@@ -85,6 +85,26 @@ class LocalEngine(Engine):
                  server_binary: str | None = None) -> None:
         super().__init__(home, say)
         self.server_binary = server_binary
+
+    @classmethod
+    def from_spec(cls, home: Path, say: Callable[[str], None] | None, spec: Any) -> LocalEngine:
+        return cls(home, say, server_binary=spec.server_binary)
+
+    @classmethod
+    def from_state(cls, home: Path, say: Callable[[str], None] | None, state: dict[str, Any]) -> LocalEngine:
+        return cls(home, say, server_binary=state.get("server_binary"))
+
+    def prepare(self, spec: Any) -> BuildPlan:
+        """Find the server binary, detect its flavor, pick loopback ports."""
+        from ..cluster import check_ports
+        from ..flavor import detect_flavor
+
+        server = find_server(spec.server_binary)
+        flavor = detect_flavor(server)
+        ports = check_ports(spec)
+        nodes = [NodeInfo(name=name, role="primary" if i == 0 else "replica", server_id=i + 1, host=spec.host,
+                          port=ports[i]) for i, name in enumerate(spec.node_names)]
+        return BuildPlan(flavor=flavor, nodes=nodes, server_binary=server)
 
     # --- paths -------------------------------------------------------------------------------
     def socket_dir(self) -> Path:
