@@ -1,6 +1,9 @@
-"""Building a new cluster: data dirs, configs, processes, accounts, schema, replication.
+"""Building a new cluster: the engine plans (flavor, nodes, ports), then data dirs, configs, processes,
+accounts, schema, replication.
 
-On any failure everything this call started is stopped and everything it created is removed.
+On any failure everything this call started is stopped and everything it created is removed. Engines that
+do not own their servers (``external``) set replication up themselves through ``Engine.setup``-style
+hooks in their module; nothing of theirs is stopped here.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import db, replication
 from .config import ClusterSpec
-from .engines import NodeInfo
-from .engines.local import find_server
-from .flavor import detect_flavor
+from .engines import NodeInfo, get_engine_class
+from .flavor import flavor_from_version_string
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -25,92 +27,52 @@ REPL_USER, APP_USER = "replab_repl", "replab_app"
 
 
 def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callable[[str], None]) -> Cluster:
-    from .cluster import STATE_VERSION, check_ports, new_password, remove_state
+    from .cluster import STATE_VERSION, new_password, remove_state
 
     t0 = time.monotonic()
-    if spec.engine != "local":
-        from .engines import get_engine_class
-
-        get_engine_class(spec.engine)  # raises NotSupported with a hint
-    server = find_server(spec.server_binary)
-    flavor = detect_flavor(server)
-    ports = check_ports(spec)
+    plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
+    flavor = plan.flavor
     created_home = not home.exists()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)
-    nodes = [
-        NodeInfo(name=name, role="primary" if i == 0 else "replica", server_id=i + 1, host=spec.host,
-                 port=ports[i])
-        for i, name in enumerate(spec.node_names)
-    ]
     state: dict[str, Any] = {
         "replab": STATE_VERSION,
         "engine": spec.engine,
+        "engine_options": plan.options,
         "flavor": flavor.name,
         "version_string": flavor.version_string,
-        "server_binary": server,
+        "server_binary": plan.server_binary,
         "database": spec.database,
-        "spec": {"nodes": spec.nodes, "binlog_format": spec.binlog_format, "base_port": spec.base_port,
+        "spec": {"nodes": len(plan.nodes), "binlog_format": spec.binlog_format, "base_port": spec.base_port,
                  "host": spec.host},
         "created": time.time(),
         "status": "creating",
-        "nodes": [n.to_dict() for n in nodes],
+        "nodes": [n.to_dict() for n in plan.nodes],
     }
     admin_pw, repl_pw, app_pw = new_password(), new_password(), new_password()
+    admin = plan.admin or ("root", admin_pw)
+    app = plan.app or (APP_USER, app_pw)
     cluster = cls(home, state, say)
     nodes = cluster.nodes
     try:
         db.write_option_file(cluster.credentials_file, {
-            db.ADMIN: {"user": "root", "password": admin_pw},
-            db.APP: {"user": APP_USER, "password": app_pw},
+            db.ADMIN: {"user": admin[0], "password": admin[1]},
+            db.APP: {"user": app[0], "password": app[1]},
             db.REPL: {"user": REPL_USER, "password": repl_pw},
+            **plan.credentials,
         })
-        settings = {"server_binary": server, "version_string": flavor.version_string, "flavor": flavor,
-                    "binlog_format": spec.binlog_format,
-                    "server_options": dict(spec.extra.get("server_options", {}))}
-        cluster.engine.create(nodes, settings)
-        cluster.save()  # from here on, `replab down` can clean up even if this process dies
-        for node in nodes:
-            cluster.engine.start(node)
-
-        def ready_and_secure(node: NodeInfo) -> None:
-            params = cluster.engine.connect_params(node)
-
-            def probe() -> None:
-                with db.connect(**params, user="root", password="", timeout=1, node=node.name) as conn:
-                    db.scalar(conn, "SELECT 1")
-
-            cluster.engine.wait_ready(node, probe, 60)
-            with db.connect(**params, user="root", password="", node=node.name) as conn:
-                replication.secure_node(conn, admin_pw)
-
-        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-            list(pool.map(ready_and_secure, nodes))
-        say(f"{len(nodes)} servers answering ({flavor.name} {'.'.join(map(str, flavor.version))}) "
-            f"after {time.monotonic() - t0:.2f}s")
-        primary = cluster.primary
-        with cluster.connect(primary.name) as conn:
-            replication.bootstrap_primary(conn, flavor, database=spec.database, repl=(REPL_USER, repl_pw),
-                                          app=(APP_USER, app_pw), client_host="127.%")
-        for replica in cluster.replicas:
-            host, port = cluster.engine.source_address(primary, replica)
-            with cluster.connect(replica.name) as conn:
-                replication.attach_replica(conn, flavor, host=host, port=port, repl=(REPL_USER, repl_pw))
-        replication.wait_threads(cluster, [r.name for r in cluster.replicas], timeout=30)
-        caught = replication.wait_caught_up(cluster, timeout=30)
-        lagging = [n for n, ok in caught.items() if not ok]
-        if lagging:
-            from .errors import ReplabTimeout
-
-            raise ReplabTimeout(f"{', '.join(lagging)} did not catch up with the primary within 30s",
-                                hint="run: replab status")
+        if not cluster.engine.owns_servers:
+            cluster.engine.setup(cluster, spec, repl=(REPL_USER, repl_pw), app=app)  # type: ignore[attr-defined]
+        else:
+            _build_servers(cluster, spec, plan.version_exact, admin_pw, (REPL_USER, repl_pw), (APP_USER, app_pw))
         cluster.state["status"] = "ready"
         cluster.save()
         say(f"cluster ready: {len(nodes)} nodes replicating with GTID ({spec.binlog_format}) "
             f"in {time.monotonic() - t0:.2f}s")
         return cluster
     except BaseException:
-        say("set-up failed; stopping and removing what was started")
+        say("set-up failed; stopping and removing what was started" if cluster.engine.owns_servers
+            else "set-up failed; removing replab's state (the servers are left as they are)")
         try:
             cluster.engine.destroy(nodes, keep_data=False)
         finally:
@@ -118,3 +80,63 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
             if created_home and home.exists() and not any(home.iterdir()):
                 home.rmdir()
         raise
+
+
+def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, admin_pw: str,
+                   repl: tuple[str, str], app: tuple[str, str]) -> None:
+    """Create, start and secure the servers an engine owns, then set replication up."""
+    t0 = time.monotonic()
+    engine, nodes, flavor = cluster.engine, cluster.nodes, cluster.flavor
+    settings = {"server_binary": cluster.state.get("server_binary"), "version_string": flavor.version_string,
+                "flavor": flavor, "binlog_format": spec.binlog_format, "admin_password": admin_pw,
+                "server_options": dict(spec.extra.get("server_options", {}))}
+    engine.create(nodes, settings)
+    cluster.save()  # from here on, `replab down` can clean up even if this process dies
+    engine.start_all(nodes)
+
+    def ready_and_secure(node: NodeInfo) -> None:
+        params = engine.connect_params(node)
+        user, password = engine.initial_login(node, admin_pw)
+
+        def probe() -> None:
+            with db.connect(**params, user=user, password=password, timeout=1, node=node.name) as conn:
+                db.scalar(conn, "SELECT 1")
+
+        engine.wait_ready(node, probe, float(spec.extra.get("ready_timeout", 60 if engine.name == "local" else 300)))
+        if engine.secure_fresh_nodes:
+            with db.connect(**params, user=user, password=password, node=node.name) as conn:
+                replication.secure_node(conn, admin_pw, flavor)
+
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(ready_and_secure, nodes))
+    primary = cluster.primary
+    if not version_exact:  # e.g. an image tag "mysql:8.0": ask the server which 8.0 it is
+        with cluster.connect(primary.name) as conn:
+            cluster.flavor = flavor = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()")))
+        cluster.state["version_string"] = flavor.version_string
+        cluster.save()
+    cluster.say(f"{len(nodes)} servers answering ({flavor.name} {'.'.join(map(str, flavor.version))}) "
+                f"after {time.monotonic() - t0:.2f}s")
+    with cluster.connect(primary.name) as conn:
+        replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
+                                      client_host=engine.client_host)
+    for replica in cluster.replicas:
+        host, port = engine.source_address(primary, replica)
+        with cluster.connect(replica.name) as conn:
+            if engine.reset_fresh_replicas:
+                for statement in flavor.reset_gtid_state():
+                    db.query(conn, statement)
+            replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
+    finish_replication(cluster)
+
+
+def finish_replication(cluster: Cluster, timeout: float = 30.0) -> None:
+    """Wait until every replica's threads run and it has caught up with the primary; explain otherwise."""
+    replication.wait_threads(cluster, [r.name for r in cluster.replicas], timeout=timeout)
+    caught = replication.wait_caught_up(cluster, timeout=timeout)
+    lagging = [n for n, ok in caught.items() if not ok]
+    if lagging:
+        from .errors import ReplabTimeout
+
+        raise ReplabTimeout(f"{', '.join(lagging)} did not catch up with the primary within {timeout:.0f}s",
+                            hint="run: replab status")

@@ -131,10 +131,7 @@ class Cluster:
         self._creds: dict[str, dict[str, str]] | None = None
 
     def _make_engine(self) -> Engine:
-        cls = get_engine_class(self.state["engine"])
-        if self.state["engine"] == "local":
-            return cls(self.home, self.say, server_binary=self.state.get("server_binary"))  # type: ignore[call-arg]
-        return cls(self.home, self.say)
+        return get_engine_class(self.state["engine"]).from_state(self.home, self.say, self.state)
 
     # --- finding clusters ----------------------------------------------------------------------
     @classmethod
@@ -244,6 +241,8 @@ class Cluster:
         group = {"admin": db.ADMIN, "app": db.APP}.get(user, user)
         login, password = self.credentials(group)
         params = self.engine.connect_params(node)
+        if user == "admin":
+            login, password = self.engine.node_login(node) or (login, password)
         if user == "app":
             params = {"host": node.host, "port": node.port}
         return db.connect(**params, user=login, password=password, database=database, timeout=timeout,
@@ -330,12 +329,13 @@ class Cluster:
     def down(self, keep_data: bool = False, timeout: float = 30.0) -> None:
         """Stop every node (clean shutdown, then TERM, then KILL) and remove the state (unless keep_data)."""
         def stop(node: NodeInfo) -> None:
-            if self.engine.state(node) != STOPPED:
+            if self.engine.owns_servers and self.engine.state(node) != STOPPED:
                 self.engine.stop(node, timeout, shutdown=self._shutdown_fn(node))  # type: ignore[call-arg]
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             list(pool.map(stop, self.nodes))
         self.engine.destroy(self.nodes, keep_data=keep_data)
-        self.say(f"stopped {len(self.nodes)} nodes")
+        self.say(f"stopped {len(self.nodes)} nodes" if self.engine.owns_servers else
+                 f"left {len(self.nodes)} servers running: replab did not start them")
         if keep_data:
             self.save()
             return

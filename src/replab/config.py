@@ -60,6 +60,7 @@ class ClusterSpec:
     engine: str = "local"
     server_binary: str | None = None
     database: str = DEFAULT_DATABASE
+    image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> list[str]:
@@ -76,6 +77,8 @@ class ClusterSpec:
                 errors.append(f"--base-port must be between 1024 and {65535 - MAX_NODES} (got {self.base_port})")
         if self.engine not in ENGINES:
             errors.append(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.image is not None and self.engine != "compose":
+            errors.append(f"--image {self.image} needs --engine compose (the {self.engine} engine runs no images)")
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):
             errors.append(f"host {self.host!r} is not a loopback address: local servers listen on loopback only")
         if not _IDENT.match(str(self.database)):

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .errors import BinaryNotFound, NotSupported
+
+REDO_LOG_SIZE = "64M"
 
 
 @dataclass
@@ -32,6 +34,7 @@ class ReplicaStatus:
     source_port: int | None
     gtid_io_pos: str | None
     using_gtid: str | None
+    worker_error_pending: bool = False  # MySQL MTA: the real error is in the worker table, not fetched yet
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +108,39 @@ class Flavor:
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         raise NotImplementedError
 
+    def show_source_status(self) -> str:
+        """The statement that shows the binary log position of a source."""
+        raise NotImplementedError
+
+    def reset_gtid_state(self) -> list[str]:
+        """Statements that empty a fresh server's binary logs and GTID state (before it becomes a replica)."""
+        raise NotImplementedError
+
+    def root_accounts_query(self) -> str:
+        """SELECT (u, h) of the root accounts other than root@localhost and root@127.0.0.1."""
+        raise NotImplementedError
+
+    def adapt_server_options(self, opts: dict[str, str]) -> dict[str, str]:
+        """Server options with this flavor's names (renamed in MySQL 8.0.26+) and its GTID settings."""
+        raise NotImplementedError
+
+    def init_datadir_argv(self, server: str, datadir: str, installer: str | None = None) -> list[str]:
+        """The command that initializes an empty data dir (without a root password)."""
+        raise NotImplementedError
+
+    def snapshot_tools(self) -> list[str]:
+        """Names of the logical dump tool, best first."""
+        raise NotImplementedError
+
+    def snapshot_args(self, databases: list[str] | None = None,
+                      tool_version: tuple[int, ...] | None = None) -> list[str]:
+        """Dump tool options for a consistent snapshot that records the GTID position (no credentials)."""
+        raise NotImplementedError
+
+    def worker_errors_query(self) -> str | None:
+        """SELECT (worker_id, errno, message) of failed applier workers, or None when the status shows it."""
+        raise NotImplementedError
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -146,6 +182,35 @@ class MariaDBFlavor(Flavor):
     def replication_grants(self) -> str:
         return "REPLICATION SLAVE"
 
+    def show_source_status(self) -> str:
+        return "SHOW MASTER STATUS"
+
+    def reset_gtid_state(self) -> list[str]:
+        return ["RESET MASTER", "SET GLOBAL gtid_slave_pos=''"]
+
+    def root_accounts_query(self) -> str:
+        return ("SELECT User AS u, Host AS h FROM mysql.global_priv WHERE User='root' "
+                "AND Host NOT IN ('localhost', '127.0.0.1')")
+
+    def adapt_server_options(self, opts: dict[str, str]) -> dict[str, str]:
+        return {**opts, **self.gtid_config()}
+
+    def init_datadir_argv(self, server: str, datadir: str, installer: str | None = None) -> list[str]:
+        return [installer or "mariadb-install-db", "--no-defaults", f"--datadir={datadir}",
+                "--auth-root-authentication-method=normal", "--skip-test-db",
+                f"--innodb-log-file-size={REDO_LOG_SIZE}"]
+
+    def snapshot_tools(self) -> list[str]:
+        return ["mariadb-dump", "mysqldump"]
+
+    def snapshot_args(self, databases: list[str] | None = None,
+                      tool_version: tuple[int, ...] | None = None) -> list[str]:
+        # --gtid makes --master-data record gtid_slave_pos instead of a file/position pair
+        return [*_DUMP_COMMON, "--master-data=1", "--gtid", *_dump_scope(databases)]
+
+    def worker_errors_query(self) -> str | None:
+        return None  # MariaDB's parallel applier reports the failing event in Last_SQL_Error itself
+
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
             return None
@@ -169,7 +234,13 @@ class MariaDBFlavor(Flavor):
 
 
 class MySQLFlavor(Flavor):
-    """MySQL 8.x. Only the parts the local engine needs are here now; see the MySQL issue."""
+    """MySQL 5.7, 8.0 and 8.4.
+
+    Syntax by version: ``SHOW REPLICA STATUS``/``START REPLICA`` from 8.0.22, ``CHANGE REPLICATION SOURCE
+    TO`` from 8.0.23, ``SHOW BINARY LOG STATUS``/``RESET BINARY LOGS AND GTIDS`` from 8.2, and 8.4 no
+    longer accepts the MASTER/SLAVE statements at all. An unknown version (``()``) gets the 5.7 syntax,
+    which every 5.7 and 8.0 server accepts.
+    """
 
     name = "mysql"
 
@@ -179,32 +250,46 @@ class MySQLFlavor(Flavor):
     def gtid_config(self) -> dict[str, str]:
         return {"gtid_mode": "ON", "enforce_gtid_consistency": "ON"}
 
+    def _at_least(self, *version: int) -> bool:
+        return self.version >= version
+
     def _has_replica_syntax(self) -> bool:
-        return self.version >= (8, 0, 23)
+        return self._at_least(8, 0, 23)
+
+    def _replica_word(self) -> bool:
+        return self._at_least(8, 0, 22)
 
     def show_replica_status(self) -> str:
-        return "SHOW REPLICA STATUS" if self.version >= (8, 0, 22) else "SHOW SLAVE STATUS"
+        return "SHOW REPLICA STATUS" if self._replica_word() else "SHOW SLAVE STATUS"
+
+    def show_source_status(self) -> str:
+        return "SHOW BINARY LOG STATUS" if self._at_least(8, 2) else "SHOW MASTER STATUS"
 
     def change_source(self, host: str, port: int) -> str:
         if self._has_replica_syntax():
             return (
                 f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{host}', SOURCE_PORT={int(port)}, "
                 "SOURCE_USER=%(user)s, SOURCE_PASSWORD=%(password)s, SOURCE_AUTO_POSITION=1, "
-                "SOURCE_CONNECT_RETRY=1, GET_SOURCE_PUBLIC_KEY=1"
+                "SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1"
             )
+        key = ", GET_MASTER_PUBLIC_KEY=1" if self._at_least(8, 0, 4) else ""
         return (
             f"CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={int(port)}, MASTER_USER=%(user)s, "
-            "MASTER_PASSWORD=%(password)s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1"
+            "MASTER_PASSWORD=%(password)s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, "
+            f"MASTER_HEARTBEAT_PERIOD=1{key}"
         )
 
     def start_replica(self) -> str:
-        return "START REPLICA" if self.version >= (8, 0, 22) else "START SLAVE"
+        return "START REPLICA" if self._replica_word() else "START SLAVE"
 
     def stop_replica(self) -> str:
-        return "STOP REPLICA" if self.version >= (8, 0, 22) else "STOP SLAVE"
+        return "STOP REPLICA" if self._replica_word() else "STOP SLAVE"
 
     def reset_replica(self) -> str:
-        return "RESET REPLICA ALL" if self.version >= (8, 0, 22) else "RESET SLAVE ALL"
+        return "RESET REPLICA ALL" if self._replica_word() else "RESET SLAVE ALL"
+
+    def reset_gtid_state(self) -> list[str]:
+        return ["RESET BINARY LOGS AND GTIDS" if self._at_least(8, 2) else "RESET MASTER"]
 
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_executed"
@@ -218,6 +303,45 @@ class MySQLFlavor(Flavor):
     def replication_grants(self) -> str:
         return "REPLICATION SLAVE"
 
+    def root_accounts_query(self) -> str:
+        return ("SELECT User AS u, Host AS h FROM mysql.user WHERE User='root' "
+                "AND Host NOT IN ('localhost', '127.0.0.1')")
+
+    def adapt_server_options(self, opts: dict[str, str]) -> dict[str, str]:
+        out = dict(opts)
+        if self._at_least(8, 0, 26):
+            for old, new in _MYSQL_RENAMED_OPTIONS.items():
+                if old in out:
+                    out[new] = out.pop(old)
+        if self._at_least(8, 0, 30) and "innodb_log_file_size" in out:
+            out["innodb_redo_log_capacity"] = out.pop("innodb_log_file_size")
+        if self._at_least(8):
+            out.setdefault("mysqlx", "0")
+        out.update(self.gtid_config())
+        return out
+
+    def init_datadir_argv(self, server: str, datadir: str, installer: str | None = None) -> list[str]:
+        argv = [server, "--no-defaults", "--initialize-insecure", f"--datadir={datadir}"]
+        if self._at_least(8, 0, 30):
+            argv.append(f"--innodb-redo-log-capacity={REDO_LOG_SIZE}")
+        return argv
+
+    def snapshot_tools(self) -> list[str]:
+        return ["mysqldump"]
+
+    def snapshot_args(self, databases: list[str] | None = None,
+                      tool_version: tuple[int, ...] | None = None) -> list[str]:
+        version = tool_version if tool_version is not None else self.version
+        position = "--source-data=1" if version >= (8, 0, 26) else "--master-data=1"
+        return [*_DUMP_COMMON, position, "--set-gtid-purged=ON", *_dump_scope(databases)]
+
+    def worker_errors_query(self) -> str | None:
+        return (
+            "SELECT WORKER_ID AS worker_id, LAST_ERROR_NUMBER AS errno, LAST_ERROR_MESSAGE AS message "
+            "FROM performance_schema.replication_applier_status_by_worker "
+            "WHERE LAST_ERROR_NUMBER <> 0 ORDER BY LAST_ERROR_TIMESTAMP DESC"
+        )
+
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
             return None
@@ -228,22 +352,54 @@ class MySQLFlavor(Flavor):
         io_state = str(get("Replica_IO_Running", "Slave_IO_Running") or "No")
         sql_errno = _int(row.get("Last_SQL_Errno"))
         io_errno = _int(row.get("Last_IO_Errno"))
+        sql_error = str(row.get("Last_SQL_Error") or "")
         return ReplicaStatus(
             io_running=io_state == "Yes",
             sql_running=str(get("Replica_SQL_Running", "Slave_SQL_Running")) == "Yes",
             io_state=io_state,
             last_errno=sql_errno or io_errno,
-            last_error=str(row.get("Last_SQL_Error") or row.get("Last_IO_Error") or ""),
+            last_error=str(sql_error or row.get("Last_IO_Error") or ""),
             last_io_errno=io_errno,
             last_io_error=str(row.get("Last_IO_Error") or ""),
             last_sql_errno=sql_errno,
-            last_sql_error=str(row.get("Last_SQL_Error") or ""),
+            last_sql_error=sql_error,
             seconds_behind=_opt_int(get("Seconds_Behind_Source", "Seconds_Behind_Master")),
             source_host=get("Source_Host", "Master_Host"),
             source_port=_opt_int(get("Source_Port", "Master_Port")),
             gtid_io_pos=row.get("Retrieved_Gtid_Set"),
             using_gtid="auto_position" if str(row.get("Auto_Position")) == "1" else None,
+            worker_error_pending=sql_error.startswith(COORDINATOR_ERROR),
         )
+
+
+COORDINATOR_ERROR = "Coordinator stopped because there were error(s) in the worker(s)"
+_MYSQL_RENAMED_OPTIONS = {
+    "log_slave_updates": "log_replica_updates",
+    "slave_net_timeout": "replica_net_timeout",
+    "slave_parallel_workers": "replica_parallel_workers",
+    "slave_preserve_commit_order": "replica_preserve_commit_order",
+}
+_DUMP_COMMON = ["--single-transaction", "--triggers", "--routines", "--events", "--hex-blob"]
+
+
+def _dump_scope(databases: list[str] | None) -> list[str]:
+    return ["--databases", *databases] if databases else ["--all-databases"]
+
+
+def merge_worker_errors(status: ReplicaStatus, rows: list[dict[str, Any]]) -> ReplicaStatus:
+    """Replace the multi-threaded applier's coordinator message by the failing worker's own error.
+
+    MySQL's coordinator only says "Coordinator stopped because there were error(s) in the worker(s)...
+    See ... performance_schema.replication_applier_status_by_worker"; the reason (e.g. error 1054, unknown
+    column) is in that table. ``rows`` are the result of ``Flavor.worker_errors_query()``.
+    """
+    if not rows or not status.worker_error_pending:
+        return status
+    worst = rows[0]
+    errno = _int(worst.get("errno"))
+    message = f"worker {worst.get('worker_id')}: {worst.get('message') or ''}".strip()
+    return replace(status, last_sql_errno=errno, last_sql_error=message, last_errno=errno, last_error=message,
+                   worker_error_pending=False)
 
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")

@@ -5,6 +5,7 @@ All statements that differ between flavors come from ``flavor.py``; this module 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import pymysql
 from . import db
 from .config import quote_ident
 from .errors import ReplabTimeout, ReplicationError, SqlError
-from .flavor import Flavor, ReplicaStatus
+from .flavor import Flavor, ReplicaStatus, merge_worker_errors
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -26,10 +27,13 @@ EVENTS_DDL = (
 )
 
 
-def secure_node(conn: pymysql.connections.Connection, admin_password: str) -> None:
+def secure_node(conn: pymysql.connections.Connection, admin_password: str, flavor: Flavor | None = None) -> None:
     """Local-only account hygiene on a fresh node (not binlogged): one admin, no passwordless accounts."""
-    rows = db.query(conn, "SELECT User AS u, Host AS h FROM mysql.global_priv WHERE User='root' "
-                          "AND Host NOT IN ('localhost', '127.0.0.1')")
+    if flavor is None:
+        from .flavor import MariaDBFlavor
+
+        flavor = MariaDBFlavor()
+    rows = db.query(conn, flavor.root_accounts_query())
     with conn.cursor() as cur:
         cur.execute("SET SESSION sql_log_bin=0")
         for row in rows:
@@ -47,10 +51,13 @@ def bootstrap_primary(conn: pymysql.connections.Connection, flavor: Flavor, *, d
     """Users, database and tables on the primary; binlogged, so replicas get them by replication."""
     dbq = quote_ident(database)
     with conn.cursor() as cur:
-        cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (repl[0], client_host, repl[1]))
+        # IF NOT EXISTS + ALTER: attaching servers that already exist again (external engine) must work
+        cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (repl[0], client_host, repl[1]))
+        cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (repl[0], client_host, repl[1]))
         cur.execute(f"GRANT {flavor.replication_grants()} ON *.* TO %s@%s", (repl[0], client_host))
-        for host in (client_host, "localhost"):
-            cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
+        for host in dict.fromkeys((client_host, "localhost")):
+            cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
+            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
             cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {dbq}.* TO %s@%s", (app[0], host))
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {dbq}")
         cur.execute(EVENTS_DDL.format(db=dbq))
@@ -72,7 +79,12 @@ def attach_replica(conn: pymysql.connections.Connection, flavor: Flavor, *, host
 
 def replica_status(conn: pymysql.connections.Connection, flavor: Flavor) -> ReplicaStatus | None:
     rows = db.query(conn, flavor.show_replica_status())
-    return flavor.normalize_status(rows[0] if rows else None)
+    status = flavor.normalize_status(rows[0] if rows else None)
+    worker_sql = flavor.worker_errors_query()
+    if status is not None and status.worker_error_pending and worker_sql:
+        with contextlib.suppress(pymysql.MySQLError):
+            status = merge_worker_errors(status, db.query(conn, worker_sql))
+    return status
 
 
 def executed_gtid(conn: pymysql.connections.Connection, flavor: Flavor) -> str:

@@ -25,7 +25,10 @@ def up(
     binlog_format: str = typer.Option(None, "--binlog-format", help="ROW (default), MIXED or STATEMENT."),
     base_port: int = typer.Option(None, "--base-port", help="First port; nodes use consecutive ports "
                                   "(default: free ports chosen at random)."),
-    engine: str = typer.Option(None, "--engine", help="Where servers run: local (default)."),
+    engine: str = typer.Option(None, "--engine", help="Where servers run: local (default), compose (Docker) or "
+                               "external (the servers of replab.toml's [[nodes]])."),
+    image: str = typer.Option(None, "--image", help="Server image for --engine compose (default mysql:8.0), "
+                              "e.g. mysql:8.4 or mariadb:11.4."),
     server: str = typer.Option(None, "--server", help="Path of the server binary (default: mariadbd or "
                                "mysqld on PATH)."),
     config: str = typer.Option(None, "--config", help="replab.toml to read (default ./replab.toml)."),
@@ -36,10 +39,12 @@ def up(
     A failed up stops and removes everything it started.
 
     Example: replab up --nodes 3 --binlog-format ROW
+    Example: replab up --engine compose --image mysql:8.0
+    Example: replab up --engine external --config replab.toml
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
-                         engine=engine, say=common.say)
+                         engine=engine, image=image, say=common.say)
     common.console.print(common.status_table(cluster.status()))
 
 

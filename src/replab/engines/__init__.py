@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from .base import Engine, NodeInfo
+from .base import BuildPlan, Engine, NodeInfo
 
 
 def get_engine_class(name: str) -> type[Engine]:
+    """The engine class for ``local``, ``compose`` or ``external``."""
     if name == "local":
         from .local import LocalEngine
 
         return LocalEngine
+    if name == "compose":
+        from .compose import ComposeEngine
+
+        return ComposeEngine
+    if name == "external":
+        from .external import ExternalEngine
+
+        return ExternalEngine
     from ..errors import NotSupported
 
-    raise NotSupported(f"engine {name!r} is not available yet", hint="use --engine local")
+    raise NotSupported(f"unknown engine {name!r}", hint="use --engine local, compose or external")
 
 
-__all__ = ["Engine", "NodeInfo", "get_engine_class"]
+__all__ = ["BuildPlan", "Engine", "NodeInfo", "get_engine_class"]

@@ -7,9 +7,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupported
+
+if TYPE_CHECKING:
+    from ..config import ClusterSpec
+    from ..flavor import Flavor
 
 Say = Callable[[str], None]
 
@@ -42,14 +46,67 @@ class NodeInfo:
         return cls(**known)
 
 
+@dataclass
+class BuildPlan:
+    """What an engine decided before anything is created: the dialect, the nodes and its own settings.
+
+    ``options`` is persisted in cluster.json (``engine_options``) and handed back to ``from_state``;
+    ``credentials`` are extra option-file groups for credentials.cnf (mode 0600), e.g. per-node logins;
+    ``admin``/``app`` replace the random root and application logins when the servers already exist.
+    """
+
+    flavor: Flavor
+    nodes: list[NodeInfo]
+    server_binary: str | None = None
+    version_exact: bool = True  # False: refine the flavor from SELECT VERSION() once the servers answer
+    options: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+    admin: tuple[str, str] | None = None
+    app: tuple[str, str] | None = None
+
+
 class Engine(ABC):
     """Lifecycle and faults of server processes. Methods take a NodeInfo; they never decide verdicts."""
 
     name = "abstract"
+    owns_servers = True  # False: replab did not start these servers, so `down` never stops them
+    secure_fresh_nodes = True  # fresh servers have a passwordless root@localhost that replab locks down
+    client_host = "127.%"  # host part of the accounts replab creates (replication and application users)
+    reset_fresh_replicas = False  # empty a new replica's binlog/GTID state before attaching it
 
     def __init__(self, home: Path, say: Say | None = None) -> None:
         self.home = home
         self.say: Say = say or (lambda _msg: None)
+        self.options: dict[str, Any] = {}
+
+    @classmethod
+    def from_spec(cls, home: Path, say: Say | None, spec: ClusterSpec) -> Engine:
+        """The engine for building a new cluster from ``spec``."""
+        return cls(home, say)
+
+    @classmethod
+    def from_state(cls, home: Path, say: Say | None, state: dict[str, Any]) -> Engine:
+        """The engine of an existing cluster, from its cluster.json."""
+        engine = cls(home, say)
+        engine.options = dict(state.get("engine_options") or {})
+        return engine
+
+    def prepare(self, spec: ClusterSpec) -> BuildPlan:
+        """Check that this engine can build ``spec`` here (fail fast) and decide flavor, nodes and ports."""
+        raise NotSupported(f"the {self.name} engine cannot build clusters")
+
+    def initial_login(self, node: NodeInfo, admin_password: str) -> tuple[str, str]:
+        """The login that works on a freshly started node (before replab secured it)."""
+        return "root", ""
+
+    def node_login(self, node: NodeInfo) -> tuple[str, str] | None:
+        """A per-node admin login overriding the cluster's, or None."""
+        return None
+
+    def start_all(self, nodes: list[NodeInfo]) -> None:
+        """Start every node of a new cluster (engines that start them together override this)."""
+        for node in nodes:
+            self.start(node)
 
     # lifecycle
     @abstractmethod
@@ -113,3 +170,11 @@ class Engine(ABC):
 
     def resume(self, node: NodeInfo) -> None:
         raise NotSupported(f"the {self.name} engine cannot resume a node", node=node.name)
+
+    def partition(self, node: NodeInfo) -> None:
+        """Cut the node off the cluster's network (it keeps running)."""
+        raise NotSupported(f"the {self.name} engine cannot cut a node off the network", node=node.name)
+
+    def heal(self, node: NodeInfo) -> None:
+        """Undo ``partition``."""
+        raise NotSupported(f"the {self.name} engine cannot reconnect a node", node=node.name)

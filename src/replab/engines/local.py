@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BinaryNotFound, NodeStartError, NodeStateError, ReplabError, ReplabTimeout
-from .base import PAUSED, RUNNING, STOPPED, Engine, NodeInfo
+from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 TEMPLATE_REV = "1"
 REDO_LOG_SIZE = "64M"
@@ -86,6 +86,26 @@ class LocalEngine(Engine):
         super().__init__(home, say)
         self.server_binary = server_binary
 
+    @classmethod
+    def from_spec(cls, home: Path, say: Callable[[str], None] | None, spec: Any) -> LocalEngine:
+        return cls(home, say, server_binary=spec.server_binary)
+
+    @classmethod
+    def from_state(cls, home: Path, say: Callable[[str], None] | None, state: dict[str, Any]) -> LocalEngine:
+        return cls(home, say, server_binary=state.get("server_binary"))
+
+    def prepare(self, spec: Any) -> BuildPlan:
+        """Find the server binary, detect its flavor, pick loopback ports."""
+        from ..cluster import check_ports
+        from ..flavor import detect_flavor
+
+        server = find_server(spec.server_binary)
+        flavor = detect_flavor(server)
+        ports = check_ports(spec)
+        nodes = [NodeInfo(name=name, role="primary" if i == 0 else "replica", server_id=i + 1, host=spec.host,
+                          port=ports[i]) for i, name in enumerate(spec.node_names)]
+        return BuildPlan(flavor=flavor, nodes=nodes, server_binary=server)
+
     # --- paths -------------------------------------------------------------------------------
     def socket_dir(self) -> Path:
         """Unix socket paths are limited to ~107 bytes: fall back to a short private dir in /tmp."""
@@ -132,20 +152,22 @@ class LocalEngine(Engine):
         return target
 
     def _init_datadir(self, server: str, datadir: Path, version_string: str) -> None:
-        if "mariadb" in version_string.lower():
+        from ..flavor import flavor_from_version_string
+
+        flavor = flavor_from_version_string(version_string)
+        installer = None
+        if flavor.name == "mariadb":
             installer = find_program(["mariadb-install-db", "mysql_install_db"])
             if not installer:
                 raise BinaryNotFound("mariadb-install-db not found", hint=INSTALL_HINT)
-            argv = [installer, "--no-defaults", f"--datadir={datadir}", "--auth-root-authentication-method=normal",
-                    "--skip-test-db", f"--innodb-log-file-size={REDO_LOG_SIZE}"]
+        else:
+            datadir.parent.mkdir(parents=True, exist_ok=True)
+        argv = flavor.init_datadir_argv(server, str(datadir), installer)
+        if installer:
             basedir = Path(server).resolve().parent.parent
             if not (basedir / "share").exists():
                 basedir = Path("/usr")
             argv.append(f"--basedir={basedir}")
-        else:
-            datadir.parent.mkdir(parents=True, exist_ok=True)
-            argv = [server, "--no-defaults", "--initialize-insecure", f"--datadir={datadir}",
-                    f"--innodb-redo-log-capacity={REDO_LOG_SIZE}"]
         if os.geteuid() == 0:
             argv.append("--user=root")
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -196,11 +218,7 @@ class LocalEngine(Engine):
             "report_host": node.host,
             "report_port": str(node.port),
         }
-        if flavor.name == "mysql":
-            opts.pop("innodb_log_file_size")
-            opts["innodb_redo_log_capacity"] = REDO_LOG_SIZE
-            opts["mysqlx"] = "0"
-        opts.update(flavor.gtid_config())
+        opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
             opts["read_only"] = "1"
         if os.geteuid() == 0:
