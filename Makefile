@@ -21,9 +21,12 @@ install: system-deps $(VENV)/.installed
 demo: install
 	bash scripts/demo.sh
 
-test: DEPS = core venv
+test: DEPS = core venv browser
 test: install
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+soak: install
+	$(VENV)/bin/pytest -m slow -v $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
