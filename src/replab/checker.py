@@ -114,8 +114,7 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         f = self.facts
         led = f.ledger or {}
-        ledger_out: dict[str, Any] = {"acknowledged": int(led.get("acknowledged", 0)), "failed": int(led.get("failed", 0)),
-                      "unknown": int(led.get("unknown", 0))}
+        ledger_out: dict[str, Any] = {k: int(led.get(k, 0)) for k in ("acknowledged", "failed", "unknown")}
         for kind in ("missing", "unexpected", "altered"):
             ledger_out[kind] = {n: d[kind + "_count"] for n, d in f.ledger_diffs.items()}
         nodes = [{"name": n.name, "role": n.role, "reachable": n.reachable, "caught_up": n.caught_up,
