@@ -116,7 +116,8 @@ class CheckReport:
         led = f.ledger or {}
         ledger_out: dict[str, Any] = {k: int(led.get(k, 0)) for k in ("acknowledged", "failed", "unknown")}
         for kind in ("missing", "unexpected", "altered"):
-            ledger_out[kind] = {n: d[kind + "_count"] for n, d in f.ledger_diffs.items()}
+            ledger_out[kind] = {n.name: f.ledger_diffs[n.name][kind + "_count"] for n in f.nodes
+                                if n.name in f.ledger_diffs}
         nodes = [{"name": n.name, "role": n.role, "reachable": n.reachable, "caught_up": n.caught_up,
                   "lag_ms": n.lag_ms, "io_running": n.io_running, "sql_running": n.sql_running,
                   "last_errno": n.last_errno, "last_error": n.last_error,
