@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 KINDS = ("missing_rows", "extra_rows", "changed_rows", "schema", "replication", "unreachable")
 CHUNK_IDS = 10_000
 KEEP_IDS = 1000
+LEDGER_WORKERS = 2  # connections per node verifying the ledger (the server scans)
 INT_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
 
 
@@ -587,8 +588,11 @@ def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: l
         if tf is None:
             return
         cols = [c[0] for c in tf.columns]
-        d = ledger.verify_node(col.conn(n.name), path, "events", primary_unknown=primary_has, until=until,
-                               columns=cols)
+        def connect() -> Any:
+            return col.cluster.connect(n.name, database=col.database, timeout=3, read_timeout=col.wait + 120)
+
+        d = ledger.verify_node(connect, path, "events", primary_unknown=primary_has, until=until, columns=cols,
+                               workers=LEDGER_WORKERS)
         facts.ledger_diffs[n.name] = {k: getattr(d, k) for k in ("missing", "unexpected", "altered",
                                                                  "missing_count", "unexpected_count",
                                                                  "altered_count")}
