@@ -66,6 +66,14 @@ def test_feed_check_and_each_divergence(replab_cluster):
     assert "column name is missing" in problem.detail
     # the shared columns still agree: no row problem, and the data was compared
     assert report.facts.nodes[1].tables["events"].rows == 600
+    # new rows cannot be applied on mysql-s1 any more: replication stops, check says so without waiting
+    feed(cluster, rows=5)
+    t0 = time.monotonic()
+    report = checker.check(cluster, wait=10)
+    kinds = {(p.node, p.kind) for p in report.problems}
+    assert kinds == {("mysql-s1", "schema"), ("mysql-s1", "replication")}, report.render()
+    assert any("SQL=No" in p.detail for p in report.problems if p.kind == "replication")
+    assert time.monotonic() - t0 < 8
 
 
 def test_check_while_feed_runs_is_consistent(replab_cluster):
@@ -74,13 +82,13 @@ def test_check_while_feed_runs_is_consistent(replab_cluster):
     try:
         time.sleep(0.5)
         for _ in range(4):
-            report = checker.check(cluster, wait=10)
+            report = checker.check(cluster, wait=30)
             assert report.consistent, report.render()
             assert report.facts.ledger and report.facts.ledger["acknowledged"] > 0
     finally:
         result = feeder.stop()
     assert result.ok > 500 and result.unknown == 0
-    report = checker.check(cluster, wait=10)
+    report = checker.check(cluster, wait=30)
     assert report.consistent, report.render()
     assert report.facts.ledger["acknowledged"] == result.ok
     assert report.facts.nodes[0].tables["events"].rows == result.ok
@@ -138,3 +146,23 @@ def test_feed_ctrl_c_leaves_a_complete_ledger(replab_cluster):
     assert summary.acknowledged == rows > 0 and summary.unknown == 0
     report = checker.check(cluster, wait=10)
     assert report.consistent, report.render()
+
+
+def test_primary_killed_during_feed_unknown_outcomes_resolved(replab_cluster):
+    cluster = replab_cluster
+    feeder = Feeder(cluster, rate=800, threads=2).start()
+    time.sleep(1.0)
+    cluster.engine.kill(cluster.primary)
+    time.sleep(0.5)
+    cluster.start_node(cluster.primary.name)
+    time.sleep(1.0)
+    result = feeder.stop()
+    assert result.errors > 0 and result.ok > 0
+    summary = ledger.summarize(ledger.read_runs(ledger.ledger_path(cluster.home)))
+    assert summary.acknowledged == result.ok and summary.unknown == result.unknown
+    assert summary.failed == result.failed
+    assert summary.acknowledged + summary.failed + summary.unknown == summary.end - summary.first
+    report = checker.check(cluster, wait=30)
+    assert report.consistent, report.render()
+    rows = cluster.sql("mysql-m", "SELECT COUNT(*) FROM mydb.events").rows[0][0]
+    assert result.ok <= rows <= result.ok + result.unknown

@@ -445,13 +445,18 @@ def _wait_replicas(col: _Collector, nodes: list[NodeFacts], gtid: str) -> None:
             if st is not None:
                 n.io_running, n.sql_running = st.io_running, st.sql_running
                 n.last_errno, n.last_error = st.last_errno, st.last_error or None
-            value = db.scalar(conn, cluster.flavor.wait_for_gtid(), (gtid, max(0.001, col.wait)))
-            n.caught_up = cluster.flavor.wait_ok(value)
-            if not n.caught_up:  # threads may have died while we waited
+            deadline = time.monotonic() + col.wait
+            while True:  # wait in slices: a SQL thread that stops will not move, so stop waiting then
+                stalled = st is None or not st.sql_running
+                remaining = deadline - time.monotonic()
+                step = 0.001 if stalled else max(0.001, min(0.5, remaining))
+                n.caught_up = cluster.flavor.wait_ok(db.scalar(conn, cluster.flavor.wait_for_gtid(), (gtid, step)))
                 st = replication.replica_status(conn, cluster.flavor)
                 if st is not None:
                     n.io_running, n.sql_running = st.io_running, st.sql_running
                     n.last_errno, n.last_error = st.last_errno, st.last_error or None
+                if n.caught_up or stalled or remaining <= 0:
+                    break
             n.lag_ms = replication.lag_ms(primary_hb, replication.heartbeat(conn), st)
         except (SqlError, pymysql.MySQLError) as exc:
             n.reachable, n.error = False, str(exc)
