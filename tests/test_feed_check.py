@@ -166,3 +166,11 @@ def test_primary_killed_during_feed_unknown_outcomes_resolved(replab_cluster):
     assert report.consistent, report.render()
     rows = cluster.sql("mysql-m", "SELECT COUNT(*) FROM mydb.events").rows[0][0]
     assert result.ok <= rows <= result.ok + result.unknown
+    # a feed bounded by --duration ends on time even when the primary is gone for good
+    feeder = Feeder(cluster, duration=1.5, threads=2).start()
+    time.sleep(0.3)
+    cluster.engine.kill(cluster.primary)
+    t0 = time.monotonic()
+    result = feeder.wait(15)
+    assert not feeder.running and time.monotonic() - t0 < 12
+    assert result.errors > 0
