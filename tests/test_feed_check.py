@@ -174,3 +174,9 @@ def test_primary_killed_during_feed_unknown_outcomes_resolved(replab_cluster):
     result = feeder.wait(15)
     assert not feeder.running and time.monotonic() - t0 < 12
     assert result.errors > 0
+
+
+def test_feed_and_check_without_a_cluster(tmp_path, cli):
+    for args in (["feed", "--rows", "5"], ["check"]):
+        r = cli(*args, home=tmp_path / "none")
+        assert r.returncode == 2 and "no cluster" in r.stderr and "Traceback" not in r.stderr
