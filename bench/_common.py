@@ -11,10 +11,13 @@ from replab import Cluster
 
 
 @contextlib.contextmanager
-def bench_cluster(nodes: int = 3) -> Iterator[Cluster]:
-    """A fresh cluster in a temp dir, always torn down."""
+def bench_cluster(nodes: int = 3, server_options: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """A fresh cluster in a temp dir (``server_options`` go to every node's my.cnf), always torn down."""
     with tempfile.TemporaryDirectory(prefix="replab-bench-") as tmp:
-        cluster = Cluster.up(nodes=nodes, home=Path(tmp) / "home")
+        config = Path(tmp) / "replab.toml"
+        lines = ["[server_options]", *(f'{k} = "{v}"' for k, v in (server_options or {}).items())]
+        config.write_text("\n".join(lines) + "\n")
+        cluster = Cluster.up(nodes=nodes, home=Path(tmp) / "home", config_file=str(config))
         try:
             yield cluster
         finally:
