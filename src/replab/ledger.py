@@ -128,7 +128,8 @@ class LedgerWriter:
         self._heap: list[tuple[int, int, int]] = []
         self._next = first_id
         self._buf: list[list[int]] = []
-        self.counts = {OK: 0, FAILED: 0, UNKNOWN: 0}
+        self.counts = {OK: 0, FAILED: 0, UNKNOWN: 0}  # rows per outcome
+        self.statements = 0  # acknowledged statements
 
     @property
     def resolved_until(self) -> int:
@@ -137,6 +138,7 @@ class LedgerWriter:
     def record(self, start: int, count: int, outcome: int) -> None:
         with self._mu:
             self.counts[outcome] += count
+            self.statements += outcome == OK
             heapq.heappush(self._heap, (start, start + count, outcome))
             while self._heap and self._heap[0][0] == self._next:
                 s, e, o = heapq.heappop(self._heap)
