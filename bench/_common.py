@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +20,18 @@ def bench_cluster(nodes: int = 3, server_options: dict[str, str] | None = None) 
         config = Path(tmp) / "replab.toml"
         lines = ["[server_options]", *(f'{k} = "{v}"' for k, v in (server_options or {}).items())]
         config.write_text("\n".join(lines) + "\n")
-        cluster = Cluster.up(nodes=nodes, home=Path(tmp) / "home", config_file=str(config))
+        previous = None
+        if threading.current_thread() is threading.main_thread():  # a TERM still runs the clean-up below
+            previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
-            yield cluster
+            cluster = Cluster.up(nodes=nodes, home=Path(tmp) / "home", config_file=str(config))
+            try:
+                yield cluster
+            finally:
+                cluster.down()
         finally:
-            cluster.down()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def result(benchmark: str, replab: float, yardstick_name: str, yardstick: float, unit: str, higher: bool,
