@@ -577,7 +577,7 @@ def _recheck(col: _Collector, table: str, jobs: dict[tuple[str, ...], list[NodeF
 
 
 def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: list[NodeFacts]) -> None:
-    facts.ledger = ledger.summarize(ledger._clip(ledger.read_runs(path), until)).to_dict()
+    facts.ledger = ledger.summarize(ledger.clip_runs(ledger.read_runs(path), until)).to_dict()
     unknown = ledger.unknown_ids(path, until)
     primary_has: set[int] = set()
     for lo, hi in unknown:

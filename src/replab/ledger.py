@@ -311,7 +311,7 @@ def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown
     present = tuple(c in columns for c, _ in CONTENT)
     summary_sql, rows_sql = _summary_sql(table, columns), _rows_sql(table, columns)
     runs = (r for r in read_runs(path) if until is None or r.start < until)
-    groups = chunks(_clip(runs, until))
+    groups = chunks(clip_runs(runs, until))
 
     def one(c: Any, group: list[Run]) -> LedgerDiff | None:
         lo, hi = group[0].start, group[-1].end
@@ -372,7 +372,7 @@ def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown
     return total
 
 
-def _clip(runs: Iterable[Run], until: int | None) -> Iterator[Run]:
+def clip_runs(runs: Iterable[Run], until: int | None) -> Iterator[Run]:
     for r in runs:
         if until is not None and r.end > until:
             if r.start < until:
@@ -383,7 +383,7 @@ def _clip(runs: Iterable[Run], until: int | None) -> Iterator[Run]:
 
 def unknown_ids(path: Path, until: int | None = None) -> list[tuple[int, int]]:
     """The (start, end) ranges of unknown outcome, for resolving them against the primary."""
-    return [(r.start, r.end) for r in _clip(read_runs(path), until) if r.outcome == UNKNOWN]
+    return [(r.start, r.end) for r in clip_runs(read_runs(path), until) if r.outcome == UNKNOWN]
 
 
 
