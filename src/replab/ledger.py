@@ -373,6 +373,7 @@ def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown
 
 
 def clip_runs(runs: Iterable[Run], until: int | None) -> Iterator[Run]:
+    """The runs cut at ``until`` (exclusive): what the ledger held when a check started."""
     for r in runs:
         if until is not None and r.end > until:
             if r.start < until:
