@@ -1,8 +1,8 @@
 """Faults and their heal: kill, stop/start/restart, pause/resume, partition/heal, schema and data drift.
 
 Every function checks its input first (unknown node, wrong state, bad identifier: a ``ReplabError`` and
-nothing changed), then acts, then returns one readable sentence saying what it did (also passed to
-``cluster.say``). A nemesis never decides a verdict: ``diagnose`` and the checker do that.
+nothing changed), then acts, then returns one readable sentence saying what it did. A nemesis never
+decides a verdict: ``diagnose`` and the checker do that.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ _TYPE = re.compile(
 
 
 def _done(cluster: Cluster, sentence: str) -> str:
-    cluster.say(sentence)
+    """The result sentence (returned, not said: the caller prints it once, where it belongs)."""
     return sentence
 
 

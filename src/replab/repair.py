@@ -194,7 +194,6 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
     tables = compare(cluster, node)
     report = RepairReport(node, method, gtid, time.monotonic() - t0, catch_up,
                           all(t["match"] for t in tables.values()), tables, steps)
-    cluster.say(report.sentence())
     return report
 
 
