@@ -8,12 +8,13 @@ decides a verdict: ``diagnose`` and the checker do that.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, relay
+from . import db, relay, replication
 from .config import quote_ident, validate_identifier
 from .engines.base import PAUSED, RUNNING, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, SqlError
@@ -58,18 +59,57 @@ def stop(cluster: Cluster, node: str) -> str:
     return _done(cluster, f"{node}: stopped cleanly")
 
 
-def start(cluster: Cluster, node: str) -> str:
-    """Start a stopped or killed node; a replica reconnects and fetches what it missed."""
+def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
+    """Start a stopped or killed node. A replica reconnects and fetches what it missed: the sentence says
+    how long it took to catch up with the primary and at what rate it applied (``catch_up`` = 0: don't wait).
+    """
     state = _state(cluster, node)
     if state == PAUSED:
         raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
     if state == RUNNING:
         raise NodeStateError(f"{node} is already running", node=node)
+    t0 = time.monotonic()
     cluster.start_node(node)
-    role = cluster.node(node).role
-    tail = "replication resumes from its saved GTID position" if role == "replica" else \
-        "replicas reconnect to it within a few seconds"
-    return _done(cluster, f"{node}: started; {tail}")
+    started = time.monotonic() - t0
+    if cluster.node(node).role != "replica":
+        return _done(cluster, f"{node}: started in {started:.1f}s; replicas reconnect to it within a few seconds")
+    if catch_up <= 0 or _state(cluster, cluster.primary.name) != RUNNING:
+        return _done(cluster, f"{node}: started in {started:.1f}s; replication resumes from its saved GTID position")
+    c = catch_up_stats(cluster, node, catch_up)
+    if not c["caught_up"]:
+        return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
+                              f"{cluster.primary.name} after {catch_up:.0f}s; see: replab diagnose {node}")
+    return _done(cluster, f"{node}: started in {started:.1f}s; fetched and applied the {c['transactions']} "
+                          f"transaction(s) it missed in {c['seconds']:.2f}s ({c['rate']:.0f} tx/s) and has "
+                          f"caught up with {cluster.primary.name}")
+
+
+def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0) -> dict[str, Any]:
+    """Wait until ``node`` has applied what the primary had now; how long it took and how fast it went."""
+    t0 = time.monotonic()
+    with cluster.connect(cluster.primary.name) as conn:
+        target = replication.executed_gtid(conn, cluster.flavor)
+    with cluster.connect(node) as conn:
+        before = replication.executed_gtid(conn, cluster.flavor)
+    ok = cluster.wait_caught_up(timeout=timeout, names=[node]).get(node, False) if target else True
+    seconds = time.monotonic() - t0
+    have = _seqs(before)
+    todo = sum(max(0, n - have.get(d, 0)) for d, n in _seqs(target).items())
+    return {"caught_up": ok, "seconds": seconds, "transactions": todo,
+            "rate": todo / seconds if seconds > 0 else 0.0}
+
+
+def _seqs(gtids: str) -> dict[tuple[int, int] | int, int]:
+    """Highest sequence number per domain (MariaDB d-s-n) or per source uuid (MySQL uuid:1-n)."""
+    out: dict[Any, int] = {}
+    for part in (gtids or "").replace("\n", "").split(","):
+        bits = part.strip().split("-")
+        if len(bits) == 3 and all(b.isdigit() for b in bits):
+            out[int(bits[0])] = max(out.get(int(bits[0]), 0), int(bits[2]))
+        elif ":" in part:
+            uuid, _, rng = part.strip().partition(":")
+            out[uuid] = max(out.get(uuid, 0), int(rng.split("-")[-1] or 0))  # type: ignore[index]
+    return out
 
 
 def restart(cluster: Cluster, node: str) -> str:

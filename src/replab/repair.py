@@ -192,9 +192,22 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
                                hint=f"replab diagnose {node}")
     catch_up = time.monotonic() - t1
     tables = compare(cluster, node)
+    problems = _checker_problems(cluster, node, timeout)
+    steps += problems
     report = RepairReport(node, method, gtid, time.monotonic() - t0, catch_up,
-                          all(t["match"] for t in tables.values()), tables, steps)
+                          all(t["match"] for t in tables.values()) and not problems, tables, steps)
     return report
+
+
+def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
+    """What the checker (ledger, chunked checksums, schema) finds wrong with ``node``; [] when it is clean."""
+    try:
+        from . import checker
+    except ImportError:  # the checker is optional here: compare() alone then decides
+        return []
+    report = checker.check(cluster, wait=wait)
+    return [f"checker: {p.node}: {p.kind} {p.table or ''} {p.detail}".rstrip()
+            for p in report.problems if p.node == node]
 
 
 def _table_checksum(conn: Any, schema: str, table: str, cols: list[str], pk: str, upto: Any) -> tuple[int, int]:
