@@ -205,7 +205,8 @@ def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
         from . import checker
     except ImportError:  # the checker is optional here: compare() alone then decides
         return []
-    report = checker.check(cluster, wait=wait)
+    # other replicas may be broken on purpose: do not let the checker wait for them for long
+    report = checker.check(cluster, wait=min(wait, 10.0))
     return [f"checker: {p.node}: {p.kind} {p.table or ''} {p.detail}".rstrip()
             for p in report.problems if p.node == node]
 
