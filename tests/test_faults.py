@@ -194,12 +194,16 @@ def test_silent_shift_is_shown(replab_cluster):
     cluster.sql("mysql-m", "CREATE TABLE mydb.t (id INT PRIMARY KEY, a VARCHAR(64), b VARCHAR(64), c VARCHAR(64))")
     assert all(cluster.wait_caught_up(10).values())
     nemesis.drift(cluster, "mysql-s1", drop_column="t.a")
+    nemesis.drift(cluster, "mysql-s2", modify_column="t.b:VARCHAR(255)")  # observed: even widening stops ROW
+    assert any("1677" in n for n in diagnose(cluster, "mysql-s2")[0].next_writes)
     cluster.sql("mysql-m", "INSERT INTO mydb.t VALUES (1, 'A1', 'B1', 'C1')")
     assert cluster.wait_caught_up(10, names=["mysql-s1"]) == {"mysql-s1": True}
     assert cluster.sql("mysql-s1", "SELECT * FROM mydb.t").rows == [(1, "A1", "B1")]  # observed: shifted left
     d = diagnose(cluster, "mysql-s1")[0]
     assert d.severity == "drift" and any("SILENTLY" in n for n in d.next_writes)
     assert d.shifted and "`b` = 'A1'" in d.shifted[0]
+    assert _wait_for(lambda: cluster.status()[2].last_errno == 1677)
+    assert diagnose(cluster, "mysql-s2")[0].errno == 1677
 
 
 def test_statement_format_missing_column_is_1054(replab_cluster_factory):

@@ -11,6 +11,7 @@ MariaDB 10.11 (see docs/faults.md): ROW events carry values by column position, 
 - under STATEMENT a statement naming the missing column stops with 1054;
 - a row the replica lacks stops an UPDATE/DELETE event with 1032, a row it has extra stops an INSERT
   with 1062;
+- a column whose type differs (even INT -> BIGINT, VARCHAR(64) -> VARCHAR(255)) stops ROW events with 1677;
 - an errant transaction (GTID with the replica's own server_id) under gtid_strict_mode stops the next
   replicated event of that domain with 1950 (out-of-order sequence number).
 """
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from .cluster import Cluster
 
 SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
-_STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
 MAX_KEYS = 200_000
 
 
@@ -108,12 +108,10 @@ def errant_gtids(replica_state: str | None, primary_state: str | None) -> list[s
 
 
 def compatible(src: Column, dst: Column) -> bool:
-    """Would a ROW event value of ``src``'s type apply to ``dst`` without slave_type_conversions?"""
-    if src.column_type == dst.column_type:
-        return True
-    if src.data_type == dst.data_type and src.data_type in _STRINGS:
-        return (dst.maxlen or 0) >= (src.maxlen or 0)
-    return False
+    """Would a ROW event value of ``src``'s type apply to ``dst`` (with the default, empty
+    slave_type_conversions)? Observed on MariaDB 10.11: only the identical type does; even VARCHAR(64) into
+    VARCHAR(255) or INT into BIGINT stops the SQL thread with error 1677."""
+    return src.column_type == dst.column_type
 
 
 # --- schema drift -----------------------------------------------------------------------------------
@@ -155,15 +153,15 @@ def schema_findings(table: str, prim: list[Column], repl: list[Column], fmt: str
             nxt.append(f"ROW events apply by position: primary column {col.position} lands in `{col.name}`")
         else:
             nxt.append(f"ROW events fill `{col.name}` with its default; the primary never sees it")
-    for p in prim:
-        r = next((c for c in repl if c.name.lower() == p.name.lower()), None)
-        if r is not None and r.column_type != p.column_type and not (missing or extra):
-            causes.append(f"column `{p.name}` of {table} is {p.column_type} on the primary but {r.column_type} "
+    for pc in prim:
+        rc = next((c for c in repl if c.name.lower() == pc.name.lower()), None)
+        if rc is not None and rc.column_type != pc.column_type and not (missing or extra):
+            causes.append(f"column `{pc.name}` of {table} is {pc.column_type} on the primary but {rc.column_type} "
                           "here")
             if fmt != "STATEMENT":
-                nxt.append("row events fit the new type" if compatible(p, r) else
+                nxt.append("row events fit the changed type" if compatible(pc, rc) else
                            f"the next row event on {table} stops the SQL thread with error 1677 (cannot convert "
-                           f"{p.column_type} to {r.column_type})")
+                           f"{pc.column_type} to {rc.column_type} while slave_type_conversions is empty)")
     return causes, nxt
 
 
