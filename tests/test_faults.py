@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -98,9 +99,13 @@ def test_process_faults_and_bad_input_via_cli(tmp_path, cli):
         assert all(cluster.wait_caught_up(15).values())
         assert {_count(cluster, n.name) for n in cluster.nodes} == {8}
         assert checker.check(cluster, wait=10).consistent
+        relay_pids = [relay.pid(home, r.name) for r in cluster.replicas]
+        assert all(relay_pids)
     finally:
         assert cli("down", home=home).returncode == 0
     assert not home.exists()
+    assert not [p for p in relay_pids if os.path.exists(f"/proc/{p}/cmdline") and
+                b"replab.relay" in open(f"/proc/{p}/cmdline", "rb").read()]  # down stopped the relays
 
 
 def test_acknowledged_writes_survive_kill9_of_replica_and_primary(replab_cluster):
