@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -134,9 +133,10 @@ class CheckReport:
         compared = sum((n.tables[t].rows or 0) for n in f.nodes[:1] for t in n.tables)
         led = f.ledger or {}
         if self.consistent:
+            ledger_text = (f"ledger: {led.get('acknowledged', 0)} acknowledged writes present on every node"
+                           if f.ledger else "no ledger (no feed has run)")
             lines = [f"CONSISTENT: {len(f.nodes)} nodes agree on {len(f.tables)} table(s) in {f.database} "
-                     f"({compared} rows on {f.primary}); ledger: {led.get('acknowledged', 0)} acknowledged "
-                     f"writes present on every node"]
+                     f"({compared} rows on {f.primary}); {ledger_text}"]
         else:
             kinds = sorted({p.kind for p in self.problems}, key=KINDS.index)
             lines = [f"INCONSISTENT: {len(self.problems)} problem(s): {', '.join(kinds)}"]
@@ -218,7 +218,8 @@ def _replication_problems(n: NodeFacts, wait: float) -> list[Problem]:
     if n.caught_up is False:
         lag = f" (lag {n.lag_ms} ms)" if n.lag_ms is not None else ""
         out.append(Problem(n.name, "replication", None, f"did not apply the primary's position within {wait:g}s"
-                           f"{lag}; its data was not compared", source="replication"))
+                           f"{lag}; its data was not compared (a longer --wait may let it catch up)",
+                           source="replication"))
     return out
 
 
@@ -378,11 +379,6 @@ class _Collector:
         return {int(i): int(h) for i, h in rows}
 
 
-def _ranges_where(pk: str, ids: Iterable[int]) -> tuple[str, list[int]]:
-    ids = sorted(ids)
-    return f"{quote_ident(pk)} IN ({', '.join(['%s'] * len(ids))})", ids
-
-
 def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> Facts:
     """Gather every fact a verdict needs. Read-only on every node."""
     t0 = time.monotonic()
@@ -445,13 +441,18 @@ def _wait_replicas(col: _Collector, nodes: list[NodeFacts], gtid: str) -> None:
             if st is not None:
                 n.io_running, n.sql_running = st.io_running, st.sql_running
                 n.last_errno, n.last_error = st.last_errno, st.last_error or None
-            value = db.scalar(conn, cluster.flavor.wait_for_gtid(), (gtid, max(0.001, col.wait)))
-            n.caught_up = cluster.flavor.wait_ok(value)
-            if not n.caught_up:  # threads may have died while we waited
+            deadline = time.monotonic() + col.wait
+            while True:  # wait in slices: a SQL thread that stops will not move, so stop waiting then
+                stalled = st is None or not st.sql_running
+                remaining = deadline - time.monotonic()
+                step = 0.001 if stalled else max(0.001, min(0.5, remaining))
+                n.caught_up = cluster.flavor.wait_ok(db.scalar(conn, cluster.flavor.wait_for_gtid(), (gtid, step)))
                 st = replication.replica_status(conn, cluster.flavor)
                 if st is not None:
                     n.io_running, n.sql_running = st.io_running, st.sql_running
                     n.last_errno, n.last_error = st.last_errno, st.last_error or None
+                if n.caught_up or stalled or remaining <= 0:
+                    break
             n.lag_ms = replication.lag_ms(primary_hb, replication.heartbeat(conn), st)
         except (SqlError, pymysql.MySQLError) as exc:
             n.reachable, n.error = False, str(exc)
@@ -558,15 +559,15 @@ def _recheck(col: _Collector, table: str, jobs: dict[tuple[str, ...], list[NodeF
             with contextlib.suppress(pymysql.MySQLError):
                 db.scalar(col.conn(d.node), col.cluster.flavor.wait_for_gtid(), (gtid, max(1.0, col.wait)))
             fresh = RowDiff(d.node, d.table, note=d.note)
-            ordered = sorted(ids)
-            for i in range(0, len(ordered), 1000):
-                where, args = _ranges_where(pk, ordered[i:i + 1000])
-                nh = col.row_hashes(d.node, table, cols_of[d.node], where, args)
-                ph = col.row_hashes(col.primary, table, cols_of[d.node], where, args)
+            p = quote_ident(pk)
+            for c in sorted({i // CHUNK_IDS for i in ids}):  # whole chunks: range scans, not IN lists
+                args = (c * CHUNK_IDS, (c + 1) * CHUNK_IDS - 1)
+                nh = col.row_hashes(d.node, table, cols_of[d.node], f"{p} BETWEEN %s AND %s", args)
+                ph = col.row_hashes(col.primary, table, cols_of[d.node], f"{p} BETWEEN %s AND %s", args)
                 m, e, ch = diff_row_hashes(ph, nh)
-                fresh.missing += m
-                fresh.extra += e
-                fresh.changed += ch
+                fresh.missing += [i for i in m if i in ids]  # only what differed before: newer rows are in flux
+                fresh.extra += [i for i in e if i in ids]
+                fresh.changed += [i for i in ch if i in ids]
             if fresh.missing or fresh.extra or fresh.changed or fresh.note:
                 kept.append(fresh)
         if [(k.missing, k.extra, k.changed) for k in kept] == [(d.missing, d.extra, d.changed) for d in diffs]:

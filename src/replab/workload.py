@@ -225,11 +225,7 @@ class Feeder:
         return self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> FeedResult:
-        """Wait until the feed ends (rows or duration reached, or stopped)."""
-        for t in self._threads:
-            t.join(timeout)
-        if not any(t.is_alive() for t in self._threads):
-            self._finish()
+        """Wait (at most ``timeout`` s) until the feed ends: rows or duration reached, or stopped."""
         self._done.wait(timeout)
         return self.result
 
@@ -289,8 +285,12 @@ class Feeder:
                     key = str(error.args[0]) if error.args else type(error).__name__
                     r.error_kinds[key] = r.error_kinds.get(key, 0) + 1
 
+    def _expired(self) -> bool:
+        d = self.options.duration
+        return d is not None and time.monotonic() - self._t0 >= d
+
     def _connect(self) -> Any:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._expired():
             try:
                 return self.cluster.connect(self.cluster.primary.name, user="app", database=self.cluster.database,
                                             timeout=2, read_timeout=10)
@@ -341,7 +341,7 @@ def feed(cluster: Cluster, rate: float = 0.0, rows: int | None = None, duration:
         while feeder.running:
             if on_tick:
                 on_tick(feeder)
-            feeder._done.wait(tick)
+            feeder.wait(tick)
     except KeyboardInterrupt:
         feeder.result.interrupted = True
     return feeder.stop()
