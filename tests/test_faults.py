@@ -255,3 +255,43 @@ def test_drift_api_refuses_without_change(replab_cluster):
         nemesis.drift(replab_cluster, "mysql-s1")
     assert "force" in str(pytest.raises(ConfigError, nemesis.drift, replab_cluster, "mysql-m",
                                         update_rows="events:1").value.hint)
+
+
+def test_what_must_be_shown_via_cli(tmp_path, cli):
+    """The issue's demo, as a user types it: a feed runs while mysql-s1 is killed and started, columns are
+    dropped on both replicas, mysql-s2 breaks, is diagnosed and repaired; the ledger is complete."""
+    import subprocess
+
+    from conftest import REPLAB
+
+    home = tmp_path / "demo"
+    assert cli("up", home=home).returncode == 0
+    env = {**os.environ, "REPLAB_HOME": str(home)}
+    try:
+        feed = subprocess.Popen([*REPLAB, "feed", "--rate", "200", "--duration", "6", "--json"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert cli("kill", "mysql-s1", home=home).returncode == 0
+        time.sleep(1.0)
+        out = cli("sql", "mysql-s1", "SELECT 1", home=home)
+        assert out.returncode == 2 and "mysql-s1 is stopped" in out.stderr
+        started = cli("start", "mysql-s1", home=home)
+        assert started.returncode == 0 and "caught up with mysql-m" in started.stdout and "tx/s" in started.stdout
+        assert cli("drift", "mysql-s1", "--drop-column", "events.description", home=home).returncode == 0
+        assert cli("drift", "mysql-s2", "--drop-column", "events.name", home=home).returncode == 0
+        stdout, stderr = feed.communicate(timeout=60)
+        assert feed.returncode == 0, stderr
+        result = json.loads(stdout)
+        assert result["ok"] > 500 and result["counts"]["mysql-s1"] == result["counts"]["mysql-m"]
+        diag = cli("diagnose", home=home).stdout
+        flat = " ".join(diag.split())
+        assert "mysql-s1: replicating, but drifted" in flat and "`description`" in flat
+        assert "mysql-s2: SQL thread stopped: error 1677" in flat and "`name` (column 2 of 4)" in flat
+        repaired = cli("repair", "mysql-s2", home=home)
+        assert repaired.returncode == 0 and "consistent with the primary" in repaired.stdout, repaired.stderr
+        check = json.loads(cli("check", "--json", home=home).stdout)
+        assert {p["node"] for p in check["problems"]} == {"mysql-s1"}  # only the column dropped on purpose
+        assert check["ledger"]["acknowledged"] == result["ok"]
+        assert not any(check["ledger"]["missing"].values()), check["ledger"]  # no acknowledged write lost
+    finally:
+        assert cli("down", home=home).returncode == 0
