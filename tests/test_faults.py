@@ -289,6 +289,9 @@ def test_what_must_be_shown_via_cli(tmp_path, cli):
         assert "mysql-s2: SQL thread stopped: error 1677" in flat and "`name` (column 2 of 4)" in flat
         repaired = cli("repair", "mysql-s2", home=home)
         assert repaired.returncode == 0 and "consistent with the primary" in repaired.stdout, repaired.stderr
+        plain = cli("check", home=home)
+        assert plain.returncode == 1 and "diagnosis: mysql-s1: replicating, but drifted" in plain.stdout
+        assert "stays missing" in " ".join(plain.stdout.split())  # what the next writes will do
         check = json.loads(cli("check", "--json", home=home).stdout)
         assert {p["node"] for p in check["problems"]} == {"mysql-s1"}  # only the column dropped on purpose
         assert check["ledger"]["acknowledged"] == result["ok"]

@@ -171,9 +171,30 @@ def _status_with_diagnosis(original: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _check_with_predictions(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``replab check`` plus, when it finds problems, what replication will do about them next."""
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code == 1 and not kwargs.get("json_out"):
+                for d in run_diagnose(common.open_cluster()):
+                    if d.severity in ("drift", "broken"):
+                        common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
+                        for line in d.shifted + d.next_writes:
+                            common.console.print(f"  {line}", markup=False)
+            raise
+
+    return wrapper
+
+
 def register(app: typer.Typer) -> None:
     for fn in (kill, stop, start, restart, pause, resume, partition, heal, drift, diagnose, repair):
         app.command(fn.__name__)(fn)
     for info in app.registered_commands:
         if info.name == "status" and info.callback is not None:
             info.callback = _status_with_diagnosis(info.callback)
+        if info.name == "check" and info.callback is not None:
+            info.callback = _check_with_predictions(info.callback)
