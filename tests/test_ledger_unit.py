@@ -85,6 +85,8 @@ def test_diff_rows_missing_unexpected_altered_and_unknown():
     assert (d.missing_count, d.unexpected_count, d.altered_count) == (3, 2, 1)
     # id 15 is in no run: not the ledger's business
     assert ledger.diff_rows([Run(1, 3, OK)], rows(1, 2)).clean
+    # another client's row at the id of a failed write (duplicate key): not an unexpected feed row
+    assert ledger.diff_rows([Run(8, 9, FAILED)], [(8, "someone else", 1, "x")]).clean
 
 
 def test_diff_rows_ignores_a_missing_column():

@@ -158,7 +158,7 @@ class Feeder:
         self.cluster = cluster
         self.options = options or FeedOptions(**kwargs)
         self.options.validate()
-        self.result = FeedResult()
+        self._result = FeedResult()
         self._stop = threading.Event()
         self._mu = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -186,7 +186,7 @@ class Feeder:
         path = ledger.ledger_path(cluster.home, opts.table)
         first = max(max_id, ledger.last_end(path) - 1) + 1
         self._writer = ledger.LedgerWriter(path, first)
-        self._next_id = self.result.first_id = first
+        self._next_id = self._result.first_id = first
         self._t0 = time.monotonic()
         if opts.heartbeat:
             self._heartbeat = Heartbeat(cluster).start()
@@ -208,7 +208,7 @@ class Feeder:
         with self._mu:
             if self._done.is_set():
                 return
-            self.result.elapsed = time.monotonic() - self._t0
+            self._result.elapsed = time.monotonic() - self._t0
             self._stop.set()
             if self._flusher:
                 self._flusher.join(timeout=5)
@@ -216,7 +216,7 @@ class Feeder:
                 self._writer.close()
             if self._heartbeat:
                 self._heartbeat.stop()
-            self.result.next_id = self._next_id
+            self._result.next_id = self._next_id
             self._done.set()
 
     def stop(self, timeout: float = 30.0) -> FeedResult:
@@ -228,6 +228,15 @@ class Feeder:
         """Wait (at most ``timeout`` s) until the feed ends: rows or duration reached, or stopped."""
         self._done.wait(timeout)
         return self.result
+
+    @property
+    def result(self) -> FeedResult:
+        """The counts so far (final once the feed has ended)."""
+        r = self._result
+        if self._writer is not None:
+            counts, r.statements = self._writer.counts, self._writer.statements
+            r.ok, r.failed, r.unknown = counts[ledger.OK], counts[ledger.FAILED], counts[ledger.UNKNOWN]
+        return r
 
     @property
     def running(self) -> bool:
@@ -257,33 +266,33 @@ class Feeder:
             slot = self._t0 + self._issued / opts.rate if opts.rate > 0 else 0.0
             if opts.duration is not None and max(slot, time.monotonic()) - self._t0 >= opts.duration:
                 return None
-            start = self._next_id
-            self._next_id += count
-            self._issued += count
+            self._issued += count  # the rate slot is reserved now; ids are allocated once it comes
+            if opts.rate <= 0:
+                start = self._next_id
+                self._next_id += count
+                return start, count
         delay = slot - time.monotonic()
         if delay > 0 and self._stop.wait(delay):
-            self._record(start, count, ledger.FAILED)  # allocated, never sent
             return None
+        with self._mu:
+            if self._stop.is_set():
+                return None
+            start = self._next_id
+            self._next_id += count
         return start, count
 
     def _record(self, start: int, count: int, outcome: int, error: BaseException | None = None) -> None:
         assert self._writer is not None
         self._writer.record(start, count, outcome)
-        r = self.result
+        if outcome == ledger.OK:
+            return  # counted by the writer, under its lock
+        r = self._result
         with self._mu:
-            if outcome == ledger.OK:
-                r.ok += count
-                r.statements += 1
-            else:
-                if outcome == ledger.FAILED:
-                    r.failed += count
-                else:
-                    r.unknown += count
-                r.errors += 1
-                if error is not None:
-                    r.last_error = f"{type(error).__name__}: {error}"
-                    key = str(error.args[0]) if error.args else type(error).__name__
-                    r.error_kinds[key] = r.error_kinds.get(key, 0) + 1
+            r.errors += 1
+            if error is not None:
+                r.last_error = f"{type(error).__name__}: {error}"
+                key = str(error.args[0]) if error.args else type(error).__name__
+                r.error_kinds[key] = r.error_kinds.get(key, 0) + 1
 
     def _expired(self) -> bool:
         d = self.options.duration
@@ -296,8 +305,8 @@ class Feeder:
                                             timeout=2, read_timeout=10)
             except (SqlError, OSError) as exc:
                 with self._mu:
-                    self.result.errors += 1
-                    self.result.last_error = str(exc)
+                    self._result.errors += 1
+                    self._result.last_error = str(exc)
                 self._stop.wait(0.2)
         return None
 
