@@ -179,6 +179,8 @@ def test_drop_last_and_middle_column_under_row_then_repair(replab_cluster, cli):
     assert s2.severity == "broken" and s2.errno == 1677 and s2.table == "mydb.events"
     assert "`name`" in s2.summary and "`counter`" in s2.summary
     assert any("`name` (column 2 of 4)" in c for c in s2.causes)
+    assert s2.statement and s2.statement.startswith("INSERT INTO mydb.events")
+    assert any(e.startswith("  name(@2)=") for e in s2.event)
     status = cli("status", home=cluster.home)
     assert "diagnosis: mysql-s2: SQL thread stopped: error 1677" in " ".join(status.stdout.split())
     out = json.loads(cli("diagnose", "mysql-s2", "--json", home=cluster.home).stdout)
@@ -238,6 +240,8 @@ def test_row_drift_1032_1062_and_errant_transaction_repaired_by_backup(replab_cl
     assert _wait_for(lambda: [s.last_errno for s in cluster.status()[1:]] == [1032, 1062, 1950])
     post = {d.node: d for d in diagnose(cluster)}
     assert post["mysql-s1"].errno == 1032 and "no row" in post["mysql-s1"].summary
+    assert post["mysql-s1"].statement == "UPDATE mydb.events SET counter = counter + 1"  # from the primary's binlog
+    assert post["mysql-s1"].event[:3] == ["UPDATE `mydb`.`events`", "WHERE", "  id(@1)=1"]
     assert post["mysql-s2"].errno == 1062 and "id" in post["mysql-s2"].summary.lower()
     assert post["mysql-s3"].errno == 1950 and "errant" in post["mysql-s3"].summary
     report = repair(cluster, "mysql-s3", method="backup")

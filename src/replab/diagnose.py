@@ -19,6 +19,7 @@ MariaDB 10.11 (see docs/faults.md): ROW events carry values by column position, 
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ import pymysql
 from . import db, relay, replication
 from .config import quote_ident
 from .engines.base import RUNNING
+from .engines.local import find_program
 from .errors import SqlError
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ class Diagnosis:
     next_writes: list[str] = field(default_factory=list)
     shifted: list[str] = field(default_factory=list)
     errant_gtids: list[str] = field(default_factory=list)
+    event: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +73,7 @@ class Diagnosis:
             lines.append(f"  error {self.errno}: {self.error}")
         if self.statement:
             lines.append(f"  statement: {self.statement}")
+        lines += [f"  event: {e}" for e in self.event]
         lines += [f"  cause: {c}" for c in self.causes]
         lines += [f"  shifted: {s}" for s in self.shifted]
         lines += [f"  next writes: {n}" for n in self.next_writes]
@@ -299,6 +303,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
         d.errno, d.error = st.last_sql_errno, st.last_sql_error
         d.summary = f"SQL thread stopped: error {st.last_sql_errno}" if st.last_sql_errno else "SQL thread stopped"
         _explain_error(d, cluster, pconn, rconn, rschema, pschema)
+        _failing_event(d, cluster, rconn, pschema)
     elif io := _io_problem(cluster, name, st):
         d.severity = "broken"
         d.summary = f"not receiving: {io}"
@@ -351,6 +356,58 @@ def _explain_error(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, rsche
         d.summary += f": table {d.table or ''} does not exist here"
     d.next_writes = [f"nothing more is applied until it is fixed; relay logs pile up. Rebuild it: "
                             f"replab repair {d.node}"]
+
+
+def _failing_event(d: Diagnosis, cluster: Cluster, rconn: Any, pschema: dict[str, list[Column]],
+                   max_lines: int = 12) -> None:
+    """The event group the SQL thread stopped at, read from the primary's binary log with mariadb-binlog
+    (credentials from the 0600 option file): the original statement (Annotate_rows) and the row image,
+    with @N replaced by the primary's column names."""
+    tool = find_program(["mariadb-binlog", "mysqlbinlog"])
+    rows = db.query(rconn, cluster.flavor.show_replica_status())
+    if not tool or not rows or cluster.engine.state(cluster.primary) != RUNNING:
+        return
+    row = rows[0]
+    log_file = row.get("Relay_Master_Log_File") or row.get("Relay_Source_Log_File")
+    pos = row.get("Exec_Master_Log_Pos") or row.get("Exec_Source_Log_Pos")
+    if not log_file or not pos or not re.fullmatch(r"[\w.-]+", str(log_file)):
+        return
+    argv = [tool, f"--defaults-extra-file={cluster.credentials_file}", "--read-from-remote-server",
+            *(f"--{_CLIENT_OPT.get(k, k)}={v}" for k, v in cluster.engine.connect_params(cluster.primary).items()),
+            "--base64-output=decode-rows", "-v", f"--start-position={int(pos)}", str(log_file)]
+    statement: list[str] = []
+    event: list[str] = []
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return
+    try:
+        assert proc.stdout is not None
+        for n, line in enumerate(proc.stdout):
+            line = line.rstrip("\n")
+            if line.startswith("#Q> "):
+                statement.append(line[4:])
+            elif line.startswith("### ") and len(event) < max_lines:
+                event.append(line[4:])
+            if line.startswith("COMMIT") or n > 2000:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    if statement and not d.statement or (d.statement or "").startswith("a row event"):
+        d.statement = " ".join(statement) or d.statement
+    if event and d.table is None:
+        m = re.search(r"`([\w$]+)`\.`([\w$]+)`", event[0])
+        d.table = f"{m.group(1)}.{m.group(2)}" if m else None
+    names = [c.name for c in pschema.get(d.table or "", [])]
+    d.event = [re.sub(r"@(\d+)=", lambda m: _column_name(names, int(m.group(1))) + "=", e) for e in event]
+
+
+_CLIENT_OPT = {"unix_socket": "socket", "host": "host", "port": "port"}
+
+
+def _column_name(names: list[str], position: int) -> str:
+    return f"{names[position - 1]}(@{position})" if 0 < position <= len(names) else f"@{position}"
 
 
 def _row_drift(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, pschema: dict[str, list[Column]],
