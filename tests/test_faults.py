@@ -185,6 +185,11 @@ def test_drop_last_and_middle_column_under_row_then_repair(replab_cluster, cli):
     assert "diagnosis: mysql-s2: SQL thread stopped: error 1677" in " ".join(status.stdout.split())
     out = json.loads(cli("diagnose", "mysql-s2", "--json", home=cluster.home).stdout)
     assert out[0]["errno"] == 1677 and out[0]["severity"] == "broken"
+    nemesis.kill(cluster, "mysql-s2")
+    t0 = time.monotonic()
+    sentence = nemesis.start(cluster, "mysql-s2")  # a broken replica: start says so instead of waiting 60 s
+    assert "has not caught up" in sentence and "replab diagnose mysql-s2" in sentence
+    assert time.monotonic() - t0 < 15
     feeder = Feeder(cluster, rate=200).start()
     try:
         report = repair(cluster, "mysql-s2", method="dump")

@@ -78,7 +78,7 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
     c = catch_up_stats(cluster, node, catch_up)
     if not c["caught_up"]:
         return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
-                              f"{cluster.primary.name} after {catch_up:.0f}s; see: replab diagnose {node}")
+                              f"{cluster.primary.name} (waited {c['seconds']:.1f}s); see: replab diagnose {node}")
     return _done(cluster, f"{node}: started in {started:.1f}s; fetched and applied the {c['transactions']} "
                           f"transaction(s) it missed in {c['seconds']:.2f}s ({c['rate']:.0f} tx/s) and has "
                           f"caught up with {cluster.primary.name}")
@@ -91,7 +91,16 @@ def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0) -> dict[s
         target = replication.executed_gtid(conn, cluster.flavor)
     with cluster.connect(node) as conn:
         before = replication.executed_gtid(conn, cluster.flavor)
-    ok = cluster.wait_caught_up(timeout=timeout, names=[node]).get(node, False) if target else True
+    ok = not target
+    deadline = t0 + timeout
+    while not ok and time.monotonic() < deadline:  # in 1 s steps, so a broken SQL thread ends the wait
+        ok = replication.wait_caught_up(cluster, timeout=min(1.0, max(0.01, deadline - time.monotonic())),
+                                        names=[node], gtid=target).get(node, False)
+        if not ok:
+            with cluster.connect(node) as conn:
+                st = replication.replica_status(conn, cluster.flavor)
+            if st is None or (not st.sql_running and st.last_sql_errno):
+                break
     seconds = time.monotonic() - t0
     have = _seqs(before)
     todo = sum(max(0, n - have.get(d, 0)) for d, n in _seqs(target).items())
