@@ -267,11 +267,11 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
         return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
                          causes=["RESET SLAVE ALL or a rebuild left it without a source"])
     d = Diagnosis(name, "ok", "replicating; schema and GTID history match the primary")
-    rstate = str(db.scalar(rconn, "SELECT @@GLOBAL.gtid_binlog_state") or "")
+    rstate = str(db.scalar(rconn, cluster.flavor.binlog_gtid_state()) or "")
     rschema = _schema(rconn)
     pschema = _schema(pconn) if pconn is not None else {}
     if pconn is not None:
-        d.errant_gtids = errant_gtids(rstate, str(db.scalar(pconn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
+        d.errant_gtids = errant_gtids(rstate, str(db.scalar(pconn, cluster.flavor.binlog_gtid_state()) or ""))
     # schema drift
     drift_tables: list[str] = []
     for table, pcols in pschema.items():

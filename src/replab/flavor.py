@@ -114,6 +114,10 @@ class Flavor:
         """Statement with one %s placeholder: the GTID set a rebuilt replica has applied."""
         raise NotSupported(f"rebuilding a replica is not implemented for {self.name}")
 
+    def binlog_gtid_state(self) -> str:
+        """SELECT returning every GTID source in the node's binary log (errant-transaction detection)."""
+        return self.executed_gtid()
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -157,6 +161,9 @@ class MariaDBFlavor(Flavor):
 
     def set_replica_position(self) -> str:
         return "SET GLOBAL gtid_slave_pos = %s"
+
+    def binlog_gtid_state(self) -> str:
+        return "SELECT @@GLOBAL.gtid_binlog_state"
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
