@@ -141,6 +141,19 @@ class Flavor:
         """SELECT (worker_id, errno, message) of failed applier workers, or None when the status shows it."""
         raise NotImplementedError
 
+    # --- rebuilding a replica (repair.py) -------------------------------------------------------
+    def reset_binlog(self) -> str:
+        """Forget this node's own binary log history (a rebuilt replica starts a clean one)."""
+        return "RESET MASTER"
+
+    def set_replica_position(self) -> str:
+        """Statement with one %s placeholder: the GTID set a rebuilt replica has applied."""
+        raise NotSupported(f"rebuilding a replica is not implemented for {self.name}")
+
+    def binlog_gtid_state(self) -> str:
+        """SELECT returning every GTID source in the node's binary log (errant-transaction detection)."""
+        return self.executed_gtid()
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -210,6 +223,12 @@ class MariaDBFlavor(Flavor):
 
     def worker_errors_query(self) -> str | None:
         return None  # MariaDB's parallel applier reports the failing event in Last_SQL_Error itself
+
+    def set_replica_position(self) -> str:
+        return "SET GLOBAL gtid_slave_pos = %s"
+
+    def binlog_gtid_state(self) -> str:
+        return "SELECT @@GLOBAL.gtid_binlog_state"
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
@@ -290,6 +309,13 @@ class MySQLFlavor(Flavor):
 
     def reset_gtid_state(self) -> list[str]:
         return ["RESET BINARY LOGS AND GTIDS" if self._at_least(8, 2) else "RESET MASTER"]
+
+    def reset_binlog(self) -> str:
+        return "RESET BINARY LOGS AND GTIDS" if self._at_least(8, 2) else "RESET MASTER"
+
+    def set_replica_position(self) -> str:
+        # MySQL records what a rebuilt replica already has as purged GTIDs (after the reset above)
+        return "SET GLOBAL gtid_purged = %s"
 
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_executed"

@@ -1,0 +1,200 @@
+"""Fault commands: kill, stop, start, restart, pause, resume, partition, heal, drift; diagnose; repair.
+
+Each prints one sentence saying what it did. Bad input (unknown node, wrong state, invalid name) exits 2
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from .. import nemesis
+from ..diagnose import diagnose as run_diagnose
+from ..repair import repair as run_repair
+from . import common
+
+NODE = typer.Argument(..., help="Node name, e.g. mysql-s1.")
+
+
+def _fault(fn: Callable[..., str], node: str) -> None:
+    common.console.print(fn(common.open_cluster(), node), markup=False)
+
+
+def kill(node: str = NODE) -> None:
+    """Kill a node's server with SIGKILL (no clean shutdown).
+
+    Example: replab kill mysql-s1
+    """
+    _fault(nemesis.kill, node)
+
+
+def stop(node: str = NODE) -> None:
+    """Stop a node cleanly (SHUTDOWN, then TERM, then KILL).
+
+    Example: replab stop mysql-s1
+    """
+    _fault(nemesis.stop, node)
+
+
+def start(node: str = NODE) -> None:
+    """Start a stopped or killed node; a replica fetches everything it missed.
+
+    Example: replab start mysql-s1
+    """
+    _fault(nemesis.start, node)
+
+
+def restart(node: str = NODE) -> None:
+    """Stop a node cleanly and start it again.
+
+    Example: replab restart mysql-m
+    """
+    _fault(nemesis.restart, node)
+
+
+def pause(node: str = NODE) -> None:
+    """Freeze a node's server (SIGSTOP): connections stay open, nothing answers.
+
+    Example: replab pause mysql-s2
+    """
+    _fault(nemesis.pause, node)
+
+
+def resume(node: str = NODE) -> None:
+    """Unfreeze a paused node (SIGCONT).
+
+    Example: replab resume mysql-s2
+    """
+    _fault(nemesis.resume, node)
+
+
+def partition(node: str = NODE) -> None:
+    """Cut the network link between a replica and the primary, both ways (the primary: every link).
+
+    The link runs through a relay replab controls; a cut link drops traffic silently, like a pulled
+    cable. The replica notices after slave_net_timeout (10 s).
+
+    Example: replab partition mysql-s1
+    """
+    _fault(nemesis.partition, node)
+
+
+def heal(node: str = typer.Argument(None, help="Node to heal (default: every cut link).")) -> None:
+    """Restore a cut link; replication resumes where it stopped.
+
+    Example: replab heal mysql-s1
+    """
+    common.console.print(nemesis.heal(common.open_cluster(), node), markup=False)
+
+
+def drift(
+    node: str = NODE,
+    drop_column: str = typer.Option(None, "--drop-column", metavar="TABLE.COLUMN", help="Drop a column."),
+    add_column: str = typer.Option(None, "--add-column", metavar="TABLE.COLUMN:TYPE", help="Add a column."),
+    modify_column: str = typer.Option(None, "--modify-column", metavar="TABLE.COLUMN:TYPE",
+                                      help="Change a column's type."),
+    delete_rows: str = typer.Option(None, "--delete-rows", metavar="TABLE:N", help="Delete the first N rows."),
+    update_rows: str = typer.Option(None, "--update-rows", metavar="TABLE:N", help="Change the first N rows."),
+    insert_rows: str = typer.Option(None, "--insert-rows", metavar="TABLE:N",
+                                    help="Insert N rows the primary does not have."),
+    binlog: bool = typer.Option(False, "--binlog", help="Write the change to the node's binary log too "
+                                "(an errant transaction)."),
+    force: bool = typer.Option(False, "--force", help="Allow drift on the primary."),
+) -> None:
+    """Change one node behind replication's back (local change, sql_log_bin=0, unless --binlog).
+
+    Tables are in the cluster's database (mydb). Example: replab drift mysql-s2 --drop-column events.name
+    """
+    cluster = common.open_cluster()
+    sentence = nemesis.drift(cluster, node, drop_column=drop_column, add_column=add_column,
+                             modify_column=modify_column, delete_rows=delete_rows, update_rows=update_rows,
+                             insert_rows=insert_rows, binlog=binlog, force=force)
+    common.console.print(sentence, markup=False)
+
+
+def diagnose(
+    node: str = typer.Argument(None, help="Replica to explain (default: every replica)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Explain each replica that is broken or drifting: error, statement, table, cause, next writes.
+
+    Example: replab diagnose mysql-s2
+    """
+    found = run_diagnose(common.open_cluster(), node)
+    if json_out:
+        common.print_json([d.to_dict() for d in found])
+        return
+    for d in found:
+        common.console.print(d.render(), markup=False)
+
+
+def repair(
+    node: str = NODE,
+    method: str = typer.Option("dump", "--method", help="dump (mariadb-dump) or backup (mariadb-backup)."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for the rebuilt replica to catch "
+                                  "up."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Rebuild a broken replica from the primary while writes go on, reattach it, wait, verify.
+
+    Example: replab repair mysql-s2 --method dump
+    """
+    report = run_repair(common.open_cluster(), node, method=method, timeout=timeout)
+    if json_out:
+        common.print_json(report.to_dict())
+    else:
+        common.console.print(report.sentence(), markup=False)
+    if not report.verified:
+        raise typer.Exit(1)
+
+
+def _status_with_diagnosis(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``replab status`` plus one diagnosis line per replica that is not replicating."""
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if kwargs.get("json_out"):
+            return result
+        cluster = common.open_cluster()
+        broken = [s.name for s in cluster.status() if s.role == "replica" and s.state == "running"
+                  and not (s.io_running and s.sql_running)]
+        for name in broken:
+            for d in run_diagnose(cluster, name):
+                common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
+        return result
+
+    return wrapper
+
+
+def _check_with_predictions(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``replab check`` plus, when it finds problems, what replication will do about them next."""
+
+    @functools.wraps(original)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except SystemExit as exc:
+            if exc.code == 1 and not kwargs.get("json_out"):
+                for d in run_diagnose(common.open_cluster()):
+                    if d.severity in ("drift", "broken"):
+                        common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
+                        for line in d.shifted + d.next_writes:
+                            common.console.print(f"  {line}", markup=False)
+            raise
+
+    return wrapper
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (kill, stop, start, restart, pause, resume, partition, heal, drift, diagnose, repair):
+        app.command(fn.__name__)(fn)
+    for info in app.registered_commands:
+        if info.name == "status" and info.callback is not None:
+            info.callback = _status_with_diagnosis(info.callback)
+        if info.name == "check" and info.callback is not None:
+            info.callback = _check_with_predictions(info.callback)

@@ -1,0 +1,78 @@
+"""Pure parts of faults/diagnose, without servers: drift arguments, GTID sets, schema-drift predictions."""
+
+from __future__ import annotations
+
+import pytest
+
+from replab.diagnose import Column, Diagnosis, errant_gtids, parse_gtids, schema_findings
+from replab.errors import ConfigError
+from replab.nemesis import _parse, _seqs
+
+
+def _cols(spec: str) -> list[Column]:
+    out = []
+    for i, item in enumerate(spec.split(), start=1):
+        name, ctype = item.split(":")
+        out.append(Column(name, i, ctype.split("(")[0], ctype, None))
+    return out
+
+
+EVENTS = "id:int(11) name:varchar(64) counter:int(11) description:varchar(255)"
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("drop_column", "events"), ("drop_column", "events.na me"), ("drop_column", "ev`ents.name"),
+    ("drop_column", "events.name:INT"), ("add_column", "events.x"), ("add_column", "events.x:INT);DROP"),
+    ("modify_column", "events.x:VARCHAR(64) CHARACTER SET latin1"), ("delete_rows", "events"),
+    ("delete_rows", "events:-1"), ("delete_rows", "events:0"), ("insert_rows", "events:x"),
+    ("update_rows", "events';:3"),
+])
+def test_bad_drift_arguments_are_refused(kind, value):
+    with pytest.raises(ConfigError):
+        _parse(kind, value)
+
+
+def test_good_drift_arguments():
+    assert _parse("add_column", "events.x:bigint unsigned").type == "BIGINT UNSIGNED"
+    assert _parse("modify_column", "events.price:DECIMAL(10,2)").type == "DECIMAL(10,2)"
+    t = _parse("delete_rows", "events:5")
+    assert (t.table, t.count) == ("events", 5)
+
+
+def test_gtid_sets_and_errant_transactions():
+    assert parse_gtids("0-1-12,0-4-13") == {(0, 1): 12, (0, 4): 13}
+    assert errant_gtids("0-1-12,0-4-13", "0-1-20") == ["0-4-13"]
+    assert errant_gtids("0-1-12", "0-1-20") == []
+    assert errant_gtids("", "0-1-3") == []
+    assert _seqs("0-1-12,1-1-5") == {0: 12, 1: 5}
+
+
+def test_predictions_for_dropped_columns_under_row():
+    prim = _cols(EVENTS)
+    causes, nxt = schema_findings("mydb.events", prim, _cols("id:int(11) name:varchar(64) counter:int(11)"), "ROW")
+    assert "the last column" in causes[0] and "stays missing" in nxt[0]
+    causes, nxt = schema_findings("mydb.events", prim,
+                                  _cols("id:int(11) counter:int(11) description:varchar(255)"), "ROW")
+    assert "column 2 of 4" in causes[0] and "1677" in nxt[0] and "`name`->`counter`" in nxt[0]
+    same = "id:int(11) a:varchar(64) b:varchar(64) c:varchar(64)"
+    _, nxt = schema_findings("mydb.t", _cols(same), _cols("id:int(11) b:varchar(64) c:varchar(64)"), "ROW")
+    assert "SILENTLY" in nxt[0]
+
+
+def test_predictions_under_statement_and_for_type_changes():
+    prim = _cols(EVENTS)
+    _, nxt = schema_findings("mydb.events", prim, _cols("id:int(11) counter:int(11) description:varchar(255)"),
+                             "STATEMENT")
+    assert nxt == ["the next replicated statement naming `name` stops the SQL thread with error 1054 "
+                   "(Unknown column)"]
+    widened = _cols("id:int(11) name:varchar(255) counter:int(11) description:varchar(255)")
+    causes, nxt = schema_findings("mydb.events", prim, widened, "ROW")
+    assert "varchar(64) on the primary but varchar(255)" in causes[0] and "1677" in nxt[0]
+
+
+def test_diagnosis_renders_every_part():
+    d = Diagnosis("mysql-s2", "broken", "SQL thread stopped: error 1032", errno=1032, error="Can't find record",
+                  causes=["row deleted here"], next_writes=["nothing more is applied"])
+    text = d.render()
+    assert text.splitlines()[0] == "mysql-s2: SQL thread stopped: error 1032"
+    assert "  cause: row deleted here" in text and d.to_dict()["errno"] == 1032
