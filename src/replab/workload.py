@@ -1,0 +1,347 @@
+"""The workload: a rate-limited, multi-connection insert feeder and the heartbeat writer.
+
+Each feeder thread has its own connection (as the application user) and inserts rows whose id it
+allocated from a shared counter, so a multi-row INSERT's ids are known without trusting
+auto-increment. Every outcome goes to the ledger: ``ok`` when the primary acknowledged, ``failed`` when
+it answered with an error (an autocommitted statement that errors is rolled back), ``unknown`` when the
+connection broke before the answer. The checker resolves unknown outcomes by what the primary holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+
+from . import db, ledger
+from .config import quote_ident, validate_identifier
+from .errors import ConfigError, ReplabError, SqlError
+from .replication import HEARTBEAT_DB, HEARTBEAT_TABLE
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+MAX_BATCH = 10_000
+HEARTBEAT_INTERVAL = 0.1
+
+
+@dataclass
+class FeedOptions:
+    """What to feed. ``rate`` is rows per second (0 = as fast as possible); with neither ``rows`` nor
+    ``duration`` the feed runs until stopped."""
+
+    rate: float = 0.0
+    rows: int | None = None
+    duration: float | None = None
+    threads: int = 1
+    batch: int = 1
+    table: str = "events"
+    heartbeat: bool = True
+
+    def validate(self) -> None:
+        errors: list[str] = []
+        if not isinstance(self.rate, (int, float)) or self.rate < 0:
+            errors.append(f"--rate must be a number >= 0 (rows per second, 0 = as fast as possible); got {self.rate}")
+        if self.rows is not None and self.duration is not None:
+            errors.append("give --rows or --duration, not both")
+        if self.rows is not None and self.rows < 1:
+            errors.append(f"--rows must be at least 1 (got {self.rows})")
+        if self.duration is not None and self.duration <= 0:
+            errors.append(f"--duration must be more than 0 seconds (got {self.duration})")
+        if self.threads < 1 or self.threads > 256:
+            errors.append(f"--threads must be between 1 and 256 (got {self.threads})")
+        if self.batch < 1 or self.batch > MAX_BATCH:
+            errors.append(f"--batch must be between 1 and {MAX_BATCH} (got {self.batch})")
+        try:
+            validate_identifier(self.table, "table name")
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+        if errors:
+            raise ConfigError(errors, hint="example: replab feed --rate 200 --duration 30 --threads 4")
+
+
+@dataclass
+class FeedResult:
+    ok: int = 0
+    failed: int = 0
+    unknown: int = 0
+    statements: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    elapsed: float = 0.0
+    first_id: int = 0
+    next_id: int = 0
+    interrupted: bool = False
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rate": round(self.rate, 1)}
+
+
+def insert_sql(table: str, start: int, count: int) -> str:
+    """One INSERT of ids start..start+count-1 with the content the ledger expects (ints only: no quoting
+    of user data is involved)."""
+    values = ",".join(f"({n},'some-event-{n}',{n},'some-descr-{n}')" for n in range(start, start + count))
+    return f"INSERT INTO {quote_ident(table)} (id, name, counter, description) VALUES {values}"
+
+
+def classify(exc: BaseException) -> int:
+    """Ledger outcome of a statement that raised: FAILED if the server answered with an error, else UNKNOWN."""
+    if isinstance(exc, pymysql.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]
+        if 1000 <= code < 2000:  # a server error: the autocommitted statement did not commit
+            return ledger.FAILED
+    return ledger.UNKNOWN
+
+
+class Heartbeat:
+    """Writes ``replab.heartbeat`` id=1 ts=NOW(6) on the primary every 100 ms until stopped."""
+
+    def __init__(self, cluster: Cluster, interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.cluster = cluster
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.beats = 0
+
+    def start(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._loop, name="replab-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        sql = (f"REPLACE INTO {HEARTBEAT_DB}.{HEARTBEAT_TABLE} (id, ts, server_id) "
+               "VALUES (1, NOW(6), @@server_id)")
+        conn = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = self.cluster.connect(self.cluster.primary.name, timeout=1, read_timeout=2)
+                conn.query(sql)
+                self.beats += 1
+            except (SqlError, pymysql.MySQLError, OSError):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                conn = None
+            self._stop.wait(self.interval)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+
+class Feeder:
+    """Inserts into ``<db>.events`` in background threads; ``start()``, ``stop()``, ``result``.
+
+    Example::
+
+        f = Feeder(cluster, rate=500, duration=10, threads=4).start()
+        ... inject faults ...
+        print(f.wait().ok)
+    """
+
+    def __init__(self, cluster: Cluster, options: FeedOptions | None = None, **kwargs: Any) -> None:
+        self.cluster = cluster
+        self.options = options or FeedOptions(**kwargs)
+        self.options.validate()
+        self.result = FeedResult()
+        self._stop = threading.Event()
+        self._mu = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._issued = 0
+        self._next_id = 0
+        self._t0 = 0.0
+        self._writer: ledger.LedgerWriter | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._flusher: threading.Thread | None = None
+        self._done = threading.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> Feeder:
+        cluster, opts = self.cluster, self.options
+        primary = cluster.primary.name
+        cluster._require_running(primary)
+        table = quote_ident(opts.table)
+        try:
+            with cluster.connect(primary, database=cluster.database, timeout=3) as conn:
+                max_id = int(db.scalar(conn, f"SELECT COALESCE(MAX(id), 0) FROM {table}") or 0)
+        except pymysql.MySQLError as exc:
+            raise ReplabError(f"{primary}: cannot read {cluster.database}.{opts.table}: {exc.args[-1]}",
+                              node=primary, hint="feed writes to an existing table with an integer id; "
+                              "see: replab sql mysql-m 'SHOW TABLES FROM mydb'") from None
+        path = ledger.ledger_path(cluster.home, opts.table)
+        first = max(max_id, ledger.last_end(path) - 1) + 1
+        self._writer = ledger.LedgerWriter(path, first)
+        self._next_id = self.result.first_id = first
+        self._t0 = time.monotonic()
+        if opts.heartbeat:
+            self._heartbeat = Heartbeat(cluster).start()
+        self._flusher = threading.Thread(target=self._flush_loop, name="replab-ledger", daemon=True)
+        self._flusher.start()
+        for i in range(opts.threads):
+            t = threading.Thread(target=self._worker, name=f"replab-feed-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        threading.Thread(target=self._reaper, name="replab-feed-reaper", daemon=True).start()
+        return self
+
+    def _reaper(self) -> None:
+        for t in self._threads:
+            t.join()
+        self._finish()
+
+    def _finish(self) -> None:
+        with self._mu:
+            if self._done.is_set():
+                return
+            self.result.elapsed = time.monotonic() - self._t0
+            self._stop.set()
+            if self._flusher:
+                self._flusher.join(timeout=5)
+            if self._writer:
+                self._writer.close()
+            if self._heartbeat:
+                self._heartbeat.stop()
+            self.result.next_id = self._next_id
+            self._done.set()
+
+    def stop(self, timeout: float = 30.0) -> FeedResult:
+        """Stop issuing writes, wait for the statements in flight, close the ledger; return the result."""
+        self._stop.set()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float | None = None) -> FeedResult:
+        """Wait until the feed ends (rows or duration reached, or stopped)."""
+        for t in self._threads:
+            t.join(timeout)
+        if not any(t.is_alive() for t in self._threads):
+            self._finish()
+        self._done.wait(timeout)
+        return self.result
+
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._t0 if self.running else self.result.elapsed
+
+    # --- work ----------------------------------------------------------------------------------------
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(0.1):
+            if self._writer:
+                self._writer.flush()
+
+    def _take(self) -> tuple[int, int] | None:
+        """The next (first id, count) to insert, after waiting for the rate limit; None when done."""
+        opts = self.options
+        with self._mu:
+            if self._stop.is_set():
+                return None
+            count = opts.batch
+            if opts.rows is not None:
+                count = min(count, opts.rows - self._issued)
+                if count <= 0:
+                    return None
+            slot = self._t0 + self._issued / opts.rate if opts.rate > 0 else 0.0
+            if opts.duration is not None and max(slot, time.monotonic()) - self._t0 >= opts.duration:
+                return None
+            start = self._next_id
+            self._next_id += count
+            self._issued += count
+        delay = slot - time.monotonic()
+        if delay > 0 and self._stop.wait(delay):
+            self._record(start, count, ledger.FAILED)  # allocated, never sent
+            return None
+        return start, count
+
+    def _record(self, start: int, count: int, outcome: int, error: BaseException | None = None) -> None:
+        assert self._writer is not None
+        self._writer.record(start, count, outcome)
+        r = self.result
+        with self._mu:
+            if outcome == ledger.OK:
+                r.ok += count
+                r.statements += 1
+            else:
+                if outcome == ledger.FAILED:
+                    r.failed += count
+                else:
+                    r.unknown += count
+                r.errors += 1
+                if error is not None:
+                    r.last_error = f"{type(error).__name__}: {error}"
+                    key = str(error.args[0]) if error.args else type(error).__name__
+                    r.error_kinds[key] = r.error_kinds.get(key, 0) + 1
+
+    def _connect(self) -> Any:
+        while not self._stop.is_set():
+            try:
+                return self.cluster.connect(self.cluster.primary.name, user="app", database=self.cluster.database,
+                                            timeout=2, read_timeout=10)
+            except (SqlError, OSError) as exc:
+                with self._mu:
+                    self.result.errors += 1
+                    self.result.last_error = str(exc)
+                self._stop.wait(0.2)
+        return None
+
+    def _worker(self) -> None:
+        conn = None
+        table = self.options.table
+        while True:
+            if conn is None:
+                conn = self._connect()
+                if conn is None:
+                    return
+            job = self._take()
+            if job is None:
+                break
+            start, count = job
+            try:
+                conn.query(insert_sql(table, start, count))
+            except Exception as exc:  # noqa: BLE001 - every outcome must reach the ledger
+                outcome = classify(exc)
+                self._record(start, count, outcome, exc)
+                if outcome == ledger.UNKNOWN:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    conn = None
+                    self._stop.wait(0.05)
+                continue
+            self._record(start, count, ledger.OK)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+def feed(cluster: Cluster, rate: float = 0.0, rows: int | None = None, duration: float | None = None,
+         threads: int = 1, batch: int = 1, *, table: str = "events",
+         on_tick: Callable[[Feeder], None] | None = None, tick: float = 0.25) -> FeedResult:
+    """Feed in the foreground until ``rows`` or ``duration`` is reached (or Ctrl-C, which stops cleanly:
+    statements in flight finish and the ledger is complete). ``on_tick(feeder)`` runs every ``tick`` s."""
+    feeder = Feeder(cluster, FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch,
+                                         table=table)).start()
+    try:
+        while feeder.running:
+            if on_tick:
+                on_tick(feeder)
+            feeder._done.wait(tick)
+    except KeyboardInterrupt:
+        feeder.result.interrupted = True
+    return feeder.stop()
