@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import relay
 from ..errors import BinaryNotFound, NodeStartError, NodeStateError, ReplabError, ReplabTimeout
 from .base import PAUSED, RUNNING, STOPPED, Engine, NodeInfo
 
@@ -232,6 +233,8 @@ class LocalEngine(Engine):
         return PAUSED if _proc_state(pid) in ("T", "t") else RUNNING
 
     def start(self, node: NodeInfo) -> None:
+        if node.role == "replica" and node.extra.get("relay_port"):
+            relay.ensure(self.home, node.name)  # the replica's link to the primary (see relay.py)
         if self.pid(node):
             raise NodeStateError(f"{node.name} is already running", node=node.name)
         server = self.server_binary or find_server()
@@ -333,6 +336,7 @@ class LocalEngine(Engine):
         self._signal(pid, signal.SIGCONT)
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
+        relay.stop_all(self.home)
         for node in nodes:
             pid = self.pid(node)
             if pid is not None:
@@ -357,6 +361,12 @@ class LocalEngine(Engine):
         sockdir = self.socket_dir()
         if sockdir.exists() and not any(sockdir.iterdir()):
             sockdir.rmdir()
+
+    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
+        """The replica's own link relay (started here), which forwards to the primary; see relay.py."""
+        port = relay.ensure(self.home, replica.name, target=(primary.host, primary.port))
+        replica.extra["relay_port"] = port
+        return "127.0.0.1", port
 
     def connect_params(self, node: NodeInfo) -> dict[str, Any]:
         return {"unix_socket": node.socket}

@@ -1,0 +1,604 @@
+"""The consistency checker: collect facts from every node (read-only SELECTs), then judge them.
+
+``collect()`` does the I/O: it snapshots the ledger and each table's highest id, captures the primary's
+GTID position, waits (bounded) for every reachable replica to apply it, then gathers schema, chunked
+checksums over id ranges (``BIT_XOR(CRC32(CONCAT_WS(...)))`` over the columns a node shares with the
+primary), narrows mismatching chunks to row ids, re-checks those ids once the replicas applied a newer
+position (a row in flight while the check ran is lag, not divergence), and verifies the ledger.
+``judge()`` is pure: facts in, ``CheckReport`` out, so it is unit-tested on recorded data.
+
+Nothing here writes: no checksum table, no statement that replicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+
+from . import db, ledger, replication
+from .config import quote_ident, validate_identifier
+from .engines.base import RUNNING
+from .errors import ConfigError, ReplabError, SqlError
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+KINDS = ("missing_rows", "extra_rows", "changed_rows", "schema", "replication", "unreachable")
+CHUNK_IDS = 10_000
+KEEP_IDS = 1000
+INT_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
+
+
+class CheckError(ReplabError):
+    """The check could not be made (primary down, unknown table): exit code 2."""
+
+
+# --- facts ----------------------------------------------------------------------------------------
+
+@dataclass
+class TableFacts:
+    columns: list[tuple[str, str, str]]  # (name, column_type, is_nullable) in ordinal order
+    keys: list[tuple[str, int, str, int]]  # (index, seq, column, non_unique)
+    rows: int | None = None  # rows compared (ids up to the bound)
+    checksum: str | None = None
+    compared_columns: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NodeFacts:
+    name: str
+    role: str
+    reachable: bool
+    error: str | None = None
+    io_running: bool | None = None
+    sql_running: bool | None = None
+    last_errno: int | None = None
+    last_error: str | None = None
+    lag_ms: int | None = None
+    caught_up: bool | None = None
+    tables: dict[str, TableFacts] = field(default_factory=dict)
+
+
+@dataclass
+class RowDiff:
+    node: str
+    table: str
+    missing: list[int] = field(default_factory=list)
+    extra: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+    note: str | None = None  # e.g. "table checksum differs; no integer primary key to narrow down"
+
+
+@dataclass
+class Facts:
+    primary: str
+    database: str
+    gtid: str
+    wait: float
+    tables: list[str]
+    nodes: list[NodeFacts]
+    row_diffs: list[RowDiff] = field(default_factory=list)
+    ledger: dict[str, Any] | None = None  # LedgerSummary.to_dict()
+    ledger_diffs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> counts and ids
+    elapsed: float = 0.0
+
+
+# --- verdict --------------------------------------------------------------------------------------
+
+@dataclass
+class Problem:
+    node: str
+    kind: str
+    table: str | None
+    detail: str
+    rows: list[int] = field(default_factory=list)
+    row_count: int = 0
+    source: str = "checksum"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckReport:
+    consistent: bool
+    problems: list[Problem]
+    facts: Facts
+
+    def to_dict(self) -> dict[str, Any]:
+        f = self.facts
+        led = f.ledger or {}
+        ledger_out: dict[str, Any] = {"acknowledged": int(led.get("acknowledged", 0)), "failed": int(led.get("failed", 0)),
+                      "unknown": int(led.get("unknown", 0))}
+        for kind in ("missing", "unexpected", "altered"):
+            ledger_out[kind] = {n: d[kind + "_count"] for n, d in f.ledger_diffs.items()}
+        nodes = [{"name": n.name, "role": n.role, "reachable": n.reachable, "caught_up": n.caught_up,
+                  "lag_ms": n.lag_ms, "io_running": n.io_running, "sql_running": n.sql_running,
+                  "last_errno": n.last_errno, "last_error": n.last_error,
+                  "tables": {t: {"rows": tf.rows, "checksum": tf.checksum} for t, tf in n.tables.items()}}
+                 for n in f.nodes]
+        return {"consistent": self.consistent, "primary": f.primary, "database": f.database, "gtid": f.gtid,
+                "ledger": ledger_out, "nodes": nodes, "problems": [p.to_dict() for p in self.problems],
+                "elapsed": round(f.elapsed, 3)}
+
+    def render(self) -> str:
+        """Verdict first, then per problem kind: how many, first, worst and last example."""
+        f = self.facts
+        compared = sum((n.tables[t].rows or 0) for n in f.nodes[:1] for t in n.tables)
+        led = f.ledger or {}
+        if self.consistent:
+            lines = [f"CONSISTENT: {len(f.nodes)} nodes agree on {len(f.tables)} table(s) in {f.database} "
+                     f"({compared} rows on {f.primary}); ledger: {led.get('acknowledged', 0)} acknowledged "
+                     f"writes present on every node"]
+        else:
+            kinds = sorted({p.kind for p in self.problems}, key=KINDS.index)
+            lines = [f"INCONSISTENT: {len(self.problems)} problem(s): {', '.join(kinds)}"]
+            for kind in kinds:
+                ps = [p for p in self.problems if p.kind == kind]
+                rows = sum(p.row_count for p in ps)
+                lines.append(f"{kind}: {len(ps)} problem(s), {rows} row(s)")
+                worst = max(ps, key=lambda p: p.row_count)
+                for label, p in (("first", ps[0]), ("worst", worst), ("last", ps[-1])):
+                    lines.append(f"  {label}: {_describe(p)}")
+        for n in f.nodes:
+            if not n.reachable:
+                lines.append(f"{n.name}: unreachable ({n.error})")
+                continue
+            tables = ", ".join(f"{t} {tf.rows if tf.rows is not None else '-'} rows {tf.checksum or '-'}"
+                               for t, tf in n.tables.items())
+            lag = "" if n.lag_ms is None else f", lag {n.lag_ms} ms"
+            lines.append(f"{n.name} ({n.role}{lag}): {tables}")
+        return "\n".join(lines)
+
+
+def _describe(p: Problem) -> str:
+    where = f"{p.node} {p.table}" if p.table else p.node
+    ids = ""
+    if p.rows:
+        shown = ", ".join(map(str, p.rows[:10]))
+        ids = f" (ids {shown}{', ...' if p.row_count > 10 else ''})"
+    return f"{where}: {p.detail}{ids}"
+
+
+def judge(facts: Facts) -> CheckReport:
+    """The verdict over collected facts. Pure: no I/O."""
+    problems: list[Problem] = []
+    primary = next(n for n in facts.nodes if n.name == facts.primary)
+    for n in facts.nodes:
+        if not n.reachable:
+            problems.append(Problem(n.name, "unreachable", None, f"did not answer: {n.error}", source="node"))
+            continue
+        if n.role == "replica":
+            problems.extend(_replication_problems(n, facts.wait))
+        if n.name != facts.primary:
+            for table in facts.tables:
+                for detail in diff_schema(primary.tables.get(table), n.tables.get(table)):
+                    problems.append(Problem(n.name, "schema", table, detail, source="schema"))
+    for d in facts.row_diffs:
+        for kind, ids, what in (("missing_rows", d.missing, "missing (on the primary, not here)"),
+                                ("extra_rows", d.extra, "extra (here, not on the primary)"),
+                                ("changed_rows", d.changed, "changed (content differs from the primary)")):
+            if ids:
+                problems.append(Problem(d.node, kind, d.table, f"{len(ids)} row(s) {what}", sorted(ids)[:KEEP_IDS],
+                                        len(ids)))
+        if d.note:
+            problems.append(Problem(d.node, "changed_rows", d.table, d.note))
+    for node, ld in facts.ledger_diffs.items():
+        for kind, pkind, what in (("missing", "missing_rows", "acknowledged write(s) missing"),
+                                  ("unexpected", "extra_rows", "row(s) the primary never acknowledged"),
+                                  ("altered", "changed_rows", "acknowledged row(s) with altered content")):
+            count = int(ld.get(kind + "_count", 0))
+            if count:
+                problems.append(Problem(node, pkind, "events", f"ledger: {count} {what}", list(ld.get(kind, [])),
+                                        count, source="ledger"))
+    problems.sort(key=lambda p: (KINDS.index(p.kind), p.node, p.table or ""))
+    return CheckReport(consistent=not problems, problems=problems, facts=facts)
+
+
+def _replication_problems(n: NodeFacts, wait: float) -> list[Problem]:
+    out = []
+    if n.io_running is None and n.sql_running is None:
+        out.append(Problem(n.name, "replication", None, "no replication configured", source="replication"))
+        return out
+    if not (n.io_running and n.sql_running):
+        err = f": error {n.last_errno}: {n.last_error}" if n.last_errno else ""
+        out.append(Problem(n.name, "replication", None,
+                           f"threads IO={'Yes' if n.io_running else 'No'} SQL={'Yes' if n.sql_running else 'No'}{err}",
+                           source="replication"))
+    elif n.last_errno:
+        out.append(Problem(n.name, "replication", None, f"last error {n.last_errno}: {n.last_error}",
+                           source="replication"))
+    if n.caught_up is False:
+        lag = f" (lag {n.lag_ms} ms)" if n.lag_ms is not None else ""
+        out.append(Problem(n.name, "replication", None, f"did not apply the primary's position within {wait:g}s"
+                           f"{lag}; its data was not compared", source="replication"))
+    return out
+
+
+def diff_schema(primary: TableFacts | None, node: TableFacts | None) -> list[str]:
+    """Plain sentences for every difference of columns (names, types, nullability, order) and keys."""
+    if primary is None and node is None:
+        return []
+    if node is None:
+        return ["table is missing on this node"]
+    if primary is None:
+        return ["table exists only on this node"]
+    out = []
+    pcols = {c[0]: c for c in primary.columns}
+    ncols = {c[0]: c for c in node.columns}
+    for name in pcols:
+        if name not in ncols:
+            out.append(f"column {name} is missing ({pcols[name][1]} on the primary)")
+        elif pcols[name][1:] != ncols[name][1:]:
+            out.append(f"column {name} is {ncols[name][1]} {'NULL' if ncols[name][2] == 'YES' else 'NOT NULL'}, "
+                       f"primary has {pcols[name][1]} {'NULL' if pcols[name][2] == 'YES' else 'NOT NULL'}")
+    for name in ncols:
+        if name not in pcols:
+            out.append(f"column {name} ({ncols[name][1]}) exists only on this node")
+    shared_p = [c for c in pcols if c in ncols]
+    shared_n = [c for c in ncols if c in pcols]
+    if shared_p != shared_n:
+        out.append(f"column order differs: {', '.join(shared_n)} (primary: {', '.join(shared_p)})")
+    pkeys, nkeys = _keys(primary.keys), _keys(node.keys)
+    for k in sorted(set(pkeys) | set(nkeys)):
+        if k not in nkeys:
+            out.append(f"key {k} {pkeys[k]} is missing")
+        elif k not in pkeys:
+            out.append(f"key {k} {nkeys[k]} exists only on this node")
+        elif pkeys[k] != nkeys[k]:
+            out.append(f"key {k} is {nkeys[k]}, primary has {pkeys[k]}")
+    return out
+
+
+def _keys(rows: list[tuple[str, int, str, int]]) -> dict[str, str]:
+    keys: dict[str, list[str]] = {}
+    unique: dict[str, bool] = {}
+    for name, _seq, col, non_unique in sorted(rows, key=lambda r: (r[0], r[1])):
+        keys.setdefault(name, []).append(col)
+        unique[name] = not non_unique
+    return {k: f"{'UNIQUE ' if unique[k] and k != 'PRIMARY' else ''}({', '.join(v)})" for k, v in keys.items()}
+
+
+def diff_row_hashes(primary: dict[int, int], node: dict[int, int]) -> tuple[list[int], list[int], list[int]]:
+    """(missing, extra, changed) ids between two {id: row hash} maps. Pure."""
+    missing = sorted(i for i in primary if i not in node)
+    extra = sorted(i for i in node if i not in primary)
+    changed = sorted(i for i in primary if i in node and primary[i] != node[i])
+    return missing, extra, changed
+
+
+def differing_chunks(primary: dict[int, tuple[int, int]], node: dict[int, tuple[int, int]]) -> list[int]:
+    """Chunk numbers whose (count, checksum) differ. Pure."""
+    return sorted(c for c in set(primary) | set(node) if primary.get(c) != node.get(c))
+
+
+# --- collection -----------------------------------------------------------------------------------
+
+def _row_hash_expr(columns: list[str]) -> str:
+    cols = [quote_ident(c) for c in columns]
+    nulls = ", ".join(f"ISNULL({c})" for c in cols)
+    return f"CRC32(CONCAT_WS('#', {', '.join(cols)}, CONCAT({nulls})))"
+
+
+class _Collector:
+    def __init__(self, cluster: Cluster, wait: float, tables: list[str] | None) -> None:
+        self.cluster = cluster
+        self.wait = wait
+        self.requested = tables
+        self.database = cluster.database
+        self.primary = cluster.primary.name
+        self.conns: dict[str, Any] = {}
+        self.pk: dict[str, str | None] = {}
+        self.bound: dict[str, int] = {}
+
+    def conn(self, name: str) -> Any:
+        if name not in self.conns:
+            self.conns[name] = self.cluster.connect(name, database=self.database, timeout=3,
+                                                    read_timeout=self.wait + 120)
+        return self.conns[name]
+
+    def close(self) -> None:
+        for c in self.conns.values():
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def q(self, name: str, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        with self.conn(name).cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    # --- steps ---
+    def open_primary(self) -> None:
+        cluster = self.cluster
+        state = cluster.engine.state(cluster.primary)
+        if state != RUNNING:
+            raise CheckError(f"the primary {self.primary} is {state}: cannot check without it", node=self.primary,
+                             hint=f"start it: replab start {self.primary}")
+        try:
+            self.conn(self.primary)
+        except SqlError as exc:
+            raise CheckError(f"the primary {self.primary} does not answer: {exc.message}", node=self.primary,
+                             hint="see: replab status") from None
+
+    def resolve_tables(self) -> list[str]:
+        have = [r[0] for r in self.q(self.primary, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
+                                     "TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE' ORDER BY TABLE_NAME",
+                                     (self.database,))]
+        if self.requested is None:
+            return have
+        for t in self.requested:
+            validate_identifier(t, "table name")
+            if t not in have:
+                raise ConfigError(f"unknown table {t!r} in {self.database} on {self.primary}",
+                                  hint=f"tables there: {', '.join(have) or 'none'}")
+        return list(self.requested)
+
+    def schema(self, name: str, tables: list[str]) -> dict[str, TableFacts]:
+        cols = self.q(name, "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "
+                            "WHERE TABLE_SCHEMA=%s ORDER BY TABLE_NAME, ORDINAL_POSITION", (self.database,))
+        keys = self.q(name, "SELECT TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX, COLUMN_NAME, NON_UNIQUE FROM "
+                            "information_schema.STATISTICS WHERE TABLE_SCHEMA=%s", (self.database,))
+        out: dict[str, TableFacts] = {}
+        for t, c, ty, nl in cols:
+            if t in tables:
+                out.setdefault(t, TableFacts([], [])).columns.append((c, ty, nl))
+        for t, i, s, c, nu in keys:
+            if t in out:
+                out[t].keys.append((i, int(s), c, int(nu)))
+        return out
+
+    def int_pk(self, tf: TableFacts) -> str | None:
+        pk = [k for k in tf.keys if k[0] == "PRIMARY"]
+        if len(pk) != 1:
+            return None
+        ctype = next((c[1] for c in tf.columns if c[0] == pk[0][2]), "")
+        return pk[0][2] if ctype.split("(")[0].split()[0] in INT_TYPES else None
+
+    def chunk_sums(self, name: str, table: str, columns: list[str]) -> dict[int, tuple[int, int]]:
+        t, h = quote_ident(table), _row_hash_expr(columns)
+        pk = self.pk.get(table)
+        if pk is None:
+            rows = self.q(name, f"SELECT 0, COUNT(*), COALESCE(BIT_XOR({h}), 0) FROM {t}")
+            return {0: (int(rows[0][1]), int(rows[0][2]))} if rows and rows[0][1] else {}
+        p = quote_ident(pk)
+        rows = self.q(name, f"SELECT {p} DIV {CHUNK_IDS}, COUNT(*), BIT_XOR({h}) FROM {t} WHERE {p} <= %s "
+                            f"GROUP BY 1", (self.bound[table],))
+        return {int(c): (int(n), int(x)) for c, n, x in rows}
+
+    def row_hashes(self, name: str, table: str, columns: list[str], where: str, args: Any) -> dict[int, int]:
+        p = quote_ident(self.pk[table] or "id")
+        rows = self.q(name, f"SELECT {p}, {_row_hash_expr(columns)} FROM {quote_ident(table)} WHERE {where}", args)
+        return {int(i): int(h) for i, h in rows}
+
+
+def _ranges_where(pk: str, ids: Iterable[int]) -> tuple[str, list[int]]:
+    ids = sorted(ids)
+    return f"{quote_ident(pk)} IN ({', '.join(['%s'] * len(ids))})", ids
+
+
+def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> Facts:
+    """Gather every fact a verdict needs. Read-only on every node."""
+    t0 = time.monotonic()
+    col = _Collector(cluster, wait, tables)
+    try:
+        return _collect(col, t0)
+    finally:
+        col.close()
+
+
+def _collect(col: _Collector, t0: float) -> Facts:
+    cluster = col.cluster
+    col.open_primary()
+    table_names = col.resolve_tables()
+    primary_schema = col.schema(col.primary, table_names)
+    for t in table_names:
+        col.pk[t] = col.int_pk(primary_schema[t])
+    ledger_path = ledger.ledger_path(cluster.home, "events")
+    ledger_until = ledger.last_end(ledger_path) if "events" in table_names else 0
+    for t in table_names:  # highest id before the GTID capture: every id up to it is in the position
+        if col.pk[t]:
+            col.bound[t] = int(col.q(col.primary, f"SELECT COALESCE(MAX({quote_ident(col.pk[t] or '')}), 0) "
+                                                  f"FROM {quote_ident(t)}")[0][0])
+    gtid = replication.executed_gtid(col.conn(col.primary), cluster.flavor)
+    nodes = [NodeFacts(n.name, n.role, reachable=True) for n in cluster.nodes]
+    by_name = {n.name: n for n in nodes}
+    _wait_replicas(col, nodes, gtid)
+    for n in nodes:
+        if n.reachable:
+            try:
+                n.tables = primary_schema if n.name == col.primary else col.schema(n.name, table_names)
+            except (pymysql.MySQLError, SqlError) as exc:
+                n.reachable, n.error = False, str(exc)
+    comparable = [n for n in nodes if n.reachable and n.name != col.primary and n.caught_up]
+    facts = Facts(col.primary, col.database, gtid, col.wait, table_names, nodes)
+    for t in table_names:
+        facts.row_diffs.extend(_compare_table(col, t, by_name[col.primary], comparable))
+    if ledger_until:
+        _check_ledger(col, facts, ledger_path, ledger_until,
+                      [by_name[col.primary], *comparable])
+    facts.elapsed = time.monotonic() - t0
+    return facts
+
+
+def _wait_replicas(col: _Collector, nodes: list[NodeFacts], gtid: str) -> None:
+    cluster = col.cluster
+
+    def one(n: NodeFacts) -> None:
+        node = cluster.node(n.name)
+        state = cluster.engine.state(node)
+        if state != RUNNING:
+            n.reachable, n.error = False, state
+            return
+        try:
+            conn = col.conns[n.name] = cluster.connect(n.name, database=col.database, timeout=3,
+                                                       read_timeout=col.wait + 120)
+            if n.role != "replica":
+                return
+            st = replication.replica_status(conn, cluster.flavor)
+            if st is not None:
+                n.io_running, n.sql_running = st.io_running, st.sql_running
+                n.last_errno, n.last_error = st.last_errno, st.last_error or None
+            value = db.scalar(conn, cluster.flavor.wait_for_gtid(), (gtid, max(0.001, col.wait)))
+            n.caught_up = cluster.flavor.wait_ok(value)
+            if not n.caught_up:  # threads may have died while we waited
+                st = replication.replica_status(conn, cluster.flavor)
+                if st is not None:
+                    n.io_running, n.sql_running = st.io_running, st.sql_running
+                    n.last_errno, n.last_error = st.last_errno, st.last_error or None
+            n.lag_ms = replication.lag_ms(primary_hb, replication.heartbeat(conn), st)
+        except (SqlError, pymysql.MySQLError) as exc:
+            n.reachable, n.error = False, str(exc)
+
+    primary_hb = replication.heartbeat(col.conn(col.primary))
+    others = [n for n in nodes if n.name != col.primary]
+    with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+        list(pool.map(one, others))
+
+
+def _compare_table(col: _Collector, table: str, primary: NodeFacts, replicas: list[NodeFacts]) -> list[RowDiff]:
+    ptf = primary.tables[table]
+    pcols = [c[0] for c in ptf.columns]
+    jobs: dict[tuple[str, ...], list[NodeFacts]] = {}
+    for n in replicas:
+        tf = n.tables.get(table)
+        if tf is None:
+            continue
+        ncols = {c[0] for c in tf.columns}
+        shared = tuple(c for c in pcols if c in ncols)
+        pk = col.pk[table]
+        if shared and (pk is None or pk in shared):
+            jobs.setdefault(shared, []).append(n)
+    ptf.compared_columns = pcols
+    work: list[tuple[str, tuple[str, ...]]] = [(col.primary, tuple(pcols))]
+    work += [(n.name, cols) for cols, ns in jobs.items() for n in ns]
+    work += [(col.primary, cols) for cols in jobs if cols != tuple(pcols)]
+    sums: dict[tuple[str, tuple[str, ...]], dict[int, tuple[int, int]]] = {}
+
+    def run(item: tuple[str, tuple[str, ...]]) -> None:
+        sums[item] = col.chunk_sums(item[0], table, list(item[1]))
+
+    # one connection per node: run nodes in parallel, a node's own jobs in sequence
+    by_node: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for item in work:
+        by_node.setdefault(item[0], []).append(item)
+    def run_all(items: list[tuple[str, tuple[str, ...]]]) -> None:
+        for i in items:
+            run(i)
+
+    with ThreadPoolExecutor(max_workers=len(by_node)) as pool:
+        list(pool.map(run_all, by_node.values()))
+    for n in [primary, *replicas]:
+        tf = n.tables.get(table)
+        key = (n.name, tuple(pcols)) if n is primary else next(((n.name, c) for c, ns in jobs.items() if n in ns),
+                                                                None)
+        if tf is not None and key in sums:
+            s = sums[key]
+            tf.rows = sum(v[0] for v in s.values())
+            x = 0
+            for v in s.values():
+                x ^= v[1]
+            tf.checksum = f"{x:08x}"
+            tf.compared_columns = list(key[1])
+    diffs = []
+    for cols, ns in jobs.items():
+        psums = sums[(col.primary, cols)]
+        for n in ns:
+            d = _narrow(col, table, list(cols), n.name, psums, sums[(n.name, cols)])
+            if d.missing or d.extra or d.changed or d.note:
+                diffs.append(d)
+    return _recheck(col, table, jobs, diffs)
+
+
+def _narrow(col: _Collector, table: str, cols: list[str], node: str, psums: dict[int, tuple[int, int]],
+            nsums: dict[int, tuple[int, int]]) -> RowDiff:
+    d = RowDiff(node, table)
+    pk = col.pk[table]
+    bad = differing_chunks(psums, nsums)
+    if pk is None:
+        if bad:
+            d.note = "table checksum differs (no integer primary key to narrow it down to rows)"
+        return d
+    p = quote_ident(pk)
+    bound = col.bound[table]
+    for c in bad:
+        lo, hi = c * CHUNK_IDS, min((c + 1) * CHUNK_IDS - 1, bound)
+        where = f"{p} BETWEEN %s AND %s"
+        m, e, ch = diff_row_hashes(col.row_hashes(col.primary, table, cols, where, (lo, hi)),
+                                   col.row_hashes(node, table, cols, where, (lo, hi)))
+        d.missing += m
+        d.extra += e
+        d.changed += ch
+    # beyond the bound: rows the replica holds that the primary does not (read the replica first)
+    beyond = col.row_hashes(node, table, cols, f"{p} > %s", (bound,))
+    if beyond:
+        have = col.row_hashes(col.primary, table, cols, f"{p} > %s AND {p} <= %s", (bound, max(beyond)))
+        d.extra += sorted(i for i in beyond if i not in have)
+    return d
+
+
+def _recheck(col: _Collector, table: str, jobs: dict[tuple[str, ...], list[NodeFacts]],
+             diffs: list[RowDiff], rounds: int = 2) -> list[RowDiff]:
+    """Keep only differences that persist once replicas applied a newer primary position."""
+    pk = col.pk[table]
+    if not diffs or pk is None:
+        return diffs
+    cols_of = {n.name: list(c) for c, ns in jobs.items() for n in ns}
+    for _ in range(rounds):
+        gtid = replication.executed_gtid(col.conn(col.primary), col.cluster.flavor)
+        kept = []
+        for d in diffs:
+            ids = set(d.missing) | set(d.extra) | set(d.changed)
+            with contextlib.suppress(pymysql.MySQLError):
+                db.scalar(col.conn(d.node), col.cluster.flavor.wait_for_gtid(), (gtid, max(1.0, col.wait)))
+            fresh = RowDiff(d.node, d.table, note=d.note)
+            ordered = sorted(ids)
+            for i in range(0, len(ordered), 1000):
+                where, args = _ranges_where(pk, ordered[i:i + 1000])
+                nh = col.row_hashes(d.node, table, cols_of[d.node], where, args)
+                ph = col.row_hashes(col.primary, table, cols_of[d.node], where, args)
+                m, e, ch = diff_row_hashes(ph, nh)
+                fresh.missing += m
+                fresh.extra += e
+                fresh.changed += ch
+            if fresh.missing or fresh.extra or fresh.changed or fresh.note:
+                kept.append(fresh)
+        if [(k.missing, k.extra, k.changed) for k in kept] == [(d.missing, d.extra, d.changed) for d in diffs]:
+            return kept
+        diffs = kept
+    return diffs
+
+
+def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: list[NodeFacts]) -> None:
+    facts.ledger = ledger.summarize(ledger._clip(ledger.read_runs(path), until)).to_dict()
+    unknown = ledger.unknown_ids(path, until)
+    primary_has: set[int] = set()
+    for lo, hi in unknown:
+        primary_has.update(int(r[0]) for r in col.q(col.primary, "SELECT id FROM `events` WHERE id >= %s AND id < %s",
+                                                    (lo, hi)))
+
+    def one(n: NodeFacts) -> None:
+        tf = n.tables.get("events")
+        if tf is None:
+            return
+        cols = [c[0] for c in tf.columns]
+        d = ledger.verify_node(col.conn(n.name), path, "events", primary_unknown=primary_has, until=until,
+                               columns=cols)
+        facts.ledger_diffs[n.name] = {k: getattr(d, k) for k in ("missing", "unexpected", "altered",
+                                                                 "missing_count", "unexpected_count",
+                                                                 "altered_count")}
+
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(one, nodes))
+
+
+def check(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> CheckReport:
+    """Collect facts from every node and judge them. Raises CheckError when a check is impossible."""
+    if wait < 0:
+        raise ConfigError(f"--wait must be >= 0 seconds (got {wait})")
+    return judge(collect(cluster, wait, tables))

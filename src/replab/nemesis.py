@@ -1,0 +1,292 @@
+"""Faults and their heal: kill, stop/start/restart, pause/resume, partition/heal, schema and data drift.
+
+Every function checks its input first (unknown node, wrong state, bad identifier: a ``ReplabError`` and
+nothing changed), then acts, then returns one readable sentence saying what it did (also passed to
+``cluster.say``). A nemesis never decides a verdict: ``diagnose`` and the checker do that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+
+from . import db, relay
+from .config import quote_ident, validate_identifier
+from .engines.base import PAUSED, RUNNING, STOPPED
+from .errors import ConfigError, NodeStateError, NotSupported, SqlError
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+_TYPE = re.compile(
+    r"^(TINYINT|SMALLINT|MEDIUMINT|INT|INTEGER|BIGINT|DECIMAL|FLOAT|DOUBLE|CHAR|VARCHAR|BINARY|VARBINARY|"
+    r"TINYTEXT|TEXT|MEDIUMTEXT|LONGTEXT|BLOB|DATE|DATETIME|TIMESTAMP|TIME|YEAR|JSON|BIT)"
+    r"(\(\d{1,5}(,\d{1,2})?\))?( UNSIGNED)?$",
+    re.IGNORECASE,
+)
+
+
+def _done(cluster: Cluster, sentence: str) -> str:
+    cluster.say(sentence)
+    return sentence
+
+
+def _state(cluster: Cluster, name: str) -> str:
+    return cluster.engine.state(cluster.node(name))
+
+
+# --- process faults --------------------------------------------------------------------------------
+def kill(cluster: Cluster, node: str) -> str:
+    """SIGKILL the node's server (no clean shutdown; InnoDB recovers at the next start)."""
+    info = cluster.node(node)
+    if _state(cluster, node) == STOPPED:
+        raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")
+    pid = cluster.engine.pid(info)
+    cluster.engine.kill(info)  # type: ignore[attr-defined]
+    return _done(cluster, f"{node}: killed (SIGKILL to pid {pid}); acknowledged writes are in its redo log "
+                          f"and binary log; bring it back with: replab start {node}")
+
+
+def stop(cluster: Cluster, node: str) -> str:
+    """Clean shutdown of the node's server."""
+    if _state(cluster, node) == STOPPED:
+        raise NodeStateError(f"{node} is already stopped", node=node, hint=f"start it with: replab start {node}")
+    cluster.stop_node(node)
+    return _done(cluster, f"{node}: stopped cleanly")
+
+
+def start(cluster: Cluster, node: str) -> str:
+    """Start a stopped or killed node; a replica reconnects and fetches what it missed."""
+    state = _state(cluster, node)
+    if state == PAUSED:
+        raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
+    if state == RUNNING:
+        raise NodeStateError(f"{node} is already running", node=node)
+    cluster.start_node(node)
+    role = cluster.node(node).role
+    tail = "replication resumes from its saved GTID position" if role == "replica" else \
+        "replicas reconnect to it within a few seconds"
+    return _done(cluster, f"{node}: started; {tail}")
+
+
+def restart(cluster: Cluster, node: str) -> str:
+    """Clean shutdown, then start."""
+    if _state(cluster, node) == RUNNING:
+        cluster.stop_node(node)
+    elif _state(cluster, node) == PAUSED:
+        raise NodeStateError(f"{node} is paused", node=node, hint=f"replab resume {node} first")
+    cluster.start_node(node)
+    return _done(cluster, f"{node}: restarted (clean shutdown, then start)")
+
+
+def pause(cluster: Cluster, node: str) -> str:
+    """SIGSTOP the server: it keeps its connections but answers nothing (a hung server)."""
+    state = _state(cluster, node)
+    if state == STOPPED:
+        raise NodeStateError(f"{node} is down; cannot pause it", node=node, hint=f"replab start {node}")
+    cluster.engine.pause(cluster.node(node))  # type: ignore[attr-defined]
+    return _done(cluster, f"{node}: paused (SIGSTOP); connections stay open but nothing answers; "
+                          f"replab resume {node} to continue")
+
+
+def resume(cluster: Cluster, node: str) -> str:
+    """SIGCONT a paused server."""
+    if _state(cluster, node) != PAUSED:
+        raise NodeStateError(f"{node} is not paused (it is {_state(cluster, node)})", node=node)
+    cluster.engine.resume(cluster.node(node))  # type: ignore[attr-defined]
+    return _done(cluster, f"{node}: resumed (SIGCONT)")
+
+
+# --- network faults --------------------------------------------------------------------------------
+def _links(cluster: Cluster, node: str) -> list[str]:
+    """The replica links a partition of ``node`` cuts: its own, or every replica's for the primary."""
+    info = cluster.node(node)
+    names = [r.name for r in cluster.replicas] if info.role == "primary" else [node]
+    for name in names:
+        if not cluster.node(name).extra.get("relay_port"):
+            raise NotSupported(f"{name} replicates without a replab link relay (cluster built by an older "
+                               "replab), so its link cannot be cut", node=name,
+                               hint="recreate the cluster: replab down && replab up")
+    return names
+
+
+def partitioned(cluster: Cluster) -> list[str]:
+    """Replicas whose link to the primary is cut now."""
+    return [r.name for r in cluster.replicas if relay.mode(cluster.home, r.name) == relay.BLOCKED]
+
+
+def partition(cluster: Cluster, node: str) -> str:
+    """Cut the link between a replica and the primary, both ways (for the primary: every replica's link)."""
+    links = _links(cluster, node)
+    already = [n for n in links if n in partitioned(cluster)]
+    if already == links:
+        raise NodeStateError(f"{node} is already partitioned", node=node, hint=f"replab heal {node}")
+    for name in links:
+        relay.set_mode(cluster.home, name, relay.BLOCKED)
+    timeout = _net_timeout(cluster, links[0])
+    what = "every replica link" if cluster.node(node).role == "primary" else f"the link {node} <-> " \
+        f"{cluster.primary.name}"
+    return _done(cluster, f"{node}: partitioned: {what} is cut both ways (packets silently dropped, no "
+                          f"reset); the IO thread notices after slave_net_timeout={timeout}s; "
+                          f"heal with: replab heal {node}")
+
+
+def heal(cluster: Cluster, node: str | None = None) -> str:
+    """Restore a cut link (every cut link when ``node`` is None)."""
+    if node is None:
+        links = partitioned(cluster)
+        if not links:
+            return _done(cluster, "nothing to heal: no link is cut")
+    else:
+        links = [n for n in _links(cluster, node) if n in partitioned(cluster)]
+        if not links:
+            raise NodeStateError(f"{node} is not partitioned", node=node)
+    for name in links:
+        relay.set_mode(cluster.home, name, relay.OPEN)
+    return _done(cluster, f"healed: {', '.join(links)} can reach {cluster.primary.name} again; held bytes "
+                          "flow and replication resumes where it stopped")
+
+
+def _net_timeout(cluster: Cluster, node: str) -> str:
+    try:
+        return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout").rows[0][0])
+    except (SqlError, NodeStateError):
+        return "?"
+
+
+# --- drift -----------------------------------------------------------------------------------------
+@dataclass
+class _Target:
+    table: str
+    column: str | None = None
+    type: str | None = None
+    count: int = 0
+
+
+def _parse(kind: str, value: str) -> _Target:
+    if kind in ("drop_column", "add_column", "modify_column"):
+        spec, _, col_type = value.partition(":")
+        table, dot, column = spec.partition(".")
+        if not dot:
+            raise ConfigError(f"--{kind.replace('_', '-')} wants TABLE.COLUMN{':TYPE' if kind != 'drop_column' else ''}"
+                              f" (got {value!r})")
+        validate_identifier(table, "table name")
+        validate_identifier(column, "column name")
+        if kind == "drop_column":
+            if col_type:
+                raise ConfigError(f"--drop-column takes TABLE.COLUMN only (got {value!r})")
+            return _Target(table, column)
+        col_type = col_type.strip()
+        if not _TYPE.match(col_type):
+            raise ConfigError(f"invalid column type {col_type!r}: use a plain type like INT, VARCHAR(64), "
+                              "DECIMAL(10,2), BIGINT UNSIGNED")
+        return _Target(table, column, col_type.upper())
+    table, colon, count = value.partition(":")
+    validate_identifier(table, "table name")
+    if not colon or not count.isdigit() or not 1 <= int(count) <= 1_000_000:
+        raise ConfigError(f"--{kind.replace('_', '-')} wants TABLE:N with N between 1 and 1000000 (got {value!r})")
+    return _Target(table, count=int(count))
+
+
+def _columns(conn: pymysql.connections.Connection, schema: str, table: str) -> list[dict[str, Any]]:
+    return db.query(conn, "SELECT COLUMN_NAME AS name, DATA_TYPE AS data_type, COLUMN_KEY AS ckey, "
+                          "CHARACTER_MAXIMUM_LENGTH AS maxlen, EXTRA AS extra FROM information_schema.COLUMNS "
+                          "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s ORDER BY ORDINAL_POSITION", (schema, table))
+
+
+_NUMERIC = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "float", "double"}
+_STRING = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+
+
+def _row_statements(kind: str, t: _Target, cols: list[dict[str, Any]], conn: Any, tq: str) -> tuple[str, str]:
+    pks = [c for c in cols if c["ckey"] == "PRI"]
+    if len(pks) != 1 or pks[0]["data_type"] not in _NUMERIC:
+        raise NotSupported(f"table {t.table} needs a single integer primary key for row drift")
+    pk = quote_ident(pks[0]["name"])
+    if kind == "delete_rows":
+        keys = [r["k"] for r in db.query(conn, f"SELECT {pk} AS k FROM {tq} ORDER BY {pk} LIMIT {t.count}")]
+        if not keys:
+            raise ConfigError(f"table {t.table} is empty on this node: no row to delete")
+        return (f"DELETE FROM {tq} ORDER BY {pk} LIMIT {t.count}",
+                f"deleted {len(keys)} row(s) of {t.table} ({pks[0]['name']} {keys[0]}..{keys[-1]})")
+    if kind == "update_rows":
+        target = next((c for c in cols if c["ckey"] != "PRI" and (c["data_type"] in _NUMERIC | _STRING)), None)
+        if target is None:
+            raise NotSupported(f"table {t.table} has no numeric or text column to change")
+        cq = quote_ident(target["name"])
+        if target["data_type"] in _NUMERIC:
+            expr = f"COALESCE({cq}, 0) + 1"
+        else:
+            expr = f"LEFT(CONCAT('drift-', COALESCE({cq}, '')), {int(target['maxlen'] or 64)})"
+        return (f"UPDATE {tq} SET {cq} = {expr} ORDER BY {pk} LIMIT {t.count}",
+                f"changed column {target['name']} in the first {t.count} row(s) of {t.table}")
+    top = int(db.scalar(conn, f"SELECT COALESCE(MAX({pk}), 0) FROM {tq}"))
+    values = ", ".join(f"({top + i})" for i in range(1, t.count + 1))
+    return (f"INSERT INTO {tq} ({pk}) VALUES {values}",
+            f"inserted {t.count} row(s) into {t.table} ({pks[0]['name']} {top + 1}..{top + t.count}) that the "
+            f"primary does not have")
+
+
+def drift(cluster: Cluster, node: str, *, drop_column: str | None = None, add_column: str | None = None,
+          modify_column: str | None = None, delete_rows: str | None = None, update_rows: str | None = None,
+          insert_rows: str | None = None, binlog: bool = False, force: bool = False) -> str:
+    """Change one node behind replication's back: a schema change or a few rows, local (``sql_log_bin=0``)
+    unless ``binlog`` (then it is an errant transaction in the node's binary log).
+
+    Exactly one of the keyword changes must be given: ``drop_column="events.name"``,
+    ``add_column="events.x:INT"``, ``modify_column="events.counter:BIGINT"``, ``delete_rows="events:5"``,
+    ``update_rows="events:5"``, ``insert_rows="events:5"``. Refused on the primary unless ``force``.
+    """
+    given = {k: v for k, v in dict(drop_column=drop_column, add_column=add_column, modify_column=modify_column,
+                                   delete_rows=delete_rows, update_rows=update_rows,
+                                   insert_rows=insert_rows).items() if v is not None}
+    if len(given) != 1:
+        raise ConfigError("drift needs exactly one change: --drop-column, --add-column, --modify-column, "
+                          "--delete-rows, --update-rows or --insert-rows")
+    (kind, value), = given.items()
+    target = _parse(kind, value)
+    info = cluster.node(node)
+    if info.role == "primary" and not force:
+        raise ConfigError(f"{node} is the primary: drift there is replicated (or diverges every replica)",
+                          hint="drift a replica, or pass --force to change the primary anyway")
+    cluster._require_running(node)
+    schema = cluster.database
+    tq = f"{quote_ident(schema)}.{quote_ident(target.table)}"
+    with cluster.connect(node) as conn:
+        cols = _columns(conn, schema, target.table)
+        if not cols:
+            raise ConfigError(f"table {schema}.{target.table} does not exist on {node}")
+        names = [c["name"].lower() for c in cols]
+        if kind in ("drop_column", "modify_column") and target.column and target.column.lower() not in names:
+            raise ConfigError(f"column {target.table}.{target.column} does not exist on {node} "
+                              f"(columns: {', '.join(c['name'] for c in cols)})")
+        if kind == "add_column" and target.column and target.column.lower() in names:
+            raise ConfigError(f"column {target.table}.{target.column} already exists on {node}")
+        if kind == "drop_column":
+            if len(cols) == 1:
+                raise ConfigError(f"cannot drop the only column of {target.table}")
+            position = names.index(target.column.lower()) + 1  # type: ignore[union-attr]
+            where = "the last column" if position == len(cols) else f"column {position} of {len(cols)}"
+            statement = f"ALTER TABLE {tq} DROP COLUMN {quote_ident(target.column)}"  # type: ignore[arg-type]
+            what = f"dropped column {target.table}.{target.column} ({where})"
+        elif kind == "add_column":
+            statement = f"ALTER TABLE {tq} ADD COLUMN {quote_ident(target.column)} {target.type}"  # type: ignore[arg-type]
+            what = f"added column {target.table}.{target.column} {target.type}"
+        elif kind == "modify_column":
+            statement = f"ALTER TABLE {tq} MODIFY COLUMN {quote_ident(target.column)} {target.type}"  # type: ignore[arg-type]
+            what = f"changed column {target.table}.{target.column} to {target.type}"
+        else:
+            statement, what = _row_statements(kind, target, cols, conn, tq)
+        with conn.cursor() as cur:
+            try:
+                if not binlog:
+                    cur.execute("SET SESSION sql_log_bin=0")
+                cur.execute(statement)
+            except pymysql.MySQLError as exc:
+                raise SqlError(f"{node}: drift failed: {exc.args[-1]}", node=node) from None
+    how = "written to its binary log too (an errant transaction)" if binlog else \
+        "locally only (sql_log_bin=0, the primary and the other replicas do not know)"
+    return _done(cluster, f"{node}: {what}, {how}; see what replication will do: replab diagnose {node}")
