@@ -40,6 +40,7 @@ class Sample:
     io_running: bool | None = None
     sql_running: bool | None = None
     last_errno: int | None = None
+    sql_errno: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,6 +244,7 @@ class Sampler:
                 sample.io_running = st.io_running if st else False
                 sample.sql_running = st.sql_running if st else False
                 sample.last_errno = st.last_errno if st else None
+                sample.sql_errno = st.last_sql_errno if st else None
                 sample.lag_ms = replication.lag_ms(self._primary_hb, hb, st)
             return sample, conn
         except (pymysql.MySQLError, ReplabError, OSError):
@@ -256,8 +258,9 @@ class Sampler:
             return
         if cur.last_errno and cur.last_errno != (prev.last_errno or 0):
             error = self._last_error(cur.node)
-            self.timeline.event("error", f"replication error {cur.last_errno}: {error}", cur.node,
-                                errno=cur.last_errno)
+            thread = "SQL" if cur.sql_errno else "IO"
+            self.timeline.event("error", f"{thread} thread error {cur.last_errno}: {error}", cur.node,
+                                errno=cur.last_errno, thread=thread.lower())
         elif prev.last_errno and not cur.last_errno and cur.state == RUNNING:
             self.timeline.event("recovered", "replication error cleared", cur.node)
         if prev.state != cur.state:
