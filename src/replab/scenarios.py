@@ -388,10 +388,14 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
     or fail, unless ``keep``. Set-up failures and unexpected errors end up in ``report.error`` (verdict
     ``error``); they are not raised. Bad parameters raise ConfigError before anything starts.
     """
-    params = RunParams(duration=duration or 6.0, rate=rate or 200.0, seed=1 if seed is None else seed)
+    params = RunParams(duration=6.0 if duration is None else duration, rate=200.0 if rate is None else rate,
+                       seed=1 if seed is None else seed)
     params.validate()
     say = say or (lambda _m: None)
     tmp = None
+    if home is not None and Cluster.exists(home):
+        raise ConfigError(f"a cluster already lives in {home}; a scenario builds its own",
+                          hint="pass another home, or leave it out to use a temporary directory")
     if home is None:
         tmp = Path(tempfile.mkdtemp(prefix=f"replab-{scenario.name}-"))
         home = tmp / "home"
@@ -496,7 +500,7 @@ def _finish_report(ctx: Context, report: RunReport) -> None:
         report.metrics["writes_failed"] = sum(f.failed for f in ctx.feeds)
         report.metrics["writes_unknown"] = sum(f.unknown for f in ctx.feeds)
     for node, lines in ctx.diagnoses.items():
-        report.diagnosis.extend(f"{node}: {line}" for line in lines)
+        report.diagnosis.extend(line if line.startswith(node) else f"{node}: {line}" for line in lines)
     for name, rep in ctx.checks.items():
         data = rep.to_dict() if hasattr(rep, "to_dict") else {"value": str(rep)}
         if hasattr(rep, "render"):
