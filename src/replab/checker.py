@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 KINDS = ("missing_rows", "extra_rows", "changed_rows", "schema", "replication", "unreachable")
 CHUNK_IDS = 10_000
 KEEP_IDS = 1000
+LEDGER_WORKERS = 2  # connections per node verifying the ledger (the server scans)
 INT_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
 
 
@@ -114,10 +115,10 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         f = self.facts
         led = f.ledger or {}
-        ledger_out: dict[str, Any] = {"acknowledged": int(led.get("acknowledged", 0)), "failed": int(led.get("failed", 0)),
-                      "unknown": int(led.get("unknown", 0))}
+        ledger_out: dict[str, Any] = {k: int(led.get(k, 0)) for k in ("acknowledged", "failed", "unknown")}
         for kind in ("missing", "unexpected", "altered"):
-            ledger_out[kind] = {n: d[kind + "_count"] for n, d in f.ledger_diffs.items()}
+            ledger_out[kind] = {n.name: f.ledger_diffs[n.name][kind + "_count"] for n in f.nodes
+                                if n.name in f.ledger_diffs}
         nodes = [{"name": n.name, "role": n.role, "reachable": n.reachable, "caught_up": n.caught_up,
                   "lag_ms": n.lag_ms, "io_running": n.io_running, "sql_running": n.sql_running,
                   "last_errno": n.last_errno, "last_error": n.last_error,
@@ -587,8 +588,11 @@ def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: l
         if tf is None:
             return
         cols = [c[0] for c in tf.columns]
-        d = ledger.verify_node(col.conn(n.name), path, "events", primary_unknown=primary_has, until=until,
-                               columns=cols)
+        def connect() -> Any:
+            return col.cluster.connect(n.name, database=col.database, timeout=3, read_timeout=col.wait + 120)
+
+        d = ledger.verify_node(connect, path, "events", primary_unknown=primary_has, until=until, columns=cols,
+                               workers=LEDGER_WORKERS)
         facts.ledger_diffs[n.name] = {k: getattr(d, k) for k in ("missing", "unexpected", "altered",
                                                                  "missing_count", "unexpected_count",
                                                                  "altered_count")}

@@ -105,6 +105,15 @@ class Flavor:
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         raise NotImplementedError
 
+    # --- rebuilding a replica (repair.py) -------------------------------------------------------
+    def reset_binlog(self) -> str:
+        """Forget this node's own binary log history (a rebuilt replica starts a clean one)."""
+        return "RESET MASTER"
+
+    def set_replica_position(self) -> str:
+        """Statement with one %s placeholder: the GTID set a rebuilt replica has applied."""
+        raise NotSupported(f"rebuilding a replica is not implemented for {self.name}")
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -145,6 +154,9 @@ class MariaDBFlavor(Flavor):
 
     def replication_grants(self) -> str:
         return "REPLICATION SLAVE"
+
+    def set_replica_position(self) -> str:
+        return "SET GLOBAL gtid_slave_pos = %s"
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:

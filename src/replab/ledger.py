@@ -14,12 +14,16 @@ the pure ``diff_rows``.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import fcntl
 import heapq
 import os
+import queue
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -288,32 +292,77 @@ def _rows_sql(table: str, columns: list[str]) -> str:
 
 
 def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown: set[int] | None = None,
-                until: int | None = None, columns: list[str] | None = None) -> LedgerDiff:
-    """Verify one node (a PyMySQL connection with the table's database selected) against the ledger.
+                until: int | None = None, columns: list[str] | None = None, workers: int = 1) -> LedgerDiff:
+    """Verify one node against the ledger. ``conn`` is a PyMySQL connection with the table's database
+    selected, or a callable returning a new one; with a callable, ``workers`` connections verify chunks in
+    parallel (the server does the scanning, so this scales with the server's cores).
 
     Only ids below ``until`` (the ledger's end when the check started) are judged. ``primary_unknown``:
-    the unknown-outcome ids the primary holds. ``columns``: the node's columns (a missing one is compared
-    as NULL, so every row shows as altered rather than the check failing).
+    the unknown-outcome ids the primary holds. ``columns``: the node's columns (one it lacks is not
+    compared; the schema diff reports it).
     """
     columns = columns or ["id", "name", "counter", "description"]
     present = tuple(c in columns for c, _ in CONTENT)
     summary_sql, rows_sql = _summary_sql(table, columns), _rows_sql(table, columns)
-    total = LedgerDiff()
     runs = (r for r in read_runs(path) if until is None or r.start < until)
-    for group in chunks(_clip(runs, until)):
+    groups = chunks(_clip(runs, until))
+
+    def one(c: Any, group: list[Run]) -> LedgerDiff | None:
         lo, hi = group[0].start, group[-1].end
         expected_present = sum(len(r) for r in group if r.outcome == OK)
-        has_other = any(r.outcome != OK for r in group)
-        contiguous = all(a.end == b.start for a, b in zip(group, group[1:], strict=False))
-        with conn.cursor() as cur:
-            if not has_other and contiguous:
+        simple = all(r.outcome == OK for r in group) and all(a.end == b.start for a, b in
+                                                               zip(group, group[1:], strict=False))
+        with c.cursor() as cur:
+            if simple:
                 cur.execute(summary_sql, (lo, hi))
                 count, good = cur.fetchone()
                 if int(count) == expected_present and int(good) == expected_present:
-                    continue
+                    return None
             cur.execute(rows_sql, (lo, hi))
             rows = cur.fetchall()
-        total.merge(diff_rows(group, rows, primary_unknown, present))
+        return diff_rows(group, rows, primary_unknown, present)
+
+    total = LedgerDiff()
+    if not callable(conn) or workers <= 1:
+        own = conn() if callable(conn) else None
+        try:
+            for group in groups:
+                d = one(own or conn, group)
+                if d is not None:
+                    total.merge(d)
+        finally:
+            if own is not None:
+                own.close()
+        return total
+    conns = [conn() for _ in range(workers)]
+    free: queue.Queue[Any] = queue.Queue()
+    for c in conns:
+        free.put(c)
+
+    def task(group: list[Run]) -> LedgerDiff | None:
+        c = free.get()
+        try:
+            return one(c, group)
+        finally:
+            free.put(c)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending: collections.deque[Future[LedgerDiff | None]] = collections.deque()
+            for group in groups:  # bounded look-ahead keeps memory flat on any ledger size
+                pending.append(pool.submit(task, group))
+                if len(pending) >= workers * 4:
+                    d = pending.popleft().result()
+                    if d is not None:
+                        total.merge(d)
+            while pending:
+                d = pending.popleft().result()
+                if d is not None:
+                    total.merge(d)
+    finally:
+        for c in conns:
+            with contextlib.suppress(Exception):
+                c.close()
     return total
 
 

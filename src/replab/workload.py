@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, ledger
+from . import db, ledger, replication
 from .config import quote_ident, validate_identifier
 from .errors import ConfigError, ReplabError, SqlError
 from .replication import HEARTBEAT_DB, HEARTBEAT_TABLE
@@ -345,3 +345,73 @@ def feed(cluster: Cluster, rate: float = 0.0, rows: int | None = None, duration:
     except KeyboardInterrupt:
         feeder.result.interrupted = True
     return feeder.stop()
+
+
+# --- observing a feed ------------------------------------------------------------------------------
+
+@dataclass
+class NodeSample:
+    name: str
+    rows: int | None = None  # None: the node did not answer
+    lag_ms: int | None = None
+
+
+def sample_nodes(cluster: Cluster, table: str = "events", conns: dict[str, Any] | None = None) -> list[NodeSample]:
+    """Row count and heartbeat lag of every node. ``conns`` (name -> connection) is reused and refilled."""
+    conns = {} if conns is None else conns
+    t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
+    out = []
+    primary_hb = None
+    for node in cluster.nodes:
+        s = NodeSample(node.name)
+        try:
+            conn = conns.get(node.name)
+            if conn is None:
+                conn = conns[node.name] = cluster.connect(node.name, timeout=1, read_timeout=3)
+            s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
+            hb = replication.heartbeat(conn)
+            if node.role == "primary":
+                primary_hb = hb
+            else:
+                s.lag_ms = replication.lag_ms(primary_hb, hb, None)
+        except (SqlError, pymysql.MySQLError, OSError):
+            bad = conns.pop(node.name, None)
+            if bad is not None:
+                with contextlib.suppress(Exception):
+                    bad.close()
+        out.append(s)
+    return out
+
+
+class Sampler:
+    """Samples ``sample_nodes`` in the background every ``interval`` seconds; ``latest`` holds the last."""
+
+    def __init__(self, cluster: Cluster, table: str = "events", interval: float = 0.5) -> None:
+        self.cluster, self.table, self.interval = cluster, table, interval
+        self.latest: list[NodeSample] = [NodeSample(n.name) for n in cluster.nodes]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="replab-sampler", daemon=True)
+        self._conns: dict[str, Any] = {}
+
+    def start(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.latest = sample_nodes(self.cluster, self.table, self._conns)
+            self._stop.wait(self.interval)
+        for c in self._conns.values():
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
+    """Counts once replicas applied the primary's position (bounded by ``wait``); None for a silent node."""
+    with contextlib.suppress(ReplabError, pymysql.MySQLError):
+        replication.wait_caught_up(cluster, timeout=wait)
+    return sample_nodes(cluster, table)

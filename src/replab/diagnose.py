@@ -1,0 +1,407 @@
+"""Explain, in plain words, what replication did on each replica that is broken or drifting.
+
+The facts come from the replica's SHOW SLAVE STATUS, both nodes' information_schema.COLUMNS, their GTID
+state and (for row drift) primary keys of the cluster's tables. What each cause does was observed on
+MariaDB 10.11 (see docs/faults.md): ROW events carry values by column position, so
+
+- a column dropped on the replica at the END: replication goes on, the primary's last value is ignored;
+- dropped in the MIDDLE: every later value shifts one column to the left; when types differ the SQL thread
+  stops with 1677 ("Column 1 of table 'mydb.events' cannot be converted from type 'varchar(256 octets)' to
+  type 'int(11)'"), when they are compatible the values land in the wrong column silently;
+- under STATEMENT a statement naming the missing column stops with 1054;
+- a row the replica lacks stops an UPDATE/DELETE event with 1032, a row it has extra stops an INSERT
+  with 1062;
+- an errant transaction (GTID with the replica's own server_id) under gtid_strict_mode stops the next
+  replicated event of that domain with 1950 (out-of-order sequence number).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+
+from . import db, relay, replication
+from .config import quote_ident
+from .engines.base import RUNNING
+from .errors import SqlError
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
+_STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+MAX_KEYS = 200_000
+
+
+@dataclass
+class Column:
+    name: str
+    position: int
+    data_type: str
+    column_type: str
+    maxlen: int | None
+
+
+@dataclass
+class Diagnosis:
+    """What is wrong with one replica, why, and what happens next."""
+
+    node: str
+    severity: str  # ok | drift | broken | down
+    summary: str
+    errno: int = 0
+    error: str = ""
+    table: str | None = None
+    statement: str | None = None
+    causes: list[str] = field(default_factory=list)
+    next_writes: list[str] = field(default_factory=list)
+    shifted: list[str] = field(default_factory=list)
+    errant_gtids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self) -> str:
+        lines = [f"{self.node}: {self.summary}"]
+        if self.errno:
+            lines.append(f"  error {self.errno}: {self.error}")
+        if self.statement:
+            lines.append(f"  statement: {self.statement}")
+        lines += [f"  cause: {c}" for c in self.causes]
+        lines += [f"  shifted: {s}" for s in self.shifted]
+        lines += [f"  next writes: {n}" for n in self.next_writes]
+        return "\n".join(lines)
+
+
+# --- facts ------------------------------------------------------------------------------------------
+def _schema(conn: pymysql.connections.Connection) -> dict[str, list[Column]]:
+    rows = db.query(conn, "SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t, COLUMN_NAME AS c, ORDINAL_POSITION AS p, "
+                          "DATA_TYPE AS dt, COLUMN_TYPE AS ct, CHARACTER_MAXIMUM_LENGTH AS ml "
+                          "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA NOT IN %s "
+                          "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION", (SYSTEM_DBS,))
+    out: dict[str, list[Column]] = {}
+    for r in rows:
+        out.setdefault(f"{r['s']}.{r['t']}", []).append(
+            Column(r["c"], int(r["p"]), str(r["dt"]).lower(), str(r["ct"]).lower(),
+                   int(r["ml"]) if r["ml"] is not None else None))
+    return out
+
+
+def parse_gtids(text: str | None) -> dict[tuple[int, int], int]:
+    """'0-1-12,0-4-13' -> {(domain, server_id): seq}."""
+    out: dict[tuple[int, int], int] = {}
+    for part in (text or "").replace("\n", "").split(","):
+        bits = part.strip().split("-")
+        if len(bits) == 3 and all(b.isdigit() for b in bits):
+            d, s, n = map(int, bits)
+            out[(d, s)] = max(n, out.get((d, s), 0))
+    return out
+
+
+def errant_gtids(replica_state: str | None, primary_state: str | None) -> list[str]:
+    """GTIDs in the replica's binary log state that the primary never had."""
+    primary = parse_gtids(primary_state)
+    return [f"{d}-{s}-{n}" for (d, s), n in parse_gtids(replica_state).items() if primary.get((d, s), -1) < n]
+
+
+def compatible(src: Column, dst: Column) -> bool:
+    """Would a ROW event value of ``src``'s type apply to ``dst`` without slave_type_conversions?"""
+    if src.column_type == dst.column_type:
+        return True
+    if src.data_type == dst.data_type and src.data_type in _STRINGS:
+        return (dst.maxlen or 0) >= (src.maxlen or 0)
+    return False
+
+
+# --- schema drift -----------------------------------------------------------------------------------
+def schema_findings(table: str, prim: list[Column], repl: list[Column], fmt: str) -> tuple[list[str], list[str]]:
+    """(causes, next-write predictions) for one table whose columns differ."""
+    causes: list[str] = []
+    nxt: list[str] = []
+    pnames = [c.name.lower() for c in prim]
+    rnames = [c.name.lower() for c in repl]
+    missing = [c for c in prim if c.name.lower() not in rnames]
+    extra = [c for c in repl if c.name.lower() not in pnames]
+    for col in missing:
+        at_end = col.position > len(repl) and all(c.position > len(repl) for c in missing)
+        where = "the last column" if col.position == len(prim) else f"column {col.position} of {len(prim)}"
+        causes.append(f"column `{col.name}` ({where}) of {table} exists on the primary but was dropped on "
+                      "this replica only")
+        if fmt != "ROW":
+            nxt.append(f"the next replicated statement naming `{col.name}` stops the SQL thread with error 1054 "
+                       "(Unknown column)")
+        if at_end and fmt == "ROW":
+            nxt.append(f"ROW events still apply: the primary's trailing `{col.name}` value is ignored here, so "
+                       f"{table}.{col.name} stays missing on this replica")
+    if missing and fmt != "STATEMENT" and not all(c.position > len(repl) for c in missing):
+        first = min(c.position for c in missing)
+        clash = [(p, r) for p, r in zip(prim, repl, strict=False) if p.position >= first]
+        bad = [(p, r) for p, r in clash if not compatible(p, r)]
+        shifted = ", ".join(f"`{p.name}`->`{r.name}`" for p, r in clash)
+        if bad:
+            p, r = bad[0]
+            nxt.append(f"ROW events apply by position, so from column {first} on values shift one column left "
+                       f"({shifted}); `{p.name}` ({p.column_type}) cannot go into `{r.name}` ({r.column_type}): "
+                       f"the next row event on {table} stops the SQL thread with error 1677")
+        else:
+            nxt.append(f"ROW events apply by position, so from column {first} on values shift one column left "
+                       f"({shifted}) and the types fit: rows land in the wrong columns SILENTLY")
+    for col in extra:
+        causes.append(f"column `{col.name}` of {table} exists on this replica only")
+        if col.position <= len(prim):
+            nxt.append(f"ROW events apply by position: primary column {col.position} lands in `{col.name}`")
+        else:
+            nxt.append(f"ROW events fill `{col.name}` with its default; the primary never sees it")
+    for p in prim:
+        r = next((c for c in repl if c.name.lower() == p.name.lower()), None)
+        if r is not None and r.column_type != p.column_type and not (missing or extra):
+            causes.append(f"column `{p.name}` of {table} is {p.column_type} on the primary but {r.column_type} "
+                          "here")
+            if fmt != "STATEMENT":
+                nxt.append("row events fit the new type" if compatible(p, r) else
+                           f"the next row event on {table} stops the SQL thread with error 1677 (cannot convert "
+                           f"{p.column_type} to {r.column_type})")
+    return causes, nxt
+
+
+# --- row drift ---------------------------------------------------------------------------------------
+def _pk(cols: list[Column], pconn: Any, table: str) -> str | None:
+    schema, name = table.split(".", 1)
+    rows = db.query(pconn, "SELECT COLUMN_NAME AS c FROM information_schema.KEY_COLUMN_USAGE WHERE "
+                           "TABLE_SCHEMA=%s AND TABLE_NAME=%s AND CONSTRAINT_NAME='PRIMARY'", (schema, name))
+    return rows[0]["c"] if len(rows) == 1 else None
+
+
+def _keys(conn: Any, table: str, pk: str, upto: Any) -> set[Any]:
+    schema, name = table.split(".", 1)
+    tq = f"{quote_ident(schema)}.{quote_ident(name)}"
+    rows = db.query(conn, f"SELECT {quote_ident(pk)} AS k FROM {tq} WHERE {quote_ident(pk)} <= %s "
+                          f"ORDER BY 1 LIMIT {MAX_KEYS}", (upto,))
+    return {r["k"] for r in rows}
+
+
+def _shifted_examples(pconn: Any, rconn: Any, table: str, pk: str, prim: list[Column],
+                      repl: list[Column]) -> list[str]:
+    """Rows where the replica holds, in a column, the value the primary has one column to the left."""
+    schema, name = table.split(".", 1)
+    tq = f"{quote_ident(schema)}.{quote_ident(name)}"
+    pkq = quote_ident(pk)
+    prow = {r[pk]: r for r in db.query(pconn, f"SELECT * FROM {tq} ORDER BY {pkq} DESC LIMIT 200")}
+    out: list[str] = []
+    for r in db.query(rconn, f"SELECT * FROM {tq} ORDER BY {pkq} DESC LIMIT 200"):
+        p = prow.get(r[pk])
+        if p is None:
+            continue
+        for i, col in enumerate(repl):
+            src = prim[i].name if i < len(prim) else None
+            if src and src != col.name and col.name in p and r[col.name] != p[col.name] and r[col.name] == p[src]:
+                out.append(f"{pk}={r[pk]}: `{col.name}` = {r[col.name]!r} here (the primary's `{src}`), "
+                           f"but {p[col.name]!r} on the primary")
+                break
+        if len(out) >= 3:
+            break
+    return out
+
+
+# --- main --------------------------------------------------------------------------------------------
+def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
+    if relay.mode(cluster.home, name) == relay.BLOCKED:
+        return (f"its link to {cluster.primary.name} is cut (replab partition); the IO thread "
+                f"{'still waits for data' if st.io_running else 'keeps reconnecting'}; heal with: "
+                f"replab heal {name}")
+    if st.io_state != "Yes" and st.last_io_errno:
+        return f"the IO thread cannot read from the primary: error {st.last_io_errno}: {st.last_io_error}"
+    if cluster.engine.state(cluster.primary) != RUNNING:
+        return f"the primary {cluster.primary.name} is {cluster.engine.state(cluster.primary)}; the IO thread " \
+               "reconnects every second until it is back"
+    return None
+
+
+_TABLE_PATTERNS = [
+    re.compile(r"on table ([\w$]+\.[\w$]+)"),
+    re.compile(r"of table '([\w$]+\.[\w$]+)'"),
+]
+
+
+def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
+    """A ``Diagnosis`` for each replica (or just ``node``), explaining errors and drift in plain words."""
+    names = [cluster.node(node).name] if node else [r.name for r in cluster.replicas]
+    if node and cluster.node(node).role == "primary":
+        return [Diagnosis(node, "ok", "is the primary; diagnose explains replicas (try: replab diagnose)")]
+    primary = cluster.primary
+    pconn = None
+    if cluster.engine.state(primary) == RUNNING:
+        try:
+            pconn = cluster.connect(primary.name, timeout=2, read_timeout=10, dict_rows=False)
+        except SqlError:
+            pconn = None
+    try:
+        return [_one(cluster, name, pconn) for name in names]
+    finally:
+        if pconn is not None:
+            pconn.close()
+
+
+def _one(cluster: Cluster, name: str, pconn: Any) -> Diagnosis:
+    state = cluster.engine.state(cluster.node(name))
+    if state != RUNNING:
+        hint = f"replab resume {name}" if state == "paused" else f"replab start {name}"
+        return Diagnosis(name, "down", f"is {state}; when it is back it resumes from its saved GTID position "
+                                       f"and fetches what it missed ({hint})")
+    fmt = cluster.binlog_format
+    try:
+        with cluster.connect(name, timeout=2, read_timeout=10) as rconn:
+            return _examine(cluster, name, rconn, pconn, fmt)
+    except (SqlError, pymysql.MySQLError) as exc:
+        return Diagnosis(name, "down", f"does not answer ({exc})")
+
+
+def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> Diagnosis:
+    st = replication.replica_status(rconn, cluster.flavor)
+    if st is None:
+        return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
+                         causes=["RESET SLAVE ALL or a rebuild left it without a source"])
+    d = Diagnosis(name, "ok", "replicating; schema and GTID history match the primary")
+    rstate = str(db.scalar(rconn, "SELECT @@GLOBAL.gtid_binlog_state") or "")
+    rschema = _schema(rconn)
+    pschema = _schema(pconn) if pconn is not None else {}
+    if pconn is not None:
+        d.errant_gtids = errant_gtids(rstate, str(db.scalar(pconn, "SELECT @@GLOBAL.gtid_binlog_state") or ""))
+    # schema drift
+    drift_tables: list[str] = []
+    for table, pcols in pschema.items():
+        if table.startswith(replication.HEARTBEAT_DB + "."):
+            continue
+        rcols = rschema.get(table)
+        if rcols is None:
+            d.causes.append(f"table {table} exists on the primary but not on this replica")
+            d.next_writes.append(f"the next replicated write to {table} stops the SQL thread with error 1146")
+            drift_tables.append(table)
+            continue
+        if [(c.name, c.column_type) for c in pcols] != [(c.name, c.column_type) for c in rcols]:
+            causes, nxt = schema_findings(table, pcols, rcols, fmt)
+            d.causes += causes
+            d.next_writes += nxt
+            drift_tables.append(table)
+            pk = _pk(pcols, pconn, table)
+            if pk and fmt != "STATEMENT":
+                d.shifted += _shifted_examples(pconn, rconn, table, pk, pcols, rcols)
+    if d.errant_gtids:
+        d.causes.append(f"errant transaction(s) {', '.join(d.errant_gtids)}: written on this replica with the "
+                        "binary log on (its own server_id), never on the primary")
+        d.next_writes.append("with gtid_strict_mode the next replicated event of that domain stops the SQL thread "
+                             "with error 1950 (out-of-order GTID); a failover to this replica would also send "
+                             "these transactions to the others")
+    # the error itself
+    if st.last_sql_errno or not st.sql_running:
+        d.severity = "broken"
+        d.errno, d.error = st.last_sql_errno, st.last_sql_error
+        d.summary = f"SQL thread stopped: error {st.last_sql_errno}" if st.last_sql_errno else "SQL thread stopped"
+        _explain_error(d, cluster, pconn, rconn, rschema, pschema)
+    elif io := _io_problem(cluster, name, st):
+        d.severity = "broken"
+        d.summary = f"not receiving: {io}"
+        d.errno, d.error = st.last_io_errno, st.last_io_error
+    elif d.causes:
+        d.severity = "drift"
+        d.summary = "replicating, but drifted from the primary: " + "; ".join(d.causes[:2])
+    if pconn is not None and d.severity != "down" and st.sql_running:
+        _row_drift(d, cluster, pconn, rconn, pschema, drift_tables)
+    return d
+
+
+def _explain_error(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, rschema: dict[str, list[Column]],
+                   pschema: dict[str, list[Column]]) -> None:
+    err = d.error
+    for pat in _TABLE_PATTERNS:
+        m = pat.search(err)
+        if m:
+            d.table = m.group(1)
+            break
+    query = re.search(r"Query: '(.*)'$", err, re.S)
+    if query:
+        d.statement = query.group(1)
+    if d.errno == 1677:
+        m = re.search(r"Column (\d+) of table '([^']+)' cannot be converted from type '([^']+)' to type '([^']+)'",
+                      err)
+        if m and d.table in pschema and d.table in rschema:
+            idx = int(m.group(1))
+            pcols, rcols = pschema[d.table], rschema[d.table]
+            src = pcols[idx].name if idx < len(pcols) else "?"
+            dst = rcols[idx].name if idx < len(rcols) else "?"
+            d.summary += (f": a ROW event for {d.table} carries the primary's `{src}` ({m.group(3)}) at column "
+                          f"{idx + 1}, where this replica has `{dst}` ({m.group(4)})")
+        d.statement = d.statement or f"a row event on {d.table}"
+    elif d.errno == 1054:
+        m = re.search(r"Unknown column '([^']+)'", err)
+        col = m.group(1) if m else "?"
+        d.summary += f": the replicated statement names column `{col}`, which this replica does not have"
+    elif d.errno == 1032:
+        d.summary += f": an UPDATE/DELETE event for {d.table} found no row to change on this replica"
+        d.causes.insert(0, "the row was deleted (or never inserted) on this replica only")
+    elif d.errno == 1062:
+        m = re.search(r"Duplicate entry '([^']*)' for key '([^']+)'", err)
+        key = f" {m.group(2)}={m.group(1)}" if m else ""
+        d.summary += f": an INSERT event for {d.table} collides with a row{key} that exists on this replica only"
+        d.causes.insert(0, "a row was inserted on this replica behind replication's back")
+    elif d.errno == 1950:
+        d.summary += ": this replica's binary log already has a later GTID of the same domain (errant transaction)"
+    elif d.errno == 1146:
+        d.summary += f": table {d.table or ''} does not exist here"
+    d.next_writes = [f"nothing more is applied until it is fixed; relay logs pile up. Rebuild it: "
+                            f"replab repair {d.node}"]
+
+
+def _row_drift(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, pschema: dict[str, list[Column]],
+               skip: list[str]) -> None:
+    """Compare primary keys of the cluster database's tables, up to the highest key the primary had before
+    its GTID position was read (so rows still being inserted do not count as drift)."""
+    plan: list[tuple[str, str, str, Any]] = []
+    for table, cols in pschema.items():
+        if not table.startswith(cluster.database + ".") or table in skip:
+            continue
+        pk = _pk(cols, pconn, table)
+        if pk:
+            schema, tname = table.split(".", 1)
+            tq = f"{quote_ident(schema)}.{quote_ident(tname)}"
+            plan.append((table, pk, tq, db.scalar(pconn, f"SELECT COALESCE(MAX({quote_ident(pk)}), 0) FROM {tq}")))
+    gtid = str(db.scalar(pconn, cluster.flavor.executed_gtid()) or "")
+    with rconn.cursor() as cur:
+        cur.execute(cluster.flavor.wait_for_gtid(), (gtid, 3))
+        if not cluster.flavor.wait_ok(cur.fetchone()[0]):
+            return
+    for table, pk, tq, upto in plan:
+        try:
+            pk_primary, pk_replica = _keys(pconn, table, pk, upto), _keys(rconn, table, pk, upto)
+            beyond = [r["k"] for r in db.query(rconn, f"SELECT {quote_ident(pk)} AS k FROM {tq} WHERE "
+                                                      f"{quote_ident(pk)} > %s LIMIT 20", (upto,))]
+            if beyond:  # newer rows: extra only if the primary does not have them even now
+                have = {r["k"] for r in db.query(pconn, f"SELECT {quote_ident(pk)} AS k FROM {tq} WHERE "
+                                                        f"{quote_ident(pk)} IN %s", (beyond,))}
+                beyond = [k for k in beyond if k not in have]
+        except pymysql.MySQLError:
+            continue
+        missing, extra = sorted(pk_primary - pk_replica), sorted(pk_replica - pk_primary) + beyond
+        if missing:
+            d.causes.append(f"{len(missing)} row(s) of {table} are missing here ({pk} {_span(missing)})")
+            d.next_writes.append("the next UPDATE or DELETE of those rows on the primary stops the SQL thread "
+                                 "with error 1032")
+        if extra:
+            d.causes.append(f"{len(extra)} row(s) of {table} exist only here ({pk} {_span(extra)})")
+            d.next_writes.append(f"the next INSERT of {pk} {extra[0]} on the primary stops the SQL thread with "
+                                 "error 1062")
+        if (missing or extra) and d.severity == "ok":
+            d.severity = "drift"
+            d.summary = "replicating, but drifted from the primary: " + "; ".join(d.causes[:2])
+
+
+def _span(keys: list[Any]) -> str:
+    return str(keys[0]) if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
+
+
+def short_line(d: Diagnosis) -> str:
+    """The one-line form shown under ``replab status``."""
+    return f"{d.node}: {d.summary}"

@@ -1,0 +1,140 @@
+"""feed, the ledger and check on real MariaDB clusters: consistency, injected divergences, checks during a feed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import REPLAB
+
+from replab import checker, ledger
+from replab.workload import Feeder, feed
+
+
+def _on_replica(cluster, name: str, *statements: str) -> None:
+    """Change a replica behind replication's back (sql_log_bin=0: nothing reaches the binlog)."""
+    with cluster.connect(name, database="mydb") as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin=0")
+        for st in statements:
+            cur.execute(st)
+
+
+def _only(report, kind: str) -> checker.Problem:
+    kinds = {(p.node, p.kind, p.table) for p in report.problems}
+    assert ("mysql-s1", kind, "events") in kinds, report.render()
+    assert {k[1] for k in kinds} == {kind}, report.render()
+    return next(p for p in report.problems if p.kind == kind and p.source in ("checksum", "schema"))
+
+
+def test_feed_check_and_each_divergence(replab_cluster):
+    cluster = replab_cluster
+    result = feed(cluster, rows=600, threads=2, batch=3)
+    assert (result.ok, result.failed, result.unknown) == (600, 0, 0)
+    summary = ledger.summarize(ledger.read_runs(ledger.ledger_path(cluster.home)))
+    assert summary.acknowledged == 600 and summary.end == 601
+    report = checker.check(cluster, wait=10)
+    assert report.consistent, report.render()
+    assert report.render().startswith("CONSISTENT")
+    assert [n.tables["events"].rows for n in report.facts.nodes] == [600, 600, 600]
+
+    _on_replica(cluster, "mysql-s1", "DELETE FROM events WHERE id=17")
+    report = checker.check(cluster, wait=10)
+    assert _only(report, "missing_rows").rows == [17]
+    assert report.to_dict()["ledger"]["missing"]["mysql-s1"] == 1
+    _on_replica(cluster, "mysql-s1", "INSERT INTO events VALUES (17, 'some-event-17', 17, 'some-descr-17')")
+    assert checker.check(cluster, wait=10).consistent
+
+    _on_replica(cluster, "mysql-s1", "UPDATE events SET counter=-1 WHERE id=250")
+    report = checker.check(cluster, wait=10)
+    assert _only(report, "changed_rows").rows == [250]
+    assert report.to_dict()["ledger"]["altered"]["mysql-s1"] == 1
+    _on_replica(cluster, "mysql-s1", "UPDATE events SET counter=250 WHERE id=250")
+
+    _on_replica(cluster, "mysql-s1", "INSERT INTO events VALUES (100000, 'rogue', 1, 'x')")
+    report = checker.check(cluster, wait=10)
+    assert _only(report, "extra_rows").rows == [100000]
+    assert report.render().startswith("INCONSISTENT")
+    _on_replica(cluster, "mysql-s1", "DELETE FROM events WHERE id=100000")
+    assert checker.check(cluster, wait=10).consistent
+
+    _on_replica(cluster, "mysql-s1", "ALTER TABLE events DROP COLUMN name")
+    report = checker.check(cluster, wait=10)
+    problem = _only(report, "schema")
+    assert "column name is missing" in problem.detail
+    # the shared columns still agree: no row problem, and the data was compared
+    assert report.facts.nodes[1].tables["events"].rows == 600
+
+
+def test_check_while_feed_runs_is_consistent(replab_cluster):
+    cluster = replab_cluster
+    feeder = Feeder(cluster, rate=1500, threads=3).start()
+    try:
+        time.sleep(0.5)
+        for _ in range(4):
+            report = checker.check(cluster, wait=10)
+            assert report.consistent, report.render()
+            assert report.facts.ledger and report.facts.ledger["acknowledged"] > 0
+    finally:
+        result = feeder.stop()
+    assert result.ok > 500 and result.unknown == 0
+    report = checker.check(cluster, wait=10)
+    assert report.consistent, report.render()
+    assert report.facts.ledger["acknowledged"] == result.ok
+    assert report.facts.nodes[0].tables["events"].rows == result.ok
+
+
+def test_cli_feed_check_and_failures(replab_cluster, cli):
+    cluster = replab_cluster
+    home = cluster.home
+    out = cli("feed", "--rows", "300", "--threads", "2", "--batch", "10", home=home)
+    assert out.returncode == 0, out.stderr
+    for name in ("mysql-m", "mysql-s1", "mysql-s2"):
+        assert f"{name} count: 300" in out.stdout
+    res = cli("check", "--json", home=home)
+    assert res.returncode == 0, res.stdout + res.stderr
+    data = json.loads(res.stdout)
+    assert data["consistent"] is True and data["ledger"]["acknowledged"] == 300
+    assert data["ledger"]["missing"] == {"mysql-m": 0, "mysql-s1": 0, "mysql-s2": 0}
+    assert {n["name"]: n["tables"]["events"]["rows"] for n in data["nodes"]} == \
+        {"mysql-m": 300, "mysql-s1": 300, "mysql-s2": 300}
+    for bad in (["feed", "--rate", "-5"], ["feed", "--rate", "fast"], ["feed", "--rows", "5", "--duration", "1"],
+                ["feed", "--threads", "0"], ["check", "--table", "nope"], ["check", "--table", "bad;name"]):
+        r = cli(*bad, home=home)
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr
+    # a replica down: feed says OUT for it, check says unreachable (exit 1)
+    cluster.stop_node("mysql-s1")
+    out = cli("feed", "--rows", "50", home=home)
+    assert out.returncode == 0, out.stderr
+    assert "mysql-s1 count: OUT" in out.stdout and "mysql-m count: 350" in out.stdout
+    res = cli("check", "--wait", "5", "--json", home=home)
+    assert res.returncode == 1
+    assert [p["kind"] for p in json.loads(res.stdout)["problems"]] == ["unreachable"]
+    cluster.start_node("mysql-s1")
+    assert cli("check", "--wait", "20", home=home).returncode == 0
+    # the primary down: check and feed cannot work (exit 2, with the reason)
+    cluster.stop_node("mysql-m")
+    res = cli("check", home=home)
+    assert res.returncode == 2 and "mysql-m is stopped" in res.stderr
+    assert cli("feed", "--rows", "5", home=home).returncode == 2
+
+
+def test_feed_ctrl_c_leaves_a_complete_ledger(replab_cluster):
+    cluster = replab_cluster
+    env_home = str(cluster.home)
+    env = dict(os.environ, REPLAB_HOME=env_home)
+    proc = subprocess.Popen([*REPLAB, "feed", "--threads", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, stdin=subprocess.DEVNULL)
+    time.sleep(3.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "interrupted" in err and "mysql-m count:" in out
+    summary = ledger.summarize(ledger.read_runs(ledger.ledger_path(cluster.home)))
+    rows = cluster.sql("mysql-m", "SELECT COUNT(*) FROM mydb.events").rows[0][0]
+    assert summary.acknowledged == rows > 0 and summary.unknown == 0
+    report = checker.check(cluster, wait=10)
+    assert report.consistent, report.render()
