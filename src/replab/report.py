@@ -124,11 +124,13 @@ def summary(report: RunReport) -> str:
     if report.metrics:
         lines.append("  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report.metrics.items()))
     for d in report.diagnosis:
-        lines.append(f"  diagnosis: {d}")
+        first, *rest = d.splitlines() or [""]
+        lines.append(f"  diagnosis: {first}")
+        lines.extend(f"             {r.strip()}" for r in rest)
     lines.append("  expectations:")
     for e in report.expectations:
         lines.append(f"    [{'PASS' if e.passed else 'FAIL'}] {e.name}: {e.description}")
-        lines.extend(f"           {ev}" for ev in e.evidence)
+        lines.extend(f"           {line.strip()}" for ev in e.evidence for line in ev.splitlines())
     if report.error:
         lines.append(f"  could not run: {report.error}")
     lines.append(f"verdict: {report.verdict.upper()}"
