@@ -278,7 +278,7 @@ def render_html(report: RunReport) -> str:
                  "<th>evidence</th></tr>")
     for e in report.expectations:
         mark = "<span class=ok>PASS</span>" if e.passed else "<span class=ko>FAIL</span>"
-        ev = "<br>".join(_esc(x) for x in e.evidence)
+        ev = "<br>".join(_esc(x).replace("\n", "<br>&nbsp;&nbsp;") for x in e.evidence)
         parts.append(f"<tr><td>{mark}</td><td><b>{_esc(e.name)}</b><br>{_esc(e.description)}</td><td>{ev}</td></tr>")
     parts.append("</table>")
     if report.metrics:
