@@ -100,10 +100,7 @@ class Timeline:
 
     # --- views ----------------------------------------------------------------------------------
     def nodes(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for s in self.samples:
-            seen.setdefault(s.node, None)
-        return list(seen)
+        return sorted({s.node for s in self.samples})  # stable order (and plot colours) across runs
 
     def series(self, node: str, attr: str) -> tuple[list[float], list[Any]]:
         """(times, values) of one sample attribute for one node, in time order."""
