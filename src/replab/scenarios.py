@@ -1,0 +1,563 @@
+"""Scenarios: named experiments = cluster set-up + workload + a schedule of faults and heals + checks +
+the outcome they expect, evaluated to pass/fail with evidence.
+
+A ``Scenario`` is a list of ``Phase`` objects, each a list of ``Step`` objects (start the feed, hold,
+inject a fault, heal, wait for catch-up, check, diagnose...), plus a list of ``Expectation`` objects
+evaluated at the end against what the run recorded. ``run()`` builds its own cluster in a temporary (or
+given) home, samples a ``Timeline`` all along, and always tears the cluster down.
+
+Build your own from the same pieces::
+
+    from replab import scenarios as s
+    mine = s.Scenario("s2-kill", "kill -9 a replica under load", phases=[
+        s.Phase("load", [s.start_feed(), s.hold(0.4), s.check("before")]),
+        s.Phase("kill", [s.fault("kill", "mysql-s2"), s.hold(0.3), s.heal("start", "mysql-s2"),
+                         s.stop_feed(), s.wait_caught_up(metric="catch_up_s"), s.check("final")]),
+    ], expectations=[s.expect_consistent("final"), s.expect_metric_below("catch_up_s", 20)])
+    report = s.run(mine, duration=6, rate=200)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cluster import Cluster
+from .errors import ConfigError, ReplabError
+from .report import ExpectationResult, PhaseResult, RunReport
+from .timeline import Sampler, Timeline
+
+Say = Callable[[str], None]
+
+
+# --- the run context ------------------------------------------------------------------------------
+@dataclass
+class RunParams:
+    """Knobs of one run: ``duration`` (seconds of feed, spread over the phases by their hold
+    fractions), ``rate`` (rows/s), ``seed`` (for the random choices of a scenario)."""
+
+    duration: float = 6.0
+    rate: float = 200.0
+    seed: int = 1
+    threads: int = 2
+
+    def validate(self) -> None:
+        errors = []
+        if not 1 <= self.duration <= 3600:
+            errors.append(f"--duration must be between 1 and 3600 seconds (got {self.duration})")
+        if not 1 <= self.rate <= 100_000:
+            errors.append(f"--rate must be between 1 and 100000 rows/s (got {self.rate})")
+        if errors:
+            raise ConfigError(errors)
+
+
+@dataclass
+class Context:
+    """What steps act on and what expectations read: the cluster, the timeline and the facts recorded."""
+
+    cluster: Cluster
+    timeline: Timeline
+    params: RunParams
+    say: Say
+    rng: random.Random
+    feeder: Any = None
+    feeds: list[Any] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
+    diagnoses: dict[str, list[str]] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str, echo: bool = True) -> None:
+        self.notes.append(text)
+        if echo:
+            self.say(text)
+
+
+# --- the pieces -----------------------------------------------------------------------------------
+@dataclass
+class Step:
+    """One thing a phase does. ``fn(ctx)`` returns a sentence (noted in the phase) or None."""
+
+    name: str
+    fn: Callable[[Context], str | None]
+    kind: str = "action"  # action | fault | heal
+    node: str | None = None
+
+
+@dataclass
+class Phase:
+    name: str
+    steps: list[Step]
+    description: str = ""
+
+
+@dataclass
+class Expectation:
+    """A named claim about the run; ``fn(ctx)`` returns (held, evidence lines)."""
+
+    name: str
+    description: str
+    fn: Callable[[Context], tuple[bool, list[str]]]
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    phases: list[Phase]
+    expectations: list[Expectation]
+    nodes: int = 3
+    binlog_format: str = "ROW"
+
+
+def _nemesis(name: str) -> Callable[..., str]:
+    mod = importlib.import_module(".nemesis", __package__)
+    return getattr(mod, name)  # type: ignore[no-any-return]
+
+
+def fault(action: str, node: str, **kwargs: Any) -> Step:
+    """Inject a fault with ``nemesis.<action>(cluster, node, **kwargs)`` (kill, stop, pause, partition,
+    drift...); recorded as a fault event, shaded on the plots until the matching heal."""
+    def fn(ctx: Context) -> str:
+        return _nemesis(action)(ctx.cluster, node, **kwargs)
+    return Step(f"{action} {node}", fn, "fault", node)
+
+
+def heal(action: str, node: str | None = None, **kwargs: Any) -> Step:
+    """Undo a fault with ``nemesis.<action>`` (start, resume, heal); ends the fault window on ``node``."""
+    def fn(ctx: Context) -> str:
+        return _nemesis(action)(ctx.cluster, node, **kwargs)
+    return Step(f"{action} {node or 'all'}", fn, "heal", node)
+
+
+def act(name: str, fn: Callable[[Context], str | None]) -> Step:
+    """Any callable as a step (custom scenarios)."""
+    return Step(name, fn)
+
+
+def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
+    """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed."""
+    def fn(ctx: Context) -> str:
+        from .workload import Feeder
+
+        r = rate if rate is not None else ctx.params.rate
+        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
+        return f"feed started: {r:g} rows/s on {ctx.cluster.primary.name}"
+    return Step("start feed", fn)
+
+
+def stop_feed() -> Step:
+    """Stop the feed, wait for statements in flight; its result is kept for the expectations."""
+    def fn(ctx: Context) -> str | None:
+        if ctx.feeder is None:
+            return None
+        res = ctx.feeder.stop()
+        ctx.feeds.append(res)
+        ctx.feeder = None
+        return (f"feed stopped: {res.ok} acknowledged, {res.failed} failed, {res.unknown} unknown "
+                f"in {res.elapsed:.1f}s")
+    return Step("stop feed", fn)
+
+
+def hold(fraction: float) -> Step:
+    """Let time pass (the feed goes on): ``fraction`` of the run's --duration."""
+    def fn(ctx: Context) -> None:
+        time.sleep(max(0.0, fraction * ctx.params.duration))
+    return Step(f"hold {fraction:g}x", fn)
+
+
+def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric: str | None = None) -> Step:
+    """Wait until replicas (default: all) applied everything the primary has; record the time taken."""
+    def fn(ctx: Context) -> str:
+        t0 = time.monotonic()
+        result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
+        took = round(time.monotonic() - t0, 3)
+        late = [n for n, ok in result.items() if not ok]
+        ctx.facts.setdefault("caught_up", {}).update(result)
+        if metric:
+            ctx.metrics[metric] = took if not late else None
+        if late:
+            return f"{', '.join(late)} not caught up after {timeout:.0f}s"
+        return f"{', '.join(result) or 'no replica'} caught up in {took:.2f}s"
+    return Step("wait caught up", fn)
+
+
+def check(name: str, wait: float = 30.0) -> Step:
+    """Run the consistency checker on every node; the report is kept under ``name``."""
+    def fn(ctx: Context) -> str:
+        from .checker import check as run_check
+
+        rep = run_check(ctx.cluster, wait=wait)
+        ctx.checks[name] = rep
+        return f"check {name}: {'consistent' if rep.consistent else f'{len(rep.problems)} problem(s)'}"
+    return Step(f"check {name}", fn)
+
+
+def diagnose(node: str) -> Step:
+    """Explain a node's replication state (``diagnose.diagnose``); the text goes into the report."""
+    def fn(ctx: Context) -> str:
+        from .diagnose import diagnose as run_diagnose
+
+        found = [_text(d) for d in run_diagnose(ctx.cluster, node)]
+        ctx.diagnoses[node] = found
+        return f"diagnosis of {node}: " + ("; ".join(found) or "nothing to report")
+    return Step(f"diagnose {node}", fn)
+
+
+def record_columns(node: str, table: str = "events") -> Step:
+    """Record the columns ``table`` has on ``node`` (for expectations about schema drift)."""
+    def fn(ctx: Context) -> str:
+        from .config import quote_ident, validate_identifier
+
+        t = f"{quote_ident(ctx.cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
+        cols = [str(r[0]) for r in ctx.cluster.sql(node, f"SHOW COLUMNS FROM {t}").rows]
+        ctx.facts.setdefault("columns", {})[node] = cols
+        return f"{node}: {table} has columns {', '.join(cols)}"
+    return Step(f"columns of {node}", fn)
+
+
+def stall_apply(node: str, fraction: float = 0.4, seconds: float | None = None, table: str = "events") -> Step:
+    """Make a replica apply slower than the primary writes: a local session on ``node`` holds
+    ``LOCK TABLES <table> READ`` (as a backup tool would) for ``seconds`` (default ``fraction`` of
+    --duration), so the SQL thread waits while the IO thread keeps receiving; then the lock goes and the
+    backlog drains. A fault window on the plots."""
+    def fn(ctx: Context) -> str:
+        from .config import quote_ident, validate_identifier
+
+        span = seconds if seconds is not None else fraction * ctx.params.duration
+        t = f"{quote_ident(ctx.cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
+        with ctx.cluster.connect(node) as conn, conn.cursor() as cur:
+            cur.execute(f"LOCK TABLES {t} READ")
+            try:
+                time.sleep(span)
+            finally:
+                cur.execute("UNLOCK TABLES")
+        return f"{node}: apply stalled for {span:.1f}s by a local read lock on {table}, then released"
+    return Step(f"stall apply on {node}", fn, "fault", node)
+
+
+def end_fault(node: str, text: str = "stall over") -> Step:
+    """Close a fault window on the plots without any action (after a fault step that heals itself)."""
+    return Step(text, lambda ctx: f"{node}: {text}", "heal", node)
+
+
+def _text(d: Any) -> str:
+    if hasattr(d, "detail") and hasattr(d, "kind"):
+        return f"{getattr(d, 'node', '-')}: {d.kind}: {d.detail}"
+    for attr in ("render", "sentence", "text", "message"):
+        value = getattr(d, attr, None)
+        if callable(value):
+            value = value()
+        if isinstance(value, str) and value:
+            return value
+    return str(d)
+
+
+# --- expectations -----------------------------------------------------------------------------------
+def expect_consistent(check_name: str, nodes: list[str] | None = None) -> Expectation:
+    """Every acknowledged write is on every node (or on ``nodes``), and nothing else is."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        rep = ctx.checks.get(check_name)
+        if rep is None:
+            return False, [f"check {check_name!r} did not run"]
+        problems = [p for p in rep.problems if nodes is None or _problem_node(p) in (*nodes, None)]
+        acked = rep.to_dict().get("ledger", {}).get("acknowledged", "?")
+        if problems:
+            return False, [f"{len(problems)} problem(s) in check {check_name!r}"] + [_text(p) for p in problems[:6]]
+        return True, [f"check {check_name!r}: consistent ({acked} acknowledged writes checked on every node)"]
+    who = ", ".join(nodes) if nodes else "every node"
+    return Expectation(f"consistent-{check_name}", f"{who}: no acknowledged write lost, nothing extra "
+                       f"(check {check_name})", fn)
+
+
+def expect_inconsistent(check_name: str, node: str) -> Expectation:
+    """The checker reports a problem on ``node`` (a deliberate divergence was detected)."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        rep = ctx.checks.get(check_name)
+        if rep is None:
+            return False, [f"check {check_name!r} did not run"]
+        mine = [p for p in rep.problems if _problem_node(p) == node]
+        if mine:
+            return True, [_text(p) for p in mine[:4]]
+        return False, [f"check {check_name!r} found no problem on {node}"]
+    return Expectation(f"divergence-detected-{node}", f"the checker reports {node} as diverged", fn)
+
+
+def _problem_node(p: Any) -> str | None:
+    node = getattr(p, "node", None)
+    if node is None and isinstance(p, dict):
+        node = p.get("node")
+    return node
+
+
+def expect_caught_up(nodes: list[str]) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        seen = ctx.facts.get("caught_up", {})
+        late = [n for n in nodes if not seen.get(n)]
+        if late:
+            return False, [f"{', '.join(late)} never caught up with the primary"]
+        return True, [f"{', '.join(nodes)} applied every transaction of the primary"]
+    return Expectation("caught-up", f"{', '.join(nodes)} catch up with the primary after the fault", fn)
+
+
+def expect_metric_below(metric: str, limit: float, unit: str = "s") -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        value = ctx.metrics.get(metric)
+        if value is None:
+            return False, [f"{metric} was not measured (the wait timed out or never ran)"]
+        return value <= limit, [f"{metric} = {value:g}{unit} (limit {limit:g}{unit})"]
+    return Expectation(f"{metric}-below-{limit:g}", f"{metric} at most {limit:g}{unit}", fn)
+
+
+def expect_metric_above(metric: str, limit: float, unit: str = "") -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        value = ctx.metrics.get(metric)
+        if value is None:
+            return False, [f"{metric} was not measured"]
+        return value >= limit, [f"{metric} = {value:g}{unit} (at least {limit:g}{unit} expected)"]
+    return Expectation(f"{metric}-above-{limit:g}", f"{metric} at least {limit:g}{unit}", fn)
+
+
+def expect_replication_error(node: str, errnos: tuple[int, ...]) -> Expectation:
+    """``node``'s SQL thread stopped with one of ``errnos`` (seen by the sampler)."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        errs = [e for e in ctx.timeline.events if e.kind == "error" and e.node == node]
+        hit = [e for e in errs if e.data.get("errno") in errnos]
+        if hit:
+            return True, [f"at {hit[0].t:.2f}s: {hit[0].text}"]
+        seen = "; ".join(e.text for e in errs) or "no replication error at all"
+        return False, [f"expected error {' or '.join(map(str, errnos))} on {node}; seen: {seen}"]
+    return Expectation(f"error-{'-'.join(map(str, errnos))}-{node}",
+                       f"{node} stops replicating with error {' or '.join(map(str, errnos))}", fn)
+
+
+def expect_no_replication_error(nodes: list[str]) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        errs = [e for e in ctx.timeline.events if e.kind == "error" and e.node in nodes
+                and e.data.get("thread") == "sql"]
+        if errs:
+            return False, [f"{e.node} at {e.t:.2f}s: {e.text}" for e in errs[:4]]
+        return True, [f"no replication error on {', '.join(nodes)} during the run"]
+    return Expectation("no-apply-error", f"{', '.join(nodes)} apply every event without an SQL-thread error",
+                       fn)
+
+
+def expect_column_missing(node: str, column: str) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        cols = ctx.facts.get("columns", {}).get(node)
+        if cols is None:
+            return False, [f"columns of {node} were not recorded"]
+        return column not in cols, [f"{node}: events has {', '.join(cols)}"]
+    return Expectation(f"column-missing-{node}", f"{node} keeps running without column {column}", fn)
+
+
+def expect_diagnosis(node: str, *words: str) -> Expectation:
+    """The diagnosis of ``node`` mentions every one of ``words`` (case-insensitive)."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        found = ctx.diagnoses.get(node)
+        if found is None:
+            return False, [f"{node} was not diagnosed"]
+        text = " ".join(found).lower()
+        missing = [w for w in words if w.lower() not in text]
+        return not missing, found[:4] + ([f"missing words: {', '.join(missing)}"] if missing else [])
+    return Expectation(f"diagnosis-{node}", f"the diagnosis of {node} explains it ({', '.join(words)})", fn)
+
+
+def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list[str]]]) -> Expectation:
+    """Any callable as an expectation (custom scenarios)."""
+    return Expectation(name, description, fn)
+
+
+# --- running ------------------------------------------------------------------------------------------
+def run(scenario: Scenario, *, home: str | Path | None = None, duration: float | None = None,
+        rate: float | None = None, seed: int | None = None, keep: bool = False, say: Say | None = None,
+        report_dir: str | Path | None = None, interval: float = 0.2) -> RunReport:
+    """Run ``scenario`` on a cluster of its own and return the report (also written to ``report_dir``).
+
+    The cluster lives in ``home`` (default: a new temporary directory) and is torn down at the end, pass
+    or fail, unless ``keep``. Set-up failures and unexpected errors end up in ``report.error`` (verdict
+    ``error``); they are not raised. Bad parameters raise ConfigError before anything starts.
+    """
+    params = RunParams(duration=6.0 if duration is None else duration, rate=200.0 if rate is None else rate,
+                       seed=1 if seed is None else seed)
+    params.validate()
+    say = say or (lambda _m: None)
+    tmp = None
+    if home is not None and Cluster.exists(home):
+        raise ConfigError(f"a cluster already lives in {home}; a scenario builds its own",
+                          hint="pass another home, or leave it out to use a temporary directory")
+    if home is None:
+        tmp = Path(tempfile.mkdtemp(prefix=f"replab-{scenario.name}-"))
+        home = tmp / "home"
+    home = Path(home)
+    timeline = Timeline()
+    report = RunReport(scenario.name, scenario.description,
+                       params={"duration": params.duration, "rate": params.rate, "seed": params.seed,
+                               "threads": params.threads, "home": str(home)},
+                       timeline=timeline, started_at=timeline.started_at)
+    cluster: Cluster | None = None
+    sampler: Sampler | None = None
+    ctx: Context | None = None
+    try:
+        say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
+        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say)
+        report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
+                          "binlog_format": cluster.binlog_format, "home": str(home),
+                          "nodes": [{"name": n.name, "role": n.role, "port": n.port} for n in cluster.nodes]}
+        ctx = Context(cluster, timeline, params, say, random.Random(params.seed))
+        sampler = Sampler(cluster, timeline, interval=interval).start()
+        for phase in scenario.phases:
+            report.phases.append(_run_phase(ctx, phase))
+        _stop_feed(ctx)
+        _evaluate(scenario, ctx, report)
+    except ReplabError as exc:
+        report.error = exc.render().removeprefix("error: ")
+        timeline.event("error", f"could not run: {exc}")
+    except Exception as exc:  # an unexpected failure is still a report, never a left-over cluster
+        report.error = f"{type(exc).__name__}: {exc}"
+        timeline.event("error", f"could not run: {report.error}")
+    finally:
+        if ctx is not None:
+            _stop_feed(ctx)
+        if sampler is not None:
+            sampler.stop()
+        if ctx is not None:
+            _finish_report(ctx, report)
+        if cluster is not None and not keep:
+            with contextlib.suppress(Exception):
+                cluster.down()
+        elif cluster is None and not keep:
+            _teardown_home(home)
+        if tmp is not None and not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        report.finished_at = time.time()
+    if report_dir is not None:
+        from .report import write_all
+
+        write_all(report, report_dir)
+    return report
+
+
+def _run_phase(ctx: Context, phase: Phase) -> PhaseResult:
+    tl = ctx.timeline
+    tl.event("phase_start", phase.name)
+    ctx.notes = []
+    result = PhaseResult(phase.name, phase.description, start=tl.now())
+    ctx.say(f"phase {phase.name}: {phase.description}" if phase.description else f"phase {phase.name}")
+    try:
+        for step in phase.steps:
+            if step.kind in ("fault", "heal"):
+                tl.event(step.kind, step.name, step.node)
+            sentence = step.fn(ctx)
+            if sentence:
+                ctx.note(sentence, echo=step.kind == "action")  # nemesis functions say their own
+                if step.kind == "action":
+                    tl.event("action", sentence, step.node)
+    finally:
+        result.notes = list(ctx.notes)
+        result.end = tl.now()
+        tl.event("phase_end", phase.name)
+        time.sleep(0.25)  # one more sample of every node for the phase table
+        for name in tl.nodes():
+            last = tl.last_sample(name)
+            result.rows[name] = last.rows if last else None
+            result.lag_ms[name] = last.lag_ms if last else None
+    return result
+
+
+def _stop_feed(ctx: Context) -> None:
+    if ctx.feeder is not None:
+        with contextlib.suppress(Exception):
+            ctx.feeds.append(ctx.feeder.stop())
+        ctx.feeder = None
+
+
+def _evaluate(scenario: Scenario, ctx: Context, report: RunReport) -> None:
+    for exp in scenario.expectations:
+        t0 = time.monotonic()
+        try:
+            held, evidence = exp.fn(ctx)
+        except Exception as exc:  # an expectation that cannot be evaluated has failed, with the reason
+            held, evidence = False, [f"could not evaluate: {type(exc).__name__}: {exc}"]
+        report.expectations.append(ExpectationResult(exp.name, exp.description, bool(held), list(evidence),
+                                                     round(time.monotonic() - t0, 3)))
+
+
+def _finish_report(ctx: Context, report: RunReport) -> None:
+    report.metrics.update(ctx.metrics)
+    if ctx.feeds:
+        report.metrics["writes_acknowledged"] = sum(f.ok for f in ctx.feeds)
+        report.metrics["writes_failed"] = sum(f.failed for f in ctx.feeds)
+        report.metrics["writes_unknown"] = sum(f.unknown for f in ctx.feeds)
+    for node, lines in ctx.diagnoses.items():
+        report.diagnosis.extend(line if line.startswith(node) else f"{node}: {line}" for line in lines)
+    for name, rep in ctx.checks.items():
+        data = rep.to_dict() if hasattr(rep, "to_dict") else {"value": str(rep)}
+        if hasattr(rep, "render"):
+            data["text"] = rep.render()
+        data.setdefault("consistent", getattr(rep, "consistent", None))
+        report.checks[name] = data
+
+
+def _teardown_home(home: Path) -> None:
+    from .pytest_plugin import teardown
+
+    with contextlib.suppress(Exception):
+        teardown(home)
+
+
+# --- measuring a lag peak and its drain -------------------------------------------------------------
+def measure_lag(node: str, since_phase: str) -> Step:
+    """From the samples: peak lag of ``node`` since ``since_phase`` began, and the time from that peak
+    until lag was back under 100 ms (metrics ``peak_lag_ms`` and ``drain_s``)."""
+    def fn(ctx: Context) -> str:
+        start = next((t for name, t, _ in ctx.timeline.phases() if name == since_phase), 0.0)
+        peak, at = ctx.timeline.peak_lag(node, start)
+        ctx.metrics["peak_lag_ms"] = peak
+        drained = None
+        if at is not None:
+            drained = next((s.t for s in sorted(ctx.timeline.samples, key=lambda s: s.t)
+                            if s.node == node and s.t > at and s.lag_ms is not None and s.lag_ms < 100), None)
+        ctx.metrics["drain_s"] = None if drained is None or at is None else round(drained - at, 3)
+        return f"{node}: peak lag {peak} ms at {at}s; drained in {ctx.metrics['drain_s']}s"
+    return Step(f"measure lag {node}", fn)
+
+
+def wait_lag_below(node: str, limit_ms: int = 100, timeout: float = 60.0) -> Step:
+    """Wait until the sampler sees ``node``'s lag under ``limit_ms`` (it drained)."""
+    def fn(ctx: Context) -> str:
+        deadline = time.monotonic() + timeout
+        t0 = ctx.timeline.now()
+        while time.monotonic() < deadline:
+            last = ctx.timeline.last_sample(node)
+            if last and last.t > t0 and last.lag_ms is not None and last.lag_ms < limit_ms:
+                return f"{node}: lag {last.lag_ms} ms"
+            threading.Event().wait(0.1)
+        return f"{node}: lag still above {limit_ms} ms after {timeout:.0f}s"
+    return Step(f"wait lag {node}", fn)
+
+
+def builtin() -> dict[str, Scenario]:
+    """The built-in scenarios by name (see builtin_scenarios.py)."""
+    from .builtin_scenarios import BUILTIN
+
+    return dict(BUILTIN)
+
+
+def get(name: str) -> Scenario:
+    """A built-in scenario by name; ConfigError listing the known ones otherwise."""
+    known = builtin()
+    if name not in known:
+        raise ConfigError(f"unknown scenario {name!r}", hint=f"choose one of: {', '.join(known)} "
+                          "(replab scenario list)")
+    return known[name]

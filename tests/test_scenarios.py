@@ -1,0 +1,91 @@
+"""Every built-in scenario runs on real servers (short feeds) and its outcome is asserted; the CLI's exit
+codes; the HTML report of a real seed run renders in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from test_report import chromium, render_in_chromium
+
+from replab import scenarios as s
+from replab.cluster import Cluster
+from replab.report import FAIL, PASS
+
+DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
+NOT_SEED = [n for n in s.builtin() if n != "seed"]
+
+
+def _servers_gone(report_params: dict) -> None:
+    assert not Cluster.exists(report_params["home"]), "the scenario left its cluster behind"
+
+
+@pytest.mark.parametrize("name", NOT_SEED)
+def test_builtin_scenario_outcome(name: str, tmp_path: Path) -> None:
+    report = s.run(s.get(name), duration=DURATION, rate=200)
+    detail = "\n".join(f"{e.name}: {e.passed} {e.evidence}" for e in report.expectations)
+    assert report.error is None, report.error
+    assert report.verdict == PASS, detail
+    assert len(report.timeline.samples) > 3 * 10  # sampled all along, every node
+    _servers_gone(report.params)
+    by_name = {e.name: e for e in report.expectations}
+    if name == "lag-under-load":
+        assert report.metrics["peak_lag_ms"] >= 1000 and report.metrics["drain_s"] is not None
+    if name in ("drop-middle-column", "drop-column-statement"):
+        errno = 1677 if name == "drop-middle-column" else 1054
+        assert by_name[f"error-{errno}-mysql-s1"].passed
+        assert any(str(errno) in d for d in report.diagnosis)
+    if name == "errant-transaction":
+        assert any("errant" in d for d in report.diagnosis)
+
+
+def test_custom_scenario_failing_expectation() -> None:
+    """A custom scenario built from the pieces; an unmet expectation gives FAIL with the evidence."""
+    mine = s.Scenario("custom", "two nodes, a short feed, an impossible catch-up limit", nodes=2, phases=[
+        s.Phase("load", [s.start_feed(rate=100), s.hold(0.5), s.stop_feed(),
+                         s.wait_caught_up(metric="catch_up_s"), s.check("final")]),
+    ], expectations=[s.expect_consistent("final"), s.expect_metric_below("catch_up_s", -1)])
+    report = s.run(mine, duration=2)
+    assert report.verdict == FAIL
+    assert [e.passed for e in report.expectations] == [True, False]
+    assert "catch_up_s = " in report.expectations[1].evidence[0]
+
+
+def test_cli_list_and_bad_input(cli) -> None:
+    out = cli("scenario", "list", "--json")
+    assert out.returncode == 0
+    names = [x["name"] for x in json.loads(out.stdout)]
+    assert names[0] == "seed" and "lag-under-load" in names and len(names) == 10
+    bad = cli("scenario", "run", "no-such-thing")
+    assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("scenario", "run", "seed", "--rate", "0")
+    assert bad.returncode == 2 and "--rate" in bad.stderr
+
+
+def test_seed_cli_report_renders(cli, tmp_path: Path) -> None:
+    out_dir = tmp_path / "reports" / "seed"
+    res = cli("scenario", "run", "seed", "--report", str(out_dir), "--duration", str(DURATION), timeout=240)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "verdict: PASS" in res.stdout and str(out_dir / "report.html") in res.stdout
+    data = json.loads((out_dir / "report.json").read_text())
+    assert data["verdict"] == "pass"
+    assert [p["name"] for p in data["phases"]] == ["load", "s1-off", "s1-on", "drop-column"]
+    assert any(e["kind"] == "fault" and e["node"] == "mysql-s1" for e in data["timeline"]["events"])
+    assert any(e["kind"] == "error" and e["data"].get("errno") == 1677 for e in data["timeline"]["events"])
+    gaps = _max_gap(data["timeline"]["samples"], "mysql-m")
+    assert gaps <= 0.3, f"sampler gap {gaps}s on the primary"
+    junit = (out_dir / "junit.xml").read_text()
+    assert junit.count("<testcase") == len(data["expectations"]) >= 6
+    if chromium() is None:
+        pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
+    dom, png = render_in_chromium(out_dir / "report.html", tmp_path)
+    m = re.search(r"plotsize (\d+)x(\d+) paths (\d+)", dom)
+    assert m and int(m.group(1)) > 600 and int(m.group(2)) > 300 and int(m.group(3)) > 10
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def _max_gap(samples: list[dict], node: str) -> float:
+    ts = sorted(x["t"] for x in samples if x["node"] == node)
+    return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0.0)
