@@ -50,7 +50,8 @@ def test_up_status_sql_down(tmp_path, cli):
         before = [(n["name"], n["pid"], n["port"]) for n in st["nodes"]]
         again = cli("up", home=home)
         assert again.returncode == 0 and "already running" in again.stderr
-        after = [(n["name"], n["pid"], n["port"]) for n in json.loads(cli("status", "--json", home=home).stdout)["nodes"]]
+        after_nodes = json.loads(cli("status", "--json", home=home).stdout)["nodes"]
+        after = [(n["name"], n["pid"], n["port"]) for n in after_nodes]
         assert before == after
     finally:
         down = cli("down", home=home)
