@@ -104,4 +104,8 @@ def check(
         common.print_json(report.to_dict())
     else:
         common.console.print(report.render(), markup=False)
+        if not report.consistent:
+            from .faults import print_predictions
+
+            print_predictions(cluster)
     sys.exit(0 if report.consistent else 1)

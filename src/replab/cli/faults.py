@@ -6,7 +6,6 @@ and changes nothing.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -152,49 +151,24 @@ def repair(
         raise typer.Exit(1)
 
 
-def _status_with_diagnosis(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``replab status`` plus one diagnosis line per replica that is not replicating."""
-
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        if kwargs.get("json_out"):
-            return result
-        cluster = common.open_cluster()
-        broken = [s.name for s in cluster.status() if s.role == "replica" and s.state == "running"
-                  and not (s.io_running and s.sql_running)]
-        for name in broken:
-            for d in run_diagnose(cluster, name):
-                common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
-        return result
-
-    return wrapper
+def print_diagnosis_lines(cluster: Any, rows: list[Any]) -> None:
+    """Under ``replab status``: one diagnosis line per running replica that is not replicating."""
+    broken = [s.name for s in rows if s.role == "replica" and s.state == "running"
+              and not (s.io_running and s.sql_running)]
+    for name in broken:
+        for d in run_diagnose(cluster, name):
+            common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
 
 
-def _check_with_predictions(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``replab check`` plus, when it finds problems, what replication will do about them next."""
-
-    @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return original(*args, **kwargs)
-        except SystemExit as exc:
-            if exc.code == 1 and not kwargs.get("json_out"):
-                for d in run_diagnose(common.open_cluster()):
-                    if d.severity in ("drift", "broken"):
-                        common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
-                        for line in d.shifted + d.next_writes:
-                            common.console.print(f"  {line}", markup=False)
-            raise
-
-    return wrapper
+def print_predictions(cluster: Any) -> None:
+    """After an inconsistent ``replab check``: what replication will do with each drifting replica's next writes."""
+    for d in run_diagnose(cluster):
+        if d.severity in ("drift", "broken"):
+            common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
+            for line in d.shifted + d.next_writes:
+                common.console.print(f"  {line}", markup=False)
 
 
 def register(app: typer.Typer) -> None:
     for fn in (kill, stop, start, restart, pause, resume, partition, heal, drift, diagnose, repair):
         app.command(fn.__name__)(fn)
-    for info in app.registered_commands:
-        if info.name == "status" and info.callback is not None:
-            info.callback = _status_with_diagnosis(info.callback)
-        if info.name == "check" and info.callback is not None:
-            info.callback = _check_with_predictions(info.callback)

@@ -59,6 +59,9 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
         common.print_json({"home": str(cluster.home), "nodes": [r.to_dict() for r in rows]})
     else:
         common.console.print(common.status_table(rows))
+        from .faults import print_diagnosis_lines
+
+        print_diagnosis_lines(cluster, rows)
 
 
 def sql(
