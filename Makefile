@@ -35,9 +35,6 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-soak: $(VENV)/.installed
-	$(VENV)/bin/pytest -m slow $(PYTEST_ARGS)
-
 bench: DEPS = core venv bench
 bench: install
 	$(PY) bench/run.py

@@ -118,7 +118,7 @@ def summary(report: RunReport) -> str:
     lines = [f"scenario {report.scenario}: {report.description}"]
     for ph in report.phases:
         span = f"{ph.start:6.1f}s-{ph.end:6.1f}s" if ph.end is not None else f"{ph.start:6.1f}s-   ..."
-        rows = ", ".join(f"{n}={'-' if v is None else v}" for n, v in ph.rows.items())
+        rows = ", ".join(f"{n} count: {'OUT' if v is None else v}" for n, v in ph.rows.items())
         lines.append(f"  phase {ph.name:<22} {span}  rows: {rows}")
         lines.extend(f"      {note}" for note in ph.notes)
     if report.metrics:
