@@ -5,9 +5,26 @@
 ...     cluster.sql("mysql-m", "INSERT INTO mydb.events (name) VALUES ('x')")
 """
 
-from .cluster import Cluster, NodeStatus, SqlResult
-from .config import ClusterSpec
-from .errors import ReplabError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["Cluster", "ClusterSpec", "NodeStatus", "ReplabError", "SqlResult", "__version__"]
+
+if TYPE_CHECKING:
+    from .cluster import Cluster, NodeStatus, SqlResult
+    from .config import ClusterSpec
+    from .errors import ReplabError
+
+_LAZY = {"Cluster": "cluster", "NodeStatus": "cluster", "SqlResult": "cluster", "ClusterSpec": "config",
+         "ReplabError": "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use, so small entry points (the link relay process) start fast.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'replab' has no attribute {name!r}")

@@ -107,9 +107,13 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
             with db.connect(**params, user=user, password=password, node=node.name) as conn:
                 replication.secure_node(conn, admin_pw, flavor)
 
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        list(pool.map(ready_and_secure, nodes))
     primary = cluster.primary
+    # each replica's source address (for the local engine: its link relay, a process of its own) is made
+    # ready while the servers start, not after
+    with ThreadPoolExecutor(max_workers=2 * len(nodes)) as pool:
+        addresses = {r.name: pool.submit(engine.source_address, primary, r) for r in cluster.replicas}
+        list(pool.map(ready_and_secure, nodes))
+        sources = {name: fut.result() for name, fut in addresses.items()}
     if not version_exact:  # e.g. an image tag "mysql:8.0": ask the server which 8.0 it is
         with cluster.connect(primary.name) as conn:
             cluster.flavor = flavor = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()")))
@@ -121,7 +125,7 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
     for replica in cluster.replicas:
-        host, port = engine.source_address(primary, replica)
+        host, port = sources[replica.name]
         with cluster.connect(replica.name) as conn:
             if engine.reset_fresh_replicas:
                 for statement in flavor.reset_gtid_state():

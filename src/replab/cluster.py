@@ -235,7 +235,8 @@ class Cluster:
         return values.get("user", ""), values.get("password", "")
 
     def connect(self, name: str, user: str = "admin", database: str | None = None, timeout: float = 5.0,
-                read_timeout: float | None = None, dict_rows: bool = False) -> pymysql.connections.Connection:
+                read_timeout: float | None = None, dict_rows: bool = False,
+                multi_statements: bool = False) -> pymysql.connections.Connection:
         """A new connection to node ``name`` as ``admin`` or ``app`` (the application user)."""
         node = self.node(name)
         group = {"admin": db.ADMIN, "app": db.APP}.get(user, user)
@@ -246,7 +247,8 @@ class Cluster:
         if user == "app":
             params = {"host": node.host, "port": node.port}
         return db.connect(**params, user=login, password=password, database=database, timeout=timeout,
-                          read_timeout=read_timeout, node=name, dict_rows=dict_rows)
+                          read_timeout=read_timeout, node=name, dict_rows=dict_rows,
+                          multi_statements=multi_statements)
 
     def sql(self, name: str, statement: str, database: str | None = None) -> SqlResult:
         """Run one statement on a node as admin; raise SqlError (with the server's message) on failure."""

@@ -57,6 +57,7 @@ def connect(
     autocommit: bool = True,
     node: str | None = None,
     dict_rows: bool = False,
+    multi_statements: bool = False,
 ) -> pymysql.connections.Connection:
     """Open a connection; raise SqlError naming the node when it fails."""
     kwargs: dict[str, Any] = dict(
@@ -72,6 +73,10 @@ def connect(
         kwargs["write_timeout"] = read_timeout
     if dict_rows:
         kwargs["cursorclass"] = pymysql.cursors.DictCursor
+    if multi_statements:
+        from pymysql.constants import CLIENT
+
+        kwargs["client_flag"] = CLIENT.MULTI_STATEMENTS
     if unix_socket:
         kwargs["unix_socket"] = unix_socket
     else:

@@ -135,10 +135,11 @@ class LedgerWriter:
     def resolved_until(self) -> int:
         return self._next
 
-    def record(self, start: int, count: int, outcome: int) -> None:
+    def record(self, start: int, count: int, outcome: int, statements: int = 1) -> None:
+        """Record the outcome of ids start..start+count-1 (acknowledged by ``statements`` statements)."""
         with self._mu:
             self.counts[outcome] += count
-            self.statements += outcome == OK
+            self.statements += statements if outcome == OK else 0
             heapq.heappush(self._heap, (start, start + count, outcome))
             while self._heap and self._heap[0][0] == self._next:
                 s, e, o = heapq.heappop(self._heap)

@@ -79,6 +79,20 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _copy_datadir(template: Path, target: Path) -> None:
+    """Copy the template keeping its zero-filled files (redo log, system tablespace) sparse: ~6 MB written
+    per node instead of ~80 MB, which also spares the disk writeback that would slow the first fsyncs."""
+    cp = shutil.which("cp")
+    if cp:
+        proc = subprocess.run([cp, "-r", "--preserve=mode,timestamps", "--sparse=always", str(template),
+                               str(target)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            (target / ".replab-complete").unlink(missing_ok=True)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(template, target, symlinks=True, ignore=shutil.ignore_patterns(".replab-complete"))
+
+
 class LocalEngine(Engine):
     name = "local"
 
@@ -188,8 +202,7 @@ class LocalEngine(Engine):
             self.layout(node)
             ndir = Path(node.dir)
             ndir.mkdir(parents=True, exist_ok=False, mode=0o700)
-            shutil.copytree(template, node.datadir, symlinks=True,
-                            ignore=shutil.ignore_patterns(".replab-complete"))
+            _copy_datadir(template, Path(node.datadir))
             Path(node.cnf).write_text(self.render_cnf(node, settings))
             os.chmod(node.cnf, 0o644)  # servers ignore world-writable config; 0644 is what they accept
 
