@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q 'mysqlclient>=2.2' || echo "note: mysqlclient did not build; feed falls back to PyMySQL (slower single-row inserts)"
 	touch $@
 
 install: system-deps $(VENV)/.installed

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages replab needs, only those missing. Usage: install-deps.sh GROUP...
-# Groups: core (MariaDB server, client, backup), bench (sysbench, percona-toolkit), net (nftables,
+# Groups: core (MariaDB server, client, backup, client library headers), bench (sysbench, percona-toolkit), net (nftables,
 # iproute2), browser (chromium for report tests), venv (python3-venv when ensurepip is missing).
 set -euo pipefail
 declare -A GROUPS_PKGS=(
-  [core]="mariadb-server mariadb-client mariadb-backup"
+  [core]="mariadb-server mariadb-client mariadb-backup libmariadb-dev pkg-config"
   [bench]="sysbench percona-toolkit"
   [net]="nftables iproute2"
   [browser]="chromium chromium-driver fonts-dejavu-core"
@@ -13,6 +13,10 @@ wanted=()
 for group in "$@"; do
   if [[ "$group" == venv ]]; then
     python3 -c 'import ensurepip' 2>/dev/null || wanted+=(python3-venv)
+    # headers to build mysqlclient (the feed's fast driver)
+    python3 -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+      || wanted+=(python3-dev)
+    command -v gcc >/dev/null || wanted+=(gcc)
     continue
   fi
   [[ -n "${GROUPS_PKGS[$group]:-}" ]] || { echo "install-deps: unknown group $group" >&2; exit 2; }

@@ -103,3 +103,45 @@ def scalar(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> 
         cur.execute(sql, args)
         row = cur.fetchone()
         return row[0] if row else None
+
+
+def fast_driver() -> Any:
+    """The C client library binding (mysqlclient) when installed, else None. Only the feed's insert loop
+    uses it: about 10% more single-row commits per second than PyMySQL on a 2-core machine."""
+    try:
+        import MySQLdb  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return MySQLdb
+
+
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes of every driver in use (PyMySQL's, plus mysqlclient's when installed)."""
+    fast = fast_driver()
+    return (pymysql.MySQLError, fast.MySQLError) if fast else (pymysql.MySQLError,)
+
+
+def connect_fast(*, host: str, port: int, user: str, password: str, database: str | None, timeout: float,
+                 read_timeout: float, multi_statements: bool, node: str | None = None) -> Any:
+    """A connection for a tight write loop: mysqlclient when available, else PyMySQL. Both expose
+    ``query()``, ``next_result()`` and ``close()`` and raise errors with ``args == (errno, message)``."""
+    fast = fast_driver()
+    if fast is None:
+        return connect(host=host, port=port, user=user, password=password, database=database, timeout=timeout,
+                       read_timeout=read_timeout, node=node, multi_statements=multi_statements)
+    from MySQLdb.constants import CLIENT  # type: ignore[import-not-found]
+
+    kwargs: dict[str, Any] = dict(host=host, port=int(port), user=user, password=password, autocommit=True,
+                                  connect_timeout=max(1, int(timeout)), read_timeout=int(read_timeout),
+                                  write_timeout=int(read_timeout), charset="utf8mb4")
+    if database:
+        kwargs["database"] = database
+    if multi_statements:
+        kwargs["client_flag"] = CLIENT.MULTI_STATEMENTS
+    try:
+        return fast.connect(**kwargs)
+    except fast.MySQLError as exc:
+        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        raise SqlError(f"cannot connect to {host}:{port}: {exc.args[-1] if exc.args else exc}", node=node,
+                       errno=errno) from None
+

@@ -99,7 +99,7 @@ def insert_sql(table: str, start: int, count: int) -> str:
 
 def classify(exc: BaseException) -> int:
     """Ledger outcome of a statement that raised: FAILED if the server answered with an error, else UNKNOWN."""
-    if isinstance(exc, pymysql.MySQLError) and exc.args and isinstance(exc.args[0], int):
+    if isinstance(exc, db.driver_errors()) and exc.args and isinstance(exc.args[0], int):
         code = exc.args[0]
         if 1000 <= code < 2000:  # a server error: the autocommitted statement did not commit
             return ledger.FAILED
@@ -308,8 +308,11 @@ class Feeder:
     def _connect(self) -> Any:
         while not self._stop.is_set() and not self._expired():
             try:
-                return self.cluster.connect(self.cluster.primary.name, user="app", database=self.cluster.database,
-                                            timeout=2, read_timeout=10, multi_statements=self._pipelined)
+                primary = self.cluster.primary
+                user, password = self.cluster.credentials(db.APP)
+                return db.connect_fast(host=primary.host, port=primary.port, user=user, password=password,
+                                       database=self.cluster.database, timeout=2, read_timeout=10,
+                                       multi_statements=self._pipelined, node=primary.name)
             except (SqlError, OSError) as exc:
                 with self._mu:
                     self._result.errors += 1
@@ -346,7 +349,7 @@ class Feeder:
                 # a server error ends a multi-statement packet: the statements after it never ran (FAILED);
                 # a broken connection leaves them all UNKNOWN
                 self._record(start + done, count - done, outcome, exc)
-                if outcome == ledger.UNKNOWN:
+                if outcome == ledger.UNKNOWN or self._pipelined:  # a cut packet: start clean
                     with contextlib.suppress(Exception):
                         conn.close()
                     conn = None
