@@ -97,9 +97,10 @@ NOTES = """Notes:
   first.
 - `feed --rate 0` sends single-row INSERTs 8 to a packet (multi-statement): each is still its own
   autocommitted transaction with its own acknowledgement in the ledger; the client just waits one round trip
-  per packet. Plain PyMySQL, one INSERT per round trip, measured 0.93-0.95x sysbench here; with the
-  pipelining the feed reaches about parity at 1 thread and stays a few percent short at 4 threads, where the
-  2 cores are saturated by the three servers.
+  per packet. Its insert loop uses mysqlclient (the C client library binding; `make install` builds it,
+  falling back to PyMySQL if it cannot). Measured while choosing: PyMySQL one INSERT per round trip was
+  0.93-0.95x sysbench; PyMySQL pipelined reached ~1.0x at 1 thread but ~0.94x at 4 threads; mysqlclient
+  pipelined gave the figures above.
 - The repair row compares a full rebuild (snapshot, reset, reattach, catch up under no load, verify with
   the checker) with a bare dump-and-load pipe that does none of the last four."""
 
