@@ -145,11 +145,27 @@ def wait_threads(cluster: Cluster, names: list[str], timeout: float = 30.0) -> N
                             hint=f"run: replab status; see {cluster.node(name).errlog}")
 
 
+def wait_applied(conn: pymysql.connections.Connection, flavor: Flavor, gtid: str,
+                 timeout: float) -> tuple[bool, ReplicaStatus | None]:
+    """Wait (at most ``timeout`` s) until the replica on ``conn`` has applied ``gtid``.
+
+    Waits in slices of at most 1 s and ends early when replication is not configured or the SQL thread
+    stopped on an error: such a replica will not move. Returns (applied, the last status seen).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        ok = flavor.wait_ok(db.scalar(conn, flavor.wait_for_gtid(), (gtid, max(0.001, min(1.0, remaining)))))
+        st = replica_status(conn, flavor)
+        if ok or remaining <= 0 or st is None or (not st.sql_running and st.last_sql_errno):
+            return ok, st
+
+
 def wait_caught_up(cluster: Cluster, timeout: float = 30.0, names: list[str] | None = None,
                    gtid: str | None = None) -> dict[str, bool]:
     """Wait until each named replica (default: all) has applied ``gtid`` (default: the primary's now).
 
-    Returns {replica: caught_up}. Never raises for a replica that is down; the caller decides.
+    Returns {replica: caught_up}. Never raises for a replica that is down or broken; the caller decides.
     """
     flavor = cluster.flavor
     if gtid is None:
@@ -161,8 +177,7 @@ def wait_caught_up(cluster: Cluster, timeout: float = 30.0, names: list[str] | N
         remaining = max(0.0, deadline - time.monotonic())
         try:
             with cluster.connect(name, read_timeout=remaining + 5) as conn:
-                value = db.scalar(conn, flavor.wait_for_gtid(), (gtid, max(0.001, remaining)))
-            result[name] = flavor.wait_ok(value)
-        except SqlError:
+                result[name] = wait_applied(conn, flavor, gtid, remaining)[0]
+        except (SqlError, pymysql.MySQLError):
             result[name] = False
     return result

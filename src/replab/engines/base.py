@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotSupported
+from ..errors import BinaryNotFound, NotSupported
 
 if TYPE_CHECKING:
     from ..config import ClusterSpec
@@ -140,6 +140,16 @@ class Engine(ABC):
     @abstractmethod
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
         """The interactive client command for ``replab connect`` (credentials from an option file)."""
+
+    @staticmethod
+    def client_program() -> str:
+        """The interactive client (mariadb, else mysql) on this machine."""
+        from .local import find_program
+
+        client = find_program(["mariadb", "mysql"])
+        if not client:
+            raise BinaryNotFound("the mariadb client is not installed", hint="apt-get install mariadb-client")
+        return client
 
     def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
         """Where ``replica`` reaches ``primary`` for replication."""

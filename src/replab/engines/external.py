@@ -294,13 +294,9 @@ class ExternalEngine(Engine):
         return (group.get("user", ""), group.get("password", "")) if group else None
 
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
-        from .local import find_program
-
-        client = find_program(["mariadb", "mysql"])
-        if not client:
-            raise NotSupported("no mariadb/mysql client is installed", hint="apt-get install mariadb-client")
         # [client_replab_<node>] in the credentials file holds that node's login, host and port
-        return [client, f"--defaults-extra-file={credentials}", f"--defaults-group-suffix=_replab_{node.name}",
+        return [self.client_program(), f"--defaults-extra-file={credentials}",
+                f"--defaults-group-suffix=_replab_{node.name}",
                 f"--prompt={node.name} [\\d]> "]
 
     # --- faults --------------------------------------------------------------------------------------

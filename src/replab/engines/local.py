@@ -403,8 +403,5 @@ class LocalEngine(Engine):
         return {"unix_socket": node.socket}
 
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
-        client = find_program(["mariadb", "mysql"])
-        if not client:
-            raise BinaryNotFound("the mariadb client is not installed", hint="apt-get install mariadb-client")
-        return [client, f"--defaults-extra-file={credentials}", f"--socket={node.socket}",
+        return [self.client_program(), f"--defaults-extra-file={credentials}", f"--socket={node.socket}",
                 f"--prompt={node.name} [\\d]> "]
