@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 from . import db, replication
 from .config import ClusterSpec
 from .engines import NodeInfo, get_engine_class
+from .engines.external import same_endpoint
+from .errors import ReplicationError
 from .flavor import flavor_from_version_string
+from .state import STATE_VERSION, new_password, remove_state
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -27,8 +30,6 @@ REPL_USER, APP_USER = "replab_repl", "replab_app"
 
 
 def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callable[[str], None]) -> Cluster:
-    from .cluster import STATE_VERSION, new_password, remove_state
-
     t0 = time.monotonic()
     plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
     flavor = plan.flavor
@@ -42,6 +43,7 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
         "flavor": flavor.name,
         "version_string": flavor.version_string,
         "server_binary": plan.server_binary,
+        "server": plan.server,
         "database": spec.database,
         "spec": {"nodes": len(plan.nodes), "binlog_format": spec.binlog_format, "base_port": spec.base_port,
                  "host": spec.host},
@@ -62,7 +64,7 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
             **plan.credentials,
         })
         if not cluster.engine.owns_servers:
-            cluster.engine.setup(cluster, spec, repl=(REPL_USER, repl_pw), app=app)  # type: ignore[attr-defined]
+            _setup_existing(cluster, spec, repl=(REPL_USER, repl_pw), app=app)
         else:
             _build_servers(cluster, spec, plan.version_exact, admin_pw, (REPL_USER, repl_pw), (APP_USER, app_pw))
         cluster.state["status"] = "ready"
@@ -131,16 +133,52 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
                 for statement in flavor.reset_gtid_state():
                     db.query(conn, statement)
             replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
-    finish_replication(cluster)
+    cluster.finish_replication()
 
 
-def finish_replication(cluster: Cluster, timeout: float = 30.0) -> None:
-    """Wait until every replica's threads run and it has caught up with the primary; explain otherwise."""
-    replication.wait_threads(cluster, [r.name for r in cluster.replicas], timeout=timeout)
-    caught = replication.wait_caught_up(cluster, timeout=timeout)
-    lagging = [n for n, ok in caught.items() if not ok]
-    if lagging:
-        from .errors import ReplabTimeout
+def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], app: tuple[str, str]) -> None:
+    """Servers that already exist: attach (create accounts, point replicas at the primary) or adopt (verify
+    the replication that is there)."""
+    engine = cluster.engine
+    mode = engine.options.get("mode", "attach")
+    primary, flavor = cluster.primary, cluster.flavor
+    if mode == "adopt":
+        for replica in cluster.replicas:
+            _verify_replica(cluster, replica)
+        with cluster.connect(primary.name) as conn:
+            replication.ensure_schema(conn, spec.database)
+        cluster.say(f"adopted: {', '.join(r.name for r in cluster.replicas)} replicate from {primary.name}; "
+                    f"database {spec.database} ensured on {primary.name}")
+    else:
+        for replica in cluster.replicas:
+            with cluster.connect(replica.name) as conn:
+                status = replication.replica_status(conn, flavor)
+            if status is not None and status.source_host:
+                raise ReplicationError(
+                    f"{replica.name} already replicates from {status.source_host}:{status.source_port}",
+                    node=replica.name, hint="use mode = \"adopt\" to keep it, or reset it on the server first")
+        with cluster.connect(primary.name) as conn:
+            replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
+                                          client_host=str(engine.options.get("repl_host", "%")))
+        for replica in cluster.replicas:
+            host, port = engine.source_address(primary, replica)
+            with cluster.connect(replica.name) as conn:
+                replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
+            cluster.say(f"{replica.name}: replicating from {primary.name} ({host}:{port})")
+    cluster.finish_replication()
 
-        raise ReplabTimeout(f"{', '.join(lagging)} did not catch up with the primary within {timeout:.0f}s",
-                            hint="run: replab status")
+
+def _verify_replica(cluster: Cluster, replica: NodeInfo) -> None:
+    primary = cluster.primary
+    with cluster.connect(replica.name) as conn:
+        status = replication.replica_status(conn, cluster.flavor)
+    if status is None or not status.source_host:
+        raise ReplicationError(f"{replica.name} is not a replica: it has no replication configured",
+                               node=replica.name, hint="use mode = \"adopt\" to let replab set it up")
+    seen = (status.source_host, status.source_port or 0)
+    if not same_endpoint(seen, (primary.host, primary.port)) and \
+            not same_endpoint(seen, cluster.engine.source_address(primary, replica)):
+        raise ReplicationError(
+            f"{replica.name} replicates from {status.source_host}:{status.source_port}, not from the named "
+            f"primary {primary.name} ({primary.host}:{primary.port})", node=replica.name,
+            hint="fix the roles in replab.toml, or set replication_host on the primary's entry")

@@ -7,14 +7,9 @@ other module reaches servers through a ``Cluster``.
 from __future__ import annotations
 
 import contextlib
-import errno as errno_mod
-import fcntl
 import json
 import os
-import secrets
-import shutil
-import socket
-import stat
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,23 +19,24 @@ from typing import Any
 import pymysql
 
 from . import db, replication
-from .config import ClusterSpec, load_spec, resolve_home
+from .builder import build_cluster
+from .config import load_spec, resolve_home
 from .engines import Engine, NodeInfo, get_engine_class
 from .engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
 from .errors import (
     ClusterNotFound,
     ConfigError,
     NodeStateError,
-    PortInUse,
     ReplabError,
+    ReplabTimeout,
+    ReplicationError,
     SqlError,
     StateError,
 )
-from .flavor import Flavor, flavor_from_version_string
+from .flavor import Flavor, ReplicaStatus, flavor_from_version_string
+from .process import wait_for
+from .state import CREDENTIALS_FILE, STATE_FILE, check_home, check_ports, home_lock, remove_state, write_state
 
-STATE_FILE = "cluster.json"
-CREDENTIALS_FILE = "credentials.cnf"
-STATE_VERSION = 1
 Say = Callable[[str], None]
 
 
@@ -75,47 +71,6 @@ class SqlResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "rows": [list(r) for r in self.rows], "rowcount": self.rowcount}
-
-
-def _check_home(home: Path) -> None:
-    """Refuse a home that cannot hold state: not a directory, read-only, or not writable."""
-    target = home if home.exists() else home.parent
-    while not target.exists():
-        target = target.parent
-    if home.exists() and not home.is_dir():
-        raise ConfigError(f"REPLAB_HOME {home} exists and is not a directory",
-                          hint="choose another --home or remove that file")
-    mode = stat.S_IMODE(target.stat().st_mode)
-    if not mode & stat.S_IWUSR or not os.access(target, os.W_OK | os.X_OK):
-        raise ConfigError(f"REPLAB_HOME {home} is not writable ({target} is mode {mode:o})",
-                          hint="choose a writable --home, or fix the permissions (chmod u+w)")
-
-
-def _port_busy(host: str, port: int) -> str | None:
-    """Why ``port`` cannot be used (it answers, or cannot be bound), or None when it is free."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        if s.connect_ex((host, port)) == 0:
-            return "something already answers there"
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            return "address in use" if exc.errno == errno_mod.EADDRINUSE else str(exc)
-    return None
-
-
-def _free_ports(host: str, count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Cluster:
@@ -168,13 +123,11 @@ class Cluster:
         spec = load_spec(config_file, nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          server_binary=server_binary, **flags)
         path = resolve_home(home)
-        _check_home(path)
+        check_home(path)
         if (path / STATE_FILE).exists():
             existing = cls.open(path, say)
             existing._start_stopped()
             return existing
-        from .builder import build_cluster
-
         return build_cluster(cls, spec, path, say or (lambda _m: None))
 
     def _start_stopped(self) -> None:
@@ -188,14 +141,11 @@ class Cluster:
     # --- persistence ---------------------------------------------------------------------------
     def save(self) -> None:
         self.state["nodes"] = [n.to_dict() for n in self.nodes]
-        tmp = self.home / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-        os.replace(tmp, self.home / STATE_FILE)
+        write_state(self.home, self.state)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        with open(self.home / ".lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with home_lock(self.home):
             yield
 
     # --- nodes ---------------------------------------------------------------------------------
@@ -302,8 +252,60 @@ class Cluster:
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             return list(pool.map(lambda n: self.node_status(n, primary_hb), self.nodes))
 
-    def wait_caught_up(self, timeout: float = 30.0, names: list[str] | None = None) -> dict[str, bool]:
-        return replication.wait_caught_up(self, timeout, names)
+    def wait_threads(self, names: list[str], timeout: float = 30.0) -> None:
+        """Wait until IO and SQL threads run on each named replica; explain the failure otherwise."""
+        last: dict[str, ReplicaStatus | None] = {}
+        pending = list(names)
+
+        def check() -> bool | None:
+            for name in list(pending):
+                with self.connect(name) as conn:
+                    st = last[name] = replication.replica_status(conn, self.flavor)
+                if st and st.io_running and st.sql_running:
+                    pending.remove(name)
+                elif st and (st.last_sql_errno or (st.last_io_errno and st.io_state == "No")):
+                    raise ReplicationError(f"{name}: replication failed: error {st.last_errno}: {st.last_error}",
+                                           node=name, hint=f"run: replab diagnose {name}")
+            return True if not pending else None
+
+        def seen() -> str:
+            st = last.get(pending[0]) if pending else None
+            if st is None:
+                return "no replication configured"
+            return f"IO={st.io_state} SQL={'Yes' if st.sql_running else 'No'} last error: {st.last_error or '-'}"
+
+        node = self.node(pending[0]) if pending else None
+        wait_for(f"{', '.join(names)}: replication threads running", check, timeout, interval=0.02,
+                 describe=seen, log=node.errlog if node else None,
+                 hint="run: replab status" + (f"; see {node.errlog}" if node and node.errlog else ""))
+
+    def wait_caught_up(self, timeout: float = 30.0, names: list[str] | None = None,
+                       gtid: str | None = None) -> dict[str, bool]:
+        """Wait until each named replica (default: all) has applied ``gtid`` (default: the primary's now).
+
+        Returns {replica: caught_up}. Never raises for a replica that is down or broken; the caller decides.
+        """
+        if gtid is None:
+            with self.connect(self.primary.name) as conn:
+                gtid = replication.executed_gtid(conn, self.flavor)
+        result: dict[str, bool] = {}
+        deadline = time.monotonic() + timeout
+        for name in names if names is not None else [n.name for n in self.replicas]:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                with self.connect(name, read_timeout=remaining + 5) as conn:
+                    result[name] = replication.wait_applied(conn, self.flavor, gtid, remaining)[0]
+            except (SqlError, pymysql.MySQLError):
+                result[name] = False
+        return result
+
+    def finish_replication(self, timeout: float = 30.0) -> None:
+        """Wait until every replica's threads run and it has caught up with the primary; explain otherwise."""
+        self.wait_threads([r.name for r in self.replicas], timeout=timeout)
+        lagging = [n for n, ok in self.wait_caught_up(timeout=timeout).items() if not ok]
+        if lagging:
+            raise ReplabTimeout(f"{', '.join(lagging)} did not catch up with the primary within {timeout:.0f}s",
+                                hint="run: replab status")
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _shutdown_fn(self, node: NodeInfo) -> Callable[[], None]:
@@ -349,39 +351,6 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
-
-
-OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock")
-OWN_DIRS = ("nodes", "run", "ledger", "logs", "relay")
-
-
-def remove_state(home: Path) -> None:
-    """Remove what replab created in ``home``, and ``home`` itself only if nothing else is left."""
-    for name in OWN_DIRS:
-        shutil.rmtree(home / name, ignore_errors=True)
-    for name in OWN_FILES:
-        (home / name).unlink(missing_ok=True)
-    for extra in home.glob("ledger*"):
-        if extra.is_file():
-            extra.unlink()
-    with contextlib.suppress(OSError):
-        home.rmdir()
-
-
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
-
-
-def check_ports(spec: ClusterSpec) -> list[int]:
-    if spec.base_port is None:
-        return _free_ports(spec.host, spec.nodes)
-    ports = list(range(spec.base_port, spec.base_port + spec.nodes))
-    for port in ports:
-        why = _port_busy(spec.host, port)
-        if why:
-            raise PortInUse(f"port {port} on {spec.host} is in use ({why})",
-                            hint="pick another --base-port, or leave it out to use free ports")
-    return ports
 
 
 __all__ = ["Cluster", "NodeStatus", "SqlResult", "ReplabError", "remove_state", "check_ports"]

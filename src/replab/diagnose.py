@@ -28,8 +28,7 @@ import pymysql
 from . import db, relay, replication
 from .config import quote_ident
 from .engines.base import RUNNING
-from .engines.local import find_program
-from .errors import SqlError
+from .errors import ReplabError, SqlError
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -363,7 +362,10 @@ def _failing_event(d: Diagnosis, cluster: Cluster, rconn: Any, pschema: dict[str
     """The event group the SQL thread stopped at, read from the primary's binary log with mariadb-binlog
     (credentials from the 0600 option file): the original statement (Annotate_rows) and the row image,
     with @N replaced by the primary's column names."""
-    tool = find_program(["mariadb-binlog", "mysqlbinlog"])
+    try:
+        tool = cluster.engine.program("binlog")
+    except ReplabError:
+        return
     rows = db.query(rconn, cluster.flavor.show_replica_status())
     if not tool or not rows or cluster.engine.state(cluster.primary) != RUNNING:
         return
@@ -372,7 +374,7 @@ def _failing_event(d: Diagnosis, cluster: Cluster, rconn: Any, pschema: dict[str
     pos = row.get("Exec_Master_Log_Pos") or row.get("Exec_Source_Log_Pos")
     if not log_file or not pos or not re.fullmatch(r"[\w.-]+", str(log_file)):
         return
-    argv = [tool, f"--defaults-extra-file={cluster.credentials_file}", "--read-from-remote-server",
+    argv = [tool, f"--defaults-file={cluster.credentials_file}", "--read-from-remote-server",
             *(f"--{_CLIENT_OPT.get(k, k)}={v}" for k, v in cluster.engine.connect_params(cluster.primary).items()),
             "--base64-output=decode-rows", "-v", f"--start-position={int(pos)}", str(log_file)]
     statement: list[str] = []

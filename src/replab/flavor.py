@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .errors import BinaryNotFound, NotSupported
+from .errors import BinaryNotFound, ConfigError, NotSupported
 
 REDO_LOG_SIZE = "64M"
 
@@ -38,6 +38,17 @@ class ReplicaStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+_HOST = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
+
+
+def source_host(host: str) -> str:
+    """A host name or address safe to put in CHANGE MASTER/SOURCE (it cannot be a placeholder there)."""
+    if not isinstance(host, str) or not _HOST.match(host):
+        raise ConfigError(f"invalid replication host {host!r}: use a host name or an IP address",
+                          hint="check replication_host / host in replab.toml")
+    return host
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -169,7 +180,7 @@ class MariaDBFlavor(Flavor):
 
     def change_source(self, host: str, port: int) -> str:
         return (
-            f"CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={int(port)}, "
+            f"CHANGE MASTER TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, "
             "MASTER_USER=%(user)s, MASTER_PASSWORD=%(password)s, MASTER_USE_GTID=slave_pos, "
             "MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1"
         )
@@ -287,13 +298,13 @@ class MySQLFlavor(Flavor):
     def change_source(self, host: str, port: int) -> str:
         if self._has_replica_syntax():
             return (
-                f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{host}', SOURCE_PORT={int(port)}, "
+                f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{source_host(host)}', SOURCE_PORT={int(port)}, "
                 "SOURCE_USER=%(user)s, SOURCE_PASSWORD=%(password)s, SOURCE_AUTO_POSITION=1, "
                 "SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1"
             )
         key = ", GET_MASTER_PUBLIC_KEY=1" if self._at_least(8, 0, 4) else ""
         return (
-            f"CHANGE MASTER TO MASTER_HOST='{host}', MASTER_PORT={int(port)}, MASTER_USER=%(user)s, "
+            f"CHANGE MASTER TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%(user)s, "
             "MASTER_PASSWORD=%(password)s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, "
             f"MASTER_HEARTBEAT_PERIOD=1{key}"
         )

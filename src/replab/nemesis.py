@@ -92,7 +92,7 @@ def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0) -> dict[s
     with cluster.connect(node) as conn:
         before = replication.executed_gtid(conn, cluster.flavor)
     # a SQL thread stopped by an error ends the wait early (see replication.wait_applied)
-    ok = not target or replication.wait_caught_up(cluster, timeout, names=[node], gtid=target).get(node, False)
+    ok = not target or cluster.wait_caught_up(timeout, names=[node], gtid=target).get(node, False)
     seconds = time.monotonic() - t0
     have = _seqs(before)
     todo = sum(max(0, n - have.get(d, 0)) for d, n in _seqs(target).items())

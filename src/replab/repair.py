@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 from . import db, replication
 from .config import quote_ident
 from .engines.base import PAUSED, STOPPED
-from .engines.local import find_program
-from .errors import BinaryNotFound, ConfigError, NodeStateError, ReplicationError
+from .errors import ConfigError, NodeStateError, ReplicationError
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -58,13 +57,6 @@ class RepairReport:
                 f"in {self.catch_up_seconds:.1f}s, {verdict} ({len(self.tables)} table(s) compared)")
 
 
-def _tool(names: list[str], package: str) -> str:
-    found = find_program(names)
-    if not found:
-        raise BinaryNotFound(f"{names[0]} is not installed", hint=f"apt-get install {package}")
-    return found
-
-
 def _run(argv: list[str], what: str, node: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("stdout", subprocess.PIPE)
     proc = subprocess.run(argv, stderr=subprocess.PIPE, text=True, timeout=600, **kwargs)
@@ -89,13 +81,12 @@ def _work_dir(cluster: Cluster, node: str) -> Path:
 
 def _dump(cluster: Cluster, node: str, work: Path) -> str:
     """Dump every user database of the primary, load it into the replica; return the snapshot GTID."""
-    dump = _tool(["mariadb-dump", "mysqldump"], "mariadb-client")
-    client = _tool(["mariadb", "mysql"], "mariadb-client")
+    dump, client = cluster.engine.program("dump"), cluster.engine.program("client")
     primary, replica = cluster.primary, cluster.node(node)
     out = work / "snapshot.sql"
     creds = str(cluster.credentials_file)
     with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-        _run([dump, f"--defaults-extra-file={creds}", f"--socket={primary.socket}", "--single-transaction",
+        _run([dump, f"--defaults-file={creds}", f"--socket={primary.socket}", "--single-transaction",
               "--gtid", "--master-data=2", "--add-drop-database", "--routines", "--triggers", "--events",
               "--databases", *_user_databases(cluster)], "mariadb-dump of the primary", node, stdout=fh)
     gtid = ""
@@ -110,14 +101,14 @@ def _dump(cluster: Cluster, node: str, work: Path) -> str:
     with cluster.connect(node) as conn, conn.cursor() as cur:
         cur.execute(cluster.flavor.stop_replica())
     with open(out) as fh:
-        _run([client, f"--defaults-extra-file={creds}", f"--socket={replica.socket}",
+        _run([client, f"--defaults-file={creds}", f"--socket={replica.socket}",
               "--init-command=SET SESSION sql_log_bin=0"], f"loading the dump into {node}", node, stdin=fh)
     return gtid
 
 
 def _backup(cluster: Cluster, node: str, work: Path) -> str:
     """Physical copy of the primary with mariadb-backup, copied over the replica's data dir."""
-    tool = _tool(["mariadb-backup", "mariabackup"], "mariadb-backup")
+    tool = cluster.engine.program("backup")
     primary, replica = cluster.primary, cluster.node(node)
     user, password = cluster.credentials()
     # one 0600 option file: the primary's server settings (data dir, redo log) plus the credentials
@@ -186,8 +177,8 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
     steps.append(f"{node}: reattached to {cluster.primary.name} with MASTER_USE_GTID=slave_pos from {gtid}")
     cluster.say(steps[-1])
     t1 = time.monotonic()
-    replication.wait_threads(cluster, [node], timeout=30)
-    if not replication.wait_caught_up(cluster, timeout=timeout, names=[node]).get(node):
+    cluster.wait_threads([node], timeout=30)
+    if not cluster.wait_caught_up(timeout=timeout, names=[node]).get(node):
         raise ReplicationError(f"{node}: rebuilt but did not catch up within {timeout:.0f}s", node=node,
                                hint=f"replab diagnose {node}")
     catch_up = time.monotonic() - t1
@@ -242,7 +233,7 @@ def compare(cluster: Cluster, node: str, timeout: float = 30.0) -> dict[str, dic
                                     f"{quote_ident(schema)}.{quote_ident(table)}")
             plan.append((table, cols, pk, upto, _table_checksum(pconn, schema, table, cols, pk, upto)))
         gtid = replication.executed_gtid(pconn, cluster.flavor)
-    replication.wait_caught_up(cluster, timeout=timeout, names=[node], gtid=gtid)
+    cluster.wait_caught_up(timeout=timeout, names=[node], gtid=gtid)
     with cluster.connect(node) as rconn:
         for table, cols, pk, upto, primary_sum in plan:
             try:

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pymysql
 
 from . import db
 from .config import quote_ident
-from .errors import ReplabTimeout, ReplicationError, SqlError
-from .flavor import Flavor, ReplicaStatus, merge_worker_errors
-
-if TYPE_CHECKING:
-    from .cluster import Cluster
+from .flavor import Flavor, MariaDBFlavor, ReplicaStatus, merge_worker_errors
 
 HEARTBEAT_DB = "replab"
 HEARTBEAT_TABLE = "heartbeat"
@@ -25,13 +21,15 @@ EVENTS_DDL = (
     "CREATE TABLE IF NOT EXISTS {db}.`events` (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64), "
     "counter INT, description VARCHAR(255)) ENGINE=InnoDB"
 )
+HEARTBEAT_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {HEARTBEAT_DB}.{HEARTBEAT_TABLE} (id INT PRIMARY KEY, "
+    "ts DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB"
+)
 
 
 def secure_node(conn: pymysql.connections.Connection, admin_password: str, flavor: Flavor | None = None) -> None:
     """Local-only account hygiene on a fresh node (not binlogged): one admin, no passwordless accounts."""
     if flavor is None:
-        from .flavor import MariaDBFlavor
-
         flavor = MariaDBFlavor()
     rows = db.query(conn, flavor.root_accounts_query())
     with conn.cursor() as cur:
@@ -59,13 +57,7 @@ def bootstrap_primary(conn: pymysql.connections.Connection, flavor: Flavor, *, d
             cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
             cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (app[0], host, app[1]))
             cur.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {dbq}.* TO %s@%s", (app[0], host))
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {dbq}")
-        cur.execute(EVENTS_DDL.format(db=dbq))
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {HEARTBEAT_DB}")
-        cur.execute(
-            f"CREATE TABLE IF NOT EXISTS {HEARTBEAT_DB}.{HEARTBEAT_TABLE} (id INT PRIMARY KEY, "
-            "ts DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB"
-        )
+    ensure_schema(conn, database)
 
 
 def attach_replica(conn: pymysql.connections.Connection, flavor: Flavor, *, host: str, port: int,
@@ -118,33 +110,6 @@ def lag_ms(primary_hb: tuple[Any, Any] | None, replica_hb: tuple[Any, Any] | Non
     return None
 
 
-def wait_threads(cluster: Cluster, names: list[str], timeout: float = 30.0) -> None:
-    """Wait until IO and SQL threads run on each named replica; explain the failure otherwise."""
-    deadline = time.monotonic() + timeout
-    pending = list(names)
-    last: dict[str, ReplicaStatus | None] = {}
-    while pending and time.monotonic() < deadline:
-        for name in list(pending):
-            with cluster.connect(name) as conn:
-                st = replica_status(conn, cluster.flavor)
-            last[name] = st
-            if st and st.io_running and st.sql_running:
-                pending.remove(name)
-            elif st and (st.last_sql_errno or (st.last_io_errno and st.io_state == "No")):
-                raise ReplicationError(f"{name}: replication failed: error {st.last_errno}: {st.last_error}",
-                                       node=name, hint=f"run: replab diagnose {name}")
-        if pending:
-            time.sleep(0.02)
-    if pending:
-        name = pending[0]
-        st = last.get(name)
-        seen = f"IO={st.io_state} SQL={'Yes' if st.sql_running else 'No'} last error: {st.last_error or '-'}" \
-            if st else "no replication configured"
-        raise ReplabTimeout(f"{name}: replication threads not running after {timeout:.0f}s ({seen})",
-                            node=name, log_tail=cluster.engine.log_tail(cluster.node(name)),
-                            hint=f"run: replab status; see {cluster.node(name).errlog}")
-
-
 def wait_applied(conn: pymysql.connections.Connection, flavor: Flavor, gtid: str,
                  timeout: float) -> tuple[bool, ReplicaStatus | None]:
     """Wait (at most ``timeout`` s) until the replica on ``conn`` has applied ``gtid``.
@@ -161,23 +126,11 @@ def wait_applied(conn: pymysql.connections.Connection, flavor: Flavor, gtid: str
             return ok, st
 
 
-def wait_caught_up(cluster: Cluster, timeout: float = 30.0, names: list[str] | None = None,
-                   gtid: str | None = None) -> dict[str, bool]:
-    """Wait until each named replica (default: all) has applied ``gtid`` (default: the primary's now).
-
-    Returns {replica: caught_up}. Never raises for a replica that is down or broken; the caller decides.
-    """
-    flavor = cluster.flavor
-    if gtid is None:
-        with cluster.connect(cluster.primary.name) as conn:
-            gtid = executed_gtid(conn, flavor)
-    result: dict[str, bool] = {}
-    deadline = time.monotonic() + timeout
-    for name in names if names is not None else [n.name for n in cluster.replicas]:
-        remaining = max(0.0, deadline - time.monotonic())
-        try:
-            with cluster.connect(name, read_timeout=remaining + 5) as conn:
-                result[name] = wait_applied(conn, flavor, gtid, remaining)[0]
-        except (SqlError, pymysql.MySQLError):
-            result[name] = False
-    return result
+def ensure_schema(conn: pymysql.connections.Connection, database: str) -> None:
+    """The database and tables feed and check use, created only if missing (binlogged: replicas get them)."""
+    dbq = quote_ident(database)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {dbq}")
+        cur.execute(EVENTS_DDL.format(db=dbq))
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {HEARTBEAT_DB}")
+        cur.execute(HEARTBEAT_DDL)

@@ -444,5 +444,5 @@ class Sampler:
 def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
     """Counts once replicas applied the primary's position (bounded by ``wait``); None for a silent node."""
     with contextlib.suppress(ReplabError, pymysql.MySQLError):
-        replication.wait_caught_up(cluster, timeout=wait)
+        cluster.wait_caught_up(timeout=wait)
     return sample_nodes(cluster, table)

@@ -1,27 +1,25 @@
-"""Engines: where servers run. ``local`` (processes on this machine) is the default."""
+"""Engines: where servers run. ``local`` (processes on this machine) is the default.
+
+A registry, not a chain of ifs: an engine is a subclass of ``Engine`` listed in ``ENGINES``.
+"""
 
 from __future__ import annotations
 
+from ..errors import NotSupported
 from .base import BuildPlan, Engine, NodeInfo
+from .compose import ComposeEngine
+from .external import ExternalEngine
+from .local import LocalEngine
+
+ENGINES: dict[str, type[Engine]] = {cls.name: cls for cls in (LocalEngine, ComposeEngine, ExternalEngine)}
 
 
 def get_engine_class(name: str) -> type[Engine]:
-    """The engine class for ``local``, ``compose`` or ``external``."""
-    if name == "local":
-        from .local import LocalEngine
-
-        return LocalEngine
-    if name == "compose":
-        from .compose import ComposeEngine
-
-        return ComposeEngine
-    if name == "external":
-        from .external import ExternalEngine
-
-        return ExternalEngine
-    from ..errors import NotSupported
-
-    raise NotSupported(f"unknown engine {name!r}", hint="use --engine local, compose or external")
+    """The engine class registered under ``name``."""
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise NotSupported(f"unknown engine {name!r}", hint=f"use --engine {', '.join(ENGINES)}") from None
 
 
-__all__ = ["BuildPlan", "Engine", "NodeInfo", "get_engine_class"]
+__all__ = ["BuildPlan", "Engine", "NodeInfo", "ENGINES", "get_engine_class"]

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BinaryNotFound, NotSupported
+from ..errors import NotSupported
+from ..process import log_tail
+from ..servers import find_program
 
 if TYPE_CHECKING:
     from ..config import ClusterSpec
@@ -63,12 +65,18 @@ class BuildPlan:
     credentials: dict[str, dict[str, str]] = field(default_factory=dict)
     admin: tuple[str, str] | None = None
     app: tuple[str, str] | None = None
+    server: dict[str, Any] = field(default_factory=dict)  # the catalogue entry (servers.Server) it runs
 
 
 class Engine(ABC):
-    """Lifecycle and faults of server processes. Methods take a NodeInfo; they never decide verdicts."""
+    """Lifecycle and faults of server processes. Methods take a NodeInfo; they never decide verdicts.
+
+    ``capabilities`` declares the faults and operations the engine supports (kill, stop, pause, partition,
+    snapshot, binlog); callers check ``require()`` before changing anything.
+    """
 
     name = "abstract"
+    capabilities: frozenset[str] = frozenset()
     owns_servers = True  # False: replab did not start these servers, so `down` never stops them
     secure_fresh_nodes = True  # fresh servers have a passwordless root@localhost that replab locks down
     client_host = "127.%"  # host part of the accounts replab creates (replication and application users)
@@ -141,15 +149,17 @@ class Engine(ABC):
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
         """The interactive client command for ``replab connect`` (credentials from an option file)."""
 
-    @staticmethod
-    def client_program() -> str:
-        """The interactive client (mariadb, else mysql) on this machine."""
-        from .local import find_program
+    def program(self, tool: str) -> str:
+        """A program of the cluster's server build on this machine: client, dump, binlog, backup.
 
-        client = find_program(["mariadb", "mysql"])
-        if not client:
-            raise BinaryNotFound("the mariadb client is not installed", hint="apt-get install mariadb-client")
-        return client
+        Engines whose servers run elsewhere use this machine's client programs."""
+        names = {"client": ["mariadb", "mysql"], "dump": ["mariadb-dump", "mysqldump"],
+                 "binlog": ["mariadb-binlog", "mysqlbinlog"], "backup": ["mariadb-backup"]}.get(tool, [tool])
+        found = find_program(names)
+        if not found:
+            raise NotSupported(f"{' or '.join(names)} is not installed on this machine",
+                               hint="apt-get install mariadb-client")
+        return found
 
     def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
         """Where ``replica`` reaches ``primary`` for replication."""
@@ -159,17 +169,14 @@ class Engine(ABC):
         return None
 
     def log_tail(self, node: NodeInfo, lines: int = 15) -> list[str]:
-        if not node.errlog:
-            return []
-        try:
-            with open(node.errlog, "rb") as fh:
-                fh.seek(0, 2)
-                size = fh.tell()
-                fh.seek(max(0, size - 16384))
-                data = fh.read().decode("utf-8", "replace")
-        except OSError:
-            return []
-        return [line for line in data.splitlines() if line.strip()][-lines:]
+        return log_tail(node.errlog, lines)
+
+    def require(self, capability: str, node: str | None = None) -> None:
+        """Refuse, before anything changes, an operation this engine does not support."""
+        if capability not in self.capabilities:
+            can = ", ".join(sorted(self.capabilities)) or "none"
+            raise NotSupported(f"the {self.name} engine cannot {capability} a node (it can: {can})", node=node,
+                               hint="use the local engine (replab up) for this fault")
 
     # faults (engines that cannot do one raise NotSupported)
     def kill(self, node: NodeInfo) -> None:

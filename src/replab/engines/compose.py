@@ -24,6 +24,7 @@ from typing import Any
 from ..config import ClusterSpec
 from ..errors import BinaryNotFound, ConfigError, NodeStartError, NotSupported, ReplabError, ReplabTimeout
 from ..flavor import Flavor, MariaDBFlavor, MySQLFlavor
+from ..state import check_ports
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
 
 DEFAULT_IMAGE = "mysql:8.0"
@@ -201,7 +202,6 @@ class ComposeEngine(Engine):
     # --- planning ----------------------------------------------------------------------------------
     def prepare(self, spec: ClusterSpec) -> BuildPlan:
         """Check image and Docker (fail fast, exit 2), pick free loopback ports."""
-        from ..cluster import check_ports
 
         image = spec.image or DEFAULT_IMAGE
         flavor = flavor_from_image(image)
@@ -321,10 +321,5 @@ class ComposeEngine(Engine):
         return [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()][-lines:]
 
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
-        from .local import find_program
-
-        client = find_program(["mariadb", "mysql"])
-        if not client:
-            raise BinaryNotFound("the mariadb client is not installed", hint="apt-get install mariadb-client")
-        return [client, f"--defaults-extra-file={credentials}", f"--host={node.host}", f"--port={node.port}",
-                "--protocol=TCP", f"--prompt={node.name} [\\d]> "]
+        return [self.program("client"), f"--defaults-extra-file={credentials}", f"--host={node.host}",
+                f"--port={node.port}", "--protocol=TCP", f"--prompt={node.name} [\\d]> "]

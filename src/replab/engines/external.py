@@ -19,16 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import db, replication
-from ..config import ClusterSpec, quote_ident
-from ..errors import ConfigError, NodeStateError, NotSupported, ReplabError, ReplicationError, SqlError
+from .. import db
+from ..config import ClusterSpec
+from ..errors import ConfigError, NodeStateError, NotSupported, ReplabError, SqlError
 from ..flavor import Flavor, flavor_from_version_string
 from .base import RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
-
-if TYPE_CHECKING:
-    from ..cluster import Cluster
 
 MODES = ("attach", "adopt")
 FAULTS = ("kill", "stop", "start", "pause", "resume", "partition", "heal")
@@ -200,52 +197,9 @@ class ExternalEngine(Engine):
                                  node=inv.name,
                                  hint="check host and port in replab.toml and that the server runs") from None
 
-    # --- set-up ------------------------------------------------------------------------------------
-    def setup(self, cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], app: tuple[str, str]) -> None:
-        """Attach (create accounts, point replicas at the primary) or adopt (verify what is there)."""
-        from ..builder import finish_replication
-
-        mode = self.options.get("mode", "attach")
-        primary, flavor = cluster.primary, cluster.flavor
-        if mode == "adopt":
-            for replica in cluster.replicas:
-                self._verify_replica(cluster, replica)
-            with cluster.connect(primary.name) as conn:
-                ensure_schema(conn, spec.database)
-            self.say(f"adopted: {', '.join(r.name for r in cluster.replicas)} replicate from {primary.name}; "
-                     f"database {spec.database} ensured on {primary.name}")
-        else:
-            for replica in cluster.replicas:
-                with cluster.connect(replica.name) as conn:
-                    status = replication.replica_status(conn, flavor)
-                if status is not None and status.source_host:
-                    raise ReplicationError(
-                        f"{replica.name} already replicates from {status.source_host}:{status.source_port}",
-                        node=replica.name, hint="use mode = \"adopt\" to keep it, or reset it on the server first")
-            with cluster.connect(primary.name) as conn:
-                replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
-                                              client_host=str(self.options.get("repl_host", "%")))
-            source = (str(primary.extra.get("replication_host") or primary.host), primary.port)
-            for replica in cluster.replicas:
-                with cluster.connect(replica.name) as conn:
-                    replication.attach_replica(conn, flavor, host=source[0], port=source[1], repl=repl)
-                self.say(f"{replica.name}: replicating from {primary.name} ({source[0]}:{source[1]})")
-        finish_replication(cluster)
-
-    def _verify_replica(self, cluster: Cluster, replica: NodeInfo) -> None:
-        primary = cluster.primary
-        with cluster.connect(replica.name) as conn:
-            status = replication.replica_status(conn, cluster.flavor)
-        if status is None or not status.source_host:
-            raise ReplicationError(f"{replica.name} is not a replica: it has no replication configured",
-                                   node=replica.name, hint="use mode = \"attach\" to let replab set it up")
-        if not _same_endpoint((status.source_host, status.source_port or 0), (primary.host, primary.port)) and \
-                not _same_endpoint((status.source_host, status.source_port or 0),
-                                   (str(primary.extra.get("replication_host") or primary.host), primary.port)):
-            raise ReplicationError(
-                f"{replica.name} replicates from {status.source_host}:{status.source_port}, not from the named "
-                f"primary {primary.name} ({primary.host}:{primary.port})", node=replica.name,
-                hint="fix the roles in replab.toml, or set replication_host on the primary's entry")
+    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
+        """Where replicas reach the primary: its ``replication_host`` when the inventory names one."""
+        return str(primary.extra.get("replication_host") or primary.host), primary.port
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def create(self, nodes: list[NodeInfo], settings: dict[str, Any]) -> None:
@@ -295,7 +249,7 @@ class ExternalEngine(Engine):
 
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
         # [client_replab_<node>] in the credentials file holds that node's login, host and port
-        return [self.client_program(), f"--defaults-extra-file={credentials}",
+        return [self.program("client"), f"--defaults-extra-file={credentials}",
                 f"--defaults-group-suffix=_replab_{node.name}",
                 f"--prompt={node.name} [\\d]> "]
 
@@ -336,7 +290,7 @@ class ExternalEngine(Engine):
                               log_tail=tail, hint="check the command in replab.toml")
 
 
-def _same_endpoint(a: tuple[str, int], b: tuple[str, int]) -> bool:
+def same_endpoint(a: tuple[str, int], b: tuple[str, int]) -> bool:
     if a[1] != b[1]:
         return False
     if a[0] == b[0]:
@@ -345,14 +299,3 @@ def _same_endpoint(a: tuple[str, int], b: tuple[str, int]) -> bool:
         return socket.gethostbyname(a[0]) == socket.gethostbyname(b[0])
     except OSError:
         return False
-
-
-def ensure_schema(conn: Any, database: str) -> None:
-    """The database and tables feed and check use, created only if missing (binlogged: replicas get them)."""
-    dbq = quote_ident(database)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {dbq}")
-        cur.execute(replication.EVENTS_DDL.format(db=dbq))
-        cur.execute(f"CREATE DATABASE IF NOT EXISTS {replication.HEARTBEAT_DB}")
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {replication.HEARTBEAT_DB}.{replication.HEARTBEAT_TABLE} "
-                    "(id INT PRIMARY KEY, ts DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL) ENGINE=InnoDB")

@@ -15,68 +15,25 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import relay
-from ..errors import BinaryNotFound, NodeStartError, NodeStateError, ReplabError, ReplabTimeout
+from .. import relay, servers
+from ..errors import NodeStartError, NodeStateError
+from ..flavor import flavor_from_version_string
+from ..process import Process, proc_state
+from ..servers import Server
+from ..state import cache_root, check_ports
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
-TEMPLATE_REV = "1"
+TEMPLATE_REV = "2"  # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
 REDO_LOG_SIZE = "64M"
-_EXTRA_PATH = ["/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/libexec", "/opt/mysql/bin"]
-INSTALL_HINT = "install it with: apt-get install mariadb-server mariadb-client (or put mysqld on PATH)"
-
-
-def find_program(names: list[str], explicit: str | None = None) -> str | None:
-    """First of ``names`` found on PATH or in the usual sbin directories."""
-    if explicit:
-        return explicit if os.access(explicit, os.X_OK) and os.path.isfile(explicit) else None
-    path = os.environ.get("PATH", "") + os.pathsep + os.pathsep.join(_EXTRA_PATH)
-    for name in names:
-        found = shutil.which(name, path=path)
-        if found:
-            return found
-    return None
 
 
 def find_server(explicit: str | None = None) -> str:
-    found = find_program(["mariadbd", "mysqld"], explicit)
-    if not found:
-        what = explicit or "mariadbd (or mysqld)"
-        raise BinaryNotFound(f"server binary {what} not found", hint=INSTALL_HINT)
-    return found
-
-
-def cache_root() -> Path:
-    base = os.environ.get("REPLAB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "replab"
-    )
-    return Path(base)
-
-
-def _proc_state(pid: int) -> str | None:
-    """The one-letter process state from /proc, or None when there is no such process."""
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap our own child if it exited (else it lingers as a zombie)
-    except (ChildProcessError, OSError):
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return data.rsplit(")", 1)[1].split()[0]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
-    except OSError:
-        return ""
+    """The default server binary (kept for callers outside the engine)."""
+    return servers.resolve(explicit).binary
 
 
 def _copy_datadir(template: Path, target: Path) -> None:
@@ -95,31 +52,45 @@ def _copy_datadir(template: Path, target: Path) -> None:
 
 class LocalEngine(Engine):
     name = "local"
+    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "binlog"})
 
-    def __init__(self, home: Path, say: Callable[[str], None] | None = None,
-                 server_binary: str | None = None) -> None:
+    def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None) -> None:
         super().__init__(home, say)
-        self.server_binary = server_binary
+        self._server = server
+
+    @property
+    def server(self) -> Server:
+        if self._server is None:
+            self._server = servers.resolve(None)
+        return self._server
 
     @classmethod
     def from_spec(cls, home: Path, say: Callable[[str], None] | None, spec: Any) -> LocalEngine:
-        return cls(home, say, server_binary=spec.server_binary)
+        return cls(home, say, server=servers.resolve(spec.server_binary))
 
     @classmethod
     def from_state(cls, home: Path, say: Callable[[str], None] | None, state: dict[str, Any]) -> LocalEngine:
-        return cls(home, say, server_binary=state.get("server_binary"))
+        data = state.get("server")
+        server: Server | None = None
+        if isinstance(data, dict) and data:
+            server = Server(**{k: v for k, v in data.items() if k in Server.__dataclass_fields__})
+        elif state.get("server_binary"):  # state written before the catalogue: only the binary's path
+            server = servers.from_binary(state["server_binary"])
+        return cls(home, say, server=server)
 
     def prepare(self, spec: Any) -> BuildPlan:
-        """Find the server binary, detect its flavor, pick loopback ports."""
-        from ..cluster import check_ports
-        from ..flavor import detect_flavor
-
-        server = find_server(spec.server_binary)
-        flavor = detect_flavor(server)
+        """Detect the server's flavor, pick loopback ports."""
+        flavor = flavor_from_version_string(self.server.version_line)
         ports = check_ports(spec)
         nodes = [NodeInfo(name=name, role="primary" if i == 0 else "replica", server_id=i + 1, host=spec.host,
                           port=ports[i]) for i, name in enumerate(spec.node_names)]
-        return BuildPlan(flavor=flavor, nodes=nodes, server_binary=server)
+        return BuildPlan(flavor=flavor, nodes=nodes, server_binary=self.server.binary,
+                         options={}, server=self.server.to_dict())
+
+    def program(self, tool: str) -> str:
+        found = self.server.program(tool)
+        assert found is not None
+        return found
 
     # --- paths -------------------------------------------------------------------------------
     def socket_dir(self) -> Path:
@@ -140,11 +111,12 @@ class LocalEngine(Engine):
         node.socket = str(self.socket_dir() / f"{node.name}.sock")
 
     # --- template ------------------------------------------------------------------------------
-    def template(self, server: str, version_string: str) -> Path:
-        """A pristine data dir for this server version, made once by the server's own installer."""
-        st = os.stat(server)
-        key = hashlib.sha1(f"{TEMPLATE_REV}|{server}|{version_string}|{st.st_mtime_ns}|{REDO_LOG_SIZE}"
-                           .encode()).hexdigest()[:16]
+    def template(self) -> Path:
+        """A pristine data dir for this server build, made once by the server's own installer."""
+        server = self.server
+        st = os.stat(os.path.realpath(server.binary))
+        key = hashlib.sha1(f"{TEMPLATE_REV}|{os.path.realpath(server.binary)}|{server.version_line}|"
+                           f"{st.st_mtime_ns}|{REDO_LOG_SIZE}".encode()).hexdigest()[:16]
         root = cache_root()
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = root / f"datadir-{key}"
@@ -154,11 +126,12 @@ class LocalEngine(Engine):
             fcntl.flock(lock, fcntl.LOCK_EX)
             if (target / ".replab-complete").exists():
                 return target
-            self.say(f"initializing a template data dir with the server's installer (once per version) in {target}")
+            self.say(f"initializing a template data dir for {server.name} (once per build) in {target}")
             tmp = Path(tempfile.mkdtemp(prefix="tmpl-", dir=root))
             try:
-                self._init_datadir(server, tmp / "data", version_string)
-                (tmp / "data" / ".replab-complete").write_text(version_string + "\n")
+                self._init_datadir(tmp / "data")
+                (tmp / "data" / "auto.cnf").unlink(missing_ok=True)  # MySQL: the server UUID must be per node
+                (tmp / "data" / ".replab-complete").write_text(server.version_line + "\n")
                 if target.exists():
                     shutil.rmtree(target)
                 os.rename(tmp / "data", target)
@@ -166,26 +139,26 @@ class LocalEngine(Engine):
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
 
-    def _init_datadir(self, server: str, datadir: Path, version_string: str) -> None:
-        from ..flavor import flavor_from_version_string
-
-        flavor = flavor_from_version_string(version_string)
-        installer = None
-        if flavor.name == "mariadb":
-            installer = find_program(["mariadb-install-db", "mysql_install_db"])
-            if not installer:
-                raise BinaryNotFound("mariadb-install-db not found", hint=INSTALL_HINT)
-        else:
-            datadir.parent.mkdir(parents=True, exist_ok=True)
-        argv = flavor.init_datadir_argv(server, str(datadir), installer)
+    def _init_datadir(self, datadir: Path) -> None:
+        server = self.server
+        flavor = flavor_from_version_string(server.version_line)
+        env = dict(os.environ)
+        installer = server.program("install_db", required=flavor.name == "mariadb")
+        datadir.parent.mkdir(parents=True, exist_ok=True)
+        argv = flavor.init_datadir_argv(server.binary, str(datadir), installer)
         if installer:
-            basedir = Path(server).resolve().parent.parent
-            if not (basedir / "share").exists():
-                basedir = Path("/usr")
-            argv.append(f"--basedir={basedir}")
+            base = Path(server.base) if server.base else Path(server.binary).resolve().parent.parent
+            if not (base / "share").exists():
+                base = Path("/usr")
+            argv.append(f"--basedir={base}")
+            if server.base:  # a relocated tree: its install script must run the tree's server and tools
+                env["MYSQLD_BOOTSTRAP"] = server.binary
+                env["PATH"] = os.pathsep.join([*server.bindirs, env.get("PATH", "")])
+        else:
+            argv[2:2] = [f"--{k.replace('_', '-')}={v}" for k, v in server.server_options().items()]
         if os.geteuid() == 0:
             argv.append("--user=root")
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
             raise NodeStartError("initializing the data dir failed", action=" ".join(argv[:1]), log_tail=tail,
@@ -193,8 +166,7 @@ class LocalEngine(Engine):
 
     # --- create --------------------------------------------------------------------------------
     def create(self, nodes: list[NodeInfo], settings: dict[str, Any]) -> None:
-        server = settings["server_binary"]
-        template = self.template(server, settings["version_string"])
+        template = self.template()
         sockdir = self.socket_dir()
         sockdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(sockdir, 0o700)
@@ -203,6 +175,7 @@ class LocalEngine(Engine):
             ndir = Path(node.dir)
             ndir.mkdir(parents=True, exist_ok=False, mode=0o700)
             _copy_datadir(template, Path(node.datadir))
+            (ndir / "files").mkdir(mode=0o700)
             Path(node.cnf).write_text(self.render_cnf(node, settings))
             os.chmod(node.cnf, 0o644)  # servers ignore world-writable config; 0644 is what they accept
 
@@ -231,6 +204,8 @@ class LocalEngine(Engine):
             "character_set_server": "utf8mb4",
             "report_host": node.host,
             "report_port": str(node.port),
+            "secure_file_priv": str(Path(node.dir) / "files"),
+            **self.server.server_options(),
         }
         opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
@@ -242,143 +217,66 @@ class LocalEngine(Engine):
         return f"# written by replab for {node.name}; edit at your own risk\n[{flavor.server_section()}]\n{body}\n"
 
     # --- processes -----------------------------------------------------------------------------
+    def process(self, node: NodeInfo) -> Process:
+        """The node's server process; its config file path on the command line proves the pid is ours."""
+        hint = int(node.extra.get("pid") or 0) or None
+        return Process(node.name, Path(node.pidfile), f"--defaults-file={node.cnf}",
+                       Path(node.errlog) if node.errlog else None, pid_hint=hint)
+
     def pid(self, node: NodeInfo) -> int | None:
-        """The live pid of this node's server, confirmed by its command line; None when not running."""
-        try:
-            pid = int(Path(node.pidfile).read_text().strip())
-        except (OSError, ValueError):
-            pid = int(node.extra.get("pid") or 0) or None  # type: ignore[assignment]
-        if not pid:
-            return None
-        state = _proc_state(pid)
-        if state is None or state in ("Z", "X"):
-            return None
-        if node.cnf not in _cmdline(pid):
-            return None  # pid reused by another process: not ours
-        return pid
+        return self.process(node).pid()
 
     def state(self, node: NodeInfo) -> str:
-        pid = self.pid(node)
+        proc = self.process(node)
+        pid = proc.pid()
         if pid is None:
             return STOPPED
-        return PAUSED if _proc_state(pid) in ("T", "t") else RUNNING
+        return PAUSED if proc_state(pid) in ("T", "t") else RUNNING
 
     def start(self, node: NodeInfo) -> None:
         if node.role == "replica" and node.extra.get("relay_port"):
             relay.ensure(self.home, node.name)  # the replica's link to the primary (see relay.py)
-        if self.pid(node):
+        proc = self.process(node)
+        if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
-        server = self.server_binary or find_server()
-        try:
-            Path(node.pidfile).unlink()
-        except FileNotFoundError:
-            pass
-        with open(node.errlog, "ab") as log:
-            proc = subprocess.Popen(
-                [server, f"--defaults-file={node.cnf}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True, cwd=node.dir,
-            )
-        node.extra["pid"] = proc.pid
+        node.extra["pid"] = proc.spawn([self.server.binary, f"--defaults-file={node.cnf}"], cwd=node.dir)
         node.extra["log_offset"] = os.path.getsize(node.errlog)
 
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        pid = int(node.extra.get("pid") or 0)
-        last_exc: Exception | None = None
-        delay = 0.01
-        while time.monotonic() < deadline:
-            alive = pid and _proc_state(pid) not in (None, "Z", "X")
-            if not alive:
-                raise NodeStartError(f"{node.name}: the server exited while starting", node=node.name,
-                                     log_tail=self.log_tail(node),
-                                     hint=f"see {node.errlog}")
-            if os.path.exists(node.socket):
-                try:
-                    probe()
-                    return
-                except ReplabError as exc:
-                    last_exc = exc
-            time.sleep(delay)
-            delay = min(0.05, delay * 1.5)
-        raise ReplabTimeout(
-            f"{node.name}: not answering SELECT 1 after {timeout:.0f}s (last error: {last_exc})",
-            node=node.name, log_tail=self.log_tail(node), hint=f"see {node.errlog}")
-
-    def _wait_gone(self, node: NodeInfo, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if _proc_state(pid) in (None, "Z", "X"):
-                _proc_state(pid)
-                return True
-            time.sleep(0.02)
-        return False
+        self.process(node).wait_ready(probe, timeout, ready_file=node.socket, hint=f"see {node.errlog}")
 
     def stop(self, node: NodeInfo, timeout: float = 30.0, shutdown: Callable[[], None] | None = None) -> None:
-        pid = self.pid(node)
-        if pid is None:
-            return
-        if _proc_state(pid) in ("T", "t"):
-            os.kill(pid, signal.SIGCONT)
-        if shutdown is not None:
-            try:
-                shutdown()
-            except ReplabError:
-                pass
-            if self._wait_gone(node, pid, timeout):
-                return
-            self.say(f"{node.name}: clean shutdown did not finish in {timeout:.0f}s; sending TERM")
-        self._signal(pid, signal.SIGTERM)
-        if self._wait_gone(node, pid, timeout):
-            return
-        self.say(f"{node.name}: still running {timeout:.0f}s after TERM; sending KILL")
-        self._signal(pid, signal.SIGKILL)
-        if not self._wait_gone(node, pid, 10):
-            raise ReplabTimeout(f"{node.name}: pid {pid} survived SIGKILL", node=node.name)
-
-    @staticmethod
-    def _signal(pid: int, sig: int) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+        self.process(node).stop(timeout, shutdown, self.say)
 
     def kill(self, node: NodeInfo) -> None:
-        pid = self.pid(node)
-        if pid is None:
+        if self.process(node).kill() is None:
             raise NodeStateError(f"{node.name} is not running", node=node.name,
                                  hint=f"start it with: replab start {node.name}")
-        self._signal(pid, signal.SIGKILL)
-        self._wait_gone(node, pid, 10)
 
     def pause(self, node: NodeInfo) -> None:
-        pid = self.pid(node)
-        if pid is None:
+        proc = self.process(node)
+        if proc.pid() is None:
             raise NodeStateError(f"{node.name} is not running", node=node.name)
-        if _proc_state(pid) in ("T", "t"):
+        if proc.paused():
             raise NodeStateError(f"{node.name} is already paused", node=node.name,
                                  hint=f"resume it with: replab resume {node.name}")
-        self._signal(pid, signal.SIGSTOP)
+        proc.signal(signal.SIGSTOP)
 
     def resume(self, node: NodeInfo) -> None:
-        pid = self.pid(node)
-        if pid is None or _proc_state(pid) not in ("T", "t"):
+        proc = self.process(node)
+        if not proc.paused():
             raise NodeStateError(f"{node.name} is not paused", node=node.name)
-        self._signal(pid, signal.SIGCONT)
+        proc.signal(signal.SIGCONT)
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
         relay.stop_all(self.home)
-        for node in nodes:
-            pid = self.pid(node)
-            if pid is not None:
-                if _proc_state(pid) in ("T", "t"):
-                    self._signal(pid, signal.SIGCONT)
-                self._signal(pid, signal.SIGTERM)
-        for node in nodes:
-            pid = self.pid(node)
-            if pid is not None and not self._wait_gone(node, pid, 30):
-                self._signal(pid, signal.SIGKILL)
-                self._wait_gone(node, pid, 10)
+        procs = [self.process(n) for n in nodes]
+        for proc in procs:  # TERM all first, then wait: the servers shut down in parallel
+            if proc.paused():
+                proc.signal(signal.SIGCONT)
+            proc.signal(signal.SIGTERM)
+        for proc in procs:
+            proc.stop(30.0)
         if keep_data:
             return
         for node in nodes:
@@ -403,5 +301,5 @@ class LocalEngine(Engine):
         return {"unix_socket": node.socket}
 
     def client_argv(self, node: NodeInfo, credentials: Path) -> list[str]:
-        return [self.client_program(), f"--defaults-extra-file={credentials}", f"--socket={node.socket}",
+        return [self.program("client"), f"--defaults-file={credentials}", f"--socket={node.socket}",
                 f"--prompt={node.name} [\\d]> "]
