@@ -299,6 +299,16 @@ class Cluster:
                 result[name] = False
         return result
 
+    def attach(self, replica: str, address: tuple[str, int] | None = None) -> tuple[str, int]:
+        """Point ``replica`` at the primary (through the engine's address for it) and start replicating."""
+        node = self.node(replica)
+        host, port = address or self.engine.source_address(self.primary, node)
+        ssl = bool(self.state.get("source_ssl", True))
+        with self.connect(replica) as conn:
+            replication.attach_replica(conn, self.flavor, host=host, port=port, repl=self.credentials(db.REPL),
+                                       ssl=ssl)
+        return host, port
+
     def finish_replication(self, timeout: float = 30.0) -> None:
         """Wait until every replica's threads run and it has caught up with the primary; explain otherwise."""
         self.wait_threads([r.name for r in self.replicas], timeout=timeout)

@@ -18,6 +18,7 @@ from . import db, relay, replication
 from .config import quote_ident, validate_identifier
 from .engines.base import PAUSED, RUNNING, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, SqlError
+from .gtid import transactions_between
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -94,23 +95,9 @@ def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0) -> dict[s
     # a SQL thread stopped by an error ends the wait early (see replication.wait_applied)
     ok = not target or cluster.wait_caught_up(timeout, names=[node], gtid=target).get(node, False)
     seconds = time.monotonic() - t0
-    have = _seqs(before)
-    todo = sum(max(0, n - have.get(d, 0)) for d, n in _seqs(target).items())
+    todo = transactions_between(before, target)
     return {"caught_up": ok, "seconds": seconds, "transactions": todo,
             "rate": todo / seconds if seconds > 0 else 0.0}
-
-
-def _seqs(gtids: str) -> dict[tuple[int, int] | int, int]:
-    """Highest sequence number per domain (MariaDB d-s-n) or per source uuid (MySQL uuid:1-n)."""
-    out: dict[Any, int] = {}
-    for part in (gtids or "").replace("\n", "").split(","):
-        bits = part.strip().split("-")
-        if len(bits) == 3 and all(b.isdigit() for b in bits):
-            out[int(bits[0])] = max(out.get(int(bits[0]), 0), int(bits[2]))
-        elif ":" in part:
-            uuid, _, rng = part.strip().partition(":")
-            out[uuid] = max(out.get(uuid, 0), int(rng.split("-")[-1] or 0))  # type: ignore[index]
-    return out
 
 
 def restart(cluster: Cluster, node: str) -> str:

@@ -103,7 +103,8 @@ def version_of(binary: str) -> str:
     text = (out.stdout or out.stderr).strip()
     if out.returncode != 0 or not text:
         raise BinaryNotFound(f"{binary} --version failed: {text[:200]}")
-    return text.splitlines()[0]
+    line = text.splitlines()[0]
+    return re.sub(r"\s*\(-- Please help.*\)\s*$", "", re.sub(r"^\S*/", "", line)).strip()
 
 
 def flavor_of(version_line: str) -> str:
