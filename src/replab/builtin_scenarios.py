@@ -5,6 +5,7 @@ Hold fractions are of the run's --duration (default 6 s of feed in total).
 
 from __future__ import annotations
 
+from .errors import ConfigError
 from .scenarios import (
     Phase,
     Scenario,
@@ -176,3 +177,16 @@ BUILTIN: dict[str, Scenario] = {s.name: s for s in [
     primary_restart(),
     lag_under_load(),
 ]}
+
+
+def builtin() -> dict[str, Scenario]:
+    """The built-in scenarios by name."""
+    return dict(BUILTIN)
+
+
+def get(name: str) -> Scenario:
+    """A built-in scenario by name; ConfigError listing the known ones otherwise."""
+    if name not in BUILTIN:
+        raise ConfigError(f"unknown scenario {name!r}", hint=f"choose one of: {', '.join(BUILTIN)} "
+                          "(replab scenario list)")
+    return BUILTIN[name]

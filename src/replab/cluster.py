@@ -117,11 +117,15 @@ class Cluster:
     @classmethod
     def up(cls, nodes: int | None = None, binlog_format: str | None = None, base_port: int | None = None,
            home: str | os.PathLike[str] | None = None, *, config_file: str | None = None,
-           server_binary: str | None = None, say: Say | None = None, **flags: Any) -> Cluster:
+           server_binary: str | None = None, server: str | None = None, say: Say | None = None,
+           **flags: Any) -> Cluster:
         """Stand up a cluster (or return the running one unchanged). Usable as a context manager,
-        which tears the cluster down on exit."""
+        which tears the cluster down on exit.
+
+        ``server`` is a name from the server catalogue (``mysql-9.7``) or a server binary's path;
+        ``replica_server`` (a flag) gives the replicas another build of the same flavor."""
         spec = load_spec(config_file, nodes=nodes, binlog_format=binlog_format, base_port=base_port,
-                         server_binary=server_binary, **flags)
+                         server_binary=server or server_binary, **flags)
         path = resolve_home(home)
         check_home(path)
         if (path / STATE_FILE).exists():
@@ -363,4 +367,17 @@ class Cluster:
         self.down()
 
 
-__all__ = ["Cluster", "NodeStatus", "SqlResult", "ReplabError", "remove_state", "check_ports"]
+def teardown_home(home: Path) -> None:
+    """Stop whatever a cluster home holds, by its pid files, even if its state is half-written."""
+    if not (home / STATE_FILE).exists():
+        return
+    try:
+        Cluster.open(home).down()
+    except ReplabError:
+        with contextlib.suppress(Exception):
+            cluster = Cluster.open(home)
+            cluster.engine.destroy(cluster.nodes)
+        remove_state(home)
+
+
+__all__ = ["Cluster", "NodeStatus", "SqlResult", "ReplabError", "remove_state", "check_ports", "teardown_home"]

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import db, replication
+from . import checker, db, replication
 from .config import quote_ident
 from .engines.base import PAUSED, STOPPED, NodeInfo
 from .errors import ConfigError, NodeStateError, NotSupported, ReplicationError
@@ -197,10 +197,6 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
 
 def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
     """What the checker (ledger, chunked checksums, schema) finds wrong with ``node``; [] when it is clean."""
-    try:
-        from . import checker
-    except ImportError:  # the checker is optional here: compare() alone then decides
-        return []
     # other replicas may be broken on purpose: do not let the checker wait for them for long
     report = checker.check(cluster, wait=min(wait, 10.0))
     return [f"checker: {p.node}: {p.kind} {p.table or ''} {p.detail}".rstrip()

@@ -20,7 +20,6 @@ Build your own from the same pieces::
 from __future__ import annotations
 
 import contextlib
-import importlib
 import random
 import shutil
 import tempfile
@@ -31,10 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cluster import Cluster
+from . import nemesis
+from .checker import check as run_check
+from .cluster import Cluster, teardown_home
+from .config import quote_ident, validate_identifier
+from .diagnose import diagnose as run_diagnose
 from .errors import ConfigError, ReplabError
-from .report import ExpectationResult, PhaseResult, RunReport
+from .report import ExpectationResult, PhaseResult, RunReport, write_all
 from .timeline import Sampler, Timeline
+from .workload import Feeder
 
 Say = Callable[[str], None]
 
@@ -121,8 +125,7 @@ class Scenario:
 
 
 def _nemesis(name: str) -> Callable[..., str]:
-    mod = importlib.import_module(".nemesis", __package__)
-    return getattr(mod, name)  # type: ignore[no-any-return]
+    return getattr(nemesis, name)  # type: ignore[no-any-return]
 
 
 def fault(action: str, node: str, **kwargs: Any) -> Step:
@@ -148,7 +151,6 @@ def act(name: str, fn: Callable[[Context], str | None]) -> Step:
 def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
     """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed."""
     def fn(ctx: Context) -> str:
-        from .workload import Feeder
 
         r = rate if rate is not None else ctx.params.rate
         ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
@@ -195,7 +197,6 @@ def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric
 def check(name: str, wait: float = 30.0) -> Step:
     """Run the consistency checker on every node; the report is kept under ``name``."""
     def fn(ctx: Context) -> str:
-        from .checker import check as run_check
 
         rep = run_check(ctx.cluster, wait=wait)
         ctx.checks[name] = rep
@@ -206,7 +207,6 @@ def check(name: str, wait: float = 30.0) -> Step:
 def diagnose(node: str) -> Step:
     """Explain a node's replication state (``diagnose.diagnose``); the text goes into the report."""
     def fn(ctx: Context) -> str:
-        from .diagnose import diagnose as run_diagnose
 
         found = [_text(d) for d in run_diagnose(ctx.cluster, node)]
         ctx.diagnoses[node] = found
@@ -217,7 +217,6 @@ def diagnose(node: str) -> Step:
 def record_columns(node: str, table: str = "events") -> Step:
     """Record the columns ``table`` has on ``node`` (for expectations about schema drift)."""
     def fn(ctx: Context) -> str:
-        from .config import quote_ident, validate_identifier
 
         t = f"{quote_ident(ctx.cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
         cols = [str(r[0]) for r in ctx.cluster.sql(node, f"SHOW COLUMNS FROM {t}").rows]
@@ -232,7 +231,6 @@ def stall_apply(node: str, fraction: float = 0.4, seconds: float | None = None, 
     --duration), so the SQL thread waits while the IO thread keeps receiving; then the lock goes and the
     backlog drains. A fault window on the plots."""
     def fn(ctx: Context) -> str:
-        from .config import quote_ident, validate_identifier
 
         span = seconds if seconds is not None else fraction * ctx.params.duration
         t = f"{quote_ident(ctx.cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
@@ -442,7 +440,6 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
             shutil.rmtree(tmp, ignore_errors=True)
         report.finished_at = time.time()
     if report_dir is not None:
-        from .report import write_all
 
         write_all(report, report_dir)
     return report
@@ -510,10 +507,8 @@ def _finish_report(ctx: Context, report: RunReport) -> None:
 
 
 def _teardown_home(home: Path) -> None:
-    from .pytest_plugin import teardown
-
     with contextlib.suppress(Exception):
-        teardown(home)
+        teardown_home(home)
 
 
 # --- measuring a lag peak and its drain -------------------------------------------------------------
@@ -545,19 +540,3 @@ def wait_lag_below(node: str, limit_ms: int = 100, timeout: float = 60.0) -> Ste
             threading.Event().wait(0.1)
         return f"{node}: lag still above {limit_ms} ms after {timeout:.0f}s"
     return Step(f"wait lag {node}", fn)
-
-
-def builtin() -> dict[str, Scenario]:
-    """The built-in scenarios by name (see builtin_scenarios.py)."""
-    from .builtin_scenarios import BUILTIN
-
-    return dict(BUILTIN)
-
-
-def get(name: str) -> Scenario:
-    """A built-in scenario by name; ConfigError listing the known ones otherwise."""
-    known = builtin()
-    if name not in known:
-        raise ConfigError(f"unknown scenario {name!r}", hint=f"choose one of: {', '.join(known)} "
-                          "(replab scenario list)")
-    return known[name]

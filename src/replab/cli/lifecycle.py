@@ -9,6 +9,7 @@ import typer
 from ..cluster import Cluster
 from ..errors import ReplabError
 from . import common
+from .faults import print_diagnosis_lines
 
 
 def register(app: typer.Typer) -> None:
@@ -65,8 +66,6 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
         common.print_json({"home": str(cluster.home), "nodes": [r.to_dict() for r in rows]})
     else:
         common.console.print(common.status_table(rows))
-        from .faults import print_diagnosis_lines
-
         print_diagnosis_lines(cluster, rows)
 
 

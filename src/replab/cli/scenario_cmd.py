@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import scenarios
+from .. import builtin_scenarios, scenarios
 from ..report import ERROR, FAIL, summary
 from . import common
 
@@ -26,7 +26,7 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Machine-readable 
 
     Example: replab scenario list
     """
-    known = scenarios.builtin()
+    known = builtin_scenarios.builtin()
     if json_out:
         common.print_json([{"name": s.name, "description": s.description, "nodes": s.nodes,
                             "binlog_format": s.binlog_format,
@@ -58,7 +58,7 @@ def run(
 
     Example: replab scenario run seed --report reports/seed
     """
-    scenario = scenarios.get(name)
+    scenario = builtin_scenarios.get(name)
     report = Path(report_dir) if report_dir else None
     # a throw-away cluster lives in a temp dir; with --keep it goes to --home when one is given
     home = common.OPTIONS.get("home") if keep else None
