@@ -122,6 +122,8 @@ class Scenario:
     expectations: list[Expectation]
     nodes: int = 3
     binlog_format: str = "ROW"
+    server: str | None = None  # the catalogue server it needs (None: whatever `run` is given, else the default)
+    replica_server: str | None = None
 
 
 def _nemesis(name: str) -> Callable[..., str]:
@@ -326,17 +328,35 @@ def expect_metric_above(metric: str, limit: float, unit: str = "") -> Expectatio
     return Expectation(f"{metric}-above-{limit:g}", f"{metric} at least {limit:g}{unit}", fn)
 
 
-def expect_replication_error(node: str, errnos: tuple[int, ...]) -> Expectation:
-    """``node``'s SQL thread stopped with one of ``errnos`` (seen by the sampler)."""
+ByFlavor = dict[str, tuple[int, ...]]  # {"mariadb": (1677,), "mysql": (13146,)}: where the servers differ
+
+
+def _errnos_for(errnos: tuple[int, ...] | ByFlavor, flavor: str) -> tuple[int, ...]:
+    return errnos.get(flavor, ()) if isinstance(errnos, dict) else errnos
+
+
+def errnos_text(errnos: tuple[int, ...] | ByFlavor) -> str:
+    if isinstance(errnos, dict):
+        names = {"mariadb": "MariaDB", "mysql": "MySQL"}
+        return " / ".join(f"{' or '.join(map(str, v))} ({names.get(k, k)})" for k, v in errnos.items())
+    return " or ".join(map(str, errnos))
+
+
+def expect_replication_error(node: str, errnos: tuple[int, ...] | ByFlavor) -> Expectation:
+    """``node``'s SQL thread stopped with one of ``errnos`` (seen by the sampler); per flavor where MariaDB
+    and MySQL report the same failure under different numbers."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
+        wanted = _errnos_for(errnos, ctx.cluster.flavor.name)
         errs = [e for e in ctx.timeline.events if e.kind == "error" and e.node == node]
-        hit = [e for e in errs if e.data.get("errno") in errnos]
+        hit = [e for e in errs if e.data.get("errno") in wanted]
         if hit:
             return True, [f"at {hit[0].t:.2f}s: {hit[0].text}"]
         seen = "; ".join(e.text for e in errs) or "no replication error at all"
-        return False, [f"expected error {' or '.join(map(str, errnos))} on {node}; seen: {seen}"]
-    return Expectation(f"error-{'-'.join(map(str, errnos))}-{node}",
-                       f"{node} stops replicating with error {' or '.join(map(str, errnos))}", fn)
+        return False, [f"expected error {' or '.join(map(str, wanted))} on {node} ({ctx.cluster.flavor.name}); "
+                       f"seen: {seen}"]
+    first = sorted({n for v in (errnos.values() if isinstance(errnos, dict) else [errnos]) for n in v})
+    return Expectation(f"error-{'-'.join(map(str, first))}-{node}",
+                       f"{node} stops replicating with error {errnos_text(errnos)}", fn)
 
 
 def expect_no_replication_error(nodes: list[str]) -> Expectation:
@@ -359,16 +379,21 @@ def expect_column_missing(node: str, column: str) -> Expectation:
     return Expectation(f"column-missing-{node}", f"{node} keeps running without column {column}", fn)
 
 
-def expect_diagnosis(node: str, *words: str) -> Expectation:
-    """The diagnosis of ``node`` mentions every one of ``words`` (case-insensitive)."""
+def expect_diagnosis(node: str, *words: str | ByFlavor) -> Expectation:
+    """The diagnosis of ``node`` mentions every one of ``words`` (case-insensitive); a ``ByFlavor`` word is
+    any of that flavor's error numbers."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         found = ctx.diagnoses.get(node)
         if found is None:
             return False, [f"{node} was not diagnosed"]
         text = " ".join(found).lower()
-        missing = [w for w in words if w.lower() not in text]
+        flavor = ctx.cluster.flavor.name
+        missing = [w if isinstance(w, str) else errnos_text(_errnos_for(w, flavor)) for w in words
+                   if (w.lower() not in text if isinstance(w, str)
+                       else not any(str(n) in text for n in _errnos_for(w, flavor)))]
         return not missing, found[:4] + ([f"missing words: {', '.join(missing)}"] if missing else [])
-    return Expectation(f"diagnosis-{node}", f"the diagnosis of {node} explains it ({', '.join(words)})", fn)
+    shown = ", ".join(w if isinstance(w, str) else errnos_text(w) for w in words)
+    return Expectation(f"diagnosis-{node}", f"the diagnosis of {node} explains it ({shown})", fn)
 
 
 def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list[str]]]) -> Expectation:
@@ -379,12 +404,14 @@ def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list
 # --- running ------------------------------------------------------------------------------------------
 def run(scenario: Scenario, *, home: str | Path | None = None, duration: float | None = None,
         rate: float | None = None, seed: int | None = None, keep: bool = False, say: Say | None = None,
-        report_dir: str | Path | None = None, interval: float = 0.2) -> RunReport:
+        report_dir: str | Path | None = None, interval: float = 0.2, server: str | None = None,
+        replica_server: str | None = None) -> RunReport:
     """Run ``scenario`` on a cluster of its own and return the report (also written to ``report_dir``).
 
     The cluster lives in ``home`` (default: a new temporary directory) and is torn down at the end, pass
-    or fail, unless ``keep``. Set-up failures and unexpected errors end up in ``report.error`` (verdict
-    ``error``); they are not raised. Bad parameters raise ConfigError before anything starts.
+    or fail, unless ``keep``. ``server``/``replica_server`` pick builds from the server catalogue (a
+    scenario that names its own servers keeps them). Set-up failures and unexpected errors end up in
+    ``report.error`` (verdict ``error``); they are not raised. Bad parameters raise ConfigError before anything starts.
     """
     params = RunParams(duration=6.0 if duration is None else duration, rate=200.0 if rate is None else rate,
                        seed=1 if seed is None else seed)
@@ -408,8 +435,14 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
     ctx: Context | None = None
     try:
         say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
-        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say)
+        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say,
+                             server=scenario.server or server,
+                             replica_server=scenario.replica_server or replica_server)
+        built = cluster.state.get("server") or {}
         report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
+                          "server": built.get("name"), "engine": cluster.engine.name,
+                          "replica_server": (cluster.state.get("engine_options") or {}).get("replica_server",
+                                                                                           {}).get("name"),
                           "binlog_format": cluster.binlog_format, "home": str(home),
                           "nodes": [{"name": n.name, "role": n.role, "port": n.port} for n in cluster.nodes]}
         ctx = Context(cluster, timeline, params, say, random.Random(params.seed))
