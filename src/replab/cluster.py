@@ -329,12 +329,18 @@ class Cluster:
                     cur.execute("SHUTDOWN")
         return shutdown
 
-    def start_node(self, name: str, timeout: float = 60.0) -> None:
+    def start_node(self, name: str, timeout: float = 60.0, hold_replication: bool = False) -> bool:
+        """Start a node and wait until it answers. ``hold_replication``: a replica comes up with its
+        replication threads stopped (where the engine can), so its position can be read before it catches
+        up; returns whether they were held (then ``START REPLICA`` is the caller's)."""
         node = self.node(name)
-        self.engine.start(node)
+        held = hold_replication and node.role == "replica" and self.engine.can_hold_replication
+        extra = [self.flavor.skip_replica_start_option()] if held else []
+        self.engine.start(node, extra)
         self.engine.wait_ready(node, lambda: self._probe(node), timeout)
         self.save()
         self.say(f"{name}: started (pid {self.engine.pid(node)})")
+        return held
 
     def _probe(self, node: NodeInfo) -> None:
         with self.connect(node.name, timeout=1) as conn:

@@ -98,6 +98,10 @@ class Flavor:
     def start_replica(self) -> str:
         raise NotImplementedError
 
+    def skip_replica_start_option(self) -> str:
+        """Server option: do not start the replication threads at this start."""
+        raise NotImplementedError
+
     def stop_replica(self) -> str:
         raise NotImplementedError
 
@@ -202,6 +206,9 @@ class MariaDBFlavor(Flavor):
     def start_replica(self) -> str:
         return "START SLAVE"
 
+    def skip_replica_start_option(self) -> str:
+        return "--skip-slave-start"
+
     def stop_replica(self) -> str:
         return "STOP SLAVE"
 
@@ -235,7 +242,7 @@ class MariaDBFlavor(Flavor):
 
     def init_datadir_argv(self, server: str, datadir: str, installer: str | None = None) -> list[str]:
         return [installer or "mariadb-install-db", "--no-defaults", f"--datadir={datadir}",
-                "--auth-root-authentication-method=normal", "--skip-test-db",
+                "--auth-root-authentication-method=normal", "--skip-test-db", "--force",
                 f"--innodb-log-file-size={REDO_LOG_SIZE}"]
 
     def snapshot_tools(self) -> list[str]:
@@ -329,6 +336,9 @@ class MySQLFlavor(Flavor):
 
     def start_replica(self) -> str:
         return "START REPLICA" if self._replica_word() else "START SLAVE"
+
+    def skip_replica_start_option(self) -> str:
+        return "--skip-replica-start" if self._at_least(8, 0, 26) else "--skip-slave-start"
 
     def stop_replica(self) -> str:
         return "STOP REPLICA" if self._replica_word() else "STOP SLAVE"

@@ -170,14 +170,18 @@ class Server:
         if not self.base:
             return {}
         base = Path(self.base)
-        share = base / "share" / ("mariadb" if self.flavor == "mariadb" else "mysql")
-        opts = {"basedir": str(base), "lc_messages_dir": str(share)}
+        opts = {"basedir": str(base)}
+        # error messages live in share/{mariadb,mysql}/english (Debian) or share/english (upstream tarballs)
+        for share in (base / "share" / "mariadb", base / "share" / "mysql", base / "share"):
+            if (share / "english").is_dir():
+                opts["lc_messages_dir"] = str(share)
+                if (share / "charsets").is_dir():
+                    opts["character_sets_dir"] = str(share / "charsets")
+                break
         for plugin in (base / "lib" / "mysql" / "plugin", base / "lib" / "plugin"):
             if plugin.is_dir():
                 opts["plugin_dir"] = str(plugin)
                 break
-        if (share / "charsets").is_dir():
-            opts["character_sets_dir"] = str(share / "charsets")
         return opts
 
     def describe(self) -> str:

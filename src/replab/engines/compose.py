@@ -248,7 +248,7 @@ class ComposeEngine(Engine):
         self.say(f"docker compose up -d ({len(nodes)} containers from {self.options.get('image')})")
         self.compose("up", "-d")
 
-    def start(self, node: NodeInfo) -> None:
+    def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         self.docker("start", self.container(node))
 
     def _inspect(self, node: NodeInfo) -> tuple[str, str]:

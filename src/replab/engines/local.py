@@ -269,13 +269,16 @@ class LocalEngine(Engine):
             return STOPPED
         return PAUSED if proc_state(pid) in ("T", "t") else RUNNING
 
-    def start(self, node: NodeInfo) -> None:
+    can_hold_replication = True
+
+    def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         if node.role == "replica" and node.extra.get("relay_port"):
             relay.ensure(self.home, node.name)  # the replica's link to the primary (see relay.py)
         proc = self.process(node)
         if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
-        node.extra["pid"] = proc.spawn([self.server_for(node).binary, f"--defaults-file={node.cnf}"], cwd=node.dir)
+        node.extra["pid"] = proc.spawn([self.server_for(node).binary, f"--defaults-file={node.cnf}",
+                                         *(extra_args or [])], cwd=node.dir)
         node.extra["log_offset"] = os.path.getsize(node.errlog)
 
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 60.0) -> None:
