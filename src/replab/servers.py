@@ -296,7 +296,8 @@ def _dir_size(path: Path) -> int:
     return total
 
 
-def _check_disk(where: Path, need: int = MIN_FREE_BYTES) -> None:
+def _check_disk(where: Path, need: int | None = None) -> None:
+    need = need or MIN_FREE_BYTES
     free = shutil.disk_usage(where).free
     if free < need:
         raise ReplabError(f"not enough disk space in {where}: {free / 1024**3:.1f} GB free, "
