@@ -25,26 +25,36 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from .errors import ReplabError, ReplabTimeout
+from .errors import NodeStartError, ReplabError
+from .process import Process, alive, log_tail, wait_for
 
 OPEN, BLOCKED = "open", "blocked"
 BUF = 65536
+MAX_PENDING = 4 * 1024 * 1024  # bytes queued toward one side before the other side is no longer read
 
 
 # --- the daemon ------------------------------------------------------------------------------------
 class _Pair:
+    """A client connection and its upstream, each direction with its own pending bytes."""
+
     def __init__(self, client: socket.socket) -> None:
         self.client = client
         self.upstream: socket.socket | None = None
+        self.pending: dict[socket.socket, bytearray] = {client: bytearray()}  # bytes waiting to go TO a socket
+
+    def other(self, sock: socket.socket) -> socket.socket | None:
+        return self.upstream if sock is self.client else self.client
 
 
 class Relay:
-    """The relay loop: one listening socket, pairs of (client, upstream) sockets."""
+    """The relay loop: one listening socket, pairs of (client, upstream) sockets, all non-blocking.
+
+    Nothing ever blocks the loop: bytes read from one side are queued for the other and written when it
+    can take them; a side whose queue is full is not read until it drains (a paused replica that stops
+    reading slows only its own link, never the relay)."""
 
     def __init__(self, directory: Path, name: str) -> None:
         self.dir, self.name = directory, name
@@ -69,23 +79,37 @@ class Relay:
         except OSError:
             mode = OPEN
         self.mode = BLOCKED if mode == BLOCKED else OPEN
-        self._reregister()
+        for pair in list(self.pairs):
+            if self.mode == OPEN and pair.upstream is None:
+                self._connect_upstream(pair)
+            else:
+                self._update(pair)
         tmp = self.dir / f"{self.name}.ack.tmp"
         tmp.write_text(f"{self.mode} {self.port} {os.getpid()}\n")
         os.replace(tmp, self.dir / f"{self.name}.ack")
 
-    def _reregister(self) -> None:
-        for pair in list(self.pairs):
-            if self.mode == OPEN and pair.upstream is None:
-                self._connect_upstream(pair)
+    def _update(self, pair: _Pair) -> None:
+        """(Re)register both sockets for what they can do now; nothing at all while blocked."""
+        for sock in (pair.client, pair.upstream):
+            if sock is None:
                 continue
-            for sock in (pair.client, pair.upstream):
-                if sock is None:
-                    continue
-                with contextlib.suppress(KeyError, ValueError):
-                    self.sel.unregister(sock)
-                if self.mode == OPEN:
-                    self.sel.register(sock, selectors.EVENT_READ, pair)
+            events = 0
+            if self.mode == OPEN and pair.upstream is not None:
+                other = pair.other(sock)
+                if other is not None and len(pair.pending[other]) < MAX_PENDING:
+                    events |= selectors.EVENT_READ
+                if pair.pending[sock]:
+                    events |= selectors.EVENT_WRITE
+            try:
+                key = self.sel.get_key(sock)
+            except (KeyError, ValueError):
+                key = None
+            if key is not None and events == 0:
+                self.sel.unregister(sock)
+            elif key is not None and key.events != events:
+                self.sel.modify(sock, events, pair)
+            elif key is None and events:
+                self.sel.register(sock, events, pair)
 
     def _connect_upstream(self, pair: _Pair) -> None:
         try:
@@ -93,11 +117,11 @@ class Relay:
         except OSError:
             self._close(pair)  # the primary is down: the replica sees the connection drop and retries
             return
-        up.setblocking(True)
+        up.setblocking(False)
+        pair.client.setblocking(False)
         pair.upstream = up
-        pair.client.setblocking(True)
-        self.sel.register(pair.client, selectors.EVENT_READ, pair)
-        self.sel.register(up, selectors.EVENT_READ, pair)
+        pair.pending[up] = bytearray()
+        self._update(pair)
 
     def _close(self, pair: _Pair) -> None:
         for sock in (pair.client, pair.upstream):
@@ -121,19 +145,32 @@ class Relay:
             self._connect_upstream(pair)
         # blocked: the connection is held, silent, with no upstream, until heal
 
-    def _forward(self, sock: socket.socket, pair: _Pair) -> None:
-        other = pair.upstream if sock is pair.client else pair.client
-        try:
-            data = sock.recv(BUF)
-        except OSError:
-            data = b""
-        if not data or other is None:
-            self._close(pair)
+    def _io(self, sock: socket.socket, events: int, pair: _Pair) -> None:
+        other = pair.other(sock)
+        if other is None:
             return
-        try:
-            other.sendall(data)
-        except OSError:
-            self._close(pair)
+        if events & selectors.EVENT_WRITE and pair.pending[sock]:
+            try:
+                sent = sock.send(pair.pending[sock])
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._close(pair)
+                return
+            del pair.pending[sock][:sent]
+        if events & selectors.EVENT_READ:
+            try:
+                data = sock.recv(BUF)
+            except BlockingIOError:
+                data = None
+            except OSError:
+                data = b""
+            if data == b"":
+                self._close(pair)
+                return
+            if data:
+                pair.pending[other] += data
+        self._update(pair)
 
     def serve(self) -> None:
         signal.signal(signal.SIGHUP, lambda *_: setattr(self, "reload", True))
@@ -142,11 +179,11 @@ class Relay:
             if self.reload:
                 self.reload = False
                 self._read_mode()
-            for key, _ in self.sel.select(timeout=0.2):
+            for key, events in self.sel.select(timeout=0.2):
                 if key.data is None:
                     self._accept()
                 elif key.data in self.pairs:
-                    self._forward(key.fileobj, key.data)  # type: ignore[arg-type]
+                    self._io(key.fileobj, events, key.data)  # type: ignore[arg-type]
         for pair in list(self.pairs):
             self._close(pair)
         self.listen.close()
@@ -167,20 +204,16 @@ def relay_dir(home: Path) -> Path:
     return home / "relay"
 
 
+def _process(home: Path, name: str) -> Process:
+    """``name``'s relay process: its command line names its directory and link, which proves a pid is ours."""
+    directory = relay_dir(home)
+    return Process(f"{name} relay", directory / f"{name}.pid", f"replab.relay {directory} {name}",
+                   directory / f"{name}.log")
+
+
 def pid(home: Path, name: str) -> int | None:
     """The live pid of ``name``'s relay, confirmed by its command line; None when it is not running."""
-    directory = relay_dir(home)
-    try:
-        value = int((directory / f"{name}.pid").read_text().strip())
-        with open(f"/proc/{value}/cmdline", "rb") as fh:
-            cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        with open(f"/proc/{value}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, ValueError):
-        return None
-    if state in ("Z", "X") or "replab.relay" not in cmd or str(directory) not in cmd:
-        return None
-    return value
+    return _process(home, name).pid()
 
 
 def _ack(home: Path, name: str) -> tuple[str, int, int] | None:
@@ -210,24 +243,24 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
     (directory / f"{name}.ack").unlink(missing_ok=True)
     if not (directory / f"{name}.mode").exists():
         (directory / f"{name}.mode").write_text(OPEN + "\n")
-    with open(directory / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "replab.relay", str(directory), name],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    proc = _process(home, name)
+    spawned = proc.spawn([sys.executable, "-m", "replab.relay", str(directory), name])
+
+    def started() -> int | None:
         ack = _ack(home, name)
-        if ack and ack[2] == proc.pid:
-            if not conf.get("listen_port"):
-                conf["listen_port"] = ack[1]
-                conf_file.write_text(json.dumps(conf) + "\n")
+        if ack and ack[2] == spawned:
             return ack[1]
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    tail = (directory / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
-    raise ReplabTimeout(f"{name}: the link relay did not start", node=name, log_tail=tail,
-                        hint=f"see {directory / (name + '.log')}")
+        if not alive(spawned):
+            raise NodeStartError(f"{name}: the link relay exited while starting", node=name,
+                                 log_tail=log_tail(proc.log), hint=f"see {proc.log}")
+        return None
+
+    port = wait_for(f"{name}: the link relay to start", started, timeout, log=proc.log, node=name,
+                    hint=f"see {proc.log}")
+    if not conf.get("listen_port"):
+        conf["listen_port"] = port
+        conf_file.write_text(json.dumps(conf) + "\n")
+    return port
 
 
 def mode(home: Path, name: str) -> str | None:
@@ -248,12 +281,8 @@ def set_mode(home: Path, name: str, new_mode: str, timeout: float = 5.0) -> None
     os.replace(tmp, directory / f"{name}.mode")
     if running:
         os.kill(running, signal.SIGHUP)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mode(home, name) == new_mode:
-            return
-        time.sleep(0.01)
-    raise ReplabTimeout(f"{name}: the link relay did not switch to {new_mode} in {timeout:.0f}s", node=name)
+    wait_for(f"{name}: the link relay switching to {new_mode}", lambda: True if mode(home, name) == new_mode
+             else None, timeout, node=name, describe=lambda: f"mode {mode(home, name)}")
 
 
 def stop_all(home: Path, timeout: float = 5.0) -> None:
@@ -262,20 +291,7 @@ def stop_all(home: Path, timeout: float = 5.0) -> None:
     if not directory.is_dir():
         return
     for pid_file in directory.glob("*.pid"):
-        name = pid_file.stem
-        running = pid(home, name)
-        if running is None:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(running, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while pid(home, name) and time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(running, os.WNOHANG)
-            time.sleep(0.02)
-        if pid(home, name):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(running, signal.SIGKILL)
+        _process(home, pid_file.stem).stop(timeout)
 
 
 if __name__ == "__main__":
