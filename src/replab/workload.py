@@ -21,6 +21,7 @@ import pymysql
 
 from . import db, ledger, replication
 from .config import quote_ident, validate_identifier
+from .engines.base import PAUSED, STOPPED
 from .errors import ConfigError, ReplabError, SqlError
 from .replication import HEARTBEAT_DB, HEARTBEAT_TABLE
 
@@ -398,6 +399,8 @@ def sample_nodes(cluster: Cluster, table: str = "events", timeout: float = 5.0) 
     def one(node: Any) -> tuple[NodeSample, Any]:
         s = NodeSample(node.name)
         hb = None
+        if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
+            return s, hb
         try:
             with cluster.connect(node.name, timeout=min(timeout, 2.0), read_timeout=timeout) as conn:
                 s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
@@ -418,6 +421,7 @@ def sample_nodes(cluster: Cluster, table: str = "events", timeout: float = 5.0) 
 def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
     """Exact counts once replicas applied the primary's position (bounded by ``wait``); None for a silent
     node."""
+    running = [r.name for r in cluster.replicas if cluster.engine.state(r) not in (STOPPED, PAUSED)]
     with contextlib.suppress(ReplabError, pymysql.MySQLError):
-        replication.wait_caught_up(cluster, timeout=wait)
+        replication.wait_caught_up(cluster, timeout=wait, names=running)
     return sample_nodes(cluster, table)

@@ -17,8 +17,10 @@ from ..cluster import Cluster, NodeStatus
 
 OPTIONS: dict[str, Any] = {"home": None, "quiet": False}
 _GLOBAL_FLAGS = ("-q", "--quiet")
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+# soft_wrap: a long line (an error, a diagnosis) is left to the terminal to wrap, never cut into a column;
+# tables still fit the width (the terminal's, or 160 columns when piped)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160, soft_wrap=True)
 
 
 def say(message: str) -> None:

@@ -67,7 +67,9 @@ def _display(feeder: Feeder, sampler: Sampler, exact: list[NodeSample] | None = 
         behind = "-" if node.name == primary or rows is None or top is None else f"{max(0, top - rows):,}"
         rate = sampler.rate(node.name) if exact is None else None
         lag = counts[node.name].lag_ms if exact is not None and node.name in counts else (s.lag_ms if s else None)
-        state = _state_cell(s, now) if exact is None or rows is not None else Text("OUT", style="bold red")
+        state = _state_cell(s, now)
+        if exact is not None and rows is None and (s is None or s.state == "running"):
+            state = Text("not answering", style="red")  # it did not give its exact count
         table.add_row(node.name, state, "OUT" if rows is None else f"{rows:,}", behind,
                       "-" if rate is None else f"{rate:,.0f}", "-" if lag is None else f"{lag:,} ms")
     parts: list[Any] = [title, table]

@@ -195,4 +195,5 @@ def _down_without_state(home: Path, why: ReplabError) -> None:
         if survivors:
             raise StateError(f"could not stop {', '.join(map(str, survivors))}", hint="stop them by pid (kill -9)")
     remove_state(home)
-    common.console.print(f"stopped {len(left)} process(es) of {home} by their pid; removed replab's files there")
+    common.console.print(f"stopped {len(left)} process(es) of {home} (found by their home path); removed "
+                         "replab's files there")
