@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import typer
@@ -120,13 +121,15 @@ def feed(
                 feeder.result.interrupted = True
                 common.say("interrupted: finishing the statements in flight and closing the ledger")
             result = feeder.stop(timeout=5 if taken_down else 30)
-            sampler.stop()
             counts = [] if taken_down else workload.final_counts(cluster)
+            time.sleep(sampler.interval * 1.5)  # a state sample after the counts, for the last frame
+            sampler.stop()
             if live is not None:
                 if not taken_down:
                     live.update(_display(feeder, sampler, exact=counts))
                 live.__exit__(None, None, None)
                 live = None
+                common.console.print()
         finally:
             sampler.stop()
             if live is not None:
