@@ -44,8 +44,9 @@ def synthetic_timeline() -> Timeline:
             tl.samples.append(Sample(t + 0.02, "mysql-s1", "stopped"))
             continue
         if t >= 8.0:
-            tl.samples.append(Sample(t + 0.02, "mysql-s1", "running", rows=s1_rows, tx=s1_rows, lag_ms=int((t - 8) * 1000),
-                                     io_running=True, sql_running=False, last_errno=1677, sql_errno=1677, took=0.01))
+            tl.samples.append(Sample(t + 0.02, "mysql-s1", "running", rows=s1_rows, tx=s1_rows,
+                                     lag_ms=int((t - 8) * 1000), io_running=True, sql_running=False,
+                                     last_errno=1677, sql_errno=1677, took=0.01))
             continue
         s1_rows = rows if t < 3.0 else min(rows, 290 + int((t - 6.0) * 600))
         tl.samples.append(Sample(t + 0.02, "mysql-s1", "running", rows=s1_rows, tx=s1_rows,
@@ -169,8 +170,10 @@ const svg = document.querySelector('#plot svg');
 const r = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
 out.push('plotsize ' + Math.round(r.width) + 'x' + Math.round(r.height));
 for (const lane of document.querySelectorAll('g.lane')) {
-  const segs = [...lane.querySelectorAll('g.seg')].map(g => g.dataset.lane + (g.dataset.errno ? ':' + g.dataset.errno : ''));
-  out.push('lane ' + lane.dataset.node + ' ' + segs.join(',') + ' h=' + Math.round(lane.getBoundingClientRect().height));
+  const segs = [...lane.querySelectorAll('g.seg')]
+    .map(g => g.dataset.lane + (g.dataset.errno ? ':' + g.dataset.errno : ''));
+  const h = Math.round(lane.getBoundingClientRect().height);
+  out.push('lane ' + lane.dataset.node + ' ' + segs.join(',') + ' h=' + h);
 }
 for (const m of document.querySelectorAll('g.marker')) {
   out.push('marker ' + m.dataset.kind + ' ' + m.dataset.node + ' visible=' + (m.getBoundingClientRect().width > 20));
@@ -220,7 +223,8 @@ def test_report_reads_in_chromium(tmp_path: Path) -> None:
     catchup = next(line for line in lines if line.startswith("catchup "))
     # OUT from 3.02 s to 6.02 s; the primary had 600 transactions then, mysql-s1 280 before it went: 320
     # missed; it reached 600 in the sample that ended at 6.63 s
-    assert catchup == "catchup mysql-s1 mysql-s1 back after 3 s out320 transactions missed, caught up in 0.61 s (~525 tx/s)"
+    assert catchup == ("catchup mysql-s1 mysql-s1 back after 3 s out"
+                       "320 transactions missed, caught up in 0.61 s (~525 tx/s)")
     assert "grid mysql-m | consistent | missing=" in lines
     assert "grid mysql-s1 | SQL stopped, error 1677 | missing=name" in lines
     assert "grid mysql-s2 | consistent | missing=" in lines
