@@ -149,16 +149,20 @@ def test_read_only_home(tmp_path, cli):
 
 
 def test_no_cluster(tmp_path, cli):
-    for cmd in (["down"], ["status"], ["sql", "mysql-m", "SELECT 1"]):
+    for cmd in (["status"], ["sql", "mysql-m", "SELECT 1"]):
         _assert_clean_error(cli(*cmd, home=tmp_path / "none"), "no cluster")
+    down = cli("down", home=tmp_path / "none")  # idempotent: nothing to stop is not an error
+    assert down.returncode == 0 and "no cluster in" in down.stdout and "nothing to stop" in down.stdout
 
 
 def test_corrupt_state(tmp_path, cli):
     home = tmp_path / "corrupt"
     home.mkdir()
     (home / "cluster.json").write_text("{not json")
-    _assert_clean_error(cli("status", home=home), "corrupt")
-    _assert_clean_error(cli("down", home=home), "corrupt")
+    _assert_clean_error(cli("status", home=home), "corrupt", "replab down stops its servers")
+    down = cli("down", home=home)
+    assert down.returncode == 0 and "stopped 0 process(es)" in down.stdout
+    assert not home.exists()
 
 
 def test_unknown_node_and_bad_sql(replab_cluster, cli):

@@ -4,7 +4,6 @@ codes; the HTML report of a real seed run renders in headless Chromium."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -61,7 +60,7 @@ def test_cli_list_and_bad_input(cli) -> None:
     assert names[0] == "seed" and "lag-under-load" in names and len(names) == 10
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
-    bad = cli("scenario", "run", "seed", "--rate", "0")
+    bad = cli("scenario", "run", "seed", "--rate", "-1")  # 0 is "as fast as possible", as in feed
     assert bad.returncode == 2 and "--rate" in bad.stderr
 
 
@@ -81,10 +80,19 @@ def test_seed_cli_report_renders(cli, tmp_path: Path) -> None:
     assert junit.count("<testcase") == len(data["expectations"]) >= 6
     if chromium() is None:
         pytest.skip("headless Chromium is not installed (apt-get install -y chromium)")
-    dom, png = render_in_chromium(out_dir / "report.html", tmp_path)
-    m = re.search(r"plotsize (\d+)x(\d+) paths (\d+)", dom)
-    assert m and int(m.group(1)) > 600 and int(m.group(2)) > 300 and int(m.group(3)) > 10
-    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    shot = tmp_path / "seed-report.png"
+    found = render_in_chromium(out_dir / "report.html", tmp_path, shot).splitlines()
+    lanes = {line.split()[1]: line.split(" ", 2)[2].rsplit(" h=", 1)[0] for line in found if line.startswith("lane ")}
+    assert lanes["mysql-m"] == "running"
+    s1 = lanes["mysql-s1"].split(",")
+    assert "OUT" in s1 and s1[-1] == "SQL stopped:1677" and s1.index("OUT") < s1.index("SQL stopped:1677")
+    kinds = [line.split()[1:3] for line in found if line.startswith("marker ")]
+    assert ["fault", "mysql-s1"] in kinds and ["heal", "mysql-s1"] in kinds and ["error", "mysql-s1"] in kinds
+    assert any(line.startswith("catchup mysql-s1 mysql-s1 back after") for line in found)
+    assert "grid mysql-s1 | SQL stopped, error 1677 | missing=name" in found
+    assert "grid mysql-m | consistent | missing=" in found and "grid mysql-s2 | consistent | missing=" in found
+    png = shot.read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 40_000
 
 
 def _max_gap(samples: list[dict], node: str) -> float:

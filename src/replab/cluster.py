@@ -18,9 +18,9 @@ from typing import Any
 
 import pymysql
 
-from . import db, replication
+from . import db, replication, servers, strays
 from .builder import build_cluster
-from .config import load_spec, resolve_home
+from .config import ClusterSpec, load_spec, resolve_home
 from .engines import Engine, NodeInfo, get_engine_class
 from .engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
 from .errors import (
@@ -107,7 +107,8 @@ class Cluster:
                 NodeInfo.from_dict(node)
         except (ValueError, TypeError, OSError) as exc:
             raise StateError(f"{state_file} is corrupt ({exc})",
-                             hint="stop stray servers by hand if any run, then remove that directory") from None
+                             hint="replab down stops its servers (found by their home path) and removes the "
+                             "state") from None
         return cls(path, state, say)
 
     @classmethod
@@ -130,8 +131,18 @@ class Cluster:
         check_home(path)
         if (path / STATE_FILE).exists():
             existing = cls.open(path, say)
+            differ = settings_differ(spec, existing.state)
+            if differ:
+                raise ConfigError(f"the cluster in {path} was built with other settings: {'; '.join(differ)}",
+                                  hint="run replab down first to rebuild it that way, or leave those settings "
+                                  "out to use it as it is")
             existing._start_stopped()
             return existing
+        left = strays.find(path)
+        if left:
+            raise StateError(f"{len(left)} replab process(es) of an earlier cluster in {path} still run, though "
+                             f"its state is gone: {', '.join(map(str, left))}",
+                             hint=f"stop them with: replab --home {path} down (found by their home path)")
         return build_cluster(cls, spec, path, say or (lambda _m: None))
 
     def _start_stopped(self) -> None:
@@ -384,6 +395,37 @@ def teardown_home(home: Path) -> None:
             cluster = Cluster.open(home)
             cluster.engine.destroy(cluster.nodes)
         remove_state(home)
+
+
+def _same_server(wanted: str, have: str) -> bool:
+    """Whether a catalogue name or binary path names the build a cluster runs (by its binary)."""
+    try:
+        return os.path.realpath(servers.resolve(wanted).binary) == os.path.realpath(have)
+    except ReplabError:
+        return os.path.realpath(wanted) == os.path.realpath(have)
+
+
+def settings_differ(spec: ClusterSpec, state: dict[str, Any]) -> list[str]:
+    """What the user asked for (flag, REPLAB_* or replab.toml) that an existing cluster does not have."""
+    have: dict[str, Any] = {
+        "nodes": len(state.get("nodes", [])),
+        "binlog_format": state.get("spec", {}).get("binlog_format"),
+        "engine": state.get("engine"),
+        "base_port": state.get("spec", {}).get("base_port"),
+        "database": state.get("database"),
+        "host": state.get("spec", {}).get("host"),
+        "server_binary": state.get("server_binary"),
+    }
+    out = []
+    for name, source in spec.sources.items():
+        wanted = getattr(spec, name)
+        if name not in have or have[name] is None or wanted == have[name]:
+            continue
+        if name == "server_binary" and _same_server(str(wanted), str(have[name])):
+            continue
+        origin = "--" + name.replace("_", "-") if source == "flag" else source
+        out.append(f"{origin} {wanted} (it has {have[name]})")
+    return out
 
 
 __all__ = ["Cluster", "NodeStatus", "SqlResult", "ReplabError", "remove_state", "check_ports", "teardown_home"]

@@ -63,29 +63,38 @@ class ClusterSpec:
     database: str = DEFAULT_DATABASE
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
+    sources: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> list[str]:
         """Return every problem with this spec (empty list when it is valid)."""
-        errors: list[str] = []
+        return [msg for _field, msg in self.problems()]
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every problem with this spec, as (field, message); messages name the command-line flag."""
+        errors: list[tuple[str, str]] = []
         if not isinstance(self.nodes, int) or not MIN_NODES <= self.nodes <= MAX_NODES:
-            errors.append(f"--nodes must be between {MIN_NODES} and {MAX_NODES} (got {self.nodes})")
+            errors.append(("nodes", f"--nodes must be between {MIN_NODES} and {MAX_NODES} (got {self.nodes})"))
         if str(self.binlog_format).upper() not in BINLOG_FORMATS:
-            errors.append(
-                f"unknown binlog format {self.binlog_format!r}: choose one of {', '.join(BINLOG_FORMATS)}"
-            )
+            errors.append(("binlog_format", f"unknown binlog format {self.binlog_format!r}: choose one of "
+                           f"{', '.join(BINLOG_FORMATS)}"))
         if self.base_port is not None:
             if not isinstance(self.base_port, int) or not 1024 <= self.base_port <= 65535 - MAX_NODES:
-                errors.append(f"--base-port must be between 1024 and {65535 - MAX_NODES} (got {self.base_port})")
+                errors.append(("base_port", f"--base-port must be between 1024 and {65535 - MAX_NODES} "
+                               f"(got {self.base_port})"))
         if self.engine not in ENGINES:
-            errors.append(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+            errors.append(("engine", f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}"))
         if self.replica_server is not None and self.engine != "local":
-            errors.append(f"--replica-server needs the local engine (got --engine {self.engine})")
+            errors.append(("replica_server", f"--replica-server needs the local engine (got --engine {self.engine})"))
         if self.image is not None and self.engine != "compose":
-            errors.append(f"--image {self.image} needs --engine compose (the {self.engine} engine runs no images)")
+            errors.append(("image", f"--image {self.image} needs --engine compose (the {self.engine} engine runs "
+                           "no images)"))
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):
-            errors.append(f"host {self.host!r} is not a loopback address: local servers listen on loopback only")
+            errors.append(("host", f"host {self.host!r} is not a loopback address: local servers listen on "
+                           "loopback only"))
         if not _IDENT.match(str(self.database)):
-            errors.append(f"invalid database name {self.database!r}: letters, digits and underscores only")
+            errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
+                           "underscores only"))
         return errors
 
     def normalized(self) -> ClusterSpec:
@@ -114,7 +123,8 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
     """Build a ClusterSpec from the layers; raise ConfigError listing every problem."""
     errors: list[str] = []
     values: dict[str, Any] = {}
-    known = {f.name for f in fields(ClusterSpec)} - {"extra"}
+    known = {f.name for f in fields(ClusterSpec)} - {"extra", "sources"}
+    sources: dict[str, str] = {}
     path = Path(config_file) if config_file else Path(os.environ.get("REPLAB_CONFIG", "replab.toml"))
     extra: dict[str, Any] = {}
     if path.is_file():
@@ -126,7 +136,8 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
         for key, value in section.items():
             key = key.replace("-", "_")
             if key in known:
-                values[key] = _coerce(key, value, str(path), errors)
+                sources[key] = f"{path} [cluster].{key}"
+                values[key] = _coerce(key, value, sources[key], errors)
             else:
                 errors.append(f"{path}: unknown setting [cluster].{key}")
         extra = {k: v for k, v in data.items() if k != "cluster"}
@@ -135,14 +146,26 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
     for name in known:
         env = os.environ.get(f"REPLAB_{name.upper()}")
         if env not in (None, ""):
-            values[name] = _coerce(name, env, f"REPLAB_{name.upper()}", errors)
+            sources[name] = f"REPLAB_{name.upper()}"
+            values[name] = _coerce(name, env, sources[name], errors)
     for name, value in flags.items():
         if value is not None:
             if name not in known:
                 raise TypeError(f"unknown spec field {name}")
             values[name] = value
-    spec = ClusterSpec(**values, extra=extra)
-    errors.extend(spec.validate())
+            sources[name] = "flag"
+    spec = ClusterSpec(**values, extra=extra, sources=sources)
+    errors.extend(_name_source(name, msg, sources.get(name, "flag")) for name, msg in spec.problems())
     if errors:
         raise ConfigError(errors)
     return spec.normalized()
+
+
+def _name_source(name: str, message: str, source: str) -> str:
+    """Say where a bad value came from when it was not a flag: ``REPLAB_NODES must be ...``."""
+    if source == "flag":
+        return message
+    flag = "--" + name.replace("_", "-")
+    if message.startswith(flag):
+        return source + message[len(flag):]
+    return f"{source}: {message}"

@@ -8,14 +8,15 @@ synthetic data without servers. The schema of report.json is documented in docs/
 from __future__ import annotations
 
 import html
-import io
 import json
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .report_svg import story_svg
 from .timeline import Timeline
 
 SCHEMA = "replab.report/1"
@@ -59,6 +60,7 @@ class RunReport:
     metrics: dict[str, Any] = field(default_factory=dict)
     diagnosis: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
     timeline: Timeline = field(default_factory=Timeline)
     started_at: float = field(default_factory=time.time)
@@ -94,6 +96,7 @@ class RunReport:
             "metrics": self.metrics,
             "diagnosis": self.diagnosis,
             "checks": self.checks,
+            "final": self.final,
             "timeline": self.timeline.to_dict(),
         }
 
@@ -106,23 +109,110 @@ class RunReport:
             cluster=data.get("cluster", {}),
             expectations=[ExpectationResult(**e) for e in data.get("expectations", [])],
             phases=[PhaseResult(**p) for p in data.get("phases", [])], metrics=data.get("metrics", {}),
-            diagnosis=list(data.get("diagnosis", [])), checks=data.get("checks", {}), error=data.get("error"),
+            diagnosis=list(data.get("diagnosis", [])), checks=data.get("checks", {}), final=data.get("final", {}),
+            error=data.get("error"),
             timeline=Timeline.from_dict(data.get("timeline", {})), started_at=data.get("started_at", 0.0),
             finished_at=data.get("finished_at"),
         )
 
 
+# --- facts derived from the history ------------------------------------------------------------------
+UNITS = (("_tx_s", "tx/s"), ("_ms", "ms"), ("_s", "s"), ("_tx", "transactions"))
+
+
+def with_unit(name: str, value: Any) -> str:
+    """A metric's value with the unit its name ends in (``catch_up_s`` -> ``0.15 s``; writes -> rows)."""
+    if value is None:
+        return "not measured"
+    unit = next((u for suffix, u in UNITS if name.endswith(suffix)), "rows" if name.startswith("writes_") else "")
+    return f"{_fmt(value)} {unit}".strip()
+
+
+def catch_up_lines(report: RunReport) -> list[str]:
+    """One sentence per replica outage seen on the timeline: how long it was out, what it missed, how
+    fast it caught up."""
+    out = []
+    for c in report.timeline.catch_ups():
+        line = f"{c.node} out for {c.outage_s:g} s"
+        if c.missed_tx is not None:
+            line += f", {c.missed_tx} transactions missed"
+        if c.seconds is not None:
+            line += f", caught up {c.seconds:g} s after it came back"
+            if c.rate:
+                line += f" (applied at ~{c.rate:,.0f} tx/s)"
+        elif c.missed_tx:
+            line += ", never caught up during the run"
+        out.append(line)
+    return out
+
+
+def last_check(report: RunReport) -> tuple[str | None, dict[str, Any]]:
+    """(name, data) of the last consistency check of the run."""
+    if not report.checks:
+        return None, {}
+    name = list(report.checks)[-1]
+    data = report.checks[name]
+    return name, data if isinstance(data, dict) else {}
+
+
+def final_grid(report: RunReport, table: str = "events") -> list[dict[str, Any]]:
+    """Per node at the end: role, state, rows (exact), checksum, columns (missing ones named), verdict."""
+    check_name, chk = last_check(report)
+    by_node = {n.get("name"): n for n in chk.get("nodes", []) if isinstance(n, dict)}
+    problems: dict[str, list[dict[str, Any]]] = {}
+    for p in chk.get("problems", []):
+        if isinstance(p, dict) and p.get("node"):
+            problems.setdefault(p["node"], []).append(p)
+    roles = {n.get("name"): n.get("role") for n in report.cluster.get("nodes", []) if isinstance(n, dict)}
+    names = [str(n) for n in roles] or list(report.final) or report.timeline.nodes()
+    primary = next((n for n, r in roles.items() if r == "primary"), names[0] if names else None)
+    reference = report.final.get(primary or "", {}).get("columns") or []
+    grid = []
+    for name in names:
+        fin = report.final.get(name, {})
+        node_chk: dict[str, Any] = by_node.get(name) or {}
+        tinfo = (node_chk.get("tables") or {}).get(table) or {}
+        last = report.timeline.last_sample(name)
+        rows = fin.get("rows", tinfo.get("rows"))
+        cols = fin.get("columns")
+        missing = [c for c in reference if cols is not None and c not in cols]
+        extra = [c for c in (cols or []) if c not in reference]
+        mine = problems.get(name, [])
+        state = fin.get("state") or (last.state if last else "unknown")
+        if state == "stopped":
+            verdict, ok = "OUT", False
+        elif last is not None and last.sql_running is False and last.sql_errno:
+            verdict, ok = f"SQL stopped, error {last.sql_errno}", False
+        elif mine:
+            kinds = sorted({str(p.get("kind")) for p in mine})
+            verdict, ok = f"{len(mine)} problem(s): {', '.join(kinds)}", False
+        elif check_name is None:
+            verdict, ok = "not checked", None
+        else:
+            verdict, ok = "consistent", True
+        grid.append({"node": name, "role": roles.get(name, ""), "state": state, "rows": rows,
+                     "checksum": tinfo.get("checksum"), "columns": cols, "reference": reference,
+                     "missing": missing, "extra": extra, "verdict": verdict, "ok": ok,
+                     "version": fin.get("version"), "check": check_name})
+    return grid
+
+
 # --- text summary ---------------------------------------------------------------------------------
-def summary(report: RunReport) -> str:
-    """The readable summary the CLI prints: phases, metrics, expectations with evidence, verdict."""
+def summary(report: RunReport, notes: bool = True) -> str:
+    """The readable summary the CLI prints: the count of every node at the end of each phase (the original
+    task's ``mysql-s1 count: OUT``), measurements, the diagnosis (once), expectations, verdict.
+
+    ``notes=False`` leaves out the phases' step sentences (the CLI printed them as they happened)."""
     lines = [f"scenario {report.scenario}: {report.description}"]
     for ph in report.phases:
-        span = f"{ph.start:6.1f}s-{ph.end:6.1f}s" if ph.end is not None else f"{ph.start:6.1f}s-   ..."
+        span = f"{ph.start:5.1f}-{ph.end:5.1f} s" if ph.end is not None else f"{ph.start:5.1f}-  ... s"
         rows = ", ".join(f"{n} count: {'OUT' if v is None else v}" for n, v in ph.rows.items())
-        lines.append(f"  phase {ph.name:<22} {span}  rows: {rows}")
-        lines.extend(f"      {note}" for note in ph.notes)
-    if report.metrics:
-        lines.append("  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in report.metrics.items()))
+        lines.append(f"  {ph.name:<14} {span}  {rows}")
+        if notes:
+            lines.extend(f"      {note.splitlines()[0]}" for note in ph.notes)
+    measured = catch_up_lines(report) + [f"{k} = {with_unit(k, v)}" for k, v in report.metrics.items()]
+    if measured:
+        lines.append("  measured: " + "; ".join(measured))
     for d in report.diagnosis:
         first, *rest = d.splitlines() or [""]
         lines.append(f"  diagnosis: {first}")
@@ -130,7 +220,7 @@ def summary(report: RunReport) -> str:
     lines.append("  expectations:")
     for e in report.expectations:
         lines.append(f"    [{'PASS' if e.passed else 'FAIL'}] {e.name}: {e.description}")
-        lines.extend(f"           {line.strip()}" for ev in e.evidence for line in ev.splitlines())
+        lines.extend(f"           {line}" for line in _evidence(report, e))
     if report.error:
         lines.append(f"  could not run: {report.error}")
     lines.append(f"verdict: {report.verdict.upper()}"
@@ -139,9 +229,20 @@ def summary(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def _evidence(report: RunReport, e: ExpectationResult) -> list[str]:
+    """Evidence lines, a diagnosis already printed above shortened to a pointer (said once)."""
+    out = []
+    for ev in e.evidence:
+        if len(ev.splitlines()) > 1 and any(ev.strip() in d or d in ev for d in report.diagnosis):
+            out.append("(the diagnosis above)")
+        else:
+            out.extend(line.strip() for line in ev.splitlines())
+    return list(dict.fromkeys(out))
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.2f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -191,69 +292,22 @@ def write_html(report: RunReport, path: str | Path) -> None:
     Path(path).write_text(render_html(report), encoding="utf-8")
 
 
-# --- plots ----------------------------------------------------------------------------------------
-def plot_svg(timeline: Timeline) -> str:
-    """Row counts and lag per node over time, fault windows shaded, phase starts marked, as inline SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    nodes = timeline.nodes()
-    fig, (ax_rows, ax_lag) = plt.subplots(2, 1, figsize=(11, 6.4), sharex=True, constrained_layout=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, node in enumerate(nodes):
-        color = colors[i % len(colors)]
-        t, rows = timeline.series(node, "rows")
-        ax_rows.plot(t, [float("nan") if r is None else r for r in rows], label=node, color=color, lw=1.6)
-        t, lag = timeline.series(node, "lag_ms")
-        if any(v is not None for v in lag):
-            ax_lag.plot(t, [float("nan") if v is None else v for v in lag], label=node, color=color, lw=1.6)
-    end = max([s.t for s in timeline.samples] + [e.t for e in timeline.events] + [1.0])
-    for ax in (ax_rows, ax_lag):
-        for w in timeline.fault_windows():
-            ax.axvspan(w.start, w.end if w.end is not None else end, color="#d62728", alpha=0.12, lw=0)
-        for _name, start, _ in timeline.phases():
-            ax.axvline(start, color="#777", ls=":", lw=0.9)
-        ax.grid(True, alpha=0.3)
-    ymax = ax_rows.get_ylim()[1]
-    for w in timeline.fault_windows():
-        label = f"{w.node}: {w.text}" if w.node else w.text
-        ax_rows.text(w.start, ymax, " " + label[:40], fontsize=7, va="top", ha="left", color="#a01010",
-                     rotation=0, clip_on=True)
-    for name, start, _ in timeline.phases():
-        ax_lag.text(start, 1.0, " " + name, transform=ax_lag.get_xaxis_transform(), fontsize=7, va="top",
-                    color="#555")
-    ax_rows.set_ylabel("rows in table")
-    ax_rows.set_title("Row count per node (red: fault in force)", fontsize=10, loc="left")
-    ax_lag.set_ylabel("lag (ms)")
-    ax_lag.set_title("Replication lag per replica (heartbeat)", fontsize=10, loc="left")
-    ax_lag.set_xlabel("seconds since start")
-    if nodes:
-        ax_rows.legend(loc="lower right", fontsize=8)
-    if ax_lag.get_legend_handles_labels()[0]:
-        ax_lag.legend(loc="upper right", fontsize=8)
-    buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "replab"}):
-        fig.savefig(buf, format="svg")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
-
-
 # --- HTML -----------------------------------------------------------------------------------------
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1180px;color:#222}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-.verdict{padding:14px 18px;border-radius:6px;font-size:20px;font-weight:600;margin:12px 0}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:20px auto;max-width:1160px;color:#222;
+font-size:14px}
+h1{font-size:24px;margin:0 0 2px} h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
+.verdict{padding:10px 16px;border-radius:6px;font-size:19px;font-weight:650;margin:10px 0}
 .pass{background:#e5f5e5;color:#14611a;border:1px solid #9ccf9f}
 .fail{background:#fde8e8;color:#8a1414;border:1px solid #e6a0a0}
 .error{background:#fff3d6;color:#7a5300;border:1px solid #e5c77a}
-table{border-collapse:collapse;margin:6px 0 12px;font-size:13px} td,th{border:1px solid #ccc;padding:4px 8px;
-text-align:left;vertical-align:top} th{background:#f4f4f4}
-.ok{color:#14611a;font-weight:600} .ko{color:#8a1414;font-weight:600}
-pre{background:#f7f7f7;padding:8px;border-radius:4px;white-space:pre-wrap;font-size:12px}
-.muted{color:#666;font-size:13px} .plot svg{width:100%;height:auto}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13.5px} td,th{border:1px solid #ccc;padding:4px 9px;
+text-align:left;vertical-align:top} th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#14611a;font-weight:650} .ko{color:#a01414;font-weight:650} .na{color:#7a5300;font-weight:650}
+del.missing{color:#a01414;background:#fde8e8;text-decoration:line-through;padding:0 3px}
+ins.extra{color:#7a5300;background:#fff3d6;text-decoration:none;padding:0 3px}
+pre{background:#f7f7f7;padding:10px;border-radius:4px;white-space:pre-wrap;font-size:12.5px;margin:4px 0}
+.muted{color:#666} .meta{color:#444;margin:2px 0 0} .figure{overflow-x:auto} details{margin:6px 0}
 """
 
 
@@ -261,80 +315,148 @@ def _esc(value: Any) -> str:
     return html.escape("-" if value is None else str(value))
 
 
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts)) if ts else "unknown date"
+
+
+def server_name(version: str) -> str:
+    """``10.11.19-MariaDB-0+deb12u1-log`` or ``mariadbd Ver 10.11.19-MariaDB...`` -> ``MariaDB 10.11.19``;
+    ``9.7.0`` -> ``MySQL 9.7.0``."""
+    m = re.search(r"(\d+\.\d+\.\d+)(-MariaDB)?", version)
+    if not m:
+        return version
+    return f"{'MariaDB' if m.group(2) or 'mariadb' in version.lower() else 'MySQL'} {m.group(1)}"
+
+
+def _server_versions(report: RunReport) -> str:
+    versions = sorted({server_name(str(f["version"])) for f in report.final.values() if f.get("version")})
+    if versions:
+        return ", ".join(versions) + (" (every node)" if len(versions) == 1 and len(report.final) > 1 else "")
+    return server_name(str(report.cluster.get("version") or "unknown server"))
+
+
 def render_html(report: RunReport) -> str:
-    """One self-contained HTML page: verdict, expectations, phases, plots, diagnosis, evidence, events."""
+    """One self-contained page: verdict, run facts, the story figure (phases, markers, state lanes, rows,
+    rows behind, lag), measurements, the final per-node grid, the diagnosis, expectations, phases."""
     v = report.verdict
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>replab: {_esc(report.scenario)}"
-             f" - {v.upper()}</title><style>{_CSS}</style></head><body>",
-             f"<h1>Scenario <code>{_esc(report.scenario)}</code></h1><p class=muted>{_esc(report.description)}</p>"]
     headline = {PASS: "PASS: everything happened as expected",
                 FAIL: f"FAIL: {len(report.failed)} of {len(report.expectations)} expectation(s) not met",
                 ERROR: "ERROR: the scenario could not run"}[v]
-    parts.append(f"<div class='verdict {v}' id=verdict>{_esc(headline)}</div>")
+    c, p = report.cluster, report.params
+    rate = p.get("rate")
+    feed = (f"feed {_fmt(rate)} rows/s" if rate else "feed as fast as possible") if rate is not None else ""
+    facts = [f"run {_when(report.started_at)}",
+             f"{_fmt((report.finished_at or report.started_at) - report.started_at)} s in all",
+             f"engine {c.get('engine', 'local')}", _server_versions(report),
+             f"binlog_format {c.get('binlog_format', '?')}", f"{len(c.get('nodes', []))} nodes"]
+    knobs = [x for x in (feed, f"{_fmt(p['duration'])} s of writes" if "duration" in p else "",
+                         f"{p['threads']} threads" if "threads" in p else "",
+                         f"seed {p['seed']}" if "seed" in p else "") if x]
+    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>replab: {_esc(report.scenario)}"
+             f" - {v.upper()}</title><style>{_CSS}</style></head><body>",
+             f"<h1>Scenario <code>{_esc(report.scenario)}</code></h1>",
+             f"<p class=meta id=facts>{' &middot; '.join(_esc(f) for f in facts)}</p>",
+             f"<p class=meta id=params>{' &middot; '.join(_esc(k) for k in knobs)}</p>",
+             f"<div class='verdict {v}' id=verdict>{_esc(headline)}</div>",
+             f"<p class=muted>{_esc(report.description)}</p>"]
     if report.error:
         parts.append(f"<pre>{_esc(report.error)}</pre>")
-    parts.append(_params_html(report))
-    parts.append("<h2>Expectations</h2><table id=expectations><tr><th>result</th><th>expectation</th>"
-                 "<th>evidence</th></tr>")
-    for e in report.expectations:
-        mark = "<span class=ok>PASS</span>" if e.passed else "<span class=ko>FAIL</span>"
-        ev = "<br>".join(_esc(x).replace("\n", "<br>&nbsp;&nbsp;") for x in e.evidence)
-        parts.append(f"<tr><td>{mark}</td><td><b>{_esc(e.name)}</b><br>{_esc(e.description)}</td><td>{ev}</td></tr>")
-    parts.append("</table>")
-    if report.metrics:
-        parts.append("<h2>Measurements</h2><table id=metrics>")
-        parts.extend(f"<tr><th>{_esc(k)}</th><td>{_esc(_fmt(val))}</td></tr>" for k, val in report.metrics.items())
-        parts.append("</table>")
-    parts.append("<h2>Timeline</h2>")
-    if report.timeline.samples:
-        parts.append(f"<div class=plot id=plot>{plot_svg(report.timeline)}</div>")
-    else:
-        parts.append("<p class=muted>no samples recorded</p>")
-    parts.append(_phases_html(report))
+    parts.append("<h2>What happened</h2>")
+    svg = story_svg(report.timeline)
+    parts.append(f"<div class=figure id=plot>{svg}</div>" if svg else "<p class=muted>no samples recorded</p>")
+    parts.append(_measurements_html(report))
+    parts.append(_grid_html(report))
     if report.diagnosis:
         parts.append("<h2>Diagnosis</h2><pre id=diagnosis>" + _esc("\n".join(report.diagnosis)) + "</pre>")
+    parts.append(_expectations_html(report))
+    parts.append(_phases_html(report))
     parts.append(_checks_html(report))
     parts.append(_events_html(report))
-    parts.append("<p class=muted>written by replab; the same data is in report.json</p></body></html>")
+    parts.append(f"<p class=muted>written by replab {_esc(report.cluster.get('replab', ''))} from report.json "
+                 f"(same directory), which holds every sample and event</p></body></html>")
     return "\n".join(parts)
 
 
-def _params_html(report: RunReport) -> str:
-    items = {**report.params, **{f"cluster.{k}": val for k, val in report.cluster.items() if k != "nodes"}}
-    if not items:
+def _measurements_html(report: RunReport) -> str:
+    rows = [(line, "") for line in catch_up_lines(report)]
+    rows += [(k.replace("_", " "), with_unit(k, val)) for k, val in report.metrics.items()]
+    for node in report.timeline.nodes():
+        peak, at = report.timeline.peak_lag(node)
+        if peak and at is not None and node != report.timeline.primary:
+            rows.append((f"{node} peak lag", f"{peak:,} ms at {at:.1f} s"))
+    if not rows:
         return ""
-    cells = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(val)}</td></tr>" for k, val in items.items())
-    return f"<table id=params>{cells}</table>"
+    cells = "".join(f"<tr><th>{_esc(k)}</th><td class=num>{_esc(val)}</td></tr>" if val else
+                    f"<tr><td colspan=2><b>{_esc(k)}</b></td></tr>" for k, val in rows)
+    return f"<h2>Measurements</h2><table id=metrics>{cells}</table>"
+
+
+def _grid_html(report: RunReport) -> str:
+    grid = final_grid(report)
+    if not grid:
+        return ""
+    check = grid[0]["check"]
+    out = ["<h2>At the end, per node</h2>",
+           f"<p class=muted>rows: exact COUNT(*) after the run; checksum and verdict: check "
+           f"<code>{_esc(check)}</code>; schema: columns of mydb.events against the primary's</p>" if check else "",
+           "<table id=final-grid><tr><th>node</th><th>role</th><th>rows</th><th>checksum</th><th>schema</th>"
+           "<th>verdict</th></tr>"]
+    for g in grid:
+        if g["columns"] is None:
+            schema = "<span class=muted>unknown</span>"
+        else:
+            cols = [f"<del class=missing data-missing='{_esc(c)}'>{_esc(c)}</del> missing" if c in g["missing"]
+                    else _esc(c) for c in g["reference"]]
+            cols += [f"<ins class=extra>+{_esc(c)}</ins>" for c in g["extra"]]
+            schema = ", ".join(cols)
+        cls = {True: "ok", False: "ko", None: "na"}[g["ok"]]
+        rows = "OUT" if g["rows"] is None else f"{g['rows']:,}"
+        checksum = g["checksum"] or ("not compared" if g["check"] else "-")
+        out.append(f"<tr class=node-row data-node='{_esc(g['node'])}' data-verdict='{_esc(g['verdict'])}'>"
+                   f"<td><b>{_esc(g['node'])}</b></td><td>{_esc(g['role'])}</td><td class=num>{_esc(rows)}</td>"
+                   f"<td><code>{_esc(checksum)}</code></td><td>{schema}</td>"
+                   f"<td class={cls}>{_esc(g['verdict'])}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _expectations_html(report: RunReport) -> str:
+    out = ["<h2>Expectations</h2><table id=expectations><tr><th>result</th><th>expectation</th>"
+           "<th>evidence</th></tr>"]
+    for e in report.expectations:
+        mark = "<span class=ok>PASS</span>" if e.passed else "<span class=ko>FAIL</span>"
+        ev = "<br>".join(_esc(x) for x in _evidence(report, e))
+        out.append(f"<tr><td>{mark}</td><td><b>{_esc(e.name)}</b><br>{_esc(e.description)}</td><td>{ev}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
 
 
 def _phases_html(report: RunReport) -> str:
-    out = ["<h2>Phases</h2>"]
+    if not report.phases:
+        return ""
+    nodes = list(dict.fromkeys(n for ph in report.phases for n in ph.rows))
+    head = "".join(f"<th>{_esc(n)} count</th>" for n in nodes)
+    out = [f"<h2>Phases</h2><table id=phases><tr><th>phase</th><th>time</th>{head}<th>what was done</th></tr>"]
     for ph in report.phases:
-        span = f"{ph.start:.1f}s - {'...' if ph.end is None else f'{ph.end:.1f}s'}"
-        out.append(f"<h3>{_esc(ph.name)} <span class=muted>({span})</span></h3>")
-        if ph.description:
-            out.append(f"<p class=muted>{_esc(ph.description)}</p>")
-        nodes = list(ph.rows) or list(ph.lag_ms)
-        if nodes:
-            out.append("<table class=phase><tr><th>node</th><th>rows at end</th><th>lag at end (ms)</th></tr>")
-            out.extend(f"<tr><td>{_esc(n)}</td><td>{_esc(ph.rows.get(n))}</td><td>{_esc(ph.lag_ms.get(n))}</td></tr>"
-                       for n in nodes)
-            out.append("</table>")
-        if ph.notes:
-            out.append("<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in ph.notes) + "</ul>")
+        span = f"{ph.start:.1f}-{'...' if ph.end is None else f'{ph.end:.1f}'} s"
+        counts = "".join(f"<td class=num>{'OUT' if ph.rows.get(n) is None else ph.rows[n]}</td>" for n in nodes)
+        notes = "<br>".join(_esc(n.splitlines()[0]) for n in ph.notes)
+        desc = f"<span class=muted>{_esc(ph.description)}</span><br>" if ph.description else ""
+        out.append(f"<tr><td><b>{_esc(ph.name)}</b></td><td>{span}</td>{counts}<td>{desc}{notes}</td></tr>")
+    out.append("</table>")
     return "\n".join(out)
 
 
 def _checks_html(report: RunReport) -> str:
     if not report.checks:
         return ""
-    out = ["<h2>Consistency checks and evidence</h2>"]
+    out = ["<h2>Consistency checks</h2>"]
     for name, chk in report.checks.items():
         text = chk.get("text") if isinstance(chk, dict) else None
         ok = chk.get("consistent") if isinstance(chk, dict) else None
         mark = "" if ok is None else (" <span class=ok>consistent</span>" if ok else " <span class=ko>problems</span>")
-        out.append(f"<h3>{_esc(name)}{mark}</h3>")
-        out.append(f"<pre>{_esc(text if text else json.dumps(chk, indent=1, default=str))}</pre>")
+        out.append(f"<details><summary><b>{_esc(name)}</b>{mark}</summary>"
+                   f"<pre>{_esc(text if text else json.dumps(chk, indent=1, default=str))}</pre></details>")
     return "\n".join(out)
 
 
@@ -342,7 +464,8 @@ def _events_html(report: RunReport) -> str:
     evs = report.timeline.events
     if not evs:
         return ""
-    rows = "".join(f"<tr><td>{e.t:.2f}</td><td>{_esc(e.kind)}</td><td>{_esc(e.node)}</td><td>{_esc(e.text)}</td></tr>"
+    rows = "".join(f"<tr><td class=num>{e.t:.2f}</td><td>{_esc(e.kind)}</td><td>{_esc(e.node)}</td>"
+                   f"<td>{_esc(e.text.splitlines()[0] if e.text else '')}</td></tr>"
                    for e in sorted(evs, key=lambda e: e.t))
-    return (f"<h2>Events</h2><table id=events><tr><th>t (s)</th><th>kind</th><th>node</th><th>what</th></tr>"
-            f"{rows}</table>")
+    return (f"<details><summary><b>All {len(evs)} events</b></summary><table id=events><tr><th>t (s)</th>"
+            f"<th>kind</th><th>node</th><th>what</th></tr>{rows}</table></details>")

@@ -26,9 +26,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pymysql
 
 from . import nemesis
 from .checker import check as run_check
@@ -58,8 +61,8 @@ class RunParams:
         errors = []
         if not 1 <= self.duration <= 3600:
             errors.append(f"--duration must be between 1 and 3600 seconds (got {self.duration})")
-        if not 1 <= self.rate <= 100_000:
-            errors.append(f"--rate must be between 1 and 100000 rows/s (got {self.rate})")
+        if not 0 <= self.rate <= 100_000:
+            errors.append(f"--rate must be between 0 (as fast as possible) and 100000 rows/s (got {self.rate})")
         if errors:
             raise ConfigError(errors)
 
@@ -135,7 +138,8 @@ def fault(action: str, node: str, **kwargs: Any) -> Step:
     drift...); recorded as a fault event, shaded on the plots until the matching heal."""
     def fn(ctx: Context) -> str:
         return _nemesis(action)(ctx.cluster, node, **kwargs)
-    return Step(f"{action} {node}", fn, "fault", node)
+    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in kwargs.items() if v not in (None, False))
+    return Step(f"{action} {node}" + (f": {what}" if what else ""), fn, "fault", node)
 
 
 def heal(action: str, node: str | None = None, **kwargs: Any) -> Step:
@@ -156,7 +160,8 @@ def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
 
         r = rate if rate is not None else ctx.params.rate
         ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
-        return f"feed started: {r:g} rows/s on {ctx.cluster.primary.name}"
+        speed = f"{r:g} rows/s" if r > 0 else "as fast as possible"
+        return f"feed started: {speed} on {ctx.cluster.primary.name}"
     return Step("start feed", fn)
 
 
@@ -212,7 +217,9 @@ def diagnose(node: str) -> Step:
 
         found = [_text(d) for d in run_diagnose(ctx.cluster, node)]
         ctx.diagnoses[node] = found
-        return f"diagnosis of {node}: " + ("; ".join(found) or "nothing to report")
+        # one line here; the whole diagnosis is printed once, in the summary and the report
+        first = found[0].splitlines()[0].removeprefix(f"{node}: ") if found else "nothing to report"
+        return f"diagnosis of {node}: {first}"
     return Step(f"diagnose {node}", fn)
 
 
@@ -424,7 +431,7 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
     if home is None:
         tmp = Path(tempfile.mkdtemp(prefix=f"replab-{scenario.name}-"))
         home = tmp / "home"
-    home = Path(home)
+    home = Path(home).expanduser().absolute()
     timeline = Timeline()
     report = RunReport(scenario.name, scenario.description,
                        params={"duration": params.duration, "rate": params.rate, "seed": params.seed,
@@ -464,6 +471,8 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
             sampler.stop()
         if ctx is not None:
             _finish_report(ctx, report)
+        if cluster is not None:
+            report.final = final_snapshot(cluster)
         if cluster is not None and not keep:
             with contextlib.suppress(Exception):
                 cluster.down()
@@ -486,11 +495,12 @@ def _run_phase(ctx: Context, phase: Phase) -> PhaseResult:
     ctx.say(f"phase {phase.name}: {phase.description}" if phase.description else f"phase {phase.name}")
     try:
         for step in phase.steps:
-            if step.kind in ("fault", "heal"):
-                tl.event(step.kind, step.name, step.node)
+            ev = tl.event(step.kind, step.name, step.node) if step.kind in ("fault", "heal") else None
             sentence = step.fn(ctx)
+            if ev is not None and sentence:
+                ev.data["result"] = sentence
             if sentence:
-                ctx.note(sentence, echo=step.kind == "action")  # nemesis functions say their own
+                ctx.note(sentence)
                 if step.kind == "action":
                     tl.event("action", sentence, step.node)
     finally:
@@ -498,8 +508,9 @@ def _run_phase(ctx: Context, phase: Phase) -> PhaseResult:
         result.end = tl.now()
         tl.event("phase_end", phase.name)
         time.sleep(0.25)  # one more sample of every node for the phase table
+        frame = tl.frame()
         for name in tl.nodes():
-            last = tl.last_sample(name)
+            last = frame.get(name)
             result.rows[name] = last.rows if last else None
             result.lag_ms[name] = last.lag_ms if last else None
     return result
@@ -537,6 +548,32 @@ def _finish_report(ctx: Context, report: RunReport) -> None:
             data["text"] = rep.render()
         data.setdefault("consistent", getattr(rep, "consistent", None))
         report.checks[name] = data
+
+
+def final_snapshot(cluster: Cluster, table: str = "events") -> dict[str, dict[str, Any]]:
+    """Each node at the end of a run: exact row count, columns of ``table``, server version and state
+    (for the report's final grid); a node that does not answer gets its state only."""
+    t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
+    cols_sql = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
+                "ORDER BY ORDINAL_POSITION")
+
+    def one(name: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": cluster.engine.state(cluster.node(name))}
+        if out["state"] != "running":
+            return out
+        with contextlib.suppress(ReplabError, pymysql.MySQLError):
+            with cluster.connect(name, timeout=2, read_timeout=10) as conn, conn.cursor() as cur:
+                cur.execute("SELECT VERSION()")
+                out["version"] = str((cur.fetchone() or ("?",))[0])
+                cur.execute(cols_sql, (cluster.database, table))
+                out["columns"] = [str(r[0]) for r in cur.fetchall()]
+                cur.execute(f"SELECT COUNT(*) FROM {t}")
+                out["rows"] = int((cur.fetchone() or (0,))[0])
+        return out
+
+    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
+        return dict(zip([n.name for n in cluster.nodes], pool.map(one, [n.name for n in cluster.nodes]),
+                        strict=True))
 
 
 def _teardown_home(home: Path) -> None:

@@ -1,24 +1,29 @@
-"""A run's timeline: per-node samples (row count, lag, replication threads) and events, with timestamps.
+"""A run's history: per-node samples (state, rows, GTID transactions, lag, replication threads) and events.
 
-A ``Sampler`` runs one small thread per node that records a ``Sample`` at least every 250 ms while a
-scenario runs; everything else (faults, heals, phases, errors) is an ``Event``. Times are seconds since
+One ``Sampler`` feeds it, for the scenario runner and the live view of ``replab feed`` alike: one thread
+per node, each with its own connection and short timeouts, so a node that stops answering never stalls the
+others (or the writes). A sample costs the same on an empty table and on a 10M-row one: the GTID position
+is one variable, and rows are counted incrementally by primary key (see ``RowCounter``); exact counts are
+the checker's job. Everything else (faults, heals, phases, errors) is an ``Event``. Times are seconds since
 the timeline started (monotonic clock), plus the wall-clock start, so the whole thing serializes to JSON
-and can be turned into plots by ``report.py`` without any server.
+and is rendered by ``report.py`` without any server.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 
 from . import db, replication
 from .config import quote_ident, validate_identifier
-from .engines.base import PAUSED, RUNNING, STOPPED
+from .engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
 from .errors import ReplabError
 
 if TYPE_CHECKING:
@@ -26,11 +31,16 @@ if TYPE_CHECKING:
 
 EVENT_KINDS = ("phase_start", "phase_end", "fault", "heal", "error", "recovered", "action", "note")
 DEFAULT_INTERVAL = 0.2
+DEFAULT_TIMEOUT = 0.8  # per query, per node: a silent node costs its own thread this much, nobody else
+
+# lanes: what a DBA reads off a node at a glance (the seed's own word OUT for a node that is down)
+LANE_RUNNING, LANE_OUT, LANE_PAUSED, LANE_SILENT, LANE_CUT = "running", "OUT", "paused", "not answering", "cut off"
 
 
 @dataclass
 class Sample:
-    """What one node looked like at time ``t`` (seconds since the timeline started)."""
+    """What one node looked like at time ``t`` (seconds since the timeline started); ``took`` is how long
+    the sample took (its answers lie between ``t`` and ``t + took``)."""
 
     t: float
     node: str
@@ -41,9 +51,20 @@ class Sample:
     sql_running: bool | None = None
     last_errno: int | None = None
     sql_errno: int | None = None
+    tx: int | None = None  # transactions in the node's executed GTID set
+    took: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sample:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def done(self) -> float:
+        return self.t + self.took
 
 
 @dataclass
@@ -70,6 +91,88 @@ class Window:
     text: str
 
 
+@dataclass
+class Segment:
+    """A stretch of one node's state lane: ``lane`` (running, OUT, paused, ...) from ``start`` to ``end``."""
+
+    node: str
+    start: float
+    end: float
+    lane: str
+    errno: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.lane} {self.errno}" if self.errno else self.lane
+
+
+@dataclass
+class CatchUp:
+    """A replica back from an outage: how far behind it came back and how long it took to catch up."""
+
+    node: str
+    out_from: float
+    back_at: float
+    missed_tx: int | None
+    caught_up_at: float | None
+
+    @property
+    def outage_s(self) -> float:
+        return round(self.back_at - self.out_from, 2)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.caught_up_at is None else round(self.caught_up_at - self.back_at, 2)
+
+    @property
+    def rate(self) -> float | None:
+        s = self.seconds
+        if not self.missed_tx or not s:
+            return None
+        return self.missed_tx / s
+
+
+def gtid_transactions(gtid: str | None) -> int | None:
+    """How many transactions a GTID position stands for: MariaDB ``d-s-n`` per domain (n each), MySQL
+    ``uuid:1-5:7`` (interval lengths). Kept in one place until replab/gtid.py's GtidSet replaces it."""
+    if gtid is None:
+        return None
+    total = 0
+    for part in gtid.replace("\n", "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if ":" in part:
+            for rng in part.split(":")[1:]:
+                lo, _, hi = rng.partition("-")
+                if lo.isdigit():
+                    total += (int(hi) if hi.isdigit() else int(lo)) - int(lo) + 1
+        else:
+            bits = part.split("-")
+            if len(bits) == 3 and bits[2].isdigit():
+                total += int(bits[2])
+    return total
+
+
+def lane_of(sample: Sample, cut: bool = False) -> tuple[str, int | None]:
+    """The lane a sample puts its node in, and the error number for a stopped replication thread."""
+    if sample.state == STOPPED:
+        return LANE_OUT, None
+    if sample.state == PAUSED:
+        return LANE_PAUSED, None
+    if sample.state != RUNNING:
+        return LANE_SILENT, None
+    if sample.sql_running is False and sample.sql_errno:
+        return "SQL stopped", sample.sql_errno
+    if cut:
+        return LANE_CUT, None
+    if sample.io_running is False and sample.last_errno:
+        return "IO stopped", sample.last_errno
+    if sample.sql_running is False or (sample.io_running is False and sample.sql_running is not None):
+        return "replication stopped", None
+    return LANE_RUNNING, None
+
+
 class Timeline:
     """Samples and events of one run; thread-safe to append to from the sampler and the scenario."""
 
@@ -79,6 +182,7 @@ class Timeline:
         self.samples: list[Sample] = []
         self.events: list[Event] = []
         self.interval: float | None = None
+        self.primary: str | None = None
         self._lock = threading.Lock()
 
     def now(self) -> float:
@@ -100,12 +204,25 @@ class Timeline:
 
     # --- views ----------------------------------------------------------------------------------
     def nodes(self) -> list[str]:
-        return sorted({s.node for s in self.samples})  # stable order (and plot colours) across runs
+        """Node names, the primary first, then by name (stable order and colours across runs)."""
+        names = sorted({s.node for s in self.samples})
+        if self.primary in names:
+            names.remove(self.primary)
+            names.insert(0, self.primary)
+        return names
+
+    def of(self, node: str) -> list[Sample]:
+        """One node's samples in time order."""
+        return sorted((s for s in self.samples if s.node == node), key=lambda s: s.t)
 
     def series(self, node: str, attr: str) -> tuple[list[float], list[Any]]:
         """(times, values) of one sample attribute for one node, in time order."""
-        pts = sorted((s.t, getattr(s, attr)) for s in self.samples if s.node == node)
-        return [p[0] for p in pts], [p[1] for p in pts]
+        mine = self.of(node)
+        return [s.t for s in mine], [getattr(s, attr) for s in mine]
+
+    @property
+    def end(self) -> float:
+        return max([s.done for s in self.samples] + [e.t for e in self.events] + [0.0])
 
     def fault_windows(self) -> list[Window]:
         """Fault events paired with the next heal on the same node (a heal without node heals all)."""
@@ -131,6 +248,90 @@ class Timeline:
                 out[-1] = (ev.text, out[-1][1], ev.t)
         return out
 
+    def _cut_windows(self, node: str) -> list[tuple[float, float]]:
+        return [(w.start, w.end if w.end is not None else self.end) for w in self.fault_windows()
+                if w.text.startswith("partition") and (w.node == node or w.node == self.primary)]
+
+    def segments(self, node: str) -> list[Segment]:
+        """The node's state lane: consecutive samples in the same lane merged into one segment."""
+        cuts = self._cut_windows(node)
+        out: list[Segment] = []
+        mine = self.of(node)
+        for i, s in enumerate(mine):
+            lane, errno = lane_of(s, any(a <= s.t <= b for a, b in cuts))
+            end = mine[i + 1].t if i + 1 < len(mine) else s.done
+            if out and out[-1].lane == lane and out[-1].errno == errno:
+                out[-1].end = end
+            else:
+                out.append(Segment(node, s.t, end, lane, errno))
+        return out
+
+    def first_errors(self) -> list[Event]:
+        """The first replication error event of each node (and of each distinct error number)."""
+        seen: set[tuple[str | None, Any]] = set()
+        out = []
+        for ev in sorted(self.events, key=lambda e: e.t):
+            key = (ev.node, ev.data.get("errno"))
+            if ev.kind == "error" and key not in seen:
+                seen.add(key)
+                out.append(ev)
+        return out
+
+    def primary_rows_at(self, t: float) -> float | None:
+        """The primary's row count at time ``t``, interpolated between its samples (None before the first)."""
+        pts = [(s.t + s.took / 2, s.rows) for s in self.of(self.primary or "") if s.rows is not None]
+        if not pts or t < pts[0][0]:
+            return None
+        i = bisect.bisect_right([p[0] for p in pts], t)
+        if i >= len(pts):
+            return float(pts[-1][1])
+        (t0, r0), (t1, r1) = pts[i - 1], pts[i]
+        return r0 + (r1 - r0) * (t - t0) / (t1 - t0) if t1 > t0 else float(r1)
+
+    def rows_behind(self, node: str) -> tuple[list[float], list[int | None]]:
+        """Rows a replica holds fewer than the primary, per sample (the primary interpolated at the middle of
+        the replica's sample, so skew between the two threads cannot make a replica look ahead).
+
+        While a node is down or paused its data cannot change: its last count is carried on."""
+        ts: list[float] = []
+        vals: list[int | None] = []
+        last_rows: int | None = None
+        for s in self.of(node):
+            rows = s.rows if s.rows is not None else (last_rows if s.state in (STOPPED, PAUSED) else None)
+            if s.rows is not None:
+                last_rows = s.rows
+            p = self.primary_rows_at(s.t + s.took / 2)
+            ts.append(s.t)
+            vals.append(None if rows is None or p is None else max(0, round(p) - rows))
+        return ts, vals
+
+    def catch_ups(self) -> list[CatchUp]:
+        """Each replica outage (OUT, paused, not answering) and its catch-up once back: transactions missed
+        (the primary's GTID count when it came back minus the node's before it went) and when it had
+        applied them."""
+        out: list[CatchUp] = []
+        prim = [s for s in self.of(self.primary or "") if s.tx is not None]
+        for node in self.nodes():
+            if node == self.primary:
+                continue
+            mine = self.of(node)
+            last_tx: int | None = None
+            down_from: float | None = None
+            for i, s in enumerate(mine):
+                if s.state != RUNNING or s.tx is None:
+                    if down_from is None:
+                        down_from = s.t
+                    continue
+                if down_from is not None:
+                    target = next((p.tx for p in reversed(prim) if p.t <= s.t), None)
+                    missed = None if target is None or last_tx is None else max(0, target - last_tx)
+                    done = next((x.done for x in mine[i:] if x.tx is not None and target is not None
+                                 and x.tx >= target), None)
+                    out.append(CatchUp(node, down_from, s.t, missed, done))
+                    down_from = None
+                last_tx = s.tx
+        return out
+
     def peak_lag(self, node: str, start: float = 0.0, end: float | None = None) -> tuple[int | None, float | None]:
         """(peak lag in ms, time of the peak) of ``node`` within [start, end]."""
         best: tuple[int | None, float | None] = (None, None)
@@ -139,6 +340,21 @@ class Timeline:
                 if best[0] is None or s.lag_ms > best[0]:
                     best = (s.lag_ms, s.t)
         return best
+
+    def frame(self) -> dict[str, Sample]:
+        """The latest sample of each node; for a replica, the latest that ended before the primary's latest
+        began (so sampling skew never shows a replica ahead of the primary)."""
+        latest = {n: self.of(n) for n in self.nodes()}
+        p = latest.get(self.primary or "", [])
+        out: dict[str, Sample] = {}
+        for node, mine in latest.items():
+            if not mine:
+                continue
+            if node == self.primary or not p:
+                out[node] = mine[-1]
+            else:
+                out[node] = next((s for s in reversed(mine) if s.done <= p[-1].t), mine[0])
+        return out
 
     def last_sample(self, node: str) -> Sample | None:
         mine = [s for s in self.samples if s.node == node]
@@ -150,6 +366,7 @@ class Timeline:
             return {
                 "started_at": self.started_at,
                 "interval_s": self.interval,
+                "primary": self.primary,
                 "samples": [s.to_dict() for s in sorted(self.samples, key=lambda s: (s.t, s.node))],
                 "events": [e.to_dict() for e in sorted(self.events, key=lambda e: e.t)],
             }
@@ -158,31 +375,79 @@ class Timeline:
     def from_dict(cls, data: dict[str, Any]) -> Timeline:
         tl = cls(started_at=float(data.get("started_at") or 0.0))
         tl.interval = data.get("interval_s")
-        tl.samples = [Sample(**s) for s in data.get("samples", [])]
+        tl.samples = [Sample.from_dict(s) for s in data.get("samples", [])]
         tl.events = [Event(**e) for e in data.get("events", [])]
+        tl.primary = data.get("primary") or (tl.nodes()[0] if tl.samples else None)
         return tl
 
 
-class Sampler:
-    """Background sampling of every node of a cluster onto a timeline (one daemon thread per node).
+class RowCounter:
+    """Counts a table's rows in time independent of its size: one exact ``COUNT(*)`` while the table is
+    small (or on the first sample), then only the rows above a settled primary-key watermark.
 
-    Row count is ``COUNT(*)`` of the watched table (a primary-key scan: about a millisecond for the few
-    thousand rows a scenario writes); lag comes from the heartbeat row, falling back to
-    Seconds_Behind_Master. A stopped or paused node is recorded without SQL (a paused server would
-    hang the query). Replication errors and thread changes are recorded as events as they appear.
+    Rows below the watermark are counted once. The watermark moves up to the highest id seen at least
+    ``settle`` seconds earlier, while the node kept answering, so a transaction that commits late (a
+    slow thread, a node that was paused) still lands above it. Deleting or updating old rows is not
+    seen here (``replab check`` counts exactly).
     """
 
-    def __init__(self, cluster: Cluster, timeline: Timeline, interval: float = DEFAULT_INTERVAL,
-                 table: str = "events") -> None:
-        if not 0.01 <= interval <= 0.25:
-            raise ValueError("sampling interval must be between 0.01 and 0.25 s")
+    def __init__(self, table: str, exact_below: int = 50_000, settle: float = 5.0) -> None:
+        self.table = table
+        self.exact_below = exact_below
+        self.settle = settle
+        self.settled: int | None = None  # rows with id <= watermark
+        self.watermark = 0
+        self._marks: deque[tuple[float, int]] = deque()
+
+    def gap(self) -> None:
+        """The node stopped answering: ids seen so far may not be final; settle again from scratch."""
+        self._marks.clear()
+
+    def count(self, conn: Any, now: float) -> int:
+        if self.settled is None or self.settled < self.exact_below:
+            total, top = (int(v or 0) for v in _row(conn, f"SELECT COUNT(*), MAX(id) FROM {self.table}"))
+            self.settled, self.watermark = total, top
+            self._marks.clear()
+            return total
+        new = self.watermark
+        while self._marks and self._marks[0][0] <= now - self.settle:
+            new = max(new, self._marks.popleft()[1])
+        above, top, below_new = _row(
+            conn, f"SELECT COUNT(*), MAX(id), COALESCE(SUM(id <= %s), 0) FROM {self.table} WHERE id > %s",
+            (new, self.watermark))
+        total = self.settled + int(above or 0)
+        self.settled += int(below_new or 0)
+        self.watermark = new
+        self._marks.append((now, int(top or new)))
+        return total
+
+
+class Sampler:
+    """Samples every node of a cluster onto a timeline: one daemon thread per node, its own connection,
+    ``timeout`` seconds at most per query, a sample every ``interval`` seconds.
+
+    A stopped or paused node is recorded without SQL (a paused server would hang the query); a node that
+    does not answer within the timeout is recorded as unreachable ("not answering") and retried at the
+    next tick. Replication errors and state changes are recorded as events as they appear. ``frame()``
+    is the live view: the latest sample of each node, a replica's taken before the primary's began.
+    """
+
+    def __init__(self, cluster: Cluster, timeline: Timeline | None = None, interval: float = DEFAULT_INTERVAL,
+                 table: str = "events", timeout: float = DEFAULT_TIMEOUT, exact_below: int = 50_000) -> None:
+        if not 0.01 <= interval <= 1.0:
+            raise ValueError("sampling interval must be between 0.01 and 1 s")
         self.cluster = cluster
-        self.timeline = timeline
+        self.timeline = timeline if timeline is not None else Timeline()
+        self.timeline.primary = cluster.primary.name
         self.interval = interval
+        self.timeout = timeout
+        self.exact_below = exact_below
         self.table = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._primary_hb: tuple[Any, Any] | None = None
+        self._recent: dict[str, deque[Sample]] = {n.name: deque(maxlen=64) for n in cluster.nodes}
+        self._mu = threading.Lock()
 
     def start(self) -> Sampler:
         self.timeline.interval = self.interval
@@ -195,7 +460,7 @@ class Sampler:
     def stop(self) -> None:
         self._stop.set()
         for t in self._threads:
-            t.join(timeout=5)
+            t.join(timeout=self.timeout + 2)
         self._threads.clear()
 
     def __enter__(self) -> Sampler:
@@ -204,13 +469,46 @@ class Sampler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # --- the live view -------------------------------------------------------------------------------
+    def frame(self) -> dict[str, Sample | None]:
+        """The latest sample of each node; for a replica, the latest one that ended before the primary's
+        latest began, so sampling skew never shows a replica ahead of the primary."""
+        primary = self.cluster.primary.name
+        with self._mu:
+            recent = {n: list(q) for n, q in self._recent.items()}
+        out: dict[str, Sample | None] = {}
+        p = recent[primary][-1] if recent[primary] else None
+        for name, mine in recent.items():
+            if not mine:
+                out[name] = None
+            elif name == primary or p is None or p.rows is None:
+                out[name] = mine[-1]
+            else:
+                out[name] = next((s for s in reversed(mine) if s.done <= p.t), mine[0])
+        return out
+
+    def rate(self, node: str, window: float = 2.0) -> float | None:
+        """Rows per second on ``node`` over the last ``window`` seconds of its samples."""
+        with self._mu:
+            mine = [s for s in self._recent[node] if s.rows is not None]
+        if len(mine) < 2:
+            return None
+        last = mine[-1]
+        first = next((s for s in mine if s.t >= last.t - window), mine[0])
+        dt = last.t - first.t
+        return None if dt <= 0 or first.rows is None or last.rows is None else (last.rows - first.rows) / dt
+
+    # --- sampling ----------------------------------------------------------------------------------
     def _loop(self, name: str) -> None:
-        conn: pymysql.connections.Connection | None = None
+        conn: Any = None
         prev: Sample | None = None
+        counter = RowCounter(self.table, exact_below=self.exact_below)
         while not self._stop.is_set():
             t_next = time.monotonic() + self.interval
-            sample, conn = self._sample(name, conn)
+            sample, conn = self._sample(name, conn, counter)
             self.timeline.add_sample(sample)
+            with self._mu:
+                self._recent[name].append(sample)
             self._note_changes(prev, sample)
             prev = sample
             self._stop.wait(max(0.0, t_next - time.monotonic()))
@@ -218,21 +516,23 @@ class Sampler:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _sample(self, name: str, conn: pymysql.connections.Connection | None
-                ) -> tuple[Sample, pymysql.connections.Connection | None]:
+    def _sample(self, name: str, conn: Any, counter: RowCounter) -> tuple[Sample, Any]:
         node = self.cluster.node(name)
         t = self.timeline.now()
         state = self.cluster.engine.state(node)
         if state in (STOPPED, PAUSED):
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            return Sample(t, name, state), None
+            counter.gap()
+            _close(conn)
+            return Sample(t, name, state, took=round(self.timeline.now() - t, 3)), None
         try:
             if conn is None:
-                conn = self.cluster.connect(name, timeout=1, read_timeout=1.0)
+                conn = self.cluster.connect(name, timeout=self.timeout, read_timeout=self.timeout)
             sample = Sample(t, name, RUNNING)
-            sample.rows = _int_or_none(db.scalar(conn, f"SELECT COUNT(*) FROM {self.table}"))
+            sample.tx = gtid_transactions(str(db.scalar(conn, self.cluster.flavor.executed_gtid()) or ""))
+            with contextlib.suppress(pymysql.err.ProgrammingError, pymysql.err.OperationalError):
+                sample.rows = counter.count(conn, t)  # a missing table (1146) leaves rows unknown
+            if conn.open is False:
+                raise pymysql.err.OperationalError(2013, "lost connection")
             hb = replication.heartbeat(conn)
             if node.role == "primary":
                 self._primary_hb = hb
@@ -243,12 +543,12 @@ class Sampler:
                 sample.last_errno = st.last_errno if st else None
                 sample.sql_errno = st.last_sql_errno if st else None
                 sample.lag_ms = replication.lag_ms(self._primary_hb, hb, st)
+            sample.took = round(self.timeline.now() - t, 3)
             return sample, conn
         except (pymysql.MySQLError, ReplabError, OSError):
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            return Sample(t, name, "unreachable"), None
+            counter.gap()
+            _close(conn)
+            return Sample(t, name, UNREACHABLE, took=round(self.timeline.now() - t, 3)), None
 
     def _note_changes(self, prev: Sample | None, cur: Sample) -> None:
         if prev is None:
@@ -265,12 +565,20 @@ class Sampler:
 
     def _last_error(self, name: str) -> str:
         with contextlib.suppress(Exception):
-            with self.cluster.connect(name, timeout=1, read_timeout=1.0) as conn:
+            with self.cluster.connect(name, timeout=self.timeout, read_timeout=self.timeout) as conn:
                 st = replication.replica_status(conn, self.cluster.flavor)
                 if st:
                     return st.last_error
         return "(message unavailable)"
 
 
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _row(conn: Any, sql: str, args: Any = None) -> tuple[Any, ...]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return tuple(cur.fetchone() or ())
+
+
+def _close(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()

@@ -13,6 +13,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ import pymysql
 
 from . import db, ledger, replication
 from .config import quote_ident, validate_identifier
+from .engines.base import PAUSED, STOPPED
 from .errors import ConfigError, ReplabError, SqlError
 from .replication import HEARTBEAT_DB, HEARTBEAT_TABLE
 
@@ -378,7 +380,9 @@ def feed(cluster: Cluster, rate: float = 0.0, rows: int | None = None, duration:
     return feeder.stop()
 
 
-# --- observing a feed ------------------------------------------------------------------------------
+# --- exact counts ------------------------------------------------------------------------------------
+# The live view samples through ``timeline.Sampler`` (constant cost per sample); these exact counts are for
+# the end of a feed and for tests.
 
 @dataclass
 class NodeSample:
@@ -387,62 +391,37 @@ class NodeSample:
     lag_ms: int | None = None
 
 
-def sample_nodes(cluster: Cluster, table: str = "events", conns: dict[str, Any] | None = None) -> list[NodeSample]:
-    """Row count and heartbeat lag of every node. ``conns`` (name -> connection) is reused and refilled."""
-    conns = {} if conns is None else conns
+def sample_nodes(cluster: Cluster, table: str = "events", timeout: float = 5.0) -> list[NodeSample]:
+    """Exact row count (``COUNT(*)``) and heartbeat lag of every node, each node on its own thread with its
+    own ``timeout``; None rows for a node that does not answer."""
     t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
-    out = []
-    primary_hb = None
-    for node in cluster.nodes:
+
+    def one(node: Any) -> tuple[NodeSample, Any]:
         s = NodeSample(node.name)
+        hb = None
+        if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
+            return s, hb
         try:
-            conn = conns.get(node.name)
-            if conn is None:
-                conn = conns[node.name] = cluster.connect(node.name, timeout=1, read_timeout=3)
-            s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
-            hb = replication.heartbeat(conn)
-            if node.role == "primary":
-                primary_hb = hb
-            else:
-                s.lag_ms = replication.lag_ms(primary_hb, hb, None)
+            with cluster.connect(node.name, timeout=min(timeout, 2.0), read_timeout=timeout) as conn:
+                s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
+                hb = replication.heartbeat(conn)
         except (SqlError, pymysql.MySQLError, OSError):
-            bad = conns.pop(node.name, None)
-            if bad is not None:
-                with contextlib.suppress(Exception):
-                    bad.close()
-        out.append(s)
-    return out
+            pass
+        return s, hb
 
-
-class Sampler:
-    """Samples ``sample_nodes`` in the background every ``interval`` seconds; ``latest`` holds the last."""
-
-    def __init__(self, cluster: Cluster, table: str = "events", interval: float = 0.5) -> None:
-        self.cluster, self.table, self.interval = cluster, table, interval
-        self.latest: list[NodeSample] = [NodeSample(n.name) for n in cluster.nodes]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="replab-sampler", daemon=True)
-        self._conns: dict[str, Any] = {}
-
-    def start(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.latest = sample_nodes(self.cluster, self.table, self._conns)
-            self._stop.wait(self.interval)
-        for c in self._conns.values():
-            with contextlib.suppress(Exception):
-                c.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
+        found = list(pool.map(one, cluster.nodes))
+    primary_hb = next((hb for (s, hb), n in zip(found, cluster.nodes, strict=True) if n.role == "primary"), None)
+    for (s, hb), node in zip(found, cluster.nodes, strict=True):
+        if node.role != "primary" and s.rows is not None:
+            s.lag_ms = replication.lag_ms(primary_hb, hb, None)
+    return [s for s, _ in found]
 
 
 def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
-    """Counts once replicas applied the primary's position (bounded by ``wait``); None for a silent node."""
+    """Exact counts once replicas applied the primary's position (bounded by ``wait``); None for a silent
+    node."""
+    running = [r.name for r in cluster.replicas if cluster.engine.state(r) not in (STOPPED, PAUSED)]
     with contextlib.suppress(ReplabError, pymysql.MySQLError):
-        cluster.wait_caught_up(timeout=wait)
+        cluster.wait_caught_up(timeout=wait, names=running)
     return sample_nodes(cluster, table)

@@ -20,11 +20,21 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        common.console.print(f"replab {common.version()}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     home: str = typer.Option(None, "--home", envvar="REPLAB_HOME", metavar="DIR",
-                             help="State directory of the cluster (default ./.replab)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results, not the steps taken."),
+                             help="State directory of the cluster (default ./.replab). Also accepted after "
+                             "the command."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results, not the steps taken. Also "
+                               "accepted after the command."),
+    _show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print replab's version and exit."),
 ) -> None:
     common.OPTIONS["home"] = home
     common.OPTIONS["quiet"] = quiet
@@ -49,7 +59,7 @@ _register()
 def main() -> None:
     """Console entry point: user mistakes become one or two lines and exit code 2, never a traceback."""
     try:
-        app()
+        app(args=common.hoist_global_options(sys.argv[1:]), prog_name="replab")
     except ReplabError as exc:
         common.err_console.print(exc.render(), markup=False, highlight=False)
         sys.exit(exc.exit_code)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,8 +16,11 @@ from rich.table import Table
 from ..cluster import Cluster, NodeStatus
 
 OPTIONS: dict[str, Any] = {"home": None, "quiet": False}
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+_GLOBAL_FLAGS = ("-q", "--quiet")
+# soft_wrap: a long line (an error, a diagnosis) is left to the terminal to wrap, never cut into a column;
+# tables still fit the width (the terminal's, or 160 columns when piped)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160, soft_wrap=True)
 
 
 def say(message: str) -> None:
@@ -47,3 +54,77 @@ def status_table(rows: list[NodeStatus]) -> Table:
         table.add_row(st.name, st.role, f"{st.host}:{st.port}", f"[{colors.get(st.state, 'white')}]{st.state}[/]",
                       _yes_no(st.io_running), _yes_no(st.sql_running), lag, err, st.gtid or "-")
     return table
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move ``--home DIR`` / ``--home=DIR`` / ``-q`` written after the command in front of it, where the
+    parser expects them (``replab status --home lab`` = ``replab --home lab status``). Nothing after a
+    ``--`` is touched."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _GLOBAL_FLAGS or arg.startswith("--home="):
+            front.append(arg)
+        elif arg == "--home" and i + 1 < len(argv):
+            front.extend(argv[i:i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("replab")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+# --- a feed and `down` in two terminals --------------------------------------------------------------
+# A running `replab feed` leaves run/feed-<pid> in the home; `down` warns about it and leaves
+# run/down-requested, which the feed sees within a tick and stops on, before the servers go.
+_DOWN_MARK = "down-requested"
+
+
+@contextlib.contextmanager
+def feed_marker(home: Path) -> Iterator[None]:
+    mark = home / "run" / f"feed-{os.getpid()}"
+    mark.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mark.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+
+
+def running_feeds(home: Path) -> list[int]:
+    """Pids of `replab feed` commands writing to the cluster in ``home`` now."""
+    pids = []
+    for mark in (home / "run").glob("feed-*"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(mark.name.removeprefix("feed-"))
+            os.kill(pid, 0)
+            pids.append(pid)
+    return pids
+
+
+def request_down(home: Path, on: bool = True) -> None:
+    mark = home / "run" / _DOWN_MARK
+    if on:
+        mark.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mark.touch()
+    else:
+        mark.unlink(missing_ok=True)
+
+
+def down_requested(home: Path) -> bool:
+    return (home / "run" / _DOWN_MARK).exists() or not (home / "cluster.json").exists()

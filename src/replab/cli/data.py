@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+import time
+from typing import Any
 
 import typer
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from .. import checker, workload
-from ..workload import Feeder, FeedOptions, NodeSample, Sampler
+from ..timeline import LANE_RUNNING, Sample, Sampler, lane_of
+from ..workload import Feeder, FeedOptions, NodeSample
 from . import common
 from .faults import print_predictions
 
@@ -19,20 +24,60 @@ def register(app: typer.Typer) -> None:
     app.command("check")(check)
 
 
-def _display(feeder: Feeder, samples: list[NodeSample]) -> Table:
+STALE_S = 2.5  # a node whose latest sample is older than this has stopped answering
+_LANE_STYLE = {LANE_RUNNING: "green", "OUT": "bold red", "paused": "yellow", "not answering": "red"}
+
+
+def _state_cell(sample: Sample | None, now: float) -> Text:
+    if sample is None:
+        return Text("starting", style="dim")
+    if now - sample.t > STALE_S:
+        return Text("not answering", style="red")
+    lane, errno = lane_of(sample)
+    label = f"{lane} {errno}" if errno else lane
+    return Text(label, style=_LANE_STYLE.get(lane, "bold red"))
+
+
+def _display(feeder: Feeder, sampler: Sampler, exact: list[NodeSample] | None = None) -> Group:
+    """The live view: one title line, one row per node (state, rows, rows behind the primary, rows/s, lag),
+    the last error on its own line. With ``exact``, the rows are the final exact counts."""
     r = feeder.result
     elapsed = max(feeder.elapsed, 1e-9)
-    title = (f"feed: {r.ok} rows acknowledged, {r.ok / elapsed:,.0f} rows/s, errors {r.errors}"
-             f"{' (unknown outcome: ' + str(r.unknown) + ')' if r.unknown else ''}, {elapsed:.1f}s")
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("node", "rows", "lag"):
-        table.add_column(col, justify="right" if col != "node" else "left")
-    for s in samples:
-        table.add_row(s.name, "OUT" if s.rows is None else str(s.rows),
-                      "-" if s.lag_ms is None else f"{s.lag_ms} ms")
+    title = Text.assemble(("feed ", "bold"), f"{r.ok:,} rows acknowledged, {r.ok / elapsed:,.0f} rows/s, "
+                          f"{r.errors} error(s)", f", unknown outcome {r.unknown}" if r.unknown else "",
+                          f", {elapsed:.1f} s", (" (final counts)" if exact is not None else "", "bold"))
+    table = Table(header_style="bold", box=None, pad_edge=False, padding=(0, 2))
+    table.add_column("node", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for col in ("rows", "behind primary", "rows/s", "lag"):
+        table.add_column(col, justify="right", no_wrap=True)
+    frame = sampler.frame()
+    counts = {s.name: s for s in exact} if exact is not None else {}
+    primary = sampler.cluster.primary.name
+    now = sampler.timeline.now()
+
+    def rows_of(name: str) -> int | None:
+        if exact is not None:
+            return counts[name].rows if name in counts else None
+        s = frame.get(name)
+        return s.rows if s is not None and now - s.t <= STALE_S else None
+
+    top = rows_of(primary)
+    for node in sampler.cluster.nodes:
+        s = frame.get(node.name)
+        rows = rows_of(node.name)
+        behind = "-" if node.name == primary or rows is None or top is None else f"{max(0, top - rows):,}"
+        rate = sampler.rate(node.name) if exact is None else None
+        lag = counts[node.name].lag_ms if exact is not None and node.name in counts else (s.lag_ms if s else None)
+        state = _state_cell(s, now)
+        if exact is not None and rows is None and (s is None or s.state == "running"):
+            state = Text("not answering", style="red")  # it did not give its exact count
+        table.add_row(node.name, state, "OUT" if rows is None else f"{rows:,}", behind,
+                      "-" if rate is None else f"{rate:,.0f}", "-" if lag is None else f"{lag:,} ms")
+    parts: list[Any] = [title, table]
     if r.last_error:
-        table.caption = f"last error: {r.last_error[:120]}"
-    return table
+        parts.append(Text(f"last error: {r.last_error}", style="red", overflow="ellipsis", no_wrap=True))
+    return Group(*parts)
 
 
 def feed(
@@ -44,10 +89,11 @@ def feed(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
 ) -> None:
     """Insert rows into mydb.events (some-event-N, N, some-descr-N) and record every acknowledged write in
-    the ledger; show per node row count and lag, write rate and errors while it runs.
+    the ledger; show each node's state, rows, rows behind the primary, rows/s and lag while it runs.
 
     Without --rows or --duration it runs until Ctrl-C, which stops it cleanly (the ledger stays complete).
-    At the end it prints one line per node: `mysql-m count: 7010` (OUT when a node does not answer).
+    At the end it prints one line per node: `mysql-m count: 7010` (OUT when a node does not answer); the
+    live view's last frame shows the same exact counts.
 
     Example: replab feed --rate 200 --duration 30 --threads 4
     """
@@ -55,33 +101,52 @@ def feed(
     options.validate()
     cluster = common.open_cluster()
     feeder = Feeder(cluster, options)
-    sampler = Sampler(cluster).start()
-    try:
-        feeder.start()
+    sampler = Sampler(cluster, interval=0.25).start()
+    taken_down = False
+    live: Live | None = None
+    with common.feed_marker(cluster.home):
         try:
-            if json_out:
+            feeder.start()
+            if not json_out:
+                live = Live(_display(feeder, sampler), console=common.console, refresh_per_second=4,
+                            transient=False).__enter__()
+            try:
                 while feeder.running:
                     feeder.wait(0.25)
-            else:
-                with Live(_display(feeder, sampler.latest), console=common.console, refresh_per_second=4,
-                          transient=False) as live:
-                    while feeder.running:
-                        feeder.wait(0.25)
-                        live.update(_display(feeder, sampler.latest))
-        except KeyboardInterrupt:
-            feeder.result.interrupted = True
-            common.say("interrupted: finishing the statements in flight and closing the ledger")
-        result = feeder.stop()
-    finally:
-        sampler.stop()
-    counts = workload.final_counts(cluster)
-    if not json_out:
-        common.console.print()
+                    if common.down_requested(cluster.home):
+                        taken_down = True
+                        break
+                    if live is not None:
+                        live.update(_display(feeder, sampler))
+            except KeyboardInterrupt:
+                feeder.result.interrupted = True
+                common.say("interrupted: finishing the statements in flight and closing the ledger")
+            result = feeder.stop(timeout=5 if taken_down else 30)
+            counts = [] if taken_down else workload.final_counts(cluster)
+            time.sleep(sampler.interval * 1.5)  # a state sample after the counts, for the last frame
+            sampler.stop()
+            if live is not None:
+                if not taken_down:
+                    live.update(_display(feeder, sampler, exact=counts))
+                live.__exit__(None, None, None)
+                live = None
+                common.console.print()
+        finally:
+            sampler.stop()
+            if live is not None:
+                live.__exit__(None, None, None)
     if json_out:
-        common.print_json({**result.to_dict(), "counts": {s.name: s.rows for s in counts}})
+        common.print_json({**result.to_dict(), "taken_down": taken_down,
+                           "counts": {s.name: s.rows for s in counts}})
+        if taken_down:
+            raise typer.Exit(1)
         return
     common.console.print(f"acknowledged {result.ok} rows in {result.elapsed:.1f}s ({result.rate:,.0f} rows/s); "
                          f"failed {result.failed}, unknown outcome {result.unknown}, errors {result.errors}")
+    if taken_down:
+        common.err_console.print(f"feed stopped: the cluster in {cluster.home} was taken down (replab down) "
+                                 "while it ran; the ledger is closed", markup=False)
+        raise typer.Exit(1)
     for s in counts:
         common.console.print(f"{s.name} count: {'OUT' if s.rows is None else s.rows}")
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+import time
+from pathlib import Path
 
 import typer
 
-from ..cluster import Cluster
-from ..errors import ReplabError
+from .. import strays
+from ..cluster import Cluster, remove_state
+from ..config import resolve_home
+from ..errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from . import common
 from .faults import print_diagnosis_lines
 
@@ -69,17 +74,55 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
         print_diagnosis_lines(cluster, rows)
 
 
+# Statements that neither change data nor schema (so cannot become an errant transaction on a replica).
+_READ_ONLY = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "SET", "STOP", "START", "KILL", "USE",
+              "DO", "CHECKSUM", "CHECK", "BEGIN", "COMMIT", "ROLLBACK", "LOCK", "UNLOCK", "CHANGE", "RESET",
+              "VALUES", "TABLE"}
+_WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+def writes_data(statement: str) -> bool:
+    """Whether a statement may change data or schema (and be binlogged): anything but the read-only and
+    replication-control statements above; ``WITH ...`` counts when it holds an INSERT/UPDATE/DELETE."""
+    text = re.sub(r"/\*.*?\*/|(--|#)[^\n]*", " ", statement, flags=re.S).strip().lstrip("(").upper()
+    words = re.findall(r"[A-Z_]+", text)
+    if not words:
+        return False
+    if words[0] == "WITH":
+        return any(w in _WRITE_WORDS for w in words)
+    if words[0] == "SET" and len(words) > 1 and words[1] in ("PASSWORD", "ROLE", "DEFAULT"):
+        return True  # SET PASSWORD / SET DEFAULT ROLE are binlogged account changes
+    return words[0] not in _READ_ONLY
+
+
 def sql(
     node: str = typer.Argument(..., help="Node name, e.g. mysql-m."),
     statement: str = typer.Argument(..., help="One SQL statement."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     database: str = typer.Option(None, "--database", "-D", help="Default database for the statement."),
+    allow_replica_write: bool = typer.Option(False, "--allow-replica-write",
+                                             help="Run a statement that writes on a replica anyway (it "
+                                             "bypasses read_only and becomes an errant transaction)."),
 ) -> None:
     """Run one SQL statement on a node (as the admin user) and print the result.
+
+    On a replica, a statement that writes (INSERT, ALTER, ...) is refused unless --allow-replica-write:
+    the admin user bypasses read_only, and the write would be an errant transaction (a GTID the primary
+    never had). For a deliberate local change see: replab drift.
 
     Example: replab sql mysql-s1 "SELECT COUNT(*) FROM mydb.events"
     """
     cluster = common.open_cluster()
+    if cluster.node(node).role == "replica" and writes_data(statement):
+        verb = statement.split(None, 1)[0].upper() if statement.split() else "it"
+        if not allow_replica_write:
+            raise ConfigError(f"{node} is a replica: {verb} there bypasses read_only (replab's admin may) and "
+                              f"becomes an errant transaction, a GTID {cluster.primary.name} never had",
+                              hint=f"write on {cluster.primary.name}; for a deliberate replica-only change use "
+                              "replab drift, or pass --allow-replica-write")
+        common.err_console.print(f"warning: writing on replica {node} (--allow-replica-write): this is an errant "
+                                 f"transaction unless you keep it out of the binary log; replab check will "
+                                 "report it", markup=False)
     result = cluster.sql(node, statement, database=database)
     if json_out:
         common.print_json({"node": node, **result.to_dict()})
@@ -117,8 +160,45 @@ def down(keep_data: bool = typer.Option(False, "--keep-data", help="Stop the ser
                                         "configs and logs (replab up starts them again).")) -> None:
     """Stop every node (clean shutdown, then TERM, then KILL) and remove the cluster's state.
 
+    Safe to repeat: with no cluster it says so and exits 0. With a damaged cluster.json, or servers left
+    behind by a home that was removed, it stops replab's processes found by their home path (never by
+    process name). A `replab feed` still running on the cluster is told to stop first.
+
     Example: replab down
     """
-    cluster = common.open_cluster()
-    cluster.down(keep_data=keep_data)
+    home = resolve_home(common.OPTIONS["home"])
+    try:
+        cluster = common.open_cluster()
+    except (ClusterNotFound, StateError) as exc:
+        _down_without_state(home, exc)
+        return
+    feeds = common.running_feeds(home)
+    if feeds:
+        common.err_console.print(f"warning: a replab feed (pid {', '.join(map(str, feeds))}) is writing to this "
+                                 "cluster; it is told to stop now", markup=False)
+        common.request_down(home)
+        deadline = time.monotonic() + 10
+        while common.running_feeds(home) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    try:
+        cluster.down(keep_data=keep_data)
+    finally:
+        common.request_down(home, on=False)
     common.console.print(f"cluster in {cluster.home} is down" + (" (data kept)" if keep_data else ""))
+
+
+def _down_without_state(home: Path, why: ReplabError) -> None:
+    """`down` where cluster.json is missing or unreadable: stop what runs from this home, by its path."""
+    left = strays.find(home)
+    if isinstance(why, ClusterNotFound) and not left:
+        common.console.print(f"no cluster in {home}; nothing to stop")
+        return
+    if left:
+        common.say(f"{why.message}; stopping replab's processes found by their home path: "
+                   f"{', '.join(map(str, left))}")
+        survivors = strays.stop(left)
+        if survivors:
+            raise StateError(f"could not stop {', '.join(map(str, survivors))}", hint="stop them by pid (kill -9)")
+    remove_state(home)
+    common.console.print(f"stopped {len(left)} process(es) of {home} (found by their home path); removed "
+                         "replab's files there")

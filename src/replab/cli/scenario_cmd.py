@@ -40,27 +40,30 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Machine-readable 
     common.console.print(table)
 
 
-@scenario_app.command("run")
+def _run_help() -> str:
+    names = "\n\n".join(f"  {s.name}: {s.description}" for s in builtin_scenarios.builtin().values())
+    return ("Run a scenario on a fresh cluster of its own (torn down at the end) and judge the outcome.\n\n"
+            "Exit code 0: everything happened as expected; 1: an expectation failed (named, with its evidence); "
+            "2: the scenario could not run.\n\nScenarios:\n\n" + names +
+            "\n\nExample: replab scenario run seed --report reports/seed"
+            "\n\nExample: replab scenario run seed --server mysql-9.7")
+
+
+@scenario_app.command("run", help=_run_help())
 def run(
-    name: str = typer.Argument(..., help="Scenario name (see: replab scenario list)."),
+    name: str = typer.Argument(..., help=f"Scenario name: {', '.join(builtin_scenarios.builtin())}."),
     report_dir: str = typer.Option(None, "--report", metavar="DIR",
                                    help="Write report.json, report.html and junit.xml into DIR."),
     duration: float = typer.Option(6.0, "--duration", help="Seconds of feed, spread over the phases."),
-    rate: float = typer.Option(200.0, "--rate", help="Inserts per second on the primary."),
+    rate: float = typer.Option(200.0, "--rate", help="Rows per second on the primary; 0 = as fast as possible "
+                               "(as in replab feed)."),
     seed: int = typer.Option(1, "--seed", help="Seed for the scenario's random choices."),
-    keep: bool = typer.Option(False, "--keep", help="Leave the cluster running afterwards (its home is printed)."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the cluster running afterwards, in --home when given "
+                              "(its home is printed)."),
     json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the summary."),
     server: str = typer.Option(None, "--server", help="Server from the catalogue (replab servers), e.g. "
                                "mysql-9.7; default: the system's."),
 ) -> None:
-    """Run a scenario on a fresh cluster of its own (torn down at the end) and judge the outcome.
-
-    Exit code 0: everything happened as expected; 1: an expectation failed (named, with its evidence);
-    2: the scenario could not run.
-
-    Example: replab scenario run seed --report reports/seed
-    Example: replab scenario run seed --server mysql-9.7
-    """
     scenario = builtin_scenarios.get(name)
     report = Path(report_dir) if report_dir else None
     # a throw-away cluster lives in a temp dir; with --keep it goes to --home when one is given
@@ -70,13 +73,15 @@ def run(
     if json_out:
         common.print_json(result.to_dict())
     else:
-        common.console.print(summary(result), markup=False, highlight=False)
+        common.console.print(summary(result, notes=bool(common.OPTIONS.get('quiet'))), markup=False,
+                             highlight=False)
     if report is not None:
         common.console.print(f"report: {(report / 'report.html').absolute()} (also report.json, junit.xml)",
                              markup=False, highlight=False)
-    if keep:
-        common.console.print(f"cluster kept in {result.cluster.get('home') or result.params.get('home')}; "
-                             "stop it with: replab --home <that dir> down", markup=False, highlight=False)
+    if keep and result.cluster.get("home"):
+        kept = result.cluster["home"]
+        common.console.print(f"cluster kept in {kept}; use it with: replab --home {kept} status; stop it with: "
+                             f"replab --home {kept} down", markup=False, highlight=False)
     if result.verdict == ERROR:
         sys.exit(2)
     if result.verdict == FAIL:

@@ -1,0 +1,184 @@
+"""The CLI traps of the story issue and the live view, on real MariaDB servers started by the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import REPLAB, run_cli, servers_under
+
+from replab import Cluster
+from replab.timeline import Sampler
+
+
+def _err(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr, (needle, proc.stderr)
+
+
+def test_options_anywhere_version_help_and_sources(tmp_path, cli):
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("replab ")
+    # --home and -q after the command
+    none = tmp_path / "none"
+    _err(cli("status", "--home", str(none)), f"no cluster in {none}")
+    _err(cli("status", f"--home={none}", "-q"), f"no cluster in {none}")
+    helptext = cli("scenario", "run", "--help").stdout
+    for name in ("seed", "replica-outage", "drop-middle-column", "lag-under-load"):
+        assert name in helptext
+    # a bad value from the environment or replab.toml is named by its source, not by a flag
+    _err(cli("up", home=tmp_path / "a", env={"REPLAB_NODES": "12"}), "REPLAB_NODES must be between 2 and 9")
+    toml = tmp_path / "replab.toml"
+    toml.write_text('[cluster]\nbinlog_format = "JSON"\n')
+    _err(cli("up", "--config", str(toml), home=tmp_path / "b"), f"{toml} [cluster].binlog_format: unknown binlog")
+    # --rate 0 means "as fast as possible" in scenario run as in feed: accepted (checked before any server)
+    _err(cli("scenario", "run", "seed", "--rate", "-1"), "--rate must be between 0 (as fast as possible)")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_up_with_other_settings_replica_writes_down_twice(tmp_path, cli):
+    home = tmp_path / "lab"
+    assert cli("up", home=home).returncode == 0
+    try:
+        _err(cli("up", "--nodes", "5", "--binlog-format", "STATEMENT", home=home),
+             "built with other settings", "--nodes 5 (it has 3)", "--binlog-format STATEMENT (it has ROW)")
+        same = cli("up", "--nodes", "3", "--binlog-format", "row", home=home)
+        assert same.returncode == 0 and "already running" in same.stderr
+        # a write on a replica is refused (it would be an errant transaction), unless asked for
+        ins = "INSERT INTO mydb.events (name) VALUES ('errant')"
+        _err(cli("sql", "mysql-s1", ins, home=home), "mysql-s1 is a replica", "errant transaction",
+             "--allow-replica-write")
+        _err(cli("sql", "mysql-s1", " /* x */ alter table mydb.events add column z int", home=home), "replica")
+        assert cli("sql", "mysql-s1", "SELECT COUNT(*) FROM mydb.events", home=home).returncode == 0
+        assert cli("sql", "mysql-s1", "STOP SLAVE", home=home).returncode == 0
+        assert cli("sql", "mysql-s1", "START SLAVE", home=home).returncode == 0
+        cluster = Cluster.open(home)
+        assert cluster.sql("mysql-s1", "SELECT COUNT(*) FROM mydb.events").rows == [(0,)]
+        forced = cli("sql", "mysql-s1", ins, "--allow-replica-write", home=home)
+        assert forced.returncode == 0 and "warning: writing on replica mysql-s1" in forced.stderr
+        assert cluster.sql("mysql-s1", "SELECT COUNT(*) FROM mydb.events").rows == [(1,)]
+    finally:
+        first = cli("down", home=home)
+    assert first.returncode == 0, first.stderr
+    second = cli("down", home=home)
+    assert second.returncode == 0 and "nothing to stop" in second.stdout
+    assert servers_under(tmp_path) == []
+
+
+def test_corrupt_state_and_orphans_are_stopped_by_home_path(tmp_path, cli):
+    home = tmp_path / "lab"
+    assert cli("up", home=home).returncode == 0
+    assert len(servers_under(home)) == 3
+    (home / "cluster.json").write_text("{oops")
+    down = cli("down", home=home)
+    assert down.returncode == 0, down.stderr
+    assert "stopped 5 process(es)" in down.stdout  # 3 servers and 2 link relays, found by their home path
+    assert servers_under(home) == [] and not home.exists()
+    # the home removed while servers run: up refuses to start a second cluster beside them
+    assert cli("up", home=home).returncode == 0
+    try:
+        shutil.rmtree(home)
+        again = cli("up", home=home)
+        _err(again, "replab process(es) of an earlier cluster", "server mysql-m (pid", f"replab --home {home} down")
+    finally:
+        down = cli("down", home=home)
+    assert down.returncode == 0 and "stopped 5 process(es)" in down.stdout
+    assert servers_under(tmp_path) == []
+
+
+def test_feed_with_a_paused_replica_and_down_during_a_feed(tmp_path, cli):
+    home = tmp_path / "lab"
+    assert cli("up", home=home).returncode == 0
+    try:
+        assert cli("pause", "mysql-s2", home=home).returncode == 0
+        t0 = time.monotonic()
+        out = cli("feed", "--rate", "200", "--duration", "3", home=home, timeout=60)
+        took = time.monotonic() - t0
+        assert out.returncode == 0, out.stderr
+        assert took < 10, f"a paused replica stalled the feed: {took:.1f}s for a 3 s feed"
+        assert "mysql-s2 count: OUT" in out.stdout
+        lines = dict(line.split(" count: ") for line in out.stdout.splitlines() if " count: " in line)
+        assert int(lines["mysql-m"]) == int(lines["mysql-s1"]) >= 500
+        assert "paused" in out.stdout  # the live view said so
+        assert cli("resume", "mysql-s2", home=home).returncode == 0
+        env = dict(os.environ, REPLAB_HOME=str(home))
+        feed = subprocess.Popen([*REPLAB, "feed", "--rate", "100", "--duration", "60"], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        time.sleep(2.5)
+        t0 = time.monotonic()
+        down = run_cli("down", home=home)
+        assert down.returncode == 0, down.stderr
+        assert "warning: a replab feed (pid" in down.stderr
+        fout, ferr = feed.communicate(timeout=30)
+        assert time.monotonic() - t0 < 20
+        assert feed.returncode == 1 and "was taken down (replab down) while it ran" in ferr, (fout, ferr)
+        assert "Traceback" not in ferr
+    finally:
+        run_cli("down", home=home)
+    assert servers_under(tmp_path) == []
+
+
+def test_sampler_rows_constant_time_path_and_skew(replab_cluster):
+    """The incremental count (forced here from the first sample) agrees with COUNT(*); while a feed runs,
+    no frame shows a replica ahead of the primary; a paused node does not slow the others' samples."""
+    from replab.workload import Feeder, sample_nodes
+
+    cluster = replab_cluster
+    sampler = Sampler(cluster, interval=0.05, exact_below=0).start()
+    feeder = Feeder(cluster, rate=2000, threads=4, duration=3).start()
+    try:
+        seen = 0
+        while feeder.running:
+            frame = sampler.frame()
+            m = frame["mysql-m"]
+            for name in ("mysql-s1", "mysql-s2"):
+                s = frame[name]
+                if m is not None and s is not None and m.rows is not None and s.rows is not None:
+                    assert s.rows <= m.rows, (name, s, m)
+                    seen += 1
+            time.sleep(0.02)
+        feeder.wait()
+        assert seen > 50
+        assert all(cluster.wait_caught_up(timeout=20).values())
+        time.sleep(0.3)
+        exact = {s.name: s.rows for s in sample_nodes(cluster)}
+        frame = sampler.frame()
+        assert {n: s.rows for n, s in frame.items() if s is not None} == exact
+        # pause a replica: the primary keeps being sampled every interval
+        cluster.engine.pause(cluster.node("mysql-s2"))
+        try:
+            t0 = sampler.timeline.now()
+            time.sleep(1.0)
+            recent = [s for s in sampler.timeline.samples if s.t >= t0]
+            assert len([s for s in recent if s.node == "mysql-m"]) >= 10
+            assert {s.state for s in recent if s.node == "mysql-s2"} == {"paused"}
+        finally:
+            cluster.engine.resume(cluster.node("mysql-s2"))
+    finally:
+        feeder.stop()
+        sampler.stop()
+
+
+@pytest.mark.parametrize("statement,writes", [
+    ("SELECT 1", False), ("  show slave status", False), ("(SELECT 1)", False), ("SET GLOBAL x=1", False),
+    ("insert into t values (1)", True), ("/* hi */ DELETE FROM t", True), ("WITH a AS (SELECT 1) SELECT * FROM a",
+                                                                           False),
+    ("WITH a AS (SELECT 1) UPDATE t SET x=1", True), ("CREATE TABLE t (a int)", True), ("SET PASSWORD = 'x'", True),
+    ("-- note\nTRUNCATE t", True),
+])
+def test_writes_data(statement, writes):
+    from replab.cli.lifecycle import writes_data
+
+    assert writes_data(statement) is writes
+
+
+def test_json_feed_output_has_counts(replab_cluster, cli):
+    out = cli("feed", "--rows", "20", "--json", home=replab_cluster.home)
+    data = json.loads(out.stdout)
+    assert data["ok"] == 20 and data["counts"] == {"mysql-m": 20, "mysql-s1": 20, "mysql-s2": 20}
