@@ -61,6 +61,8 @@ class ClusterSpec:
     server_binary: str | None = None
     database: str = DEFAULT_DATABASE
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
+    semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
+    semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> list[str]:
@@ -81,6 +83,10 @@ class ClusterSpec:
             errors.append(f"--image {self.image} needs --engine compose (the {self.engine} engine runs no images)")
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):
             errors.append(f"host {self.host!r} is not a loopback address: local servers listen on loopback only")
+        if self.semi_sync and self.engine != "local":
+            errors.append(f"--semi-sync needs --engine local (the {self.engine} engine does not set it up yet)")
+        if not isinstance(self.semi_sync_timeout_ms, int) or not 1 <= self.semi_sync_timeout_ms <= 3_600_000:
+            errors.append(f"semi_sync_timeout_ms must be between 1 and 3600000 (got {self.semi_sync_timeout_ms})")
         if not _IDENT.match(str(self.database)):
             errors.append(f"invalid database name {self.database!r}: letters, digits and underscores only")
         return errors
@@ -94,7 +100,8 @@ class ClusterSpec:
         return node_names(self.nodes)
 
 
-_INT_FIELDS = {"nodes", "base_port"}
+_INT_FIELDS = {"nodes", "base_port", "semi_sync_timeout_ms"}
+_BOOL_FIELDS = {"semi_sync"}
 
 
 def _coerce(name: str, value: Any, source: str, errors: list[str]) -> Any:
@@ -104,6 +111,11 @@ def _coerce(name: str, value: Any, source: str, errors: list[str]) -> Any:
         except ValueError:
             errors.append(f"{source}: {name} must be a whole number (got {value!r})")
             return None
+    if name in _BOOL_FIELDS and isinstance(value, str):
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            errors.append(f"{source}: {name} must be true or false (got {value!r})")
+            return None
+        return value.lower() in ("1", "true", "yes", "on")
     return value
 
 

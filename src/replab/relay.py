@@ -68,11 +68,24 @@ class Relay:
             mode = (self.dir / f"{self.name}.mode").read_text().strip()
         except OSError:
             mode = OPEN
+        self._read_target()
         self.mode = BLOCKED if mode == BLOCKED else OPEN
         self._reregister()
         tmp = self.dir / f"{self.name}.ack.tmp"
         tmp.write_text(f"{self.mode} {self.port} {os.getpid()}\n")
         os.replace(tmp, self.dir / f"{self.name}.ack")
+
+    def _read_target(self) -> None:
+        """A new source after a promotion (failover.py): drop the connections to the old one."""
+        try:
+            conf = json.loads((self.dir / f"{self.name}.json").read_text())
+            target = (conf["target_host"], int(conf["target_port"]))
+        except (OSError, ValueError, KeyError):
+            return
+        if target != self.target:
+            self.target = target
+            for pair in list(self.pairs):
+                self._close(pair)
 
     def _reregister(self) -> None:
         for pair in list(self.pairs):
@@ -196,12 +209,14 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
     directory = relay_dir(home)
     conf_file = directory / f"{name}.json"
     running = pid(home, name)
+    conf = json.loads(conf_file.read_text()) if conf_file.exists() else {}
     if running:
         ack = _ack(home, name)
         if ack and ack[2] == running:
+            if target is not None and (conf.get("target_host"), conf.get("target_port")) != target:
+                _retarget(home, name, conf, target, running, timeout)
             return ack[1]
     directory.mkdir(mode=0o700, exist_ok=True)
-    conf = json.loads(conf_file.read_text()) if conf_file.exists() else {}
     if target is not None:
         conf.update(target_host=target[0], target_port=target[1])
     if "target_host" not in conf:
@@ -228,6 +243,34 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
     tail = (directory / f"{name}.log").read_text(errors="replace").splitlines()[-5:]
     raise ReplabTimeout(f"{name}: the link relay did not start", node=name, log_tail=tail,
                         hint=f"see {directory / (name + '.log')}")
+
+
+def _retarget(home: Path, name: str, conf: dict[str, object], target: tuple[str, int], running: int,
+              timeout: float) -> None:
+    """Point a running relay at another source (a promoted replica); its listen port stays."""
+    directory = relay_dir(home)
+    conf.update(target_host=target[0], target_port=target[1])
+    tmp = directory / f"{name}.json.tmp"
+    tmp.write_text(json.dumps(conf) + "\n")
+    os.replace(tmp, directory / f"{name}.json")
+    (directory / f"{name}.ack").unlink(missing_ok=True)
+    os.kill(running, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ack = _ack(home, name)
+        if ack and ack[2] == running:
+            return
+        time.sleep(0.01)
+    raise ReplabTimeout(f"{name}: the link relay did not take its new source in {timeout:.0f}s", node=name)
+
+
+def target_of(home: Path, name: str) -> tuple[str, int] | None:
+    """Where ``name``'s relay forwards to (from its configuration), or None without a relay."""
+    try:
+        conf = json.loads((relay_dir(home) / f"{name}.json").read_text())
+        return str(conf["target_host"]), int(conf["target_port"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def mode(home: Path, name: str) -> str | None:
