@@ -160,7 +160,9 @@ class CheckReport:
         compared = sum((n.tables[t].rows or 0) for n in f.nodes[:1] for t in n.tables)
         led = f.ledger or {}
         if self.consistent:
-            ledger_text = (f"ledger: {led.get('acknowledged', 0)} acknowledged writes present on every node"
+            lost = sum(lw.count for lw in self.lost)
+            ledger_text = (f"ledger: {int(led.get('acknowledged', 0)) - lost} acknowledged writes present on every "
+                           f"node" + (f", {lost} lost in a failover (below)" if lost else "")
                            if f.ledger else "no ledger (no feed has run)")
             lines = [f"CONSISTENT: {len(f.nodes)} nodes agree on {len(f.tables)} table(s) in {f.database} "
                      f"({compared} rows on {f.primary}); {ledger_text}"]

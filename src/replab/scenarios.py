@@ -118,6 +118,7 @@ class Scenario:
     expectations: list[Expectation]
     nodes: int = 3
     binlog_format: str = "ROW"
+    options: dict[str, Any] = field(default_factory=dict)  # more Cluster.up settings, e.g. semi_sync=True
 
 
 def _nemesis(name: str) -> Callable[..., str]:
@@ -410,7 +411,8 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
     ctx: Context | None = None
     try:
         say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
-        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say)
+        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say,
+                             **scenario.options)
         report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
                           "binlog_format": cluster.binlog_format, "home": str(home),
                           "nodes": [{"name": n.name, "role": n.role, "port": n.port} for n in cluster.nodes]}
