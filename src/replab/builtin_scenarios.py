@@ -350,7 +350,7 @@ def failover_async() -> Scenario:
         phases=[
             Phase("load", [start_feed(), hold(0.3), wait_caught_up(), check("under-load")], "inserts; in sync"),
             Phase("cut", [fault("partition", M), hold(0.25)], f"every replica link to {M} cut; writes go on"),
-            Phase("failover", [fault("kill", M), heal("heal"), _failover(), hold(0.25), stop_feed(),
+            Phase("failover", [fault("kill", M), _failover(), hold(0.25), stop_feed(),
                                wait_caught_up(), _topology(), check("final"), _truth("final"),
                                _old_primary_rows(M)],
                   f"{M} killed; failover; the feed follows the new primary"),
@@ -372,7 +372,7 @@ def failover_semisync() -> Scenario:
             Phase("kill", [fault("kill", M), _failover(), hold(0.2), wait_caught_up(), check("after-failover"),
                            _truth("after-failover")], f"{M} killed with semi-sync holding"),
             Phase("fallback", [_on_primary("partition"), _wait_fallback(), hold(0.2), _on_primary("kill"),
-                               heal("heal"), _failover("second_failover_s"), stop_feed(), wait_caught_up(),
+                               _failover("second_failover_s"), stop_feed(), wait_caught_up(),
                                _topology(), check("final"), _truth("final")],
                   "links cut: semi-sync times out and goes async; the primary is killed and replaced"),
         ],
@@ -392,7 +392,7 @@ def old_primary_rejoin() -> Scenario:
         "primary; every node ends up consistent, and the lost writes stay reported.",
         phases=[
             Phase("load", [start_feed(), hold(0.3), wait_caught_up()], "inserts; in sync"),
-            Phase("cut-kill", [fault("partition", M), hold(0.2), fault("kill", M), heal("heal"), _failover(),
+            Phase("cut-kill", [fault("partition", M), hold(0.2), fault("kill", M), _failover(),
                                hold(0.2), stop_feed(), wait_caught_up()], f"{M} writes alone, is killed, replaced"),
             Phase("return", [_old_primary_rows(M), _rejoin(M, rebuild=True), wait_caught_up(), _topology(),
                              check("final"), _truth("final")], f"{M} back: errant transactions named; rebuilt"),

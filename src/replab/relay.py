@@ -218,6 +218,8 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
             return ack[1]
     directory.mkdir(mode=0o700, exist_ok=True)
     if target is not None:
+        if conf.get("target_host") and (conf.get("target_host"), conf.get("target_port")) != target:
+            (directory / f"{name}.mode").write_text(OPEN + "\n")  # a cut link was to the old source
         conf.update(target_host=target[0], target_port=target[1])
     if "target_host" not in conf:
         raise ReplabError(f"{name}: no relay configuration in {directory}", node=name)
@@ -247,9 +249,12 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
 
 def _retarget(home: Path, name: str, conf: dict[str, object], target: tuple[str, int], running: int,
               timeout: float) -> None:
-    """Point a running relay at another source (a promoted replica); its listen port stays."""
+    """Point a running relay at another source (a promoted replica); its listen port stays. Connections to
+    the old source are dropped with whatever bytes they held, and a cut link opens: the cut was to the old
+    source, the new source is reached over a new link."""
     directory = relay_dir(home)
     conf.update(target_host=target[0], target_port=target[1])
+    (directory / f"{name}.mode").write_text(OPEN + "\n")
     tmp = directory / f"{name}.json.tmp"
     tmp.write_text(json.dumps(conf) + "\n")
     os.replace(tmp, directory / f"{name}.json")
