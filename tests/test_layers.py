@@ -12,7 +12,7 @@ import replab
 ROOT = Path(replab.__file__).parent
 
 LAYERS: dict[str, int] = {
-    "errors": 0, "config": 0, "state": 0,
+    "errors": 0, "config": 0, "state": 0, "roles": 0,
     "flavor": 1, "gtid": 1, "db": 1, "process": 1, "servers": 1, "replication": 1, "relay": 1, "strays": 1,
     "engines": 2,
     "builder": 3, "cluster": 3,

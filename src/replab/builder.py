@@ -19,7 +19,7 @@ from . import db, replication
 from .config import ClusterSpec
 from .engines import NodeInfo, get_engine_class
 from .engines.external import same_endpoint
-from .errors import ReplicationError
+from .errors import NotSupported, ReplicationError
 from .flavor import flavor_from_version_string
 from .state import STATE_VERSION, new_password, remove_state
 
@@ -33,6 +33,8 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
     t0 = time.monotonic()
     plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
     flavor = plan.flavor
+    if spec.semi_sync and flavor.semisync_available():
+        raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
     created_home = not home.exists()
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)
@@ -46,7 +48,8 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
         "server": plan.server,
         "database": spec.database,
         "spec": {"nodes": len(plan.nodes), "binlog_format": spec.binlog_format, "base_port": spec.base_port,
-                 "host": spec.host},
+                 "host": spec.host, "semi_sync": spec.semi_sync,
+                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None},
         "created": time.time(),
         "status": "creating",
         "nodes": [n.to_dict() for n in plan.nodes],
@@ -91,7 +94,8 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
     engine, nodes, flavor = cluster.engine, cluster.nodes, cluster.flavor
     settings = {"server_binary": cluster.state.get("server_binary"), "version_string": flavor.version_string,
                 "flavor": flavor, "binlog_format": spec.binlog_format, "admin_password": admin_pw,
-                "server_options": dict(spec.extra.get("server_options", {}))}
+                "server_options": dict(spec.extra.get("server_options", {})),
+                "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None}
     engine.create(nodes, settings)
     cluster.save()  # from here on, `replab down` can clean up even if this process dies
     engine.start_all(nodes)
@@ -123,6 +127,8 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
         cluster.save()
     cluster.say(f"{len(nodes)} servers answering ({flavor.name} {'.'.join(map(str, flavor.version))}) "
                 f"after {time.monotonic() - t0:.2f}s")
+    if spec.semi_sync:
+        _check_semi_sync(cluster)
     with cluster.connect(primary.name) as conn:
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
@@ -166,6 +172,17 @@ def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], 
                 replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
             cluster.say(f"{replica.name}: replicating from {primary.name} ({host}:{port})")
     cluster.finish_replication()
+
+
+def _check_semi_sync(cluster: Cluster) -> None:
+    """Every node must know the semi-sync variables (MySQL loads them from plugin files that may be absent)."""
+    variable = cluster.flavor.semisync_enabled_variable()
+    for node in cluster.nodes:
+        with cluster.connect(node.name) as conn:
+            if not db.query(conn, "SHOW GLOBAL VARIABLES LIKE %s", (variable,)):
+                raise NotSupported(f"--semi-sync: {node.name} has no {variable} (the semi-sync plugin could not "
+                                   "be loaded)", node=node.name, hint="leave out --semi-sync, or install the "
+                                   "server's semisync plugin files", log_tail=cluster.engine.log_tail(node))
 
 
 def _verify_replica(cluster: Cluster, replica: NodeInfo) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, ledger, replication
+from . import db, ledger, replication, roles
 from .config import quote_ident, validate_identifier
 from .engines.base import RUNNING
 from .errors import ConfigError, ReplabError, SqlError
@@ -87,6 +87,9 @@ class Facts:
     ledger: dict[str, Any] | None = None  # LedgerSummary.to_dict()
     ledger_diffs: dict[str, dict[str, Any]] = field(default_factory=dict)  # node -> counts and ids
     elapsed: float = 0.0
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # roles.Epoch: which primary wrote which ids
+    role_changes: list[dict[str, Any]] = field(default_factory=list)  # promotions (failover.py)
+    demoted: list[str] = field(default_factory=list)  # former primaries out of the cluster, not checked
 
 
 # --- verdict --------------------------------------------------------------------------------------
@@ -106,10 +109,34 @@ class Problem:
 
 
 @dataclass
+class LostWrites:
+    """Acknowledged writes lost in a role change: acknowledged by a former primary, on no node now."""
+
+    acknowledged_by: str
+    lost_at: dict[str, Any] | None  # the role change (kind, new_primary, at) that left them behind
+    ids: list[int]
+    count: int
+    exact: bool  # False: more were missing than the evidence kept, so ``count`` is a lower bound
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        when = ""
+        if self.lost_at:
+            when = (f" when {self.lost_at.get('new_primary')} was promoted ({self.lost_at.get('kind')} at "
+                    f"{time.strftime('%H:%M:%S', time.localtime(float(self.lost_at.get('at') or 0)))})")
+        shown = ", ".join(map(str, self.ids[:10])) + (", ..." if len(self.ids) > 10 else "")
+        return (f"LOST IN FAILOVER: {'' if self.exact else 'at least '}{self.count} acknowledged write(s) "
+                f"acknowledged by {self.acknowledged_by}, lost{when} (ids {shown})")
+
+
+@dataclass
 class CheckReport:
     consistent: bool
     problems: list[Problem]
     facts: Facts
+    lost: list[LostWrites] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         f = self.facts
@@ -125,7 +152,7 @@ class CheckReport:
                  for n in f.nodes]
         return {"consistent": self.consistent, "primary": f.primary, "database": f.database, "gtid": f.gtid,
                 "ledger": ledger_out, "nodes": nodes, "problems": [p.to_dict() for p in self.problems],
-                "elapsed": round(f.elapsed, 3)}
+                "lost_in_failover": [lw.to_dict() for lw in self.lost], "elapsed": round(f.elapsed, 3)}
 
     def render(self) -> str:
         """Verdict first, then per problem kind: how many, first, worst and last example."""
@@ -133,7 +160,9 @@ class CheckReport:
         compared = sum((n.tables[t].rows or 0) for n in f.nodes[:1] for t in n.tables)
         led = f.ledger or {}
         if self.consistent:
-            ledger_text = (f"ledger: {led.get('acknowledged', 0)} acknowledged writes present on every node"
+            lost = sum(lw.count for lw in self.lost)
+            ledger_text = (f"ledger: {int(led.get('acknowledged', 0)) - lost} acknowledged writes present on every "
+                           f"node" + (f", {lost} lost in a failover (below)" if lost else "")
                            if f.ledger else "no ledger (no feed has run)")
             lines = [f"CONSISTENT: {len(f.nodes)} nodes agree on {len(f.tables)} table(s) in {f.database} "
                      f"({compared} rows on {f.primary}); {ledger_text}"]
@@ -155,6 +184,8 @@ class CheckReport:
                                for t, tf in n.tables.items())
             lag = "" if n.lag_ms is None else f", lag {n.lag_ms} ms"
             lines.append(f"{n.name} ({n.role}{lag}): {tables}")
+        lines.extend(lw.sentence() for lw in self.lost)
+        lines.extend(f"{name}: demoted former primary, out of the cluster (not checked)" for name in f.demoted)
         return "\n".join(lines)
 
 
@@ -167,9 +198,41 @@ def _describe(p: Problem) -> str:
     return f"{where}: {p.detail}{ids}"
 
 
+def lost_in_failover(facts: Facts) -> list[LostWrites]:
+    """Acknowledged writes the current primary lacks that an earlier primary acknowledged (by the ledger's
+    epochs): lost in a role change, not a divergence between nodes. Pure."""
+    diff = facts.ledger_diffs.get(facts.primary)
+    if not diff or not facts.epochs:
+        return []
+    epochs = [roles.Epoch(int(e["from_id"]), str(e["primary"]), float(e.get("at", 0))) for e in facts.epochs]
+    groups: dict[tuple[str, float], list[int]] = {}
+    for i in diff.get("missing", []):
+        owner = roles.acknowledged_by(epochs, int(i))
+        if owner is not None and owner != facts.primary:
+            since = max(e.at for e in epochs if e.from_id <= int(i) and e.primary == owner)
+            groups.setdefault((owner, since), []).append(int(i))
+    exact = int(diff.get("missing_count", 0)) == len(diff.get("missing", []))
+    out = []
+    for (owner, since), ids in groups.items():
+        change = next((c for c in facts.role_changes if c.get("old_primary") == owner
+                       and float(c.get("at") or 0) >= since), None)
+        out.append(LostWrites(owner, change, sorted(ids), len(ids), exact))
+    return out
+
+
+def _without(ld: dict[str, Any], gone: set[int]) -> dict[str, Any]:
+    kept = [i for i in ld.get("missing", []) if i not in gone]
+    removed = len(ld.get("missing", [])) - len(kept)
+    return {**ld, "missing": kept, "missing_count": int(ld.get("missing_count", 0)) - removed}
+
+
 def judge(facts: Facts) -> CheckReport:
     """The verdict over collected facts. Pure: no I/O."""
     problems: list[Problem] = []
+    lost = lost_in_failover(facts)
+    gone = {i for lw in lost for i in lw.ids}
+    if gone:  # missing everywhere because a failover lost them: reported as lost, not as divergence
+        facts = replace(facts, ledger_diffs={node: _without(ld, gone) for node, ld in facts.ledger_diffs.items()})
     primary = next(n for n in facts.nodes if n.name == facts.primary)
     for n in facts.nodes:
         if not n.reachable:
@@ -199,7 +262,7 @@ def judge(facts: Facts) -> CheckReport:
                 problems.append(Problem(node, pkind, "events", f"ledger: {count} {what}", list(ld.get(kind, [])),
                                         count, source="ledger"))
     problems.sort(key=lambda p: (KINDS.index(p.kind), p.node, p.table or ""))
-    return CheckReport(consistent=not problems, problems=problems, facts=facts)
+    return CheckReport(consistent=not problems, problems=problems, facts=facts, lost=lost)
 
 
 def _replication_problems(n: NodeFacts, wait: float) -> list[Problem]:
@@ -382,6 +445,7 @@ class _Collector:
 def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> Facts:
     """Gather every fact a verdict needs. Read-only on every node."""
     t0 = time.monotonic()
+    roles.refresh(cluster)  # a role change made by another process
     col = _Collector(cluster, wait, tables)
     try:
         return _collect(col, t0)
@@ -403,7 +467,7 @@ def _collect(col: _Collector, t0: float) -> Facts:
             col.bound[t] = int(col.q(col.primary, f"SELECT COALESCE(MAX({quote_ident(col.pk[t] or '')}), 0) "
                                                   f"FROM {quote_ident(t)}")[0][0])
     gtid = replication.executed_gtid(col.conn(col.primary), cluster.flavor)
-    nodes = [NodeFacts(n.name, n.role, reachable=True) for n in cluster.nodes]
+    nodes = [NodeFacts(n.name, n.role, reachable=True) for n in cluster.nodes if n.role != roles.DEMOTED]
     by_name = {n.name: n for n in nodes}
     _wait_replicas(col, nodes, gtid)
     for n in nodes:
@@ -413,7 +477,10 @@ def _collect(col: _Collector, t0: float) -> Facts:
             except (pymysql.MySQLError, SqlError) as exc:
                 n.reachable, n.error = False, str(exc)
     comparable = [n for n in nodes if n.reachable and n.name != col.primary and n.caught_up]
-    facts = Facts(col.primary, col.database, gtid, col.wait, table_names, nodes)
+    facts = Facts(col.primary, col.database, gtid, col.wait, table_names, nodes,
+                  epochs=[asdict(e) for e in roles.read_epochs(cluster.home)],
+                  role_changes=roles.role_changes(cluster),
+                  demoted=[n.name for n in cluster.nodes if n.role == roles.DEMOTED])
     for t in table_names:
         facts.row_diffs.extend(_compare_table(col, t, by_name[col.primary], comparable))
     if ledger_until:

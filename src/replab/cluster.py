@@ -244,12 +244,13 @@ class Cluster:
             with self.connect(node.name, timeout=2, read_timeout=5) as conn:
                 st.gtid = replication.executed_gtid(conn, self.flavor)
                 st.read_only = bool(int(db.scalar(conn, "SELECT @@GLOBAL.read_only") or 0))
-                if node.role == "replica":
+                if node.role != "primary":
                     rs = replication.replica_status(conn, self.flavor)
                     if rs:
                         st.io_running, st.sql_running = rs.io_running, rs.sql_running
                         st.last_errno, st.last_error = rs.last_errno, rs.last_error or None
-                        st.source = f"{rs.source_host}:{rs.source_port}"
+                        st.source = self.engine.source_node(rs.source_host, rs.source_port, self.nodes) \
+                            or f"{rs.source_host}:{rs.source_port}"
                     else:
                         st.io_running = st.sql_running = False
                     st.lag_ms = replication.lag_ms(primary_hb, replication.heartbeat(conn), rs)

@@ -62,6 +62,8 @@ class ClusterSpec:
     replica_server: str | None = None  # the replicas' server, when it differs (upgrade rehearsal)
     database: str = DEFAULT_DATABASE
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
+    semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
+    semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
     extra: dict[str, Any] = field(default_factory=dict)
     # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
     sources: dict[str, str] = field(default_factory=dict)
@@ -92,6 +94,12 @@ class ClusterSpec:
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):
             errors.append(("host", f"host {self.host!r} is not a loopback address: local servers listen on "
                            "loopback only"))
+        if self.semi_sync and self.engine != "local":
+            errors.append(("semi_sync", f"--semi-sync needs --engine local (the {self.engine} engine does not set "
+                           "it up yet)"))
+        if not isinstance(self.semi_sync_timeout_ms, int) or not 1 <= self.semi_sync_timeout_ms <= 3_600_000:
+            errors.append(("semi_sync_timeout_ms", "semi_sync_timeout_ms must be between 1 and 3600000 "
+                           f"(got {self.semi_sync_timeout_ms})"))
         if not _IDENT.match(str(self.database)):
             errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
                            "underscores only"))
@@ -106,7 +114,8 @@ class ClusterSpec:
         return node_names(self.nodes)
 
 
-_INT_FIELDS = {"nodes", "base_port"}
+_INT_FIELDS = {"nodes", "base_port", "semi_sync_timeout_ms"}
+_BOOL_FIELDS = {"semi_sync"}
 
 
 def _coerce(name: str, value: Any, source: str, errors: list[str]) -> Any:
@@ -116,6 +125,11 @@ def _coerce(name: str, value: Any, source: str, errors: list[str]) -> Any:
         except ValueError:
             errors.append(f"{source}: {name} must be a whole number (got {value!r})")
             return None
+    if name in _BOOL_FIELDS and isinstance(value, str):
+        if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            errors.append(f"{source}: {name} must be true or false (got {value!r})")
+            return None
+        return value.lower() in ("1", "true", "yes", "on")
     return value
 
 

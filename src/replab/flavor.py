@@ -183,6 +183,59 @@ class Flavor:
         """Statements (with arguments) that record ``gtid`` as applied on a replica rebuilt from a snapshot."""
         return [(self.stop_replica(), ()), (self.reset_binlog(), ()), (self.set_replica_position(), (gtid,))]
 
+    # --- roles: fencing, promotion, semi-synchronous replication (failover.py) --------------------------
+    def fence_statements(self) -> list[str]:
+        """Stop application writes on a node (a demoted primary, a replica)."""
+        raise NotImplementedError
+
+    def unfence_statements(self) -> list[str]:
+        """Accept writes again (a promoted replica)."""
+        raise NotImplementedError
+
+    def promote_statements(self) -> list[str]:
+        """Turn a caught-up replica into a primary: forget its source, accept writes."""
+        return [self.stop_replica(), self.reset_replica(), *self.unfence_statements()]
+
+    def demoted_replica_statements(self) -> list[str]:
+        """Run on a former primary before it replicates from the new one (where to resume from)."""
+        return []
+
+    def sessions_query(self) -> str:
+        """SELECT ID of client sessions other than this one (replication and system threads excluded)."""
+        raise NotImplementedError
+
+    def semisync_words(self) -> tuple[str, str]:
+        """The words in the semi-sync variable names for (source, replica), e.g. ("master", "slave")."""
+        raise NotImplementedError
+
+    def semisync_available(self) -> str | None:
+        """None when this server version has semi-synchronous replication, else why not."""
+        return None
+
+    def semisync_server_options(self, timeout_ms: int) -> dict[str, str]:
+        """Server options every node gets with ``--semi-sync``: plugins, lossless wait point, timeout."""
+        src, _ = self.semisync_words()
+        return {f"rpl_semi_sync_{src}_wait_point": "AFTER_SYNC", f"rpl_semi_sync_{src}_timeout": str(timeout_ms)}
+
+    def semisync_role_options(self, primary: bool) -> dict[str, str]:
+        """Which side of semi-sync a node enables: the source side on the primary, the replica side elsewhere."""
+        src, rep = self.semisync_words()
+        return {f"rpl_semi_sync_{src}_enabled": "1" if primary else "0",
+                f"rpl_semi_sync_{rep}_enabled": "0" if primary else "1"}
+
+    def semisync_role_statements(self, primary: bool) -> list[str]:
+        """The same as ``semisync_role_options``, at run time (a replica's IO thread restart applies it)."""
+        return [f"SET GLOBAL {k.removeprefix('loose_')} = {v}" for k, v in self.semisync_role_options(primary).items()]
+
+    def semisync_status_query(self) -> str:
+        """SHOW GLOBAL STATUS of the semi-sync source side (status, clients, fallbacks, un-acked commits)."""
+        src, _ = self.semisync_words()
+        return f"SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_{src}_%'"
+
+    def semisync_enabled_variable(self) -> str:
+        src, _ = self.semisync_words()
+        return f"rpl_semi_sync_{src}_enabled"
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -265,6 +318,31 @@ class MariaDBFlavor(Flavor):
 
     def binlog_gtid_state(self) -> str:
         return "SELECT @@GLOBAL.gtid_binlog_state"
+
+    def fence_statements(self) -> list[str]:
+        # MariaDB has no super_read_only: admin accounts (READ_ONLY ADMIN) still write, so failover.py also
+        # ends every other session on a fenced primary
+        return ["SET GLOBAL read_only = 1"]
+
+    def unfence_statements(self) -> list[str]:
+        return ["SET GLOBAL read_only = 0"]
+
+    def demoted_replica_statements(self) -> list[str]:
+        # a former primary's own writes are in its binlog, not in gtid_slave_pos: resume after them
+        return ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"]
+
+    def sessions_query(self) -> str:
+        return ("SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND USER NOT IN "
+                "('system user', 'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Daemon', 'Slave_IO', "
+                "'Slave_SQL', 'Slave_worker')")
+
+    def semisync_words(self) -> tuple[str, str]:
+        return "master", "slave"
+
+    def semisync_available(self) -> str | None:
+        if self.version and self.version < (10, 3, 3):
+            return f"MariaDB {'.'.join(map(str, self.version))} needs the semisync plugins; replab needs 10.3.3+"
+        return None
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
@@ -355,6 +433,33 @@ class MySQLFlavor(Flavor):
     def set_replica_position(self) -> str:
         # MySQL records what a rebuilt replica already has as purged GTIDs (after the reset above)
         return "SET GLOBAL gtid_purged = %s"
+
+    def fence_statements(self) -> list[str]:
+        return ["SET GLOBAL super_read_only = 1"]  # implies read_only; blocks admin accounts too
+
+    def unfence_statements(self) -> list[str]:
+        return ["SET GLOBAL super_read_only = 0", "SET GLOBAL read_only = 0"]
+
+    def sessions_query(self) -> str:
+        table = "performance_schema.processlist" if self._at_least(8, 0, 22) else "information_schema.PROCESSLIST"
+        return (f"SELECT ID FROM {table} WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', "
+                "'event_scheduler') AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon')")
+
+    def semisync_words(self) -> tuple[str, str]:
+        # the source/replica plugins exist from 8.0.26 and are the only ones left in 9.x
+        return ("source", "replica") if self._at_least(8, 0, 26) else ("master", "slave")
+
+    def semisync_server_options(self, timeout_ms: int) -> dict[str, str]:
+        src, rep = self.semisync_words()
+        libs = ("semisync_source.so", "semisync_replica.so") if src == "source" else \
+            ("semisync_master.so", "semisync_slave.so")
+        # loose_: a server without the plugin files still starts, and replab reports it (semisync_enabled_variable)
+        return {"plugin_load_add": f"rpl_semi_sync_{src}={libs[0]};rpl_semi_sync_{rep}={libs[1]}",
+                f"loose_rpl_semi_sync_{src}_wait_point": "AFTER_SYNC",
+                f"loose_rpl_semi_sync_{src}_timeout": str(timeout_ms)}
+
+    def semisync_role_options(self, primary: bool) -> dict[str, str]:
+        return {f"loose_{k}": v for k, v in super().semisync_role_options(primary).items()}
 
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_executed"

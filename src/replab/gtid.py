@@ -114,14 +114,16 @@ class GtidSet:
         merged = {k: _merge(self.sources.get(k, []) + other.sources.get(k, [])) for k in keys}
         return GtidSet(merged, self.flavor or other.flavor)
 
-    def subtract(self, other: GtidSet) -> GtidSet:
+    def subtract(self, other: GtidSet, by_source: bool = False) -> GtidSet:
         """The transactions of this set that ``other`` lacks.
 
-        MariaDB seqnos count per domain whoever wrote them, so there the comparison is per domain: what
-        lies above ``other``'s highest seqno in that domain (kept under this set's server_id).
+        MariaDB seqnos count per domain whoever wrote them, so a position is compared per domain: what lies
+        above ``other``'s highest seqno in that domain (kept under this set's server_id). ``by_source``
+        compares per (domain, server_id) instead, as errant-transaction detection on binlog states must:
+        a server's own writes are errant when the other never had that server's seqnos.
         """
         out: dict[str | tuple[int, int], list[Interval]] = {}
-        if "mariadb" in (self.flavor, other.flavor):
+        if "mariadb" in (self.flavor, other.flavor) and not by_source:
             theirs = {d: other.domain_last(d) for d in other.domains()}
             for k, v in self.sources.items():
                 if isinstance(k, tuple):
@@ -129,6 +131,24 @@ class GtidSet:
         else:
             out = {k: _minus(v, other.sources.get(k, [])) for k, v in self.sources.items()}
         return GtidSet({k: v for k, v in out.items() if v}, self.flavor)
+
+    def ranges(self, by_source: bool = False) -> list[str]:
+        """Readable ranges: ``uuid:101-110`` (MySQL), ``0-1-101..110`` (MariaDB, per domain and server_id) or
+        ``domain 0: 101..110`` (MariaDB positions, per domain)."""
+        out: list[str] = []
+        if self.flavor != "mariadb":
+            for k, ivs in self.items():
+                out += [f"{k}:{lo}-{hi}" for lo, hi in ivs]
+            return out
+        if by_source:
+            for k, ivs in self.items():
+                assert isinstance(k, tuple)
+                out += [f"{k[0]}-{k[1]}-{lo}..{hi}" for lo, hi in ivs]
+            return out
+        for d in sorted(self.domains()):
+            ivs = [iv for k, v in self.sources.items() if isinstance(k, tuple) and k[0] == d for iv in v]
+            out.append(f"domain {d}: {min(lo for lo, _ in ivs)}..{max(hi for _, hi in ivs)}")
+        return out
 
     __sub__ = subtract
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, relay, replication
+from . import db, failover, relay, replication, roles
 from .config import quote_ident, validate_identifier
 from .engines.base import PAUSED, RUNNING, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, SqlError
@@ -69,6 +69,8 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
         raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
     if state == RUNNING:
         raise NodeStateError(f"{node} is already running", node=node)
+    if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
+        return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0)
     info = cluster.node(node)
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
     t0 = time.monotonic()

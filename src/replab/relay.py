@@ -78,6 +78,7 @@ class Relay:
             mode = (self.dir / f"{self.name}.mode").read_text().strip()
         except OSError:
             mode = OPEN
+        self._read_target()
         self.mode = BLOCKED if mode == BLOCKED else OPEN
         for pair in list(self.pairs):
             if self.mode == OPEN and pair.upstream is None:
@@ -87,6 +88,18 @@ class Relay:
         tmp = self.dir / f"{self.name}.ack.tmp"
         tmp.write_text(f"{self.mode} {self.port} {os.getpid()}\n")
         os.replace(tmp, self.dir / f"{self.name}.ack")
+
+    def _read_target(self) -> None:
+        """A new source after a promotion (failover.py): drop the connections to the old one."""
+        try:
+            conf = json.loads((self.dir / f"{self.name}.json").read_text())
+            target = (conf["target_host"], int(conf["target_port"]))
+        except (OSError, ValueError, KeyError):
+            return
+        if target != self.target:
+            self.target = target
+            for pair in list(self.pairs):
+                self._close(pair)
 
     def _update(self, pair: _Pair) -> None:
         """(Re)register both sockets for what they can do now; nothing at all while blocked."""
@@ -229,13 +242,17 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
     directory = relay_dir(home)
     conf_file = directory / f"{name}.json"
     running = pid(home, name)
+    conf = json.loads(conf_file.read_text()) if conf_file.exists() else {}
     if running:
         ack = _ack(home, name)
         if ack and ack[2] == running:
+            if target is not None and (conf.get("target_host"), conf.get("target_port")) != target:
+                _retarget(home, name, conf, target, running, timeout)
             return ack[1]
     directory.mkdir(mode=0o700, exist_ok=True)
-    conf = json.loads(conf_file.read_text()) if conf_file.exists() else {}
     if target is not None:
+        if conf.get("target_host") and (conf.get("target_host"), conf.get("target_port")) != target:
+            (directory / f"{name}.mode").write_text(OPEN + "\n")  # a cut link was to the old source
         conf.update(target_host=target[0], target_port=target[1])
     if "target_host" not in conf:
         raise ReplabError(f"{name}: no relay configuration in {directory}", node=name)
@@ -261,6 +278,36 @@ def ensure(home: Path, name: str, target: tuple[str, int] | None = None, timeout
         conf["listen_port"] = port
         conf_file.write_text(json.dumps(conf) + "\n")
     return port
+
+
+def _retarget(home: Path, name: str, conf: dict[str, object], target: tuple[str, int], running: int,
+              timeout: float) -> None:
+    """Point a running relay at another source (a promoted replica); its listen port stays. Connections to
+    the old source are dropped with whatever bytes they held, and a cut link opens: the cut was to the old
+    source, the new source is reached over a new link."""
+    directory = relay_dir(home)
+    conf.update(target_host=target[0], target_port=target[1])
+    (directory / f"{name}.mode").write_text(OPEN + "\n")
+    tmp = directory / f"{name}.json.tmp"
+    tmp.write_text(json.dumps(conf) + "\n")
+    os.replace(tmp, directory / f"{name}.json")
+    (directory / f"{name}.ack").unlink(missing_ok=True)
+    os.kill(running, signal.SIGHUP)
+
+    def taken() -> bool | None:
+        ack = _ack(home, name)
+        return True if ack and ack[2] == running else None
+
+    wait_for(f"{name}: the link relay taking its new source", taken, timeout, node=name)
+
+
+def target_of(home: Path, name: str) -> tuple[str, int] | None:
+    """Where ``name``'s relay forwards to (from its configuration), or None without a relay."""
+    try:
+        conf = json.loads((relay_dir(home) / f"{name}.json").read_text())
+        return str(conf["target_host"]), int(conf["target_port"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def mode(home: Path, name: str) -> str | None:

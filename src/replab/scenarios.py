@@ -127,6 +127,7 @@ class Scenario:
     binlog_format: str = "ROW"
     server: str | None = None  # the catalogue server it needs (None: whatever `run` is given, else the default)
     replica_server: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # more Cluster.up settings, e.g. semi_sync=True
 
 
 def _nemesis(name: str) -> Callable[..., str]:
@@ -444,7 +445,7 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
         say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
         cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say,
                              server=scenario.server or server,
-                             replica_server=scenario.replica_server or replica_server)
+                             replica_server=scenario.replica_server or replica_server, **scenario.options)
         built = cluster.state.get("server") or {}
         report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
                           "server": built.get("name"), "engine": cluster.engine.name,

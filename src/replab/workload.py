@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, ledger, replication
+from . import db, ledger, replication, roles
 from .config import quote_ident, validate_identifier
 from .engines.base import PAUSED, STOPPED
 from .errors import ConfigError, ReplabError, SqlError
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_BATCH = 10_000
 HEARTBEAT_INTERVAL = 0.1
+NOT_PRIMARY_ERRORS = (1290, 1792, 1836)  # read-only server or transaction: the primary moved (or is moving)
 
 
 @dataclass
@@ -126,11 +127,18 @@ class Heartbeat:
     def _loop(self) -> None:
         sql = (f"REPLACE INTO {HEARTBEAT_DB}.{HEARTBEAT_TABLE} (id, ts, server_id) "
                "VALUES (1, NOW(6), @@server_id)")
-        conn = None
+        conn, target = None, None
         while not self._stop.is_set():
             try:
+                primary = roles.writable_primary(self.cluster)  # follows a switchover or failover
+                if conn is not None and (primary is None or primary.name != target):
+                    conn.close()
+                    conn = None
+                if primary is None:  # a role change is under way: an admin write now could be errant
+                    self._stop.wait(self.interval)
+                    continue
                 if conn is None:
-                    conn = self.cluster.connect(self.cluster.primary.name, timeout=1, read_timeout=2)
+                    conn, target = self.cluster.connect(primary.name, timeout=1, read_timeout=2), primary.name
                 conn.query(sql)
                 self.beats += 1
             except (SqlError, pymysql.MySQLError, OSError):
@@ -178,6 +186,7 @@ class Feeder:
         self._heartbeat: Heartbeat | None = None
         self._flusher: threading.Thread | None = None
         self._done = threading.Event()
+        self._primary_name = ""  # the primary ids are written to now (see roles.py: epochs)
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Feeder:
@@ -196,6 +205,8 @@ class Feeder:
         first = max(max_id, ledger.last_end(path) - 1) + 1
         self._writer = ledger.LedgerWriter(path, first)
         self._next_id = self._result.first_id = first
+        self._primary_name = primary
+        roles.record_epoch(cluster.home, opts.table, first, primary)
         self._t0 = time.monotonic()
         if opts.heartbeat:
             self._heartbeat = Heartbeat(cluster).start()
@@ -310,7 +321,11 @@ class Feeder:
     def _connect(self) -> Any:
         while not self._stop.is_set() and not self._expired():
             try:
-                primary = self.cluster.primary
+                primary = roles.writable_primary(self.cluster)  # re-resolved: it may have moved
+                if primary is None:
+                    self._stop.wait(0.05)
+                    continue
+                self._follow(primary.name)
                 user, password = self.cluster.credentials(db.APP)
                 return db.connect_fast(host=primary.host, port=primary.port, user=user, password=password,
                                        database=self.cluster.database, timeout=2, read_timeout=10,
@@ -321,6 +336,13 @@ class Feeder:
                     self._result.last_error = str(exc)
                 self._stop.wait(0.2)
         return None
+
+    def _follow(self, name: str) -> None:
+        """Record the epoch when this feed first writes to a new primary: ids from here on are its."""
+        with self._mu:
+            if name != self._primary_name:
+                roles.record_epoch(self.cluster.home, self.options.table, self._next_id, name)
+                self._primary_name = name
 
     def _worker(self) -> None:
         conn = None
@@ -351,7 +373,8 @@ class Feeder:
                 # a server error ends a multi-statement packet: the statements after it never ran (FAILED);
                 # a broken connection leaves them all UNKNOWN
                 self._record(start + done, count - done, outcome, exc)
-                if outcome == ledger.UNKNOWN or self._pipelined:  # a cut packet: start clean
+                moved = bool(exc.args) and exc.args[0] in NOT_PRIMARY_ERRORS  # reconnect to the new primary
+                if outcome == ledger.UNKNOWN or self._pipelined or moved:  # a cut packet: start clean
                     with contextlib.suppress(Exception):
                         conn.close()
                     conn = None

@@ -45,13 +45,14 @@ def _yes_no(value: bool | None) -> str:
 
 def status_table(rows: list[NodeStatus]) -> Table:
     table = Table(title=None, show_lines=False, header_style="bold")
-    for col in ("node", "role", "address", "state", "IO", "SQL", "lag", "last error", "GTID"):
+    for col in ("node", "role", "source", "address", "state", "IO", "SQL", "lag", "last error", "GTID"):
         table.add_column(col, overflow="fold")
     colors = {"running": "green", "stopped": "red", "paused": "yellow", "unreachable": "red"}
     for st in rows:
         lag = "-" if st.lag_ms is None else f"{st.lag_ms} ms"
         err = f"{st.last_errno}: {st.last_error}" if st.last_errno else "-"
-        table.add_row(st.name, st.role, f"{st.host}:{st.port}", f"[{colors.get(st.state, 'white')}]{st.state}[/]",
+        table.add_row(st.name, st.role, st.source or "-", f"{st.host}:{st.port}",
+                      f"[{colors.get(st.state, 'white')}]{st.state}[/]",
                       _yes_no(st.io_running), _yes_no(st.sql_running), lag, err, st.gtid or "-")
     return table
 
@@ -128,3 +129,19 @@ def request_down(home: Path, on: bool = True) -> None:
 
 def down_requested(home: Path) -> bool:
     return (home / "run" / _DOWN_MARK).exists() or not (home / "cluster.json").exists()
+
+
+def topology_line(cluster: Cluster, rows: list[NodeStatus]) -> str:
+    """``primary: mysql-s1 <- mysql-m, mysql-s2`` plus the last role change, if any."""
+    primary = cluster.primary.name
+    followers = [r.name for r in rows if r.source == primary]
+    others = [f"{r.name} ({r.role}{', source ' + r.source if r.source else ''})" for r in rows
+              if r.name != primary and r.name not in followers]
+    line = f"primary: {primary}" + (f" <- {', '.join(followers)}" if followers else "")
+    if others:
+        line += f"; not replicating from it: {', '.join(others)}"
+    changes = cluster.state.get("role_changes") or []
+    if changes:
+        last = changes[-1]
+        line += f" (since the {last['kind']} from {last['old_primary']})"
+    return line

@@ -41,6 +41,11 @@ def up(
     replica_server: str = typer.Option(None, "--replica-server", help="A different server for the replicas "
                                        "(same flavor, same or newer version), e.g. to rehearse an upgrade."),
     config: str = typer.Option(None, "--config", help="replab.toml to read (default ./replab.toml)."),
+    semi_sync: bool = typer.Option(False, "--semi-sync", help="Semi-synchronous replication, lossless wait point "
+                                   "(AFTER_SYNC): a commit returns once a replica has it."),
+    semi_sync_timeout: int = typer.Option(None, "--semi-sync-timeout", metavar="MS", help="With --semi-sync: "
+                                          "after this long without a replica's acknowledgement the primary "
+                                          "goes asynchronous (default 10000)."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -52,11 +57,13 @@ def up(
     Example: replab up --server mariadb-10.11 --replica-server mariadb-11.8
     Example: replab up --engine compose --image mysql:8.0
     Example: replab up --engine external --config replab.toml
+    Example: replab up --semi-sync --semi-sync-timeout 2000
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
                          replica_server=replica_server,
-                         engine=engine, image=image, say=common.say)
+                         engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
+                         semi_sync_timeout_ms=semi_sync_timeout)
     common.console.print(common.status_table(cluster.status()))
 
 
@@ -68,9 +75,12 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     cluster = common.open_cluster()
     rows = cluster.status()
     if json_out:
-        common.print_json({"home": str(cluster.home), "nodes": [r.to_dict() for r in rows]})
+        common.print_json({"home": str(cluster.home), "primary": cluster.primary.name,
+                           "topology": {r.name: r.source for r in rows if r.role != "primary"},
+                           "nodes": [r.to_dict() for r in rows]})
     else:
         common.console.print(common.status_table(rows))
+        common.console.print(common.topology_line(cluster, rows), markup=False)
         print_diagnosis_lines(cluster, rows)
 
 

@@ -170,6 +170,15 @@ class Engine(ABC):
     def pid(self, node: NodeInfo) -> int | None:
         return None
 
+    def source_node(self, host: str | None, port: int | None, nodes: list[NodeInfo]) -> str | None:
+        """The node a replica's configured source address reaches (see ``source_address``), or None."""
+        return next((n.name for n in nodes if n.port == port and n.host == host), None)
+
+    def set_options(self, node: NodeInfo, options: dict[str, str | None]) -> None:
+        """Persist server options of a node across restarts (None removes one). Engines that do not own
+        the servers' configuration keep only what was set at run time."""
+        return None
+
     def log_tail(self, node: NodeInfo, lines: int = 15) -> list[str]:
         return log_tail(node.errlog, lines)
 

@@ -246,11 +246,26 @@ class LocalEngine(Engine):
         opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
             opts["read_only"] = "1"
+        if settings.get("semi_sync_timeout_ms") is not None:
+            opts.update(flavor.semisync_server_options(int(settings["semi_sync_timeout_ms"])))
+            opts.update(flavor.semisync_role_options(node.role == "primary"))
         if os.geteuid() == 0:
             opts["user"] = "root"
         opts.update({k: str(v) for k, v in settings.get("server_options", {}).items()})
         body = "\n".join(f"{k}={v}" for k, v in opts.items())
         return f"# written by replab for {node.name}; edit at your own risk\n[{flavor.server_section()}]\n{body}\n"
+
+    def set_options(self, node: NodeInfo, options: dict[str, str | None]) -> None:
+        """Change options in a node's my.cnf (None removes one), e.g. read_only after a role change, so a
+        restart keeps the node's current role."""
+        lines = Path(node.cnf).read_text().splitlines()
+        keys = {line.split("=", 1)[0].strip(): i for i, line in enumerate(lines) if "=" in line}
+        for key, value in options.items():
+            if key in keys:
+                lines[keys[key]] = f"{key}={value}" if value is not None else ""
+            elif value is not None:
+                lines.append(f"{key}={value}")
+        Path(node.cnf).write_text("\n".join(line for line in lines if line) + "\n")
 
     # --- processes -----------------------------------------------------------------------------
     def process(self, node: NodeInfo) -> Process:
@@ -335,6 +350,15 @@ class LocalEngine(Engine):
         port = relay.ensure(self.home, replica.name, target=(primary.host, primary.port))
         replica.extra["relay_port"] = port
         return "127.0.0.1", port
+
+    def source_node(self, host: str | None, port: int | None, nodes: list[NodeInfo]) -> str | None:
+        """A replica's source is its link relay: the node is where that relay forwards to."""
+        relayed = next((n for n in nodes if port and n.extra.get("relay_port") == port), None)
+        if relayed is not None:
+            target = relay.target_of(self.home, relayed.name)
+            if target is not None:
+                host, port = target
+        return super().source_node(host, port, nodes)
 
     def connect_params(self, node: NodeInfo) -> dict[str, Any]:
         return {"unix_socket": node.socket}

@@ -1,0 +1,451 @@
+"""Role changes: planned switchover, failover of a dead primary, and the old primary's return.
+
+``switchover(cluster, "mysql-s1")`` fences the primary (read-only, other sessions ended), waits until the
+target applied its last transaction, promotes the target and points every other node at it: nothing
+acknowledged is lost, and the write pause is measured. ``failover(cluster)`` promotes the most advanced
+replica (by GTID, after each replica applied what it had received) when the primary no longer answers.
+``rejoin(cluster, "mysql-m")`` brings a demoted primary back as a replica, unless it holds errant
+transactions (written there, received by nobody), which are named; then it must be rebuilt.
+
+Every refusal happens before anything changes. The roles live in cluster.json: writers in other processes
+follow them (``roles.py``); while a change is under way the state carries a ``transition`` so that nobody
+writes. All dialect-specific SQL comes from ``flavor.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+
+from . import db, replication, roles
+from .engines.base import RUNNING, STOPPED, NodeInfo
+from .errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
+from .gtid import GtidSet
+from .repair import repair
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+@dataclass
+class RoleChange:
+    """What a switchover or failover did, with its timings (seconds)."""
+
+    kind: str  # switchover | failover
+    old_primary: str
+    new_primary: str
+    seconds: float = 0.0  # the whole command
+    write_pause_s: float | None = None  # switchover: fenced -> the new primary accepts writes
+    to_writable_s: float | None = None  # failover: command start -> the new primary accepts writes
+    repointed: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # down now: they follow the new primary once started
+    steps: list[str] = field(default_factory=list)
+    at: float = 0.0  # wall clock of the promotion
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        if self.kind == "switchover":
+            head = (f"switchover: {self.new_primary} is the primary; {self.old_primary} and "
+                    f"{', '.join(n for n in self.repointed if n != self.old_primary) or 'no other node'} replicate "
+                    f"from it; writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
+        else:
+            head = (f"failover: {self.new_primary} is the primary ({self.to_writable_s:.2f}s to accept writes); "
+                    f"{', '.join(self.repointed) or 'no replica'} replicate from it; {self.old_primary} is "
+                    f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
+                    "(replab check lists the acknowledged writes lost)")
+        if self.pending:
+            head += f"; {', '.join(self.pending)} down: they follow {self.new_primary} once started"
+        return head
+
+
+# --- GTIDs --------------------------------------------------------------------------------------------
+def gtid_missing(have: str, want: str, by_server: bool = False) -> tuple[list[str], int]:
+    """Transactions in ``want`` that ``have`` lacks: readable ranges and how many (see ``GtidSet``).
+
+    MariaDB positions compare per domain; ``by_server`` compares binlog states per domain and server_id,
+    which is what errant detection needs."""
+    diff = GtidSet.parse(want).subtract(GtidSet.parse(have), by_source=by_server)
+    return diff.ranges(by_source=by_server), diff.count()
+
+
+# --- small helpers --------------------------------------------------------------------------------------
+def _answers(cluster: Cluster, node: NodeInfo) -> bool:
+    if cluster.engine.state(node) != RUNNING:
+        return False
+    try:
+        with cluster.connect(node.name, timeout=2, read_timeout=3) as conn:
+            db.scalar(conn, "SELECT 1")
+        return True
+    except (SqlError, pymysql.MySQLError):
+        return False
+
+
+def _executed(cluster: Cluster, name: str) -> str:
+    with cluster.connect(name) as conn:
+        return replication.executed_gtid(conn, cluster.flavor)
+
+
+def _semi_sync(cluster: Cluster) -> bool:
+    return bool(cluster.state.get("spec", {}).get("semi_sync"))
+
+
+def _run(cluster: Cluster, name: str, statements: list[str]) -> None:
+    with cluster.connect(name, read_timeout=60) as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+def fence(cluster: Cluster, name: str, timeout: float = 10.0) -> None:
+    """Stop every write on ``name``: read-only, then end every other client session (MariaDB's admin
+    accounts ignore read_only) and wait until they are gone, so its GTID position no longer moves."""
+    flavor = cluster.flavor
+    with cluster.connect(name, read_timeout=timeout + 30) as conn, conn.cursor() as cur:
+        for statement in flavor.fence_statements():
+            cur.execute(statement)
+        sessions = [int(r["ID"]) for r in db.query(conn, flavor.sessions_query())]
+        for sid in sessions:
+            with contextlib.suppress(pymysql.MySQLError):  # it may have ended meanwhile
+                cur.execute("KILL CONNECTION %s", (sid,))
+        deadline = time.monotonic() + timeout
+        while sessions and time.monotonic() < deadline:
+            alive = {int(r["ID"]) for r in db.query(conn, flavor.sessions_query())}
+            sessions = [s for s in sessions if s in alive]
+            if sessions:
+                time.sleep(0.01)
+
+
+def _begin(cluster: Cluster, kind: str, old: str, new: str | None) -> None:
+    cluster.state["transition"] = {"kind": kind, "from": old, "to": new, "at": time.time()}
+    cluster.save()
+
+
+def _end(cluster: Cluster) -> None:
+    cluster.state.pop("transition", None)
+    cluster.save()
+
+
+def _promote(cluster: Cluster, name: str) -> None:
+    statements = cluster.flavor.promote_statements()
+    if _semi_sync(cluster):
+        statements = [*statements[:-1], *cluster.flavor.semisync_role_statements(True), statements[-1]]
+    _run(cluster, name, statements)
+
+
+def _persist_role(cluster: Cluster, node: NodeInfo, primary: bool) -> None:
+    """The node's config follows its role, so a restart keeps it (read_only, semi-sync side)."""
+    options: dict[str, str | None] = {"read_only": None if primary else "1"}
+    if _semi_sync(cluster):
+        options.update(cluster.flavor.semisync_role_options(primary))
+    cluster.engine.set_options(node, options)
+
+
+def repoint(cluster: Cluster, replica: NodeInfo, primary: NodeInfo, *, former_primary: bool = False) -> bool:
+    """Make ``replica`` replicate from ``primary`` (GTID auto-positioning). For the local engine the
+    replica's link relay is re-targeted too, so a replica that is down follows once started. False when the
+    replica is down (nothing else to do now)."""
+    flavor = cluster.flavor
+    host, port = cluster.engine.source_address(primary, replica)
+    _persist_role(cluster, replica, primary=False)
+    if cluster.engine.state(replica) != RUNNING:
+        return False
+    statements = [flavor.stop_replica(), *flavor.fence_statements()]
+    if former_primary:
+        statements += flavor.demoted_replica_statements()
+    if _semi_sync(cluster):
+        statements += flavor.semisync_role_statements(False)
+    user, password = cluster.credentials(db.REPL)
+    with cluster.connect(replica.name, read_timeout=60) as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+        cur.execute(flavor.change_source(host, port), {"user": user, "password": password})
+        cur.execute(flavor.start_replica())
+    return True
+
+
+def _record(cluster: Cluster, change: RoleChange) -> None:
+    cluster.state.setdefault("role_changes", []).append(
+        {"kind": change.kind, "old_primary": change.old_primary, "new_primary": change.new_primary,
+         "at": change.at})
+
+
+def _status(cluster: Cluster, name: str) -> Any:
+    with cluster.connect(name, timeout=2, read_timeout=5) as conn:
+        return replication.replica_status(conn, cluster.flavor)
+
+
+def _require_replica(cluster: Cluster, name: str, what: str) -> NodeInfo:
+    node = cluster.node(name)
+    if node.role == roles.PRIMARY:
+        raise ConfigError(f"{name} is already the primary", hint="name a replica, e.g. mysql-s1")
+    if node.role != roles.REPLICA:
+        raise ConfigError(f"{name} is not a replica ({node.role}: it left the cluster at a failover)",
+                          hint=f"bring it back first: replab start {name} (or replab rejoin {name})")
+    if not _answers(cluster, node):
+        state = cluster.engine.state(node)
+        raise ConfigError(f"cannot {what} {name}: it is {'unreachable' if state == RUNNING else state}",
+                          hint=f"start it (replab start {name}) or choose another replica")
+    return node
+
+
+# --- switchover ----------------------------------------------------------------------------------------
+def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout: float = 30.0) -> RoleChange:
+    """Planned promotion of replica ``target``: no acknowledged write is lost; writes pause meanwhile.
+
+    Refused (nothing changed) when ``target`` is not a healthy running replica, is more than ``max_lag``
+    seconds behind, or the primary does not answer (that is a failover).
+    """
+    with cluster.locked():
+        roles.refresh(cluster)
+        old = cluster.primary
+        if not _answers(cluster, old):
+            raise ConfigError(f"the primary {old.name} does not answer: a switchover needs it",
+                              hint="promote a replica without it: replab failover")
+        new = _require_replica(cluster, target, "switch over to")
+        st = _status(cluster, new.name)
+        if st is None or not (st.io_running and st.sql_running) or st.last_sql_errno:
+            why = f"error {st.last_errno}: {st.last_error}" if st and st.last_errno else \
+                "its replication threads are not running"
+            raise ConfigError(f"{target} is broken: {why}", hint=f"see: replab diagnose {target}; repair it or "
+                              "choose another replica")
+        with cluster.connect(old.name) as conn:
+            primary_hb, old_gtid = replication.heartbeat(conn), replication.executed_gtid(conn, cluster.flavor)
+        with cluster.connect(new.name) as conn:
+            lag = replication.lag_ms(primary_hb, replication.heartbeat(conn), st)
+            _, behind = gtid_missing(replication.executed_gtid(conn, cluster.flavor), old_gtid)
+        if lag is not None and lag > max_lag * 1000:
+            raise ConfigError(f"{target} is {lag / 1000:.1f}s behind {old.name} ({behind} transaction(s) not "
+                              f"applied yet; at most {max_lag:g}s allowed)",
+                              hint=f"wait until it catches up (replab status), or pass --max-lag {lag // 1000 + 5}")
+        return _switch(cluster, old, new, timeout)
+
+
+def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> RoleChange:
+    t0 = time.monotonic()
+    change = RoleChange("switchover", old.name, new.name)
+    _begin(cluster, "switchover", old.name, new.name)
+    promoted = False
+    try:
+        fence(cluster, old.name)
+        t_fenced = time.monotonic()
+        final = _executed(cluster, old.name)
+        change.steps.append(f"{old.name}: read-only, other sessions ended; its last transaction: {final}")
+        with cluster.connect(new.name, read_timeout=timeout + 30) as conn:
+            ok, _st = replication.wait_applied(conn, cluster.flavor, final, timeout)
+        if not ok:
+            raise ReplabTimeout(f"{new.name} did not apply {old.name}'s last transaction within {timeout:.0f}s; "
+                                f"switchover abandoned, {old.name} is the primary again", node=new.name,
+                                hint=f"see: replab diagnose {new.name}")
+        _promote(cluster, new.name)
+        promoted = True
+        old.role, new.role = roles.REPLICA, roles.PRIMARY
+        new.extra.pop("demoted", None)
+        change.at = time.time()
+        _record(cluster, change)
+        _end(cluster)
+        change.write_pause_s = round(time.monotonic() - t_fenced, 4)
+        change.steps.append(f"{new.name}: applied it and was promoted (writable) after {change.write_pause_s:.3f}s")
+    except BaseException:
+        if not promoted:
+            with contextlib.suppress(Exception):
+                _run(cluster, old.name, cluster.flavor.unfence_statements())
+            with contextlib.suppress(Exception):
+                _end(cluster)
+        raise
+    _persist_role(cluster, new, primary=True)
+    _follow_new_primary(cluster, change, new, former=old)
+    change.seconds = round(time.monotonic() - t0, 3)
+    return change
+
+
+def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, former: NodeInfo | None) -> None:
+    """Point every replica (and the old primary after a switchover) at ``new``; wait for their threads."""
+    for node in cluster.nodes:
+        if node.role != roles.REPLICA:
+            continue
+        if repoint(cluster, node, new, former_primary=node is former):
+            change.repointed.append(node.name)
+        else:
+            change.pending.append(node.name)
+    cluster.save()
+    if change.repointed:
+        cluster.wait_threads(change.repointed, timeout=30)
+    change.steps.append(f"{', '.join(change.repointed) or 'no replica'} replicate from {new.name}")
+
+
+# --- failover -----------------------------------------------------------------------------------------
+@dataclass
+class Candidate:
+    name: str
+    gtid: str
+    drained: bool
+
+
+def _drain(cluster: Cluster, name: str, timeout: float) -> Candidate:
+    """Let a replica apply what it already received (its relay log), then read its position."""
+    with cluster.connect(name, read_timeout=timeout + 30) as conn:
+        st = replication.replica_status(conn, cluster.flavor)
+        drained = True
+        if st is not None and st.gtid_io_pos:
+            drained = replication.wait_applied(conn, cluster.flavor, st.gtid_io_pos, timeout)[0]
+        return Candidate(name, replication.executed_gtid(conn, cluster.flavor), drained)
+
+
+def choose(candidates: list[Candidate]) -> Candidate:
+    """The most advanced candidate: one that lacks nothing any other has (else the one lacking least)."""
+    def lacking(c: Candidate) -> int:
+        return sum(gtid_missing(c.gtid, o.gtid)[1] for o in candidates if o is not c)
+    return min(candidates, key=lacking)  # min keeps node order among equals
+
+
+def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
+             drain_timeout: float = 10.0) -> RoleChange:
+    """Promote a replica because the primary is gone: the most advanced one by GTID, or ``to``.
+
+    Refused (nothing changed) while the primary still answers (use ``switchover``, or ``force``: it is then
+    fenced first), when ``to`` is not a reachable replica, or when ``to`` lacks transactions another
+    replica has (unless ``force``: those are lost then).
+    """
+    t0 = time.monotonic()
+    with cluster.locked():
+        roles.refresh(cluster)
+        old = cluster.primary
+        alive = _answers(cluster, old)
+        if alive and not force:
+            raise ConfigError(f"the primary {old.name} still answers: a failover now would leave two primaries",
+                              hint="for a planned change: replab switchover <replica>; to fence it and fail over "
+                              "anyway: replab failover --force")
+        chosen_node = _require_replica(cluster, to, "promote") if to else None
+        reachable = [n for n in cluster.replicas if _answers(cluster, n)]
+        if not reachable:
+            raise ReplicationError("no replica answers: there is nothing to promote",
+                                   hint="start a replica (replab start mysql-s1) and try again")
+        with ThreadPoolExecutor(max_workers=len(reachable)) as pool:
+            cands = list(pool.map(lambda n: _drain(cluster, n.name, drain_timeout), reachable))
+        best = choose(cands)
+        if chosen_node is not None:
+            mine = next(c for c in cands if c.name == chosen_node.name)
+            gaps = [(o.name, *gtid_missing(mine.gtid, o.gtid)) for o in cands if o is not mine]
+            gaps = [g for g in gaps if g[2]]
+            if gaps and not force:
+                other, ranges, count = gaps[0]
+                raise ConfigError(f"{to} lacks {count} transaction(s) that {other} has ({', '.join(ranges[:3])}): "
+                                  "promoting it would lose them",
+                                  hint=f"promote {best.name} instead (replab failover), or pass --force")
+            best = mine
+        new = cluster.node(best.name)
+        change = RoleChange("failover", old.name, new.name)
+        _begin(cluster, "failover", old.name, new.name)
+        try:
+            if alive:
+                with contextlib.suppress(SqlError, pymysql.MySQLError):
+                    fence(cluster, old.name)
+                change.steps.append(f"{old.name}: still answered (--force): made read-only, sessions ended")
+            _promote(cluster, new.name)
+            new.role, old.role = roles.PRIMARY, roles.DEMOTED
+            change.at = time.time()
+            old.extra["demoted"] = {"at": change.at, "new_primary": new.name}
+            new.extra.pop("demoted", None)
+            _record(cluster, change)
+        finally:
+            _end(cluster)
+        change.to_writable_s = round(time.monotonic() - t0, 3)
+        change.steps.append(f"{new.name}: promoted at GTID {best.gtid} (writable after {change.to_writable_s:.2f}s)")
+        _persist_role(cluster, new, primary=True)
+        _persist_role(cluster, old, primary=False)  # if it comes back, it comes back read-only
+        _follow_new_primary(cluster, change, new, former=None)
+        change.seconds = round(time.monotonic() - t0, 3)
+        return change
+
+
+# --- the old primary comes back ------------------------------------------------------------------------
+@dataclass
+class Errant:
+    node: str
+    primary: str
+    gtids: list[str]
+    count: int
+
+    def sentence(self) -> str:
+        if not self.count:
+            return f"{self.node}: no errant transaction: everything it wrote reached {self.primary}"
+        return (f"{self.node}: {self.count} errant transaction(s) that no other node received "
+                f"({', '.join(self.gtids[:4])}{', ...' if len(self.gtids) > 4 else ''})")
+
+
+def errant(cluster: Cluster, node: str) -> Errant:
+    """Transactions in ``node``'s binary log that the current primary never had."""
+    flavor = cluster.flavor
+    primary = cluster.primary.name
+    with cluster.connect(node) as conn:
+        mine = str(db.scalar(conn, flavor.binlog_gtid_state()) or "")
+    with cluster.connect(primary) as conn:
+        theirs = str(db.scalar(conn, flavor.binlog_gtid_state()) or "")
+    gtids, count = gtid_missing(theirs, mine, by_server=True)
+    return Errant(node, primary, gtids, count)
+
+
+def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout: float = 120.0) -> str:
+    """Bring a demoted primary (or a replica left behind) back as a replica of the current primary.
+
+    It is started if down and fenced at once. Without errant transactions it is re-pointed and catches up.
+    With them: ``rebuild=True`` rebuilds it from the primary (its errant writes are discarded),
+    ``rebuild=None`` (what ``replab start`` does) leaves it fenced and says so, ``rebuild=False`` refuses.
+    """
+    info = cluster.node(node)
+    roles.refresh(cluster)
+    if info.role == roles.PRIMARY:
+        raise ConfigError(f"{node} is the primary; rejoin brings back a former primary or a replica")
+    primary = cluster.primary
+    cluster._require_running(primary.name)
+    if cluster.engine.state(info) == STOPPED:
+        cluster.start_node(node)
+    elif cluster.engine.state(info) != RUNNING:
+        raise NodeStateError(f"{node} is {cluster.engine.state(info)}", node=node, hint=f"replab resume {node}")
+    _run(cluster, node, cluster.flavor.fence_statements())
+    found = errant(cluster, node)
+    if found.count and not rebuild:
+        text = (f"{found.sentence()}; it stays read-only and out of replication: rebuild it from "
+                f"{primary.name} with: replab rejoin {node} --rebuild (its errant writes are discarded)")
+        if rebuild is False:
+            raise ReplicationError(text, node=node, hint=f"replab rejoin {node} --rebuild")
+        return text
+    was_primary = info.role == roles.DEMOTED
+    info.role = roles.REPLICA
+    info.extra.pop("demoted", None)
+    if found.count:
+        report = repair(cluster, node, timeout=timeout)
+        cluster.save()
+        return (f"{found.sentence()}; rebuilt from {primary.name} in {report.seconds:.1f}s "
+                f"({'verified' if report.verified else 'NOT verified'}): it replicates from {primary.name}")
+    repoint(cluster, info, primary, former_primary=was_primary)
+    cluster.save()
+    cluster.wait_threads([node], timeout=30)
+    caught = cluster.wait_caught_up(timeout=timeout, names=[node]).get(node, False)
+    return (f"{found.sentence()}; rejoined as a replica of {primary.name}"
+            + ("" if caught else f" but not caught up after {timeout:.0f}s (replab diagnose {node})"))
+
+
+# --- observing -------------------------------------------------------------------------------------------
+def semisync_status(cluster: Cluster, node: str) -> dict[str, Any]:
+    """The source side of semi-sync on ``node``: on (bool), clients, fallbacks (times it went async),
+    acknowledged and not-acknowledged commits."""
+    with cluster.connect(node, timeout=2, read_timeout=5) as conn:
+        rows = {str(k).lower(): v for k, v in
+                ((r["Variable_name"], r["Value"]) for r in db.query(conn, cluster.flavor.semisync_status_query()))}
+
+    def pick(suffix: str) -> Any:
+        return next((v for k, v in rows.items() if k.endswith(suffix)), None)
+
+    def num(suffix: str) -> int:
+        value = pick(suffix)
+        return int(value) if value is not None and str(value).isdigit() else 0
+
+    return {"on": str(pick("_status") or "OFF").upper() == "ON", "clients": num("_clients"),
+            "fallbacks": num("_no_times"), "yes_tx": num("_yes_tx"), "no_tx": num("_no_tx")}

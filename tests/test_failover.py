@@ -1,0 +1,159 @@
+"""Switchover, failover and the old primary's return on real MariaDB clusters: exact lost ids against the
+ledger, topology afterwards, and bad input refused with nothing changed."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from replab import Cluster, checker, failover, nemesis
+from replab.workload import Feeder, feed
+
+M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
+
+
+def _ids(cluster: Cluster, node: str) -> set[int]:
+    return {int(r[0]) for r in cluster.sql(node, "SELECT id FROM mydb.events").rows}
+
+
+def _sources(cluster: Cluster) -> dict[str, str | None]:
+    return {s.name: s.source for s in cluster.status() if s.role == "replica"}
+
+
+def _roles(home) -> dict[str, str]:
+    return {n["name"]: n["role"] for n in json.loads((home / "cluster.json").read_text())["nodes"]}
+
+
+def test_switchover_under_load_loses_nothing_and_bad_input_changes_nothing(replab_cluster, cli):
+    cluster, home = replab_cluster, replab_cluster.home
+    feed(cluster, rows=200)
+    assert all(cluster.wait_caught_up(20).values())
+    before = _roles(home)
+    for args, words in [(("switchover", M), "already the primary"),
+                        (("switchover", "mysql-s9"), "unknown node"),
+                        (("failover",), "still answers"),
+                        (("failover", "--to", S2), "still answers"),
+                        (("rejoin", M), "is the primary")]:
+        r = cli(*args, home=home)
+        assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+    nemesis.partition(cluster, S2)  # S2 falls behind: no heartbeat, no new rows
+    f = Feeder(cluster, rate=300, threads=2, duration=2.5).start()
+    time.sleep(1.5)
+    r = cli("switchover", S2, "--max-lag", "0.5", home=home)
+    assert r.returncode == 2 and "behind" in r.stderr and "transaction(s) not applied" in r.stderr, r.stderr
+    assert _roles(home) == before
+    nemesis.heal(cluster, S2)
+    change = failover.switchover(cluster, S1)  # under load
+    res = f.wait(30)
+    assert change.new_primary == S1 and change.write_pause_s is not None and change.write_pause_s < 5
+    assert _roles(home) == {M: "replica", S1: "primary", S2: "replica"}
+    assert all(cluster.wait_caught_up(30).values())
+    assert _sources(cluster) == {M: S1, S2: S1}
+    rep = checker.check(cluster)
+    assert rep.consistent and rep.lost == [], rep.render()
+    assert res.ok > 0 and rep.to_dict()["ledger"]["acknowledged"] == 200 + res.ok
+    # the feed after the switchover writes to mysql-s1, and switching back works too
+    feed(cluster, rows=20)
+    assert failover.switchover(cluster, M).new_primary == M
+    assert all(cluster.wait_caught_up(30).values()) and _sources(cluster) == {S1: M, S2: M}
+    assert checker.check(cluster).consistent
+
+
+def test_async_failover_names_exactly_the_lost_writes_then_rejoin(replab_cluster, cli):
+    cluster, home = replab_cluster, replab_cluster.home
+    feed(cluster, rows=100)                         # ids 1..100 everywhere
+    assert all(cluster.wait_caught_up(20).values())
+    nemesis.partition(cluster, S2)
+    feed(cluster, rows=30)                          # 101..130: on M and S1, not on S2
+    assert cluster.wait_caught_up(20, names=[S1])[S1]
+    nemesis.partition(cluster, S1)
+    feed(cluster, rows=20)                          # 131..150: acknowledged by M only
+    nemesis.kill(cluster, M)
+    before = _roles(home)
+    r = cli("failover", "--to", S2, home=home)      # S2 lacks 101..130 that S1 has
+    lacks = re.search(r"lacks (\d+) transaction\(s\) that mysql-s1 has", r.stderr)  # 30 rows + heartbeats
+    assert r.returncode == 2 and lacks and int(lacks.group(1)) >= 30, r.stderr
+    r = cli("switchover", S1, home=home)
+    assert r.returncode == 2 and "does not answer" in r.stderr
+    assert _roles(home) == before
+    r = cli("failover", "--json", home=home)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["new_primary"] == S1
+    cluster = Cluster.open(home)
+    assert _roles(home) == {M: "demoted", S1: "primary", S2: "replica"}
+    feed(cluster, rows=10)                          # 151..160 on the new primary
+    assert all(cluster.wait_caught_up(20).values())
+    assert _sources(cluster) == {S2: S1}
+    assert _ids(cluster, S2) == _ids(cluster, S1) == set(range(1, 131)) | set(range(151, 161))
+    rep = checker.check(cluster)
+    assert rep.consistent, rep.render()
+    assert [(lw.acknowledged_by, lw.ids, lw.exact) for lw in rep.lost] == [(M, list(range(131, 151)), True)]
+    assert rep.lost[0].lost_at and rep.lost[0].lost_at["new_primary"] == S1
+    # the old primary comes back: its errant transactions are named and it stays out
+    r = cli("start", M, home=home)
+    assert r.returncode == 0 and "errant transaction(s)" in r.stdout and "--rebuild" in r.stdout, r.stdout
+    assert set(range(131, 151)) <= _ids(cluster, M)
+    assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+    r = cli("rejoin", M, home=home)
+    assert r.returncode == 2 and "errant" in r.stderr
+    r = cli("rejoin", M, "--rebuild", home=home)
+    assert r.returncode == 0 and "rebuilt from mysql-s1" in r.stdout and "verified" in r.stdout, r.stdout + r.stderr
+    cluster = Cluster.open(home)
+    assert _sources(cluster) == {M: S1, S2: S1}
+    rep = checker.check(cluster)
+    assert rep.consistent and len(rep.facts.nodes) == 3, rep.render()
+    assert [lw.ids for lw in rep.lost] == [list(range(131, 151))]
+    status = json.loads(cli("status", "--json", home=home).stdout)
+    assert status["primary"] == S1 and status["topology"] == {M: S1, S2: S1}
+
+
+def test_failover_without_loss_rejoins_the_old_primary_as_is(replab_cluster):
+    cluster = replab_cluster
+    feed(cluster, rows=50)
+    assert all(cluster.wait_caught_up(20).values())
+    nemesis.kill(cluster, M)
+    change = failover.failover(cluster)
+    assert change.new_primary == S1 and change.repointed == [S2] and change.to_writable_s < 10
+    feed(cluster, rows=10)
+    sentence = nemesis.start(cluster, M)  # nothing errant: it rejoins by itself
+    assert "no errant transaction" in sentence and f"rejoined as a replica of {S1}" in sentence, sentence
+    assert all(cluster.wait_caught_up(20).values())
+    assert _sources(cluster) == {M: S1, S2: S1}
+    rep = checker.check(cluster)
+    assert rep.consistent and rep.lost == [] and len(rep.facts.nodes) == 3, rep.render()
+    # the promoted node's config follows its role: a restart keeps mysql-s1 writable, mysql-m read-only
+    nemesis.restart(cluster, S1)
+    nemesis.restart(cluster, M)
+    assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 0
+    assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+
+
+def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path):
+    r = cli("up", "--semi-sync", "--engine", "compose", home=tmp_path / "x")
+    assert r.returncode == 2 and "--semi-sync needs --engine local" in r.stderr
+    assert not (tmp_path / "x" / "cluster.json").exists()
+    cluster = replab_cluster_factory(semi_sync=True, semi_sync_timeout_ms=800)
+    f = Feeder(cluster, rate=300, threads=2).start()
+    time.sleep(1.0)
+    assert failover.semisync_status(cluster, M)["on"]
+    nemesis.kill(cluster, M)                         # writes in flight: none acknowledged without a replica
+    change = failover.failover(cluster)
+    time.sleep(0.5)
+    f.stop()
+    assert all(cluster.wait_caught_up(20).values())
+    rep = checker.check(cluster)
+    assert rep.consistent and rep.lost == [], rep.render()
+    new = change.new_primary
+    assert failover.semisync_status(cluster, new)["on"]  # the new primary waits for its replica too
+    other = S2 if new == S1 else S1
+    nemesis.partition(cluster, new)                  # its replica is cut off: after 0.8 s it goes async
+    feed(cluster, rows=20)
+    st = failover.semisync_status(cluster, new)
+    assert not st["on"] and st["fallbacks"] >= 1
+    acked_async = set(range(rep.facts.ledger["end"], rep.facts.ledger["end"] + 20))
+    nemesis.kill(cluster, new)
+    assert failover.failover(cluster).new_primary == other
+    rep = checker.check(cluster)
+    assert rep.consistent, rep.render()
+    assert [(lw.acknowledged_by, set(lw.ids)) for lw in rep.lost] == [(new, acked_async)]

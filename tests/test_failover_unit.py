@@ -1,0 +1,117 @@
+"""Failover pieces without servers: GTID gaps of both flavors, choosing the candidate, epochs, the checker's
+lost-in-failover accounting on recorded facts, and both flavors' role statements."""
+
+from __future__ import annotations
+
+from replab import roles
+from replab.checker import Facts, NodeFacts, judge
+from replab.failover import Candidate, choose, gtid_missing
+from replab.flavor import MariaDBFlavor, MySQLFlavor
+
+U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+U2 = "4f22ab58-82db-22f2-af44-d91bb0530673"
+
+
+def test_gtid_missing_mariadb_positions_and_states():
+    assert gtid_missing("0-1-100", "0-1-105") == (["domain 0: 101..105"], 5)
+    assert gtid_missing("0-2-150", "0-1-120") == ([], 0)  # by domain: 150 covers 120 whoever wrote it
+    # errant detection compares per server: mysql-m wrote 0-1-101..110 that the new primary never got
+    assert gtid_missing("0-1-100,0-2-150", "0-1-110", by_server=True) == (["0-1-101..110"], 10)
+    assert gtid_missing("0-1-110,0-2-150", "0-1-110", by_server=True) == ([], 0)
+    assert gtid_missing("", "0-1-3,1-1-2") == (["domain 0: 1..3", "domain 1: 1..2"], 5)
+
+
+def test_gtid_missing_mysql_sets_with_gaps():
+    assert gtid_missing(f"{U1}:1-100", f"{U1}:1-110") == ([f"{U1}:101-110"], 10)
+    assert gtid_missing(f"{U1}:1-50:60-100", f"{U1}:1-100") == ([f"{U1}:51-59"], 9)
+    assert gtid_missing(f"{U1}:1-100,\n{U2}:1-5", f"{U1}:1-100,{U2}:1-7") == ([f"{U2}:6-7"], 2)
+    assert gtid_missing(f"{U1.upper()}:1-10", f"{U1}:1-10") == ([], 0)
+    assert gtid_missing("", f"{U1}:3") == ([f"{U1}:3-3"], 1)
+
+
+def test_choose_the_most_advanced_candidate_in_node_order():
+    a, b, c = Candidate("mysql-s1", "0-1-100", True), Candidate("mysql-s2", "0-1-130", True), \
+        Candidate("mysql-s3", "0-1-130", True)
+    assert choose([a, b, c]).name == "mysql-s2"
+    assert choose([a, Candidate("mysql-s2", "0-1-100", True)]).name == "mysql-s1"
+    assert choose([Candidate("x", f"{U1}:1-5", True), Candidate("y", f"{U1}:1-9", True)]).name == "y"
+
+
+def test_epochs_attribute_ids_to_the_primary_that_wrote_them(tmp_path):
+    roles.record_epoch(tmp_path, "events", 1, "mysql-m")
+    roles.record_epoch(tmp_path, "events", 40, "mysql-m")  # nothing new: not recorded
+    roles.record_epoch(tmp_path, "events", 251, "mysql-s1")
+    (tmp_path / "ledger" / "events.epochs").open("a").write('{"from_id": 9')  # a torn line is skipped
+    epochs = roles.read_epochs(tmp_path)
+    assert [(e.from_id, e.primary) for e in epochs] == [(1, "mysql-m"), (251, "mysql-s1")]
+    assert [roles.acknowledged_by(epochs, i) for i in (0, 1, 250, 251, 10**9)] == \
+        [None, "mysql-m", "mysql-m", "mysql-s1", "mysql-s1"]
+
+
+def _facts(missing: dict[str, list[int]], count: dict[str, int] | None = None) -> Facts:
+    nodes = [NodeFacts("mysql-s1", "primary", True), NodeFacts("mysql-s2", "replica", True, io_running=True,
+                                                             sql_running=True, caught_up=True)]
+    diffs = {n: {"missing": ids, "unexpected": [], "altered": [], "missing_count": (count or {}).get(n, len(ids)),
+                 "unexpected_count": 0, "altered_count": 0} for n, ids in missing.items()}
+    return Facts("mysql-s1", "mydb", "0-2-300", 5.0, ["events"], nodes, ledger={"acknowledged": 280},
+                 ledger_diffs=diffs,
+                 epochs=[{"from_id": 1, "primary": "mysql-m", "at": 100.0},
+                         {"from_id": 251, "primary": "mysql-s1", "at": 200.0}],
+                 role_changes=[{"kind": "failover", "old_primary": "mysql-m", "new_primary": "mysql-s1",
+                                "at": 199.0}])
+
+
+def test_checker_reports_failover_losses_apart_from_divergence():
+    lost = list(range(201, 251))
+    rep = judge(_facts({"mysql-s1": lost, "mysql-s2": lost}))
+    assert rep.consistent, rep.problems
+    assert len(rep.lost) == 1 and rep.lost[0].acknowledged_by == "mysql-m" and rep.lost[0].ids == lost
+    assert rep.lost[0].count == 50 and rep.lost[0].exact and rep.lost[0].lost_at["new_primary"] == "mysql-s1"
+    assert "LOST IN FAILOVER: 50" in rep.render() and "230 acknowledged writes present" in rep.render()
+    assert rep.to_dict()["lost_in_failover"][0]["ids"][:2] == [201, 202]
+
+
+def test_missing_writes_of_the_current_primary_stay_a_problem():
+    # 260 was acknowledged by mysql-s1 itself (the current primary): missing there is divergence, not loss;
+    # 205 is missing on the replica only: a replica problem
+    rep = judge(_facts({"mysql-s1": [201, 260], "mysql-s2": [201, 205, 260]}))
+    assert [lw.ids for lw in rep.lost] == [[201]]
+    got = sorted((p.node, p.kind, tuple(p.rows)) for p in rep.problems)
+    assert got == [("mysql-s1", "missing_rows", (260,)), ("mysql-s2", "missing_rows", (205, 260))]
+
+
+def test_truncated_evidence_makes_the_count_a_lower_bound():
+    rep = judge(_facts({"mysql-s1": [201, 202]}, {"mysql-s1": 5000}))
+    assert rep.lost[0].count == 2 and not rep.lost[0].exact and "at least 2" in rep.render()
+
+
+def test_role_statements_of_both_flavors():
+    maria, mysql80, mysql97 = MariaDBFlavor("", (10, 11, 6)), MySQLFlavor("", (8, 0, 36)), MySQLFlavor("", (9, 7, 0))
+    assert maria.promote_statements() == ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = 0"]
+    assert mysql97.promote_statements() == ["STOP REPLICA", "RESET REPLICA ALL", "SET GLOBAL super_read_only = 0",
+                                            "SET GLOBAL read_only = 0"]
+    assert maria.fence_statements() == ["SET GLOBAL read_only = 1"]
+    assert mysql80.fence_statements() == ["SET GLOBAL super_read_only = 1"]
+    assert maria.demoted_replica_statements() == ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"]
+    assert mysql97.demoted_replica_statements() == []
+    assert "performance_schema.processlist" in mysql97.sessions_query()
+    assert "information_schema.PROCESSLIST" in maria.sessions_query()
+
+
+def test_semi_sync_options_of_both_flavors():
+    maria, old, new = MariaDBFlavor("", (10, 11, 6)), MySQLFlavor("", (8, 0, 25)), MySQLFlavor("", (9, 7, 0))
+    assert maria.semisync_available() is None
+    assert MariaDBFlavor("", (10, 2, 9)).semisync_available()
+    assert maria.semisync_server_options(1000) == {"rpl_semi_sync_master_wait_point": "AFTER_SYNC",
+                                                   "rpl_semi_sync_master_timeout": "1000"}
+    assert maria.semisync_role_options(True) == {"rpl_semi_sync_master_enabled": "1",
+                                                 "rpl_semi_sync_slave_enabled": "0"}
+    opts = new.semisync_server_options(500)
+    assert opts["plugin_load_add"] == ("rpl_semi_sync_source=semisync_source.so;"
+                                       "rpl_semi_sync_replica=semisync_replica.so")
+    assert opts["loose_rpl_semi_sync_source_wait_point"] == "AFTER_SYNC"
+    assert "semisync_master.so" in old.semisync_server_options(500)["plugin_load_add"]
+    assert new.semisync_role_statements(False) == ["SET GLOBAL rpl_semi_sync_source_enabled = 0",
+                                                   "SET GLOBAL rpl_semi_sync_replica_enabled = 1"]
+    assert new.semisync_status_query() == "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_%'"
+    assert new.semisync_enabled_variable() == "rpl_semi_sync_source_enabled"
