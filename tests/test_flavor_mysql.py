@@ -231,3 +231,25 @@ def test_mariadb_never_asks_for_worker_table():
     assert maria.worker_errors_query() is None
     assert "--gtid" in maria.snapshot_args() and "--master-data=2" in maria.snapshot_args()
     assert maria.reset_gtid_state() == ["RESET MASTER", "SET GLOBAL gtid_slave_pos=''"]
+
+
+def test_snapshot_positions_of_both_dump_tools():
+    """The GTID position a dump records, as each tool writes it (MySQL: one source or several, over lines)."""
+    from replab.repair import _statements_naming_gtids
+
+    u1, u2 = "a2792502-e7a4-11f1-a87e-02fc00000001", "b1792502-e7a4-11f1-a87e-02fc00000002"
+    mysql_dump = ["-- MySQL dump 10.13\n", "SET @@SESSION.SQL_LOG_BIN= 0;\n", "\n",
+                  "--\n", "-- GTID state at the beginning of the backup \n", "--\n", "\n",
+                  f"SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '{u1}:1-768,\n", f"{u2}:1-10';\n",
+                  "CREATE DATABASE mydb;\n"]
+    f = MySQLFlavor("9.7.4", (9, 7, 4))
+    found = [f.snapshot_position(s) for s in _statements_naming_gtids(mysql_dump)]
+    assert [g for g in found if g] == [f"{u1}:1-768,{u2}:1-10"]
+    single = [f"SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '{u1}:1-5';\n"]
+    assert [f.snapshot_position(s) for s in _statements_naming_gtids(single)] == [f"{u1}:1-5"]
+    maria = MariaDBFlavor()
+    maria_dump = ["-- MariaDB dump\n", "CREATE DATABASE mydb;\n",
+                  "-- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=345;\n",
+                  "-- SET GLOBAL gtid_slave_pos='0-1-432';\n"]
+    got = [maria.snapshot_position(s) for s in _statements_naming_gtids(maria_dump)]
+    assert [g for g in got if g] == ["0-1-432"]

@@ -176,7 +176,8 @@ class Flavor:
         return [self.stop_replica()]
 
     def snapshot_position(self, line: str) -> str | None:
-        """The GTID position a dump was taken at, if ``line`` of the dump records it."""
+        """The GTID position a dump was taken at, if ``line`` (a comment line or a whole statement, which
+        may span lines) of the dump records it."""
         raise NotImplementedError
 
     def after_restore(self, gtid: str) -> list[tuple[str, tuple[Any, ...]]]:
@@ -506,15 +507,17 @@ class MySQLFlavor(Flavor):
         return [*_DUMP_COMMON, position, "--set-gtid-purged=ON", *_dump_scope(databases)]
 
     def before_restore(self) -> list[str]:
-        # the dump sets gtid_purged itself, which MySQL accepts only on an empty GTID history
-        return [self.stop_replica(), self.reset_binlog()]
+        # the dump sets gtid_purged itself, which MySQL accepts only on an empty GTID history; a fenced node
+        # (super_read_only, e.g. a demoted primary) refuses the load even from an admin
+        return [self.stop_replica(), "SET GLOBAL super_read_only = OFF", self.reset_binlog()]
 
     def snapshot_position(self, line: str) -> str | None:
         m = re.search(r"GTID_PURGED\s*=\s*(?:/\*!\d+ '\+'\*/ )?'([^']*)'", line, re.IGNORECASE)
-        return m.group(1).replace("\\n", "").replace("\n", "") if m else None
+        return re.sub(r"\s+", "", m.group(1).replace("\\n", "")) if m else None
 
     def after_restore(self, gtid: str) -> list[tuple[str, tuple[Any, ...]]]:
-        return [(self.stop_replica(), ())]  # loading the dump recorded gtid_purged already
+        # loading the dump recorded gtid_purged already; the node is a replica again: read-only
+        return [(self.stop_replica(), ()), ("SET GLOBAL read_only = ON", ())]
 
     def worker_errors_query(self) -> str | None:
         return (

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,8 +92,8 @@ def _dump(cluster: Cluster, node: str, work: Path) -> str:
              stdout=fh)
     gtid = ""
     with open(out) as fh:  # MariaDB prints the position near the end of the file, MySQL near the start
-        for line in fh:
-            gtid = flavor.snapshot_position(line) or gtid
+        for statement in _statements_naming_gtids(fh):
+            gtid = flavor.snapshot_position(statement) or gtid
     if not gtid:
         raise ReplicationError(f"{node}: the dump records no GTID position", node=node)
     with cluster.connect(node) as conn, conn.cursor() as cur:
@@ -102,6 +103,20 @@ def _dump(cluster: Cluster, node: str, work: Path) -> str:
         _run([client, f"--defaults-file={creds}", *_where(cluster, replica),
               "--init-command=SET SESSION sql_log_bin=0"], f"loading the dump into {node}", node, stdin=fh)
     return gtid
+
+
+def _statements_naming_gtids(lines: Iterable[str]) -> Iterator[str]:
+    """Comment lines, and whole statements that set GTIDs: MySQL writes a GTID_PURGED of several sources
+    over several lines (``'uuid1:1-5,\nuuid2:1-3'``)."""
+    buf = ""
+    for line in lines:
+        if buf or ("GTID" in line.upper() and not line.startswith("--")):
+            buf += line
+            if buf.rstrip().endswith(";"):
+                yield buf
+                buf = ""
+        elif line.startswith("--"):
+            yield line
 
 
 def _where(cluster: Cluster, node: NodeInfo) -> list[str]:
