@@ -1,5 +1,5 @@
-"""Switchover, failover and the old primary's return on real MariaDB clusters: exact lost ids against the
-ledger, topology afterwards, and bad input refused with nothing changed."""
+"""Switchover, failover and the old primary's return on real MariaDB 10.11 and MySQL 9.7 clusters: exact lost
+ids against the ledger, topology afterwards, and bad input refused with nothing changed."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ import json
 import re
 import time
 
+import pytest
+from catalogue import params, require
+
 from replab import Cluster, checker, failover, nemesis
 from replab.workload import Feeder, feed
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
+SERVERS = params("mariadb-10.11", "mysql-9.7")
+
+
+@pytest.fixture(params=SERVERS)
+def replab_cluster(request, replab_cluster_factory) -> Cluster:
+    """A fresh cluster on each server of the matrix (overrides the plugin's default-server fixture)."""
+    require(request.param)
+    return replab_cluster_factory(server=request.param)
 
 
 def _ids(cluster: Cluster, node: str) -> set[int]:
@@ -129,11 +140,13 @@ def test_failover_without_loss_rejoins_the_old_primary_as_is(replab_cluster):
     assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
 
 
-def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path):
+@pytest.mark.parametrize("server", SERVERS)
+def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, server):
     r = cli("up", "--semi-sync", "--engine", "compose", home=tmp_path / "x")
     assert r.returncode == 2 and "--semi-sync needs --engine local" in r.stderr
     assert not (tmp_path / "x" / "cluster.json").exists()
-    cluster = replab_cluster_factory(semi_sync=True, semi_sync_timeout_ms=800)
+    require(server)
+    cluster = replab_cluster_factory(semi_sync=True, semi_sync_timeout_ms=800, server=server)
     f = Feeder(cluster, rate=300, threads=2).start()
     time.sleep(1.0)
     assert failover.semisync_status(cluster, M)["on"]

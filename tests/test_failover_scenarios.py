@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from replab import scenarios
+from replab import builtin_scenarios, scenarios
 
 
 @pytest.mark.parametrize("name", ["switchover", "failover-async", "failover-semisync", "old-primary-rejoin"])
 def test_failover_scenario_passes(name, tmp_path):
-    report = scenarios.run(scenarios.get(name), home=tmp_path / "home", duration=4, rate=200)
+    report = scenarios.run(builtin_scenarios.get(name), home=tmp_path / "home", duration=4, rate=200)
     failed = [(e.name, e.evidence) for e in report.expectations if not e.passed]
     assert report.error is None and not failed and report.expectations, (report.error, failed)
     if name != "switchover":
