@@ -2,16 +2,14 @@
 # Yardstick for `replab up`: the same steps done by hand in a plain shell script, as a DBA would write it.
 # 3 nodes: init data dirs, write configs, start servers, wait for them, create users and schema,
 # attach replicas with GTID, wait until both replication threads run. Usage: shell_setup.sh DIR [up|down]
+# NODES_COUNT=9 for a bigger cluster (default 3).
 set -euo pipefail
 DIR=${1:?dir}; ACTION=${2:-up}; BASE=${BASE_PORT:-23306}
-NODES=(m s1 s2)
-if [[ $ACTION == down ]]; then
-  for n in "${NODES[@]}"; do
-    [[ -f $DIR/$n/pid ]] && kill "$(cat "$DIR/$n/pid")" 2>/dev/null || true
-  done
-  for n in "${NODES[@]}"; do
-    while [[ -f $DIR/$n/pid ]] && kill -0 "$(cat "$DIR/$n/pid")" 2>/dev/null; do sleep 0.02; done
-  done
+NODES=(m); for ((k=1; k<${NODES_COUNT:-3}; k++)); do NODES+=("s$k"); done
+REPLICAS=("${NODES[@]:1}")
+if [[ $ACTION == down ]]; then  # every node dir there, whatever NODES_COUNT the up had
+  for f in "$DIR"/*/pid; do [[ -f $f ]] && kill "$(cat "$f" 2>/dev/null)" 2>/dev/null || true; done
+  for f in "$DIR"/*/pid; do while [[ -f $f ]] && kill -0 "$(cat "$f" 2>/dev/null)" 2>/dev/null; do sleep 0.02; done; done
   rm -rf "$DIR"; exit 0
 fi
 mkdir -p "$DIR"
@@ -58,10 +56,10 @@ GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.0.0.1';
 CREATE DATABASE mydb;
 CREATE TABLE mydb.events (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64), counter INT, description VARCHAR(255));
 SQL
-for n in s1 s2; do
+for n in "${REPLICAS[@]}"; do
   mariadb --no-defaults -S "$DIR/$n/sock" -uroot -e "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=$((BASE+1)), MASTER_USER='repl', MASTER_PASSWORD='$PW', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE;"
 done
-for n in s1 s2; do
+for n in "${REPLICAS[@]}"; do
   until mariadb --no-defaults -S "$DIR/$n/sock" -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_SQL_Running: Yes' &&
         mariadb --no-defaults -S "$DIR/$n/sock" -uroot -e 'SHOW SLAVE STATUS\G' | grep -q 'Slave_IO_Running: Yes'; do
     sleep 0.05; (( SECONDS < deadline )) || { echo "$n not replicating" >&2; exit 1; }
