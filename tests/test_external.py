@@ -142,7 +142,15 @@ def test_fault_commands_run_without_a_shell(tmp_path, servers, password):
             cluster.engine.pause(db2)
             time.sleep(0.1)
             assert open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("T", "t")
-            assert {s.name: s.state for s in cluster.status()}["db2"] == "unreachable"
+            # a frozen server accepts TCP (the kernel answers) but sends no greeting: paused, not running
+            assert cluster.engine.state(db2) == "paused"
+            assert {s.name: s.state for s in cluster.status()}["db2"] == "paused"
+            from replab.errors import NodeStateError
+
+            t0 = time.monotonic()
+            with pytest.raises(NodeStateError, match="db2 is paused"):
+                cluster.sql("db2", "SELECT 1")
+            assert time.monotonic() - t0 < 5  # it never hangs on the frozen server
             cluster.engine.resume(db2)
             assert {s.name: s for s in cluster.status()}["db2"].sql_running
             from replab.errors import ReplabError

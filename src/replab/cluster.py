@@ -215,10 +215,11 @@ class Cluster:
                           read_timeout=read_timeout, node=name, dict_rows=dict_rows,
                           multi_statements=multi_statements)
 
-    def sql(self, name: str, statement: str, database: str | None = None) -> SqlResult:
-        """Run one statement on a node as admin; raise SqlError (with the server's message) on failure."""
+    def sql(self, name: str, statement: str, database: str | None = None, timeout: float = 60.0) -> SqlResult:
+        """Run one statement on a node as admin; raise SqlError (with the server's message) on failure, or
+        when no answer comes within ``timeout`` seconds (a frozen server never hangs the caller)."""
         self._require_running(name)
-        with self.connect(name, database=database) as conn, conn.cursor() as cur:
+        with self.connect(name, database=database, read_timeout=timeout) as conn, conn.cursor() as cur:
             try:
                 cur.execute(statement)
             except pymysql.MySQLError as exc:

@@ -12,7 +12,7 @@ import secrets
 import shutil
 import socket
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +39,37 @@ def write_state(home: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, home / STATE_FILE)
 
 
+_held: dict[str, int] = {}  # homes whose lock this process holds, with their nesting depth
+_held_fds: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
-def home_lock(home: Path) -> Iterator[None]:
-    """Exclusive lock on a cluster home, for read-modify-write of its state."""
-    with open(home / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+def home_lock(home: Path, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Exclusive lock on a cluster home for the commands that change it (one at a time per home).
+
+    Re-entrant within a process: a command that holds it can call code that takes it again. ``say`` is told
+    when another command holds it and this one waits."""
+    key = str(Path(home).absolute())
+    if _held.get(key):
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    fh = open(Path(home) / ".lock", "w")  # noqa: SIM115 - held across the yield
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if say:
+                say(f"another replab command is changing the cluster in {home}; waiting for it to finish")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        _held[key] = 1
         yield
+    finally:
+        _held.pop(key, None)
+        fh.close()
 
 
 def check_home(home: Path) -> None:

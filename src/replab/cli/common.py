@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cluster import Cluster, NodeStatus
+from ..config import resolve_home
+from ..state import STATE_FILE, home_lock
 
 OPTIONS: dict[str, Any] = {"home": None, "quiet": False}
 _GLOBAL_FLAGS = ("-q", "--quiet")
@@ -29,7 +31,16 @@ def say(message: str) -> None:
         err_console.print(f"[dim]replab:[/dim] {message}", highlight=False)
 
 
-def open_cluster() -> Cluster:
+_LOCKS = contextlib.ExitStack()
+
+
+def open_cluster(change: bool = False) -> Cluster:
+    """The cluster of --home. ``change``: this command changes it, so it first takes the home's lock (held
+    until the command ends; another changing command waits), then reads the state fresh."""
+    if change:
+        home = resolve_home(OPTIONS.get("home"))
+        if (home / STATE_FILE).exists():
+            _LOCKS.enter_context(home_lock(home, say))
     return Cluster.open(OPTIONS.get("home"), say=say)
 
 

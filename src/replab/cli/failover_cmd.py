@@ -22,7 +22,7 @@ def switchover(
 
     Example: replab switchover mysql-s1
     """
-    change = fo.switchover(common.open_cluster(), node, max_lag=max_lag, timeout=timeout)
+    change = fo.switchover(common.open_cluster(change=True), node, max_lag=max_lag, timeout=timeout)
     _print(change, json_out)
 
 
@@ -40,7 +40,7 @@ def failover(
     Example: replab failover
     Example: replab failover --to mysql-s2
     """
-    change = fo.failover(common.open_cluster(), to, force=force)
+    change = fo.failover(common.open_cluster(change=True), to, force=force)
     _print(change, json_out)
 
 
@@ -54,7 +54,7 @@ def rejoin(
 
     Example: replab rejoin mysql-m --rebuild
     """
-    common.console.print(fo.rejoin(common.open_cluster(), node, rebuild=rebuild or False), markup=False)
+    common.console.print(fo.rejoin(common.open_cluster(change=True), node, rebuild=rebuild or False), markup=False)
 
 
 def _print(change: fo.RoleChange, json_out: bool) -> None:

@@ -20,7 +20,7 @@ NODE = typer.Argument(..., help="Node name, e.g. mysql-s1.")
 
 
 def _fault(fn: Callable[..., str], node: str) -> None:
-    common.console.print(fn(common.open_cluster(), node), markup=False)
+    common.console.print(fn(common.open_cluster(change=True), node), markup=False)
 
 
 def kill(node: str = NODE) -> None:
@@ -87,7 +87,7 @@ def heal(node: str = typer.Argument(None, help="Node to heal (default: every cut
 
     Example: replab heal mysql-s1
     """
-    common.console.print(nemesis.heal(common.open_cluster(), node), markup=False)
+    common.console.print(nemesis.heal(common.open_cluster(change=True), node), markup=False)
 
 
 def drift(
@@ -108,7 +108,7 @@ def drift(
 
     Tables are in the cluster's database (mydb). Example: replab drift mysql-s2 --drop-column events.name
     """
-    cluster = common.open_cluster()
+    cluster = common.open_cluster(change=True)
     sentence = nemesis.drift(cluster, node, drop_column=drop_column, add_column=add_column,
                              modify_column=modify_column, delete_rows=delete_rows, update_rows=update_rows,
                              insert_rows=insert_rows, binlog=binlog, force=force)
@@ -142,7 +142,7 @@ def repair(
 
     Example: replab repair mysql-s2 --method dump
     """
-    report = run_repair(common.open_cluster(), node, method=method, timeout=timeout)
+    report = run_repair(common.open_cluster(change=True), node, method=method, timeout=timeout)
     if json_out:
         common.print_json(report.to_dict())
     else:

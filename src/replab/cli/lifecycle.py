@@ -178,7 +178,7 @@ def down(keep_data: bool = typer.Option(False, "--keep-data", help="Stop the ser
     """
     home = resolve_home(common.OPTIONS["home"])
     try:
-        cluster = common.open_cluster()
+        cluster = common.open_cluster(change=True)
     except (ClusterNotFound, StateError) as exc:
         _down_without_state(home, exc)
         return

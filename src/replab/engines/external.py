@@ -25,7 +25,7 @@ from .. import db
 from ..config import ClusterSpec
 from ..errors import ConfigError, NodeStateError, NotSupported, ReplabError, SqlError
 from ..flavor import Flavor, flavor_from_version_string
-from .base import RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
+from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
 
 MODES = ("attach", "adopt")
 FAULTS = ("kill", "stop", "start", "pause", "resume", "partition", "heal")
@@ -227,10 +227,15 @@ class ExternalEngine(Engine):
         self._run_fault(node, "stop")
 
     def state(self, node: NodeInfo) -> str:
-        """running when the server accepts TCP connections, else stopped (no SQL)."""
+        """running when the server sends its protocol greeting, paused when it accepts the TCP connection
+        but says nothing (a frozen process: the kernel still completes the handshake), else stopped."""
         try:
-            with socket.create_connection((node.host, node.port), timeout=1):
-                return RUNNING
+            with socket.create_connection((node.host, node.port), timeout=1) as sock:
+                sock.settimeout(1.5)
+                try:
+                    return RUNNING if sock.recv(4) else STOPPED
+                except TimeoutError:
+                    return PAUSED
         except OSError:
             return STOPPED
 
