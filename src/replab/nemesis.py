@@ -47,7 +47,7 @@ def kill(cluster: Cluster, node: str) -> str:
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")
     pid = cluster.engine.pid(info)
-    cluster.engine.kill(info)  # type: ignore[attr-defined]
+    cluster.engine.kill(info)
     return _done(cluster, f"{node}: killed (SIGKILL to pid {pid}); acknowledged writes are in its redo log "
                           f"and binary log; bring it back with: replab start {node}")
 
@@ -129,7 +129,7 @@ def pause(cluster: Cluster, node: str) -> str:
     state = _state(cluster, node)
     if state == STOPPED:
         raise NodeStateError(f"{node} is down; cannot pause it", node=node, hint=f"replab start {node}")
-    cluster.engine.pause(cluster.node(node))  # type: ignore[attr-defined]
+    cluster.engine.pause(cluster.node(node))
     return _done(cluster, f"{node}: paused (SIGSTOP); connections stay open but nothing answers; "
                           f"replab resume {node} to continue")
 
@@ -138,7 +138,7 @@ def resume(cluster: Cluster, node: str) -> str:
     """SIGCONT a paused server."""
     if _state(cluster, node) != PAUSED:
         raise NodeStateError(f"{node} is not paused (it is {_state(cluster, node)})", node=node)
-    cluster.engine.resume(cluster.node(node))  # type: ignore[attr-defined]
+    cluster.engine.resume(cluster.node(node))
     return _done(cluster, f"{node}: resumed (SIGCONT)")
 
 

@@ -131,7 +131,7 @@ class Scenario:
 
 
 def _nemesis(name: str) -> Callable[..., str]:
-    return getattr(nemesis, name)  # type: ignore[no-any-return]
+    return getattr(nemesis, name)
 
 
 def fault(action: str, node: str, **kwargs: Any) -> Step:
