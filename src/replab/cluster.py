@@ -218,7 +218,7 @@ class Cluster:
     def sql(self, name: str, statement: str, database: str | None = None, timeout: float = 60.0) -> SqlResult:
         """Run one statement on a node as admin; raise SqlError (with the server's message) on failure, or
         when no answer comes within ``timeout`` seconds (a frozen server never hangs the caller)."""
-        self._require_running(name)
+        self.require_running(name)
         with self.connect(name, database=database, read_timeout=timeout) as conn, conn.cursor() as cur:
             try:
                 cur.execute(statement)
@@ -229,7 +229,8 @@ class Cluster:
             rows = [tuple(r) for r in cur.fetchall()] if cur.description else []
             return SqlResult(columns, rows, cur.rowcount)
 
-    def _require_running(self, name: str) -> None:
+    def require_running(self, name: str) -> None:
+        """Raise NodeStateError (with the command that helps) unless ``name``'s server is running."""
         state = self.engine.state(self.node(name))
         if state != RUNNING:
             hint = f"replab resume {name}" if state == PAUSED else f"replab start {name}"

@@ -403,7 +403,7 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
     if info.role == roles.PRIMARY:
         raise ConfigError(f"{node} is the primary; rejoin brings back a former primary or a replica")
     primary = cluster.primary
-    cluster._require_running(primary.name)
+    cluster.require_running(primary.name)
     if cluster.engine.state(info) == STOPPED:
         cluster.start_node(node)
     elif cluster.engine.state(info) != RUNNING:

@@ -294,7 +294,7 @@ def drift(cluster: Cluster, node: str, *, drop_column: str | None = None, add_co
     if info.role == "primary" and not force:
         raise ConfigError(f"{node} is the primary: drift there is replicated (or diverges every replica)",
                           hint="drift a replica, or pass --force to change the primary anyway")
-    cluster._require_running(node)
+    cluster.require_running(node)
     schema = cluster.database
     tq = f"{quote_ident(schema)}.{quote_ident(target.table)}"
     with cluster.connect(node) as conn:

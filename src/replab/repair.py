@@ -173,7 +173,7 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
     if info.role != "replica":
         raise ConfigError(f"{node} is the primary; repair rebuilds a replica from it",
                           hint="name a replica, e.g. replab repair mysql-s1")
-    cluster._require_running(cluster.primary.name)
+    cluster.require_running(cluster.primary.name)
     state = cluster.engine.state(info)
     if state == PAUSED:
         raise NodeStateError(f"{node} is paused", node=node, hint=f"replab resume {node} first")

@@ -192,7 +192,7 @@ class Feeder:
     def start(self) -> Feeder:
         cluster, opts = self.cluster, self.options
         primary = cluster.primary.name
-        cluster._require_running(primary)
+        cluster.require_running(primary)
         table = quote_ident(opts.table)
         try:
             with cluster.connect(primary, database=cluster.database, timeout=3) as conn:

@@ -159,7 +159,7 @@ def connect(node: str = typer.Argument(..., help="Node name, e.g. mysql-m.")) ->
     """
     cluster = common.open_cluster()
     argv = cluster.engine.client_argv(cluster.node(node), cluster.credentials_file)
-    cluster._require_running(node)
+    cluster.require_running(node)
     try:
         os.execv(argv[0], argv)
     except OSError as exc:
