@@ -81,12 +81,13 @@ def _work_dir(cluster: Cluster, node: str) -> Path:
 
 def _dump(cluster: Cluster, node: str, work: Path) -> str:
     """Dump every user database of the primary, load it into the replica; return the snapshot GTID."""
-    dump, client = cluster.engine.program("dump"), cluster.engine.program("client")
+    engine, creds = cluster.engine, cluster.credentials_file
+    engine.require("snapshot", node)
     primary, replica = cluster.primary, cluster.node(node)
     out = work / "snapshot.sql"
-    creds = str(cluster.credentials_file)
     with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-        _run([dump, f"--defaults-file={creds}", f"--socket={primary.socket}", "--single-transaction",
+        # the engine says how the tool reaches the node (socket, TCP, docker exec); the login is in a 0600 file
+        _run([*engine.tool_argv("dump", primary, creds), "--single-transaction",
               "--gtid", "--master-data=2", "--add-drop-database", "--routines", "--triggers", "--events",
               "--databases", *_user_databases(cluster)], "mariadb-dump of the primary", node, stdout=fh)
     gtid = ""
@@ -101,13 +102,14 @@ def _dump(cluster: Cluster, node: str, work: Path) -> str:
     with cluster.connect(node) as conn, conn.cursor() as cur:
         cur.execute(cluster.flavor.stop_replica())
     with open(out) as fh:
-        _run([client, f"--defaults-file={creds}", f"--socket={replica.socket}",
-              "--init-command=SET SESSION sql_log_bin=0"], f"loading the dump into {node}", node, stdin=fh)
+        _run([*engine.tool_argv("client", replica, creds), "--init-command=SET SESSION sql_log_bin=0"],
+             f"loading the dump into {node}", node, stdin=fh)
     return gtid
 
 
 def _backup(cluster: Cluster, node: str, work: Path) -> str:
     """Physical copy of the primary with mariadb-backup, copied over the replica's data dir."""
+    cluster.engine.require("backup", node)
     tool = cluster.engine.program("backup")
     primary, replica = cluster.primary, cluster.node(node)
     user, password = cluster.credentials()
