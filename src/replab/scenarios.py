@@ -381,8 +381,10 @@ def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list
 # --- running ------------------------------------------------------------------------------------------
 def run(scenario: Scenario, *, home: str | Path | None = None, duration: float | None = None,
         rate: float | None = None, seed: int | None = None, keep: bool = False, say: Say | None = None,
-        report_dir: str | Path | None = None, interval: float = 0.2) -> RunReport:
+        report_dir: str | Path | None = None, interval: float = 0.2,
+        up_args: dict[str, Any] | None = None) -> RunReport:
     """Run ``scenario`` on a cluster of its own and return the report (also written to ``report_dir``).
+    ``up_args`` go to ``Cluster.up`` (e.g. ``{"engine": "compose", "image": "replab/mariadb:10.11"}``).
 
     The cluster lives in ``home`` (default: a new temporary directory) and is torn down at the end, pass
     or fail, unless ``keep``. Set-up failures and unexpected errors end up in ``report.error`` (verdict
@@ -410,7 +412,8 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
     ctx: Context | None = None
     try:
         say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
-        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say)
+        cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say,
+                             **(up_args or {}))
         report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
                           "binlog_format": cluster.binlog_format, "home": str(home),
                           "nodes": [{"name": n.name, "role": n.role, "port": n.port} for n in cluster.nodes]}

@@ -173,6 +173,8 @@ class PrivateDaemon:
             if self.pid():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, 0)  # reap it when this process started it
         if remove:
             self._unmount()
             shutil.rmtree(self.dir, ignore_errors=True)
