@@ -228,6 +228,12 @@ class ComposeEngine(Engine):
         """Check image, Docker, leftovers and ports (fail fast, exit 2, nothing created)."""
         image = spec.image or DEFAULT_IMAGE
         host = os.environ.get("DOCKER_HOST") or None
+        named: Flavor | None = None
+        try:
+            named = flavor_from_image(image)
+        except ConfigError:
+            if dockerctl.unavailable(host):
+                raise  # its name says nothing and there is no engine to ask about its labels
         dockerctl.require_docker(host)
         project = project_name(self.home)
         left = dockerctl.leftovers(project, host)
@@ -236,7 +242,7 @@ class ComposeEngine(Engine):
             raise StateError(f"a compose project left by a crashed run is still on the Docker engine: {project} "
                              f"({what})", hint=f"remove it with: replab --home {self.home} compose clean "
                                                "(only objects labelled replab.project are touched)")
-        flavor = image_flavor(image, host)  # refuses an image that is not a MySQL/MariaDB server
+        flavor = named or image_flavor(image, host)  # refuses an image that is not a MySQL/MariaDB server
         self._ensure_image(image, host)
         nodes = plan_nodes(spec.node_names, check_ports(spec), spec.host)
         self.options = {"image": image, "project": project, "dir": str(self.home / "compose"),
@@ -294,7 +300,8 @@ class ComposeEngine(Engine):
         parts = proc.stdout.split() if proc.returncode == 0 else []
         if not parts:
             return "missing", "", 0
-        return parts[0], (parts[2] if len(parts) > 2 else ""), int(parts[1]) if parts[1].isdigit() else 0
+        pid = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        return parts[0], (parts[2] if len(parts) > 2 else ""), pid
 
     def state(self, node: NodeInfo) -> str:
         status, _health, _pid = self._inspect(node)
