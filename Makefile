@@ -3,6 +3,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 DEPS    ?= core venv
+ENGINE  ?= local
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps demo test test-fast lint bench soak clean
@@ -19,10 +20,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: system-deps $(VENV)/.installed
 
+demo: DEPS = core venv $(if $(filter compose,$(ENGINE)),docker)
 demo: install
-	bash scripts/demo.sh
+	ENGINE=$(ENGINE) bash scripts/demo.sh
 
-test: DEPS = core venv browser
+test: DEPS = core venv browser docker
 test: install
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 

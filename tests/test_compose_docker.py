@@ -236,7 +236,7 @@ def test_bad_input_exit_2_nothing_created(docker_host: str, tmp_path: Path, cli)
     assert r.returncode == 2 and "image build" in r.stderr, r.stderr
     r = cli("up", "--engine", "compose", "--image", IMAGES["mariadb-10.11"], home=home,
             env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
-    assert r.returncode == 2 and "no Docker engine answers" in r.stderr and "dockerctl start" in r.stderr
+    assert r.returncode == 2 and "no Docker engine answers" in r.stderr and "dockerd start" in r.stderr
     r = cli("image", "build", "postgres-16")
     assert r.returncode == 2 and "replab builds images of" in r.stderr
     with subprocess.Popen(["python3", "-c", "import socket,time;s=socket.socket();s.bind(('127.0.0.1',0));"

@@ -50,6 +50,8 @@ def run(
     seed: int = typer.Option(1, "--seed", help="Seed for the scenario's random choices."),
     keep: bool = typer.Option(False, "--keep", help="Leave the cluster running afterwards (its home is printed)."),
     json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the summary."),
+    engine: str = typer.Option(None, "--engine", help="Where its servers run: local (default) or compose."),
+    image: str = typer.Option(None, "--image", help="Server image for --engine compose (e.g. replab/mariadb:10.11)."),
 ) -> None:
     """Run a scenario on a fresh cluster of its own (torn down at the end) and judge the outcome.
 
@@ -57,13 +59,15 @@ def run(
     2: the scenario could not run.
 
     Example: replab scenario run seed --report reports/seed
+    Example: replab scenario run seed --engine compose --image replab/mariadb:10.11
     """
     scenario = scenarios.get(name)
     report = Path(report_dir) if report_dir else None
     # a throw-away cluster lives in a temp dir; with --keep it goes to --home when one is given
     home = common.OPTIONS.get("home") if keep else None
     result = scenarios.run(scenario, home=home, duration=duration, rate=rate, seed=seed,
-                           keep=keep, say=common.say, report_dir=report)
+                           keep=keep, say=common.say, report_dir=report,
+                           up_args={k: v for k, v in (("engine", engine), ("image", image)) if v})
     if json_out:
         common.print_json(result.to_dict())
     else:

@@ -2,8 +2,7 @@
 whether an engine and the Compose v2 plugin answer, what replab left on an engine (found by label only),
 and a private ``dockerd`` for machines where none runs.
 
-Run ``python -m replab.engines.dockerctl start DIR`` to start a private daemon (it prints the DOCKER_HOST
-to export) and ``python -m replab.engines.dockerctl stop DIR`` to stop it, with its containers.
+``python -m replab.engines.dockerd start|stop DIR`` drives a ``PrivateDaemon`` from the shell.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from ..errors import BinaryNotFound, NotSupported, ReplabError, ReplabTimeout
 LABEL = "replab.project"  # on every container, network and volume replab creates
 INSTALL_HINT = "install docker.io and Compose v2 with: make system-deps DEPS=docker"
 DAEMON_HINT = ("start the Docker engine (systemctl start docker), or a private one: "
-               "python -m replab.engines.dockerctl start /tmp/replab-docker, then export the DOCKER_HOST it prints")
+               "python -m replab.engines.dockerd start /tmp/replab-docker, then export the DOCKER_HOST it prints")
 
 
 def docker_env(host: str | None) -> dict[str, str]:
@@ -185,23 +183,3 @@ class PrivateDaemon:
             points = [line.split()[1] for line in fh if line.split()[1].startswith(str(self.dir) + "/")]
         for point in sorted(points, key=len, reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print("usage: python -m replab.engines.dockerctl start|stop DIR", file=sys.stderr)
-        return 2
-    daemon = PrivateDaemon(Path(argv[1]).absolute())
-    try:
-        if argv[0] == "start":
-            print(f"DOCKER_HOST={daemon.start()}")
-        else:
-            daemon.stop()
-    except ReplabError as exc:
-        print(exc.render(), file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
