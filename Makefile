@@ -5,8 +5,10 @@ PY      := $(VENV)/bin/python
 DEPS    ?= core venv
 ENGINE  ?= local
 PYTEST_ARGS ?=
+# the catalogue servers `make test` fetches once (cached in ~/.cache/replab/servers) and tests on
+TEST_SERVERS ?= mysql-9.7 mariadb-11.8
 
-.PHONY: install system-deps demo test test-fast lint bench soak clean
+.PHONY: install system-deps servers demo test test-fast lint bench soak clean
 
 system-deps:
 	bash scripts/install-deps.sh $(DEPS)
@@ -24,8 +26,12 @@ demo: DEPS = core venv $(if $(filter compose,$(ENGINE)),docker)
 demo: install
 	ENGINE=$(ENGINE) bash scripts/demo.sh
 
-test: DEPS = core venv browser docker
-test: install
+# fetch each test server once; a second run finds them in the cache and fetches nothing
+servers: $(VENV)/.installed
+	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
+
+test: DEPS = core venv browser servers docker
+test: install servers
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 soak: install
@@ -38,8 +44,8 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: DEPS = core venv bench
-bench: install
+bench: DEPS = core venv bench servers
+bench: install servers
 	$(PY) bench/run.py
 
 clean:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian packages replab needs, only those missing. Usage: install-deps.sh GROUP...
-# Groups: core (MariaDB server, client, backup, client library headers), bench (sysbench, percona-toolkit), net (nftables,
+# Groups: core (MariaDB server, client, backup, client library headers), servers (mmdebstrap: fetches other
+# servers from Debian's archive into private trees), bench (sysbench, percona-toolkit), net (nftables,
 # iproute2), browser (chromium for report tests), venv (python3-venv when ensurepip is missing), docker (Debian 12's
 # docker.io, plus Compose v2 taken from Debian 13's docker-compose package: a static binary, installed as the
 # `docker compose` plugin in /usr/local/lib/docker/cli-plugins; the host's libc is never upgraded).
 set -euo pipefail
 declare -A GROUPS_PKGS=(
   [core]="mariadb-server mariadb-client mariadb-backup libmariadb-dev pkg-config"
+  [servers]="mmdebstrap"
   [bench]="sysbench percona-toolkit"
   [net]="nftables iproute2"
   [browser]="chromium chromium-driver fonts-dejavu-core"

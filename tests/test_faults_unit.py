@@ -6,7 +6,7 @@ import pytest
 
 from replab.diagnose import Column, Diagnosis, errant_gtids, parse_gtids, schema_findings
 from replab.errors import ConfigError
-from replab.nemesis import _parse, _seqs
+from replab.nemesis import _parse
 
 
 def _cols(spec: str) -> list[Column]:
@@ -44,7 +44,6 @@ def test_gtid_sets_and_errant_transactions():
     assert errant_gtids("0-1-12,0-4-13", "0-1-20") == ["0-4-13"]
     assert errant_gtids("0-1-12", "0-1-20") == []
     assert errant_gtids("", "0-1-3") == []
-    assert _seqs("0-1-12,1-1-5") == {0: 12, 1: 5}
 
 
 def test_predictions_for_dropped_columns_under_row():

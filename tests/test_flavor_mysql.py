@@ -146,7 +146,7 @@ def test_mysql_84_has_no_master_or_slave_statements():
         assert not MASTER_WORDS.search(text.replace("--source-data", "")), text
     assert f.show_source_status() == "SHOW BINARY LOG STATUS"
     assert f.reset_gtid_state() == ["RESET BINARY LOGS AND GTIDS"]
-    assert "--source-data=1" in f.snapshot_args()
+    assert "--source-data=2" in f.snapshot_args()
     opts = f.adapt_server_options({"log_slave_updates": "1", "slave_net_timeout": "10"})
     assert opts["log_replica_updates"] == "1" and opts["replica_net_timeout"] == "10"
     assert "log_slave_updates" not in opts
@@ -162,9 +162,9 @@ def test_syntax_switches_at_the_documented_versions():
     assert "MASTER_AUTO_POSITION=1" in f57.change_source("h", 1)
     assert "PUBLIC_KEY" not in f57.change_source("h", 1)  # 5.7 has no caching_sha2_password
     assert f57.show_source_status() == f80.show_source_status() == "SHOW MASTER STATUS"
-    assert "--master-data=1" in f57.snapshot_args() and "--source-data=1" in f80.snapshot_args()
+    assert "--master-data=2" in f57.snapshot_args() and "--source-data=2" in f80.snapshot_args()
     # the dump tool's own version decides, when known
-    assert "--master-data=1" in f80.snapshot_args(tool_version=(8, 0, 25))
+    assert "--master-data=2" in f80.snapshot_args(tool_version=(8, 0, 25))
     assert "--set-gtid-purged=ON" in f57.snapshot_args(["mydb"])
     assert f57.snapshot_args(["mydb"])[-2:] == ["--databases", "mydb"]
     assert "mysqlx" not in f57.adapt_server_options({}) and f80.adapt_server_options({})["mysqlx"] == "0"
@@ -229,5 +229,5 @@ def test_mysql84_io_error_is_reported():
 def test_mariadb_never_asks_for_worker_table():
     maria = MariaDBFlavor()
     assert maria.worker_errors_query() is None
-    assert "--gtid" in maria.snapshot_args() and "--master-data=1" in maria.snapshot_args()
+    assert "--gtid" in maria.snapshot_args() and "--master-data=2" in maria.snapshot_args()
     assert maria.reset_gtid_state() == ["RESET MASTER", "SET GLOBAL gtid_slave_pos=''"]

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from test_report import chromium, render_in_chromium
 
+from replab import builtin_scenarios
 from replab import scenarios as s
 from replab.cluster import Cluster
 from replab.report import FAIL, PASS
 
 DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
-NOT_SEED = [n for n in s.builtin() if n != "seed"]
+NOT_SEED = [n for n in builtin_scenarios.builtin() if n != "seed"]
 
 
 def _servers_gone(report_params: dict) -> None:
@@ -24,7 +25,7 @@ def _servers_gone(report_params: dict) -> None:
 
 @pytest.mark.parametrize("name", NOT_SEED)
 def test_builtin_scenario_outcome(name: str, tmp_path: Path) -> None:
-    report = s.run(s.get(name), duration=DURATION, rate=200)
+    report = s.run(builtin_scenarios.get(name), duration=DURATION, rate=200)
     detail = "\n".join(f"{e.name}: {e.passed} {e.evidence}" for e in report.expectations)
     assert report.error is None, report.error
     assert report.verdict == PASS, detail

@@ -126,13 +126,13 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
     with cluster.connect(primary.name) as conn:
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
+        cluster.state["source_ssl"] = replication.source_has_ssl(conn)
     for replica in cluster.replicas:
-        host, port = sources[replica.name]
-        with cluster.connect(replica.name) as conn:
-            if engine.reset_fresh_replicas:
+        if engine.reset_fresh_replicas:
+            with cluster.connect(replica.name) as conn:
                 for statement in flavor.reset_gtid_state():
                     db.query(conn, statement)
-            replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
+        cluster.attach(replica.name, sources[replica.name])
     cluster.finish_replication()
 
 

@@ -117,11 +117,15 @@ class Cluster:
     @classmethod
     def up(cls, nodes: int | None = None, binlog_format: str | None = None, base_port: int | None = None,
            home: str | os.PathLike[str] | None = None, *, config_file: str | None = None,
-           server_binary: str | None = None, say: Say | None = None, **flags: Any) -> Cluster:
+           server_binary: str | None = None, server: str | None = None, say: Say | None = None,
+           **flags: Any) -> Cluster:
         """Stand up a cluster (or return the running one unchanged). Usable as a context manager,
-        which tears the cluster down on exit."""
+        which tears the cluster down on exit.
+
+        ``server`` is a name from the server catalogue (``mysql-9.7``) or a server binary's path;
+        ``replica_server`` (a flag) gives the replicas another build of the same flavor."""
         spec = load_spec(config_file, nodes=nodes, binlog_format=binlog_format, base_port=base_port,
-                         server_binary=server_binary, **flags)
+                         server_binary=server or server_binary, **flags)
         path = resolve_home(home)
         check_home(path)
         if (path / STATE_FILE).exists():
@@ -299,6 +303,16 @@ class Cluster:
                 result[name] = False
         return result
 
+    def attach(self, replica: str, address: tuple[str, int] | None = None) -> tuple[str, int]:
+        """Point ``replica`` at the primary (through the engine's address for it) and start replicating."""
+        node = self.node(replica)
+        host, port = address or self.engine.source_address(self.primary, node)
+        ssl = bool(self.state.get("source_ssl", True))
+        with self.connect(replica) as conn:
+            replication.attach_replica(conn, self.flavor, host=host, port=port, repl=self.credentials(db.REPL),
+                                       ssl=ssl)
+        return host, port
+
     def finish_replication(self, timeout: float = 30.0) -> None:
         """Wait until every replica's threads run and it has caught up with the primary; explain otherwise."""
         self.wait_threads([r.name for r in self.replicas], timeout=timeout)
@@ -315,12 +329,18 @@ class Cluster:
                     cur.execute("SHUTDOWN")
         return shutdown
 
-    def start_node(self, name: str, timeout: float = 60.0) -> None:
+    def start_node(self, name: str, timeout: float = 60.0, hold_replication: bool = False) -> bool:
+        """Start a node and wait until it answers. ``hold_replication``: a replica comes up with its
+        replication threads stopped (where the engine can), so its position can be read before it catches
+        up; returns whether they were held (then ``START REPLICA`` is the caller's)."""
         node = self.node(name)
-        self.engine.start(node)
+        held = hold_replication and node.role == "replica" and self.engine.can_hold_replication
+        extra = [self.flavor.skip_replica_start_option()] if held else []
+        self.engine.start(node, extra)
         self.engine.wait_ready(node, lambda: self._probe(node), timeout)
         self.save()
         self.say(f"{name}: started (pid {self.engine.pid(node)})")
+        return held
 
     def _probe(self, node: NodeInfo) -> None:
         with self.connect(node.name, timeout=1) as conn:
@@ -353,4 +373,17 @@ class Cluster:
         self.down()
 
 
-__all__ = ["Cluster", "NodeStatus", "SqlResult", "ReplabError", "remove_state", "check_ports"]
+def teardown_home(home: Path) -> None:
+    """Stop whatever a cluster home holds, by its pid files, even if its state is half-written."""
+    if not (home / STATE_FILE).exists():
+        return
+    try:
+        Cluster.open(home).down()
+    except ReplabError:
+        with contextlib.suppress(Exception):
+            cluster = Cluster.open(home)
+            cluster.engine.destroy(cluster.nodes)
+        remove_state(home)
+
+
+__all__ = ["Cluster", "NodeStatus", "SqlResult", "ReplabError", "remove_state", "check_ports", "teardown_home"]

@@ -58,7 +58,8 @@ class ClusterSpec:
     base_port: int | None = None
     host: str = "127.0.0.1"
     engine: str = "local"
-    server_binary: str | None = None
+    server_binary: str | None = None  # a catalogue name (`replab servers`) or a server binary's path
+    replica_server: str | None = None  # the replicas' server, when it differs (upgrade rehearsal)
     database: str = DEFAULT_DATABASE
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +78,8 @@ class ClusterSpec:
                 errors.append(f"--base-port must be between 1024 and {65535 - MAX_NODES} (got {self.base_port})")
         if self.engine not in ENGINES:
             errors.append(f"unknown engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
+        if self.replica_server is not None and self.engine != "local":
+            errors.append(f"--replica-server needs the local engine (got --engine {self.engine})")
         if self.image is not None and self.engine != "compose":
             errors.append(f"--image {self.image} needs --engine compose (the {self.engine} engine runs no images)")
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):

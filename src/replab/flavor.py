@@ -89,11 +89,17 @@ class Flavor:
     def show_replica_status(self) -> str:
         raise NotImplementedError
 
-    def change_source(self, host: str, port: int) -> str:
-        """CHANGE MASTER/SOURCE with placeholders %(user)s %(password)s for the driver to quote."""
+    def change_source(self, host: str, port: int, ssl: bool = True) -> str:
+        """CHANGE MASTER/SOURCE with placeholders %(user)s %(password)s for the driver to quote.
+
+        ``ssl=False`` when the source has no TLS (a newer replica must not insist on it)."""
         raise NotImplementedError
 
     def start_replica(self) -> str:
+        raise NotImplementedError
+
+    def skip_replica_start_option(self) -> str:
+        """Server option: do not start the replication threads at this start."""
         raise NotImplementedError
 
     def stop_replica(self) -> str:
@@ -165,6 +171,18 @@ class Flavor:
         """SELECT returning every GTID source in the node's binary log (errant-transaction detection)."""
         return self.executed_gtid()
 
+    def before_restore(self) -> list[str]:
+        """Statements on a replica before a logical snapshot is loaded into it."""
+        return [self.stop_replica()]
+
+    def snapshot_position(self, line: str) -> str | None:
+        """The GTID position a dump was taken at, if ``line`` of the dump records it."""
+        raise NotImplementedError
+
+    def after_restore(self, gtid: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """Statements (with arguments) that record ``gtid`` as applied on a replica rebuilt from a snapshot."""
+        return [(self.stop_replica(), ()), (self.reset_binlog(), ()), (self.set_replica_position(), (gtid,))]
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -178,15 +196,18 @@ class MariaDBFlavor(Flavor):
     def show_replica_status(self) -> str:
         return "SHOW SLAVE STATUS"
 
-    def change_source(self, host: str, port: int) -> str:
+    def change_source(self, host: str, port: int, ssl: bool = True) -> str:
         return (
             f"CHANGE MASTER TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, "
             "MASTER_USER=%(user)s, MASTER_PASSWORD=%(password)s, MASTER_USE_GTID=slave_pos, "
-            "MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1"
+            "MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1" + ("" if ssl else ", MASTER_SSL=0")
         )
 
     def start_replica(self) -> str:
         return "START SLAVE"
+
+    def skip_replica_start_option(self) -> str:
+        return "--skip-slave-start"
 
     def stop_replica(self) -> str:
         return "STOP SLAVE"
@@ -221,7 +242,7 @@ class MariaDBFlavor(Flavor):
 
     def init_datadir_argv(self, server: str, datadir: str, installer: str | None = None) -> list[str]:
         return [installer or "mariadb-install-db", "--no-defaults", f"--datadir={datadir}",
-                "--auth-root-authentication-method=normal", "--skip-test-db",
+                "--auth-root-authentication-method=normal", "--skip-test-db", "--force",
                 f"--innodb-log-file-size={REDO_LOG_SIZE}"]
 
     def snapshot_tools(self) -> list[str]:
@@ -229,8 +250,12 @@ class MariaDBFlavor(Flavor):
 
     def snapshot_args(self, databases: list[str] | None = None,
                       tool_version: tuple[int, ...] | None = None) -> list[str]:
-        # --gtid makes --master-data record gtid_slave_pos instead of a file/position pair
-        return [*_DUMP_COMMON, "--master-data=1", "--gtid", *_dump_scope(databases)]
+        # --gtid makes --master-data record gtid_slave_pos instead of a file/position pair; =2: as a comment
+        return [*_DUMP_COMMON, "--master-data=2", "--gtid", *_dump_scope(databases)]
+
+    def snapshot_position(self, line: str) -> str | None:
+        m = re.search(r"gtid_slave_pos\s*=\s*'([^']*)'", line) if line.startswith("--") else None
+        return m.group(1) if m else None
 
     def worker_errors_query(self) -> str | None:
         return None  # MariaDB's parallel applier reports the failing event in Last_SQL_Error itself
@@ -295,7 +320,7 @@ class MySQLFlavor(Flavor):
     def show_source_status(self) -> str:
         return "SHOW BINARY LOG STATUS" if self._at_least(8, 2) else "SHOW MASTER STATUS"
 
-    def change_source(self, host: str, port: int) -> str:
+    def change_source(self, host: str, port: int, ssl: bool = True) -> str:
         if self._has_replica_syntax():
             return (
                 f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{source_host(host)}', SOURCE_PORT={int(port)}, "
@@ -311,6 +336,9 @@ class MySQLFlavor(Flavor):
 
     def start_replica(self) -> str:
         return "START REPLICA" if self._replica_word() else "START SLAVE"
+
+    def skip_replica_start_option(self) -> str:
+        return "--skip-replica-start" if self._at_least(8, 0, 26) else "--skip-slave-start"
 
     def stop_replica(self) -> str:
         return "STOP REPLICA" if self._replica_word() else "STOP SLAVE"
@@ -369,8 +397,19 @@ class MySQLFlavor(Flavor):
     def snapshot_args(self, databases: list[str] | None = None,
                       tool_version: tuple[int, ...] | None = None) -> list[str]:
         version = tool_version if tool_version is not None else self.version
-        position = "--source-data=1" if version >= (8, 0, 26) else "--master-data=1"
+        position = "--source-data=2" if version >= (8, 0, 26) else "--master-data=2"
         return [*_DUMP_COMMON, position, "--set-gtid-purged=ON", *_dump_scope(databases)]
+
+    def before_restore(self) -> list[str]:
+        # the dump sets gtid_purged itself, which MySQL accepts only on an empty GTID history
+        return [self.stop_replica(), self.reset_binlog()]
+
+    def snapshot_position(self, line: str) -> str | None:
+        m = re.search(r"GTID_PURGED\s*=\s*(?:/\*!\d+ '\+'\*/ )?'([^']*)'", line, re.IGNORECASE)
+        return m.group(1).replace("\\n", "").replace("\n", "") if m else None
+
+    def after_restore(self, gtid: str) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(self.stop_replica(), ())]  # loading the dump recorded gtid_purged already
 
     def worker_errors_query(self) -> str | None:
         return (
@@ -416,7 +455,7 @@ _MYSQL_RENAMED_OPTIONS = {
     "slave_parallel_workers": "replica_parallel_workers",
     "slave_preserve_commit_order": "replica_preserve_commit_order",
 }
-_DUMP_COMMON = ["--single-transaction", "--triggers", "--routines", "--events", "--hex-blob"]
+_DUMP_COMMON = ["--single-transaction", "--triggers", "--routines", "--events", "--hex-blob", "--add-drop-database"]
 
 
 def _dump_scope(databases: list[str] | None) -> list[str]:

@@ -20,6 +20,7 @@ from . import db, replication
 from .config import quote_ident, validate_identifier
 from .engines.base import PAUSED, RUNNING, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, SqlError
+from .gtid import transactions_between
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -71,49 +72,47 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
         raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
     if state == RUNNING:
         raise NodeStateError(f"{node} is already running", node=node)
+    info = cluster.node(node)
+    measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
     t0 = time.monotonic()
-    cluster.start_node(node)
+    # a replica comes up with its threads held, so the position it restarts from is read exactly
+    held = cluster.start_node(node, hold_replication=measure)
     started = time.monotonic() - t0
-    if cluster.node(node).role != "replica":
+    if info.role != "replica":
         return _done(cluster, f"{node}: started in {started:.1f}s; replicas reconnect to it within a few seconds")
-    if catch_up <= 0 or _state(cluster, cluster.primary.name) != RUNNING:
+    if not measure:
         return _done(cluster, f"{node}: started in {started:.1f}s; replication resumes from its saved GTID position")
-    c = catch_up_stats(cluster, node, catch_up)
+    c = catch_up_stats(cluster, node, catch_up, held=held)
     if not c["caught_up"]:
         return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
                               f"{cluster.primary.name} (waited {c['seconds']:.1f}s); see: replab diagnose {node}")
-    return _done(cluster, f"{node}: started in {started:.1f}s; fetched and applied the {c['transactions']} "
+    count = f"{c['transactions']}" if held else f"at least {c['transactions']}"
+    return _done(cluster, f"{node}: started in {started:.1f}s; fetched and applied the {count} "
                           f"transaction(s) it missed in {c['seconds']:.2f}s ({c['rate']:.0f} tx/s) and has "
                           f"caught up with {cluster.primary.name}")
 
 
-def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0) -> dict[str, Any]:
-    """Wait until ``node`` has applied what the primary had now; how long it took and how fast it went."""
-    t0 = time.monotonic()
-    with cluster.connect(cluster.primary.name) as conn:
-        target = replication.executed_gtid(conn, cluster.flavor)
+def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0, held: bool = False) -> dict[str, Any]:
+    """Wait until ``node`` has applied what the primary had now; how long it took and how fast it went.
+
+    ``held``: the replica's threads are stopped (``Cluster.start_node(hold_replication=True)``): its
+    position is read first and replication started here, so the count is exact. Otherwise it may already
+    have applied some, and the count is a lower bound.
+    """
     with cluster.connect(node) as conn:
         before = replication.executed_gtid(conn, cluster.flavor)
+    with cluster.connect(cluster.primary.name) as conn:
+        target = replication.executed_gtid(conn, cluster.flavor)
+    t0 = time.monotonic()
+    if held:
+        with cluster.connect(node) as conn:
+            db.query(conn, cluster.flavor.start_replica())
     # a SQL thread stopped by an error ends the wait early (see replication.wait_applied)
     ok = not target or cluster.wait_caught_up(timeout, names=[node], gtid=target).get(node, False)
     seconds = time.monotonic() - t0
-    have = _seqs(before)
-    todo = sum(max(0, n - have.get(d, 0)) for d, n in _seqs(target).items())
+    todo = transactions_between(before, target)
     return {"caught_up": ok, "seconds": seconds, "transactions": todo,
             "rate": todo / seconds if seconds > 0 else 0.0}
-
-
-def _seqs(gtids: str) -> dict[tuple[int, int] | int, int]:
-    """Highest sequence number per domain (MariaDB d-s-n) or per source uuid (MySQL uuid:1-n)."""
-    out: dict[Any, int] = {}
-    for part in (gtids or "").replace("\n", "").split(","):
-        bits = part.strip().split("-")
-        if len(bits) == 3 and all(b.isdigit() for b in bits):
-            out[int(bits[0])] = max(out.get(int(bits[0]), 0), int(bits[2]))
-        elif ":" in part:
-            uuid, _, rng = part.strip().partition(":")
-            out[uuid] = max(out.get(uuid, 0), int(rng.split("-")[-1] or 0))  # type: ignore[index]
-    return out
 
 
 def restart(cluster: Cluster, node: str) -> str:

@@ -7,28 +7,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .cluster import Cluster, remove_state
-from .errors import ReplabError
+from .cluster import Cluster, teardown_home
 
-
-def teardown(home: Path) -> None:
-    """Stop whatever a cluster home holds, by its pid files, even if its state is half-written."""
-    if not (home / "cluster.json").exists():
-        return
-    try:
-        Cluster.open(home).down()
-    except ReplabError:
-        with contextlib.suppress(Exception):
-            cluster = Cluster.open(home)
-            cluster.engine.destroy(cluster.nodes)
-        remove_state(home)
+teardown = teardown_home  # the name this plugin exported before
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ reach the tools only through 0600 option files (``--defaults-extra-file``), neve
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import time
@@ -23,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import db, replication
+from . import checker, db, replication
 from .config import quote_ident
 from .engines.base import PAUSED, STOPPED
-from .errors import ConfigError, NodeStateError, ReplicationError
+from .errors import ConfigError, NodeStateError, NotSupported, ReplicationError
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -81,26 +80,23 @@ def _work_dir(cluster: Cluster, node: str) -> Path:
 
 def _dump(cluster: Cluster, node: str, work: Path) -> str:
     """Dump every user database of the primary, load it into the replica; return the snapshot GTID."""
-    engine, creds = cluster.engine, cluster.credentials_file
+    engine, flavor, creds = cluster.engine, cluster.flavor, cluster.credentials_file
     engine.require("snapshot", node)
     primary, replica = cluster.primary, cluster.node(node)
     out = work / "snapshot.sql"
     with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         # the engine says how the tool reaches the node (socket, TCP, docker exec); the login is in a 0600 file
-        _run([*engine.tool_argv("dump", primary, creds), "--single-transaction",
-              "--gtid", "--master-data=2", "--add-drop-database", "--routines", "--triggers", "--events",
-              "--databases", *_user_databases(cluster)], "mariadb-dump of the primary", node, stdout=fh)
+        _run([*engine.tool_argv("dump", primary, creds), *flavor.snapshot_args(_user_databases(cluster))],
+             "dump of the primary", node, stdout=fh)
     gtid = ""
-    with open(out) as fh:  # MariaDB prints the deferred position near the end of the file
+    with open(out) as fh:  # MariaDB prints the position near the end of the file, MySQL near the start
         for line in fh:
-            if line.startswith("--"):
-                m = re.search(r"gtid_slave_pos\s*=\s*'([^']*)'", line)
-                if m:
-                    gtid = m.group(1)
+            gtid = flavor.snapshot_position(line) or gtid
     if not gtid:
-        raise ReplicationError(f"{node}: the dump has no GTID position (gtid_slave_pos line)", node=node)
+        raise ReplicationError(f"{node}: the dump records no GTID position", node=node)
     with cluster.connect(node) as conn, conn.cursor() as cur:
-        cur.execute(cluster.flavor.stop_replica())
+        for statement in flavor.before_restore():
+            cur.execute(statement)
     with open(out) as fh:
         _run([*engine.tool_argv("client", replica, creds), "--init-command=SET SESSION sql_log_bin=0"],
              f"loading the dump into {node}", node, stdin=fh)
@@ -147,6 +143,9 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
     until it has caught up and compare it with the primary. Writes may go on meanwhile."""
     if method not in METHODS:
         raise ConfigError(f"unknown repair method {method!r}: choose dump or backup")
+    if method == "backup" and cluster.flavor.name != "mariadb":
+        raise NotSupported("repair --method backup uses mariadb-backup, which works on MariaDB only",
+                           hint=f"use: replab repair {node} --method dump")
     info = cluster.node(node)
     if info.role != "replica":
         raise ConfigError(f"{node} is the primary; repair rebuilds a replica from it",
@@ -168,15 +167,11 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
     cluster.say(steps[-1])
     flavor = cluster.flavor
     with cluster.connect(node) as conn, conn.cursor() as cur:
-        cur.execute(flavor.stop_replica())
-        cur.execute(flavor.reset_binlog())
-        cur.execute(flavor.set_replica_position(), (gtid,))
-    host, port = cluster.engine.source_address(cluster.primary, info)
-    repl = cluster.credentials(db.REPL)
-    with cluster.connect(node) as conn:
-        replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
+        for statement, args in flavor.after_restore(gtid):
+            cur.execute(statement, args or None)
+    cluster.attach(node)
     cluster.save()
-    steps.append(f"{node}: reattached to {cluster.primary.name} with MASTER_USE_GTID=slave_pos from {gtid}")
+    steps.append(f"{node}: reattached to {cluster.primary.name} with GTID auto-positioning from {gtid}")
     cluster.say(steps[-1])
     t1 = time.monotonic()
     cluster.wait_threads([node], timeout=30)
@@ -194,10 +189,6 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
 
 def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
     """What the checker (ledger, chunked checksums, schema) finds wrong with ``node``; [] when it is clean."""
-    try:
-        from . import checker
-    except ImportError:  # the checker is optional here: compare() alone then decides
-        return []
     # other replicas may be broken on purpose: do not let the checker wait for them for long
     report = checker.check(cluster, wait=min(wait, 10.0))
     return [f"checker: {p.node}: {p.kind} {p.table or ''} {p.detail}".rstrip()

@@ -61,12 +61,23 @@ def bootstrap_primary(conn: pymysql.connections.Connection, flavor: Flavor, *, d
 
 
 def attach_replica(conn: pymysql.connections.Connection, flavor: Flavor, *, host: str, port: int,
-                   repl: tuple[str, str]) -> None:
-    """Point a replica at its source with GTID auto-positioning and start both threads."""
+                   repl: tuple[str, str], ssl: bool = True) -> None:
+    """Point a replica at its source with GTID auto-positioning and start both threads.
+
+    ``ssl=False``: the source has no TLS, so a replica whose client requires it by default (MariaDB 11.4+)
+    is told not to."""
     with conn.cursor() as cur:
         cur.execute(flavor.stop_replica())
-        cur.execute(flavor.change_source(host, port), {"user": repl[0], "password": repl[1]})
+        cur.execute(flavor.change_source(host, port, ssl), {"user": repl[0], "password": repl[1]})
         cur.execute(flavor.start_replica())
+
+
+def source_has_ssl(conn: pymysql.connections.Connection) -> bool:
+    """Whether a server accepts TLS connections (MySQL always does; MariaDB only with certificates)."""
+    try:
+        return str(db.scalar(conn, "SELECT @@GLOBAL.have_ssl") or "YES").upper() == "YES"
+    except pymysql.MySQLError:
+        return True
 
 
 def replica_status(conn: pymysql.connections.Connection, flavor: Flavor) -> ReplicaStatus | None:

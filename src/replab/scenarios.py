@@ -20,7 +20,6 @@ Build your own from the same pieces::
 from __future__ import annotations
 
 import contextlib
-import importlib
 import random
 import shutil
 import tempfile
@@ -31,10 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cluster import Cluster
+from . import nemesis
+from .checker import check as run_check
+from .cluster import Cluster, teardown_home
+from .config import quote_ident, validate_identifier
+from .diagnose import diagnose as run_diagnose
 from .errors import ConfigError, ReplabError
-from .report import ExpectationResult, PhaseResult, RunReport
+from .report import ExpectationResult, PhaseResult, RunReport, write_all
 from .timeline import Sampler, Timeline
+from .workload import Feeder
 
 Say = Callable[[str], None]
 
@@ -118,11 +122,12 @@ class Scenario:
     expectations: list[Expectation]
     nodes: int = 3
     binlog_format: str = "ROW"
+    server: str | None = None  # the catalogue server it needs (None: whatever `run` is given, else the default)
+    replica_server: str | None = None
 
 
 def _nemesis(name: str) -> Callable[..., str]:
-    mod = importlib.import_module(".nemesis", __package__)
-    return getattr(mod, name)  # type: ignore[no-any-return]
+    return getattr(nemesis, name)  # type: ignore[no-any-return]
 
 
 def fault(action: str, node: str, **kwargs: Any) -> Step:
@@ -148,7 +153,6 @@ def act(name: str, fn: Callable[[Context], str | None]) -> Step:
 def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
     """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed."""
     def fn(ctx: Context) -> str:
-        from .workload import Feeder
 
         r = rate if rate is not None else ctx.params.rate
         ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
@@ -195,7 +199,6 @@ def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric
 def check(name: str, wait: float = 30.0) -> Step:
     """Run the consistency checker on every node; the report is kept under ``name``."""
     def fn(ctx: Context) -> str:
-        from .checker import check as run_check
 
         rep = run_check(ctx.cluster, wait=wait)
         ctx.checks[name] = rep
@@ -206,7 +209,6 @@ def check(name: str, wait: float = 30.0) -> Step:
 def diagnose(node: str) -> Step:
     """Explain a node's replication state (``diagnose.diagnose``); the text goes into the report."""
     def fn(ctx: Context) -> str:
-        from .diagnose import diagnose as run_diagnose
 
         found = [_text(d) for d in run_diagnose(ctx.cluster, node)]
         ctx.diagnoses[node] = found
@@ -217,7 +219,6 @@ def diagnose(node: str) -> Step:
 def record_columns(node: str, table: str = "events") -> Step:
     """Record the columns ``table`` has on ``node`` (for expectations about schema drift)."""
     def fn(ctx: Context) -> str:
-        from .config import quote_ident, validate_identifier
 
         t = f"{quote_ident(ctx.cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
         cols = [str(r[0]) for r in ctx.cluster.sql(node, f"SHOW COLUMNS FROM {t}").rows]
@@ -232,7 +233,6 @@ def stall_apply(node: str, fraction: float = 0.4, seconds: float | None = None, 
     --duration), so the SQL thread waits while the IO thread keeps receiving; then the lock goes and the
     backlog drains. A fault window on the plots."""
     def fn(ctx: Context) -> str:
-        from .config import quote_ident, validate_identifier
 
         span = seconds if seconds is not None else fraction * ctx.params.duration
         t = f"{quote_ident(ctx.cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
@@ -328,17 +328,35 @@ def expect_metric_above(metric: str, limit: float, unit: str = "") -> Expectatio
     return Expectation(f"{metric}-above-{limit:g}", f"{metric} at least {limit:g}{unit}", fn)
 
 
-def expect_replication_error(node: str, errnos: tuple[int, ...]) -> Expectation:
-    """``node``'s SQL thread stopped with one of ``errnos`` (seen by the sampler)."""
+ByFlavor = dict[str, tuple[int, ...]]  # {"mariadb": (1677,), "mysql": (13146,)}: where the servers differ
+
+
+def _errnos_for(errnos: tuple[int, ...] | ByFlavor, flavor: str) -> tuple[int, ...]:
+    return errnos.get(flavor, ()) if isinstance(errnos, dict) else errnos
+
+
+def errnos_text(errnos: tuple[int, ...] | ByFlavor) -> str:
+    if isinstance(errnos, dict):
+        names = {"mariadb": "MariaDB", "mysql": "MySQL"}
+        return " / ".join(f"{' or '.join(map(str, v))} ({names.get(k, k)})" for k, v in errnos.items())
+    return " or ".join(map(str, errnos))
+
+
+def expect_replication_error(node: str, errnos: tuple[int, ...] | ByFlavor) -> Expectation:
+    """``node``'s SQL thread stopped with one of ``errnos`` (seen by the sampler); per flavor where MariaDB
+    and MySQL report the same failure under different numbers."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
+        wanted = _errnos_for(errnos, ctx.cluster.flavor.name)
         errs = [e for e in ctx.timeline.events if e.kind == "error" and e.node == node]
-        hit = [e for e in errs if e.data.get("errno") in errnos]
+        hit = [e for e in errs if e.data.get("errno") in wanted]
         if hit:
             return True, [f"at {hit[0].t:.2f}s: {hit[0].text}"]
         seen = "; ".join(e.text for e in errs) or "no replication error at all"
-        return False, [f"expected error {' or '.join(map(str, errnos))} on {node}; seen: {seen}"]
-    return Expectation(f"error-{'-'.join(map(str, errnos))}-{node}",
-                       f"{node} stops replicating with error {' or '.join(map(str, errnos))}", fn)
+        return False, [f"expected error {' or '.join(map(str, wanted))} on {node} ({ctx.cluster.flavor.name}); "
+                       f"seen: {seen}"]
+    first = sorted({n for v in (errnos.values() if isinstance(errnos, dict) else [errnos]) for n in v})
+    return Expectation(f"error-{'-'.join(map(str, first))}-{node}",
+                       f"{node} stops replicating with error {errnos_text(errnos)}", fn)
 
 
 def expect_no_replication_error(nodes: list[str]) -> Expectation:
@@ -361,16 +379,21 @@ def expect_column_missing(node: str, column: str) -> Expectation:
     return Expectation(f"column-missing-{node}", f"{node} keeps running without column {column}", fn)
 
 
-def expect_diagnosis(node: str, *words: str) -> Expectation:
-    """The diagnosis of ``node`` mentions every one of ``words`` (case-insensitive)."""
+def expect_diagnosis(node: str, *words: str | ByFlavor) -> Expectation:
+    """The diagnosis of ``node`` mentions every one of ``words`` (case-insensitive); a ``ByFlavor`` word is
+    any of that flavor's error numbers."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         found = ctx.diagnoses.get(node)
         if found is None:
             return False, [f"{node} was not diagnosed"]
         text = " ".join(found).lower()
-        missing = [w for w in words if w.lower() not in text]
+        flavor = ctx.cluster.flavor.name
+        missing = [w if isinstance(w, str) else errnos_text(_errnos_for(w, flavor)) for w in words
+                   if (w.lower() not in text if isinstance(w, str)
+                       else not any(str(n) in text for n in _errnos_for(w, flavor)))]
         return not missing, found[:4] + ([f"missing words: {', '.join(missing)}"] if missing else [])
-    return Expectation(f"diagnosis-{node}", f"the diagnosis of {node} explains it ({', '.join(words)})", fn)
+    shown = ", ".join(w if isinstance(w, str) else errnos_text(w) for w in words)
+    return Expectation(f"diagnosis-{node}", f"the diagnosis of {node} explains it ({shown})", fn)
 
 
 def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list[str]]]) -> Expectation:
@@ -381,14 +404,15 @@ def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list
 # --- running ------------------------------------------------------------------------------------------
 def run(scenario: Scenario, *, home: str | Path | None = None, duration: float | None = None,
         rate: float | None = None, seed: int | None = None, keep: bool = False, say: Say | None = None,
-        report_dir: str | Path | None = None, interval: float = 0.2,
-        up_args: dict[str, Any] | None = None) -> RunReport:
+        report_dir: str | Path | None = None, interval: float = 0.2, server: str | None = None,
+        replica_server: str | None = None, up_args: dict[str, Any] | None = None) -> RunReport:
     """Run ``scenario`` on a cluster of its own and return the report (also written to ``report_dir``).
     ``up_args`` go to ``Cluster.up`` (e.g. ``{"engine": "compose", "image": "replab/mariadb:10.11"}``).
 
     The cluster lives in ``home`` (default: a new temporary directory) and is torn down at the end, pass
-    or fail, unless ``keep``. Set-up failures and unexpected errors end up in ``report.error`` (verdict
-    ``error``); they are not raised. Bad parameters raise ConfigError before anything starts.
+    or fail, unless ``keep``. ``server``/``replica_server`` pick builds from the server catalogue (a
+    scenario that names its own servers keeps them). Set-up failures and unexpected errors end up in
+    ``report.error`` (verdict ``error``); they are not raised. Bad parameters raise ConfigError before anything starts.
     """
     params = RunParams(duration=6.0 if duration is None else duration, rate=200.0 if rate is None else rate,
                        seed=1 if seed is None else seed)
@@ -413,8 +437,13 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
     try:
         say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
         cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say,
-                             **(up_args or {}))
+                             server=scenario.server or server,
+                             replica_server=scenario.replica_server or replica_server, **(up_args or {}))
+        built = cluster.state.get("server") or {}
         report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
+                          "server": built.get("name"), "engine": cluster.engine.name,
+                          "replica_server": (cluster.state.get("engine_options") or {}).get("replica_server",
+                                                                                           {}).get("name"),
                           "binlog_format": cluster.binlog_format, "home": str(home),
                           "nodes": [{"name": n.name, "role": n.role, "port": n.port} for n in cluster.nodes]}
         ctx = Context(cluster, timeline, params, say, random.Random(params.seed))
@@ -445,7 +474,6 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
             shutil.rmtree(tmp, ignore_errors=True)
         report.finished_at = time.time()
     if report_dir is not None:
-        from .report import write_all
 
         write_all(report, report_dir)
     return report
@@ -513,10 +541,8 @@ def _finish_report(ctx: Context, report: RunReport) -> None:
 
 
 def _teardown_home(home: Path) -> None:
-    from .pytest_plugin import teardown
-
     with contextlib.suppress(Exception):
-        teardown(home)
+        teardown_home(home)
 
 
 # --- measuring a lag peak and its drain -------------------------------------------------------------
@@ -548,19 +574,3 @@ def wait_lag_below(node: str, limit_ms: int = 100, timeout: float = 60.0) -> Ste
             threading.Event().wait(0.1)
         return f"{node}: lag still above {limit_ms} ms after {timeout:.0f}s"
     return Step(f"wait lag {node}", fn)
-
-
-def builtin() -> dict[str, Scenario]:
-    """The built-in scenarios by name (see builtin_scenarios.py)."""
-    from .builtin_scenarios import BUILTIN
-
-    return dict(BUILTIN)
-
-
-def get(name: str) -> Scenario:
-    """A built-in scenario by name; ConfigError listing the known ones otherwise."""
-    known = builtin()
-    if name not in known:
-        raise ConfigError(f"unknown scenario {name!r}", hint=f"choose one of: {', '.join(known)} "
-                          "(replab scenario list)")
-    return known[name]

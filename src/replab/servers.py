@@ -103,7 +103,8 @@ def version_of(binary: str) -> str:
     text = (out.stdout or out.stderr).strip()
     if out.returncode != 0 or not text:
         raise BinaryNotFound(f"{binary} --version failed: {text[:200]}")
-    return text.splitlines()[0]
+    line = text.splitlines()[0]
+    return re.sub(r"\s*\(-- Please help.*\)\s*$", "", re.sub(r"^\S*/", "", line)).strip()
 
 
 def flavor_of(version_line: str) -> str:
@@ -169,14 +170,18 @@ class Server:
         if not self.base:
             return {}
         base = Path(self.base)
-        share = base / "share" / ("mariadb" if self.flavor == "mariadb" else "mysql")
-        opts = {"basedir": str(base), "lc_messages_dir": str(share)}
+        opts = {"basedir": str(base)}
+        # error messages live in share/{mariadb,mysql}/english (Debian) or share/english (upstream tarballs)
+        for share in (base / "share" / "mariadb", base / "share" / "mysql", base / "share"):
+            if (share / "english").is_dir():
+                opts["lc_messages_dir"] = str(share)
+                if (share / "charsets").is_dir():
+                    opts["character_sets_dir"] = str(share / "charsets")
+                break
         for plugin in (base / "lib" / "mysql" / "plugin", base / "lib" / "plugin"):
             if plugin.is_dir():
                 opts["plugin_dir"] = str(plugin)
                 break
-        if (share / "charsets").is_dir():
-            opts["character_sets_dir"] = str(share / "charsets")
         return opts
 
     def describe(self) -> str:
@@ -291,7 +296,8 @@ def _dir_size(path: Path) -> int:
     return total
 
 
-def _check_disk(where: Path, need: int = MIN_FREE_BYTES) -> None:
+def _check_disk(where: Path, need: int | None = None) -> None:
+    need = need or MIN_FREE_BYTES
     free = shutil.disk_usage(where).free
     if free < need:
         raise ReplabError(f"not enough disk space in {where}: {free / 1024**3:.1f} GB free, "

@@ -33,7 +33,7 @@ def _root(
 def _register() -> None:
     import importlib
 
-    for module in ("lifecycle", "data", "faults", "scenario_cmd", "compose_cmd"):
+    for module in ("lifecycle", "data", "faults", "scenario_cmd", "compose_cmd", "servers_cmd"):
         try:
             mod = importlib.import_module(f"{__name__}.{module}")
         except ModuleNotFoundError as exc:

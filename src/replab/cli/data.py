@@ -11,6 +11,7 @@ from rich.table import Table
 from .. import checker, workload
 from ..workload import Feeder, FeedOptions, NodeSample, Sampler
 from . import common
+from .faults import print_predictions
 
 
 def register(app: typer.Typer) -> None:
@@ -105,7 +106,5 @@ def check(
     else:
         common.console.print(report.render(), markup=False)
         if not report.consistent:
-            from .faults import print_predictions
-
-            print_predictions(cluster)
+                print_predictions(cluster)
     sys.exit(0 if report.consistent else 1)

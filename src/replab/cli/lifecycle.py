@@ -9,6 +9,7 @@ import typer
 from ..cluster import Cluster
 from ..errors import ReplabError
 from . import common
+from .faults import print_diagnosis_lines
 
 
 def register(app: typer.Typer) -> None:
@@ -29,8 +30,11 @@ def up(
                                "external (the servers of replab.toml's [[nodes]])."),
     image: str = typer.Option(None, "--image", help="Server image for --engine compose (default mysql:8.0), "
                               "e.g. mysql:8.4 or mariadb:11.4."),
-    server: str = typer.Option(None, "--server", help="Path of the server binary (default: mariadbd or "
-                               "mysqld on PATH)."),
+    server: str = typer.Option(None, "--server", help="Server to run: a name from `replab servers` "
+                               "(mysql-9.7, mariadb-11.8...) or the path of a mysqld/mariadbd binary (default: "
+                               "the system's server)."),
+    replica_server: str = typer.Option(None, "--replica-server", help="A different server for the replicas "
+                                       "(same flavor, same or newer version), e.g. to rehearse an upgrade."),
     config: str = typer.Option(None, "--config", help="replab.toml to read (default ./replab.toml)."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
@@ -39,11 +43,14 @@ def up(
     A failed up stops and removes everything it started.
 
     Example: replab up --nodes 3 --binlog-format ROW
+    Example: replab up --server mysql-9.7
+    Example: replab up --server mariadb-10.11 --replica-server mariadb-11.8
     Example: replab up --engine compose --image mysql:8.0
     Example: replab up --engine external --config replab.toml
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
+                         replica_server=replica_server,
                          engine=engine, image=image, say=common.say)
     common.console.print(common.status_table(cluster.status()))
 
@@ -59,8 +66,6 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
         common.print_json({"home": str(cluster.home), "nodes": [r.to_dict() for r in rows]})
     else:
         common.console.print(common.status_table(rows))
-        from .faults import print_diagnosis_lines
-
         print_diagnosis_lines(cluster, rows)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import scenarios
+from .. import builtin_scenarios, scenarios
 from ..report import ERROR, FAIL, summary
 from . import common
 
@@ -26,7 +26,7 @@ def list_(json_out: bool = typer.Option(False, "--json", help="Machine-readable 
 
     Example: replab scenario list
     """
-    known = scenarios.builtin()
+    known = builtin_scenarios.builtin()
     if json_out:
         common.print_json([{"name": s.name, "description": s.description, "nodes": s.nodes,
                             "binlog_format": s.binlog_format,
@@ -52,6 +52,8 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the summary."),
     engine: str = typer.Option(None, "--engine", help="Where its servers run: local (default) or compose."),
     image: str = typer.Option(None, "--image", help="Server image for --engine compose (e.g. replab/mariadb:10.11)."),
+    server: str = typer.Option(None, "--server", help="Server from the catalogue (replab servers), e.g. "
+                               "mysql-9.7; default: the system's."),
 ) -> None:
     """Run a scenario on a fresh cluster of its own (torn down at the end) and judge the outcome.
 
@@ -60,13 +62,14 @@ def run(
 
     Example: replab scenario run seed --report reports/seed
     Example: replab scenario run seed --engine compose --image replab/mariadb:10.11
+    Example: replab scenario run seed --server mysql-9.7
     """
-    scenario = scenarios.get(name)
+    scenario = builtin_scenarios.get(name)
     report = Path(report_dir) if report_dir else None
     # a throw-away cluster lives in a temp dir; with --keep it goes to --home when one is given
     home = common.OPTIONS.get("home") if keep else None
     result = scenarios.run(scenario, home=home, duration=duration, rate=rate, seed=seed,
-                           keep=keep, say=common.say, report_dir=report,
+                           keep=keep, say=common.say, report_dir=report, server=server,
                            up_args={k: v for k, v in (("engine", engine), ("image", image)) if v})
     if json_out:
         common.print_json(result.to_dict())

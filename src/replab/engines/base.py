@@ -81,6 +81,7 @@ class Engine(ABC):
     secure_fresh_nodes = True  # fresh servers have a passwordless root@localhost that replab locks down
     client_host = "127.%"  # host part of the accounts replab creates (replication and application users)
     reset_fresh_replicas = False  # empty a new replica's binlog/GTID state before attaching it
+    can_hold_replication = False  # start() honours extra_args (e.g. skip the replica threads once)
 
     def __init__(self, home: Path, say: Say | None = None) -> None:
         self.home = home
@@ -122,8 +123,9 @@ class Engine(ABC):
         """Prepare data dirs and configs for the nodes (nothing started)."""
 
     @abstractmethod
-    def start(self, node: NodeInfo) -> None:
-        """Start the server detached; return at once (see wait_ready)."""
+    def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
+        """Start the server detached; return at once (see wait_ready). ``extra_args``: server options for
+        this start only (engines that cannot pass them set ``can_hold_replication = False``)."""
 
     @abstractmethod
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float) -> None:

@@ -290,7 +290,7 @@ class ComposeEngine(Engine):
                  f"project {self.project})")
         self.compose("up", "-d", "--no-build", "--pull", "never")
 
-    def start(self, node: NodeInfo) -> None:
+    def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         self.docker("start", self.container(node))
 
     def _inspect(self, node: NodeInfo) -> tuple[str, str, int]:

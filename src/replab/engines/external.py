@@ -205,7 +205,7 @@ class ExternalEngine(Engine):
     def create(self, nodes: list[NodeInfo], settings: dict[str, Any]) -> None:
         """Nothing to create: the servers exist."""
 
-    def start(self, node: NodeInfo) -> None:
+    def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         self._run_fault(node, "start")
 
     def start_all(self, nodes: list[NodeInfo]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import relay, servers
-from ..errors import NodeStartError, NodeStateError, NotSupported
+from ..errors import ConfigError, NodeStartError, NodeStateError, NotSupported
 from ..flavor import flavor_from_version_string
 from ..process import Process, proc_state
 from ..servers import Server
@@ -34,6 +34,22 @@ REDO_LOG_SIZE = "64M"
 def find_server(explicit: str | None = None) -> str:
     """The default server binary (kept for callers outside the engine)."""
     return servers.resolve(explicit).binary
+
+
+def _check_pair(primary: Server, replica: Server) -> None:
+    """Replicas may run a newer build of the same flavor than the primary, never an older or another one."""
+    if primary.flavor != replica.flavor:
+        raise ConfigError(f"cannot mix {primary.flavor} ({primary.name}) and {replica.flavor} ({replica.name}) in "
+                          "one cluster: their GTIDs are incompatible",
+                          hint="replicate MariaDB to MariaDB and MySQL to MySQL")
+    if _vtuple(replica.version) < _vtuple(primary.version):
+        raise ConfigError(f"the replicas' server {replica.name} ({replica.version}) is older than the primary's "
+                          f"{primary.name} ({primary.version}): a replica must be the same version or newer",
+                          hint=f"swap them: --server {replica.name} --replica-server {primary.name}")
+
+
+def _vtuple(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in version.split(".") if x.isdigit())
 
 
 def _copy_datadir(template: Path, target: Path) -> None:
@@ -54,38 +70,59 @@ class LocalEngine(Engine):
     name = "local"
     capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "backup", "binlog"})
 
-    def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None) -> None:
+    def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None,
+                 replica_server: Server | None = None) -> None:
         super().__init__(home, say)
         self._server = server
+        self.replica_server = replica_server
 
     @property
     def server(self) -> Server:
+        """The cluster's server build (the primary's; the replicas' too unless ``replica_server``)."""
         if self._server is None:
             self._server = servers.resolve(None)
         return self._server
 
+    def server_for(self, node: NodeInfo) -> Server:
+        """The build a node runs: fixed when the node was made (a promoted replica keeps its build)."""
+        if self.replica_server and node.extra.get("server") == self.replica_server.name:
+            return self.replica_server
+        return self.server
+
     @classmethod
     def from_spec(cls, home: Path, say: Callable[[str], None] | None, spec: Any) -> LocalEngine:
-        return cls(home, say, server=servers.resolve(spec.server_binary))
+        server = servers.resolve(spec.server_binary)
+        replica = servers.resolve(spec.replica_server) if spec.replica_server else None
+        if replica is not None:
+            _check_pair(server, replica)
+        return cls(home, say, server=server, replica_server=replica)
 
     @classmethod
     def from_state(cls, home: Path, say: Callable[[str], None] | None, state: dict[str, Any]) -> LocalEngine:
-        data = state.get("server")
-        server: Server | None = None
-        if isinstance(data, dict) and data:
-            server = Server(**{k: v for k, v in data.items() if k in Server.__dataclass_fields__})
-        elif state.get("server_binary"):  # state written before the catalogue: only the binary's path
+        def load(data: Any) -> Server | None:
+            if isinstance(data, dict) and data:
+                return Server(**{k: v for k, v in data.items() if k in Server.__dataclass_fields__})
+            return None
+
+        server = load(state.get("server"))
+        if server is None and state.get("server_binary"):  # state written before the catalogue
             server = servers.from_binary(state["server_binary"])
-        return cls(home, say, server=server)
+        replica = load((state.get("engine_options") or {}).get("replica_server"))
+        return cls(home, say, server=server, replica_server=replica)
 
     def prepare(self, spec: Any) -> BuildPlan:
         """Detect the server's flavor, pick loopback ports."""
         flavor = flavor_from_version_string(self.server.version_line)
         ports = check_ports(spec)
-        nodes = [NodeInfo(name=name, role="primary" if i == 0 else "replica", server_id=i + 1, host=spec.host,
-                          port=ports[i]) for i, name in enumerate(spec.node_names)]
-        return BuildPlan(flavor=flavor, nodes=nodes, server_binary=self.server.binary,
-                         options={}, server=self.server.to_dict())
+        nodes = []
+        for i, name in enumerate(spec.node_names):
+            role = "primary" if i == 0 else "replica"
+            build = self.replica_server if role == "replica" and self.replica_server else self.server
+            nodes.append(NodeInfo(name=name, role=role, server_id=i + 1, host=spec.host, port=ports[i],
+                                  extra={"server": build.name}))
+        options = {"replica_server": self.replica_server.to_dict()} if self.replica_server else {}
+        return BuildPlan(flavor=flavor, nodes=nodes, server_binary=self.server.binary, options=options,
+                         server=self.server.to_dict())
 
     def program(self, tool: str) -> str:
         found = self.server.program(tool)
@@ -111,9 +148,8 @@ class LocalEngine(Engine):
         node.socket = str(self.socket_dir() / f"{node.name}.sock")
 
     # --- template ------------------------------------------------------------------------------
-    def template(self) -> Path:
+    def template(self, server: Server) -> Path:
         """A pristine data dir for this server build, made once by the server's own installer."""
-        server = self.server
         st = os.stat(os.path.realpath(server.binary))
         key = hashlib.sha1(f"{TEMPLATE_REV}|{os.path.realpath(server.binary)}|{server.version_line}|"
                            f"{st.st_mtime_ns}|{REDO_LOG_SIZE}".encode()).hexdigest()[:16]
@@ -129,7 +165,7 @@ class LocalEngine(Engine):
             self.say(f"initializing a template data dir for {server.name} (once per build) in {target}")
             tmp = Path(tempfile.mkdtemp(prefix="tmpl-", dir=root))
             try:
-                self._init_datadir(tmp / "data")
+                self._init_datadir(server, tmp / "data")
                 (tmp / "data" / "auto.cnf").unlink(missing_ok=True)  # MySQL: the server UUID must be per node
                 (tmp / "data" / ".replab-complete").write_text(server.version_line + "\n")
                 if target.exists():
@@ -139,8 +175,7 @@ class LocalEngine(Engine):
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
 
-    def _init_datadir(self, datadir: Path) -> None:
-        server = self.server
+    def _init_datadir(self, server: Server, datadir: Path) -> None:
         flavor = flavor_from_version_string(server.version_line)
         env = dict(os.environ)
         installer = server.program("install_db", required=flavor.name == "mariadb")
@@ -166,7 +201,8 @@ class LocalEngine(Engine):
 
     # --- create --------------------------------------------------------------------------------
     def create(self, nodes: list[NodeInfo], settings: dict[str, Any]) -> None:
-        template = self.template()
+        templates = {b.name: self.template(b) for b in {self.server_for(n).name: self.server_for(n)
+                                                          for n in nodes}.values()}
         sockdir = self.socket_dir()
         sockdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(sockdir, 0o700)
@@ -174,7 +210,7 @@ class LocalEngine(Engine):
             self.layout(node)
             ndir = Path(node.dir)
             ndir.mkdir(parents=True, exist_ok=False, mode=0o700)
-            _copy_datadir(template, Path(node.datadir))
+            _copy_datadir(templates[self.server_for(node).name], Path(node.datadir))
             (ndir / "files").mkdir(mode=0o700)
             Path(node.cnf).write_text(self.render_cnf(node, settings))
             os.chmod(node.cnf, 0o644)  # servers ignore world-writable config; 0644 is what they accept
@@ -205,7 +241,7 @@ class LocalEngine(Engine):
             "report_host": node.host,
             "report_port": str(node.port),
             "secure_file_priv": str(Path(node.dir) / "files"),
-            **self.server.server_options(),
+            **self.server_for(node).server_options(),
         }
         opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
@@ -233,13 +269,16 @@ class LocalEngine(Engine):
             return STOPPED
         return PAUSED if proc_state(pid) in ("T", "t") else RUNNING
 
-    def start(self, node: NodeInfo) -> None:
+    can_hold_replication = True
+
+    def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         if node.role == "replica" and node.extra.get("relay_port"):
             relay.ensure(self.home, node.name)  # the replica's link to the primary (see relay.py)
         proc = self.process(node)
         if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
-        node.extra["pid"] = proc.spawn([self.server.binary, f"--defaults-file={node.cnf}"], cwd=node.dir)
+        node.extra["pid"] = proc.spawn([self.server_for(node).binary, f"--defaults-file={node.cnf}",
+                                         *(extra_args or [])], cwd=node.dir)
         node.extra["log_offset"] = os.path.getsize(node.errlog)
 
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 60.0) -> None:
