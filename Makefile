@@ -3,6 +3,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 DEPS    ?= core venv
+ENGINE  ?= local
 PYTEST_ARGS ?=
 # the catalogue servers `make test` fetches once (cached in ~/.cache/replab/servers) and tests on
 TEST_SERVERS ?= mysql-9.7 mariadb-11.8
@@ -21,14 +22,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: system-deps $(VENV)/.installed
 
+demo: DEPS = core venv $(if $(filter compose,$(ENGINE)),docker)
 demo: install
-	bash scripts/demo.sh
+	ENGINE=$(ENGINE) bash scripts/demo.sh
 
 # fetch each test server once; a second run finds them in the cache and fetches nothing
 servers: $(VENV)/.installed
 	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
 
-test: DEPS = core venv browser servers
+test: DEPS = core venv browser servers docker
 test: install servers
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 

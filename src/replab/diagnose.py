@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, relay, replication
+from . import db, replication
 from .config import quote_ident
 from .engines.base import RUNNING
 from .errors import ReplabError, SqlError
@@ -209,7 +209,7 @@ def _shifted_examples(pconn: Any, rconn: Any, table: str, pk: str, prim: list[Co
 
 # --- main --------------------------------------------------------------------------------------------
 def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
-    if relay.mode(cluster.home, name) == relay.BLOCKED:
+    if name in cluster.engine.partitioned(cluster.nodes):
         return (f"its link to {cluster.primary.name} is cut (replab partition); the IO thread "
                 f"{'still waits for data' if st.io_running else 'keeps reconnecting'}; heal with: "
                 f"replab heal {name}")
@@ -363,20 +363,20 @@ def _failing_event(d: Diagnosis, cluster: Cluster, rconn: Any, pschema: dict[str
     (credentials from the 0600 option file): the original statement (Annotate_rows) and the row image,
     with @N replaced by the primary's column names."""
     try:
-        tool = cluster.engine.program("binlog")
+        cluster.engine.require("binlog")
+        base = cluster.engine.tool_argv("binlog", cluster.primary, cluster.credentials_file)
     except ReplabError:
         return
     rows = db.query(rconn, cluster.flavor.show_replica_status())
-    if not tool or not rows or cluster.engine.state(cluster.primary) != RUNNING:
+    if not rows or cluster.engine.state(cluster.primary) != RUNNING:
         return
     row = rows[0]
     log_file = row.get("Relay_Master_Log_File") or row.get("Relay_Source_Log_File")
     pos = row.get("Exec_Master_Log_Pos") or row.get("Exec_Source_Log_Pos")
     if not log_file or not pos or not re.fullmatch(r"[\w.-]+", str(log_file)):
         return
-    argv = [tool, f"--defaults-file={cluster.credentials_file}", "--read-from-remote-server",
-            *(f"--{_CLIENT_OPT.get(k, k)}={v}" for k, v in cluster.engine.connect_params(cluster.primary).items()),
-            "--base64-output=decode-rows", "-v", f"--start-position={int(pos)}", str(log_file)]
+    argv = [*base, "--read-from-remote-server", "--base64-output=decode-rows", "-v", f"--start-position={int(pos)}",
+            str(log_file)]
     statement: list[str] = []
     event: list[str] = []
     try:
@@ -403,9 +403,6 @@ def _failing_event(d: Diagnosis, cluster: Cluster, rconn: Any, pschema: dict[str
         d.table = f"{m.group(1)}.{m.group(2)}" if m else None
     names = [c.name for c in pschema.get(d.table or "", [])]
     d.event = [re.sub(r"@(\d+)=", lambda m: _column_name(names, int(m.group(1))) + "=", e) for e in event]
-
-
-_CLIENT_OPT = {"unix_socket": "socket", "host": "host", "port": "port"}
 
 
 def _column_name(names: list[str], position: int) -> str:

@@ -1,7 +1,9 @@
 """Faults and their heal: kill, stop/start/restart, pause/resume, partition/heal, schema and data drift.
 
-Every function checks its input first (unknown node, wrong state, bad identifier: a ``ReplabError`` and
-nothing changed), then acts, then returns one readable sentence saying what it did. A nemesis never
+Every function checks its input first (unknown node, wrong state, bad identifier, a fault the engine does
+not declare: a ``ReplabError`` and nothing changed), then acts through the cluster's engine, then returns
+one readable sentence saying what it did. The nemesis is engine-neutral: how a node is killed, frozen or cut
+off is the engine's business (a local link relay, a Docker network, an inventory command). A nemesis never
 decides a verdict: ``diagnose`` and the checker do that.
 """
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, failover, relay, replication, roles
+from . import db, failover, replication, roles
 from .config import quote_ident, validate_identifier
 from .engines.base import PAUSED, RUNNING, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, SqlError
@@ -44,16 +46,17 @@ def _state(cluster: Cluster, name: str) -> str:
 def kill(cluster: Cluster, node: str) -> str:
     """SIGKILL the node's server (no clean shutdown; InnoDB recovers at the next start)."""
     info = cluster.node(node)
+    cluster.engine.require("kill", node)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")
-    pid = cluster.engine.pid(info)
-    cluster.engine.kill(info)
-    return _done(cluster, f"{node}: killed (SIGKILL to pid {pid}); acknowledged writes are in its redo log "
+    how = cluster.engine.kill(info)
+    return _done(cluster, f"{node}: killed ({how}); acknowledged writes are in its redo log "
                           f"and binary log; bring it back with: replab start {node}")
 
 
 def stop(cluster: Cluster, node: str) -> str:
     """Clean shutdown of the node's server."""
+    cluster.engine.require("stop", cluster.node(node).name)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already stopped", node=node, hint=f"start it with: replab start {node}")
     cluster.stop_node(node)
@@ -116,6 +119,7 @@ def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0, held: boo
 
 def restart(cluster: Cluster, node: str) -> str:
     """Clean shutdown, then start."""
+    cluster.engine.require("stop", cluster.node(node).name)
     if _state(cluster, node) == RUNNING:
         cluster.stop_node(node)
     elif _state(cluster, node) == PAUSED:
@@ -125,71 +129,60 @@ def restart(cluster: Cluster, node: str) -> str:
 
 
 def pause(cluster: Cluster, node: str) -> str:
-    """SIGSTOP the server: it keeps its connections but answers nothing (a hung server)."""
+    """Freeze the server (SIGSTOP, docker pause): it keeps its connections but answers nothing (a hung server)."""
+    cluster.engine.require("pause", cluster.node(node).name)
     state = _state(cluster, node)
     if state == STOPPED:
         raise NodeStateError(f"{node} is down; cannot pause it", node=node, hint=f"replab start {node}")
-    cluster.engine.pause(cluster.node(node))
-    return _done(cluster, f"{node}: paused (SIGSTOP); connections stay open but nothing answers; "
+    how = cluster.engine.pause(cluster.node(node))
+    return _done(cluster, f"{node}: paused ({how}); connections stay open but nothing answers; "
                           f"replab resume {node} to continue")
 
 
 def resume(cluster: Cluster, node: str) -> str:
-    """SIGCONT a paused server."""
+    """Let a paused server run again."""
+    cluster.engine.require("pause", cluster.node(node).name)
     if _state(cluster, node) != PAUSED:
         raise NodeStateError(f"{node} is not paused (it is {_state(cluster, node)})", node=node)
     cluster.engine.resume(cluster.node(node))
-    return _done(cluster, f"{node}: resumed (SIGCONT)")
+    return _done(cluster, f"{node}: resumed")
 
 
 # --- network faults --------------------------------------------------------------------------------
-def _links(cluster: Cluster, node: str) -> list[str]:
-    """The replica links a partition of ``node`` cuts: its own, or every replica's for the primary."""
-    info = cluster.node(node)
-    names = [r.name for r in cluster.replicas] if info.role == "primary" else [node]
-    for name in names:
-        if not cluster.node(name).extra.get("relay_port"):
-            raise NotSupported(f"{name} replicates without a replab link relay (cluster built by an older "
-                               "replab), so its link cannot be cut", node=name,
-                               hint="recreate the cluster: replab down && replab up")
-    return names
-
-
 def partitioned(cluster: Cluster) -> list[str]:
-    """Replicas whose link to the primary is cut now."""
-    return [r.name for r in cluster.replicas if relay.mode(cluster.home, r.name) == relay.BLOCKED]
+    """Nodes cut off now (as the engine applies it: for the local engine, replicas whose link is cut)."""
+    return cluster.engine.partitioned(cluster.nodes)
 
 
 def partition(cluster: Cluster, node: str) -> str:
-    """Cut the link between a replica and the primary, both ways (for the primary: every replica's link)."""
-    links = _links(cluster, node)
-    already = [n for n in links if n in partitioned(cluster)]
-    if already == links:
-        raise NodeStateError(f"{node} is already partitioned", node=node, hint=f"replab heal {node}")
-    for name in links:
-        relay.set_mode(cluster.home, name, relay.BLOCKED)
-    timeout = _net_timeout(cluster, links[0])
-    what = "every replica link" if cluster.node(node).role == "primary" else f"the link {node} <-> " \
-        f"{cluster.primary.name}"
-    return _done(cluster, f"{node}: partitioned: {what} is cut both ways (packets silently dropped, no "
-                          f"reset); the IO thread notices after slave_net_timeout={timeout}s; "
+    """Cut ``node`` off, both ways: a replica from the primary, or the primary from every replica."""
+    info = cluster.node(node)
+    cluster.engine.require("partition", node)
+    # read before the cut (a node cut off may be out of replab's reach too); every node has the same setting
+    other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
+    timeout = _net_timeout(cluster, other)
+    how = cluster.engine.partition(info, cluster.nodes)  # NodeStateError, nothing changed, if already cut off
+    return _done(cluster, f"{node}: partitioned: {how}; the IO thread notices after slave_net_timeout={timeout}s; "
                           f"heal with: replab heal {node}")
 
 
 def heal(cluster: Cluster, node: str | None = None) -> str:
-    """Restore a cut link (every cut link when ``node`` is None)."""
+    """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
     if node is None:
-        links = partitioned(cluster)
-        if not links:
+        cut = partitioned(cluster)
+        if not cut:
             return _done(cluster, "nothing to heal: no link is cut")
     else:
-        links = [n for n in _links(cluster, node) if n in partitioned(cluster)]
-        if not links:
-            raise NodeStateError(f"{node} is not partitioned", node=node)
-    for name in links:
-        relay.set_mode(cluster.home, name, relay.OPEN)
-    return _done(cluster, f"healed: {', '.join(links)} can reach {cluster.primary.name} again; held bytes "
-                          "flow and replication resumes where it stopped")
+        cluster.engine.require("partition", node)
+        cut = [node]
+    healed: list[str] = []
+    for name in cut:
+        if name not in healed:
+            healed += cluster.engine.heal(cluster.node(name), cluster.nodes)
+    others = [n for n in healed if n != cluster.primary.name]
+    where = f"{', '.join(others)} can reach {cluster.primary.name} again" if others else \
+        f"{cluster.primary.name} is back on the network"
+    return _done(cluster, f"healed: {where}; replication resumes where it stopped")
 
 
 def _net_timeout(cluster: Cluster, node: str) -> str:

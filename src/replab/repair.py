@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import checker, db, replication
 from .config import quote_ident
-from .engines.base import PAUSED, STOPPED, NodeInfo
+from .engines.base import PAUSED, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, ReplicationError
 
 if TYPE_CHECKING:
@@ -81,15 +81,14 @@ def _work_dir(cluster: Cluster, node: str) -> Path:
 
 def _dump(cluster: Cluster, node: str, work: Path) -> str:
     """Dump every user database of the primary, load it into the replica; return the snapshot GTID."""
-    engine, flavor = cluster.engine, cluster.flavor
-    dump, client = engine.program("dump"), engine.program("client")
+    engine, flavor, creds = cluster.engine, cluster.flavor, cluster.credentials_file
+    engine.require("snapshot", node)
     primary, replica = cluster.primary, cluster.node(node)
     out = work / "snapshot.sql"
-    creds = str(cluster.credentials_file)
     with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-        _run([dump, f"--defaults-file={creds}", *_where(cluster, primary),
-              *flavor.snapshot_args(_user_databases(cluster))], f"{os.path.basename(dump)} of the primary", node,
-             stdout=fh)
+        # the engine says how the tool reaches the node (socket, TCP, docker exec); the login is in a 0600 file
+        _run([*engine.tool_argv("dump", primary, creds), *flavor.snapshot_args(_user_databases(cluster))],
+             "dump of the primary", node, stdout=fh)
     gtid = ""
     with open(out) as fh:  # MariaDB prints the position near the end of the file, MySQL near the start
         for statement in _statements_naming_gtids(fh):
@@ -100,8 +99,8 @@ def _dump(cluster: Cluster, node: str, work: Path) -> str:
         for statement in flavor.before_restore():
             cur.execute(statement)
     with open(out) as fh:
-        _run([client, f"--defaults-file={creds}", *_where(cluster, replica),
-              "--init-command=SET SESSION sql_log_bin=0"], f"loading the dump into {node}", node, stdin=fh)
+        _run([*engine.tool_argv("client", replica, creds), "--init-command=SET SESSION sql_log_bin=0"],
+             f"loading the dump into {node}", node, stdin=fh)
     return gtid
 
 
@@ -119,16 +118,9 @@ def _statements_naming_gtids(lines: Iterable[str]) -> Iterator[str]:
             yield line
 
 
-def _where(cluster: Cluster, node: NodeInfo) -> list[str]:
-    """Client options that reach ``node`` (socket, or host and port)."""
-    params = cluster.engine.connect_params(node)
-    if params.get("unix_socket"):
-        return [f"--socket={params['unix_socket']}"]
-    return [f"--host={params.get('host', node.host)}", f"--port={params.get('port', node.port)}", "--protocol=TCP"]
-
-
 def _backup(cluster: Cluster, node: str, work: Path) -> str:
     """Physical copy of the primary with mariadb-backup, copied over the replica's data dir."""
+    cluster.engine.require("backup", node)
     tool = cluster.engine.program("backup")
     primary, replica = cluster.primary, cluster.node(node)
     user, password = cluster.credentials()

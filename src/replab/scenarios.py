@@ -413,8 +413,9 @@ def expect(name: str, description: str, fn: Callable[[Context], tuple[bool, list
 def run(scenario: Scenario, *, home: str | Path | None = None, duration: float | None = None,
         rate: float | None = None, seed: int | None = None, keep: bool = False, say: Say | None = None,
         report_dir: str | Path | None = None, interval: float = 0.2, server: str | None = None,
-        replica_server: str | None = None) -> RunReport:
+        replica_server: str | None = None, up_args: dict[str, Any] | None = None) -> RunReport:
     """Run ``scenario`` on a cluster of its own and return the report (also written to ``report_dir``).
+    ``up_args`` go to ``Cluster.up`` (e.g. ``{"engine": "compose", "image": "replab/mariadb:10.11"}``).
 
     The cluster lives in ``home`` (default: a new temporary directory) and is torn down at the end, pass
     or fail, unless ``keep``. ``server``/``replica_server`` pick builds from the server catalogue (a
@@ -445,7 +446,8 @@ def run(scenario: Scenario, *, home: str | Path | None = None, duration: float |
         say(f"{scenario.name}: building a {scenario.nodes}-node cluster ({scenario.binlog_format}) in {home}")
         cluster = Cluster.up(nodes=scenario.nodes, binlog_format=scenario.binlog_format, home=home, say=say,
                              server=scenario.server or server,
-                             replica_server=scenario.replica_server or replica_server, **scenario.options)
+                             replica_server=scenario.replica_server or replica_server, **scenario.options,
+                             **(up_args or {}))
         built = cluster.state.get("server") or {}
         report.cluster = {"flavor": cluster.flavor.name, "version": cluster.state.get("version_string"),
                           "server": built.get("name"), "engine": cluster.engine.name,

@@ -546,3 +546,33 @@ def remove(name: str, say: Say | None = None) -> None:
                               hint="stop the clusters that use it first (replab down --home DIR)")
         shutil.rmtree(entry)
     say(f"removed {name} ({server.size / 1024**2:.0f} MB freed)")
+
+
+# --- trees for container images (`replab image build`) -----------------------------------------------
+def image_tree(name: str, say: Say | None = None) -> Path:
+    """The root of a full Debian tree with build ``name``, for a container image: the catalogue's own tree
+    (fetched now if needed), or for the system's server, which has no tree, one fetched once into the cache
+    from the same Debian suite."""
+    say = say or (lambda _m: None)
+    known = KNOWN.get(name)
+    if known is None:
+        raise ConfigError(f"cannot build an image of {name!r}: replab builds images of {', '.join(sorted(KNOWN))}",
+                          hint="list the servers with: replab servers")
+    system = system_server()
+    if not (system and system.name == name):
+        server = next((s for s in installed() if s.name == name), None) or add(name, say)
+        return Path(server.root)
+    with _locked():
+        final = servers_dir() / f".image-{name}"
+        if (final / ".complete").exists():
+            return final / "root"
+        _check_disk(servers_dir())
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-image-{name}-", dir=servers_dir()))
+        try:
+            _run_mmdebstrap(known, tmp / "root", say)
+            (tmp / ".complete").write_text(f"{known.suite}: {', '.join(known.packages)}\n")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _move_into_place(tmp, final)
+    return final / "root"

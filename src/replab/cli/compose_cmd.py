@@ -1,21 +1,72 @@
-"""``replab compose export``: the Docker Compose project of a cluster, written without Docker."""
+"""``replab compose export|clean`` and ``replab image build``: Docker Compose files, leftovers of crashed runs,
+and server images built from the server catalogue."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
-from ..config import load_spec
+from ..config import load_spec, resolve_home
+from ..engines import dockerctl, images
 from ..engines.compose import DEFAULT_IMAGE, flavor_from_image, plan_nodes, project_name, render_project
-from ..errors import ConfigError
+from ..errors import ConfigError, NotSupported, StateError
+from ..state import STATE_FILE
 from . import common
 
-compose_app = typer.Typer(help="Docker Compose files for a replab cluster.", no_args_is_help=True)
+compose_app = typer.Typer(help="Docker Compose files for a replab cluster; leftovers of crashed runs.",
+                          no_args_is_help=True)
+image_app = typer.Typer(help="Server images built from the server catalogue (no registry needed).",
+                        no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(compose_app, name="compose")
+    app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    name: str = typer.Argument(..., metavar="SERVER",
+                               help="A catalogue server: mysql-9.7, mariadb-10.11, mariadb-11.8."),
+    force: bool = typer.Option(False, "--force", help="Build again even when an image with the same content exists."),
+) -> None:
+    """Build the image replab/<flavor>:<series> from a catalogue server (fetched first if needed).
+
+    The tree is imported as is (it has its own libc) with a small entry script that follows the official
+    images' contract (root password from MYSQL_ROOT_PASSWORD, config from /etc/mysql/conf.d, data in
+    /var/lib/mysql). Cached by content: building the same tree again does nothing.
+
+    Example: replab image build mysql-9.7 && replab up --engine compose --image replab/mysql:9.7
+    """
+    built = images.build(name, os.environ.get("DOCKER_HOST") or None, common.say, force=force)
+    common.console.print(built.image)
+
+
+@compose_app.command("clean")
+def clean(
+    project: str = typer.Option(None, "--project", help="A compose project name (default: the one of --home)."),
+) -> None:
+    """Remove a compose project a crashed run left behind: its containers, network and volumes.
+
+    Only objects labelled replab.project=PROJECT are touched. Refused while a cluster in --home uses the
+    project (use `replab down` for that).
+    """
+    home = resolve_home(common.OPTIONS.get("home"))
+    target = project or project_name(home)
+    if not project and (home / STATE_FILE).exists():
+        raise StateError(f"the cluster in {home} uses {target}", hint="remove it with: replab down")
+    why = dockerctl.unavailable(os.environ.get("DOCKER_HOST") or None)
+    if why and "compose" not in why[0]:
+        raise NotSupported(f"replab compose clean needs Docker: {why[0]}", hint=why[1])
+    removed = dockerctl.remove_leftovers(target, os.environ.get("DOCKER_HOST") or None)
+    if not any(removed.values()):
+        common.say(f"nothing labelled replab.project={target} on this Docker engine")
+        return
+    for kind, names in removed.items():
+        if names:
+            common.console.print(f"removed {kind}: {', '.join(names)}")
 
 
 @compose_app.command("export")

@@ -46,7 +46,8 @@ def _run_help() -> str:
             "Exit code 0: everything happened as expected; 1: an expectation failed (named, with its evidence); "
             "2: the scenario could not run.\n\nScenarios:\n\n" + names +
             "\n\nExample: replab scenario run seed --report reports/seed"
-            "\n\nExample: replab scenario run seed --server mysql-9.7")
+            "\n\nExample: replab scenario run seed --server mysql-9.7"
+            "\n\nExample: replab scenario run seed --engine compose --image replab/mariadb:10.11")
 
 
 @scenario_app.command("run", help=_run_help())
@@ -61,6 +62,8 @@ def run(
     keep: bool = typer.Option(False, "--keep", help="Leave the cluster running afterwards, in --home when given "
                               "(its home is printed)."),
     json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout instead of the summary."),
+    engine: str = typer.Option(None, "--engine", help="Where its servers run: local (default) or compose."),
+    image: str = typer.Option(None, "--image", help="Server image for --engine compose (e.g. replab/mariadb:10.11)."),
     server: str = typer.Option(None, "--server", help="Server from the catalogue (replab servers), e.g. "
                                "mysql-9.7; default: the system's."),
 ) -> None:
@@ -69,7 +72,8 @@ def run(
     # a throw-away cluster lives in a temp dir; with --keep it goes to --home when one is given
     home = common.OPTIONS.get("home") if keep else None
     result = scenarios.run(scenario, home=home, duration=duration, rate=rate, seed=seed,
-                           keep=keep, say=common.say, report_dir=report, server=server)
+                           keep=keep, say=common.say, report_dir=report, server=server,
+                           up_args={k: v for k, v in (("engine", engine), ("image", image)) if v})
     if json_out:
         common.print_json(result.to_dict())
     else:

@@ -189,20 +189,37 @@ class Engine(ABC):
             raise NotSupported(f"the {self.name} engine cannot {capability} a node (it can: {can})", node=node,
                                hint="use the local engine (replab up) for this fault")
 
-    # faults (engines that cannot do one raise NotSupported)
-    def kill(self, node: NodeInfo) -> None:
+    def tool_argv(self, tool: str, node: NodeInfo, credentials: Path) -> list[str]:
+        """The command that runs a client tool (client, dump, binlog) against ``node``, with the login from
+        the 0600 option file ``credentials``: never a password on the command line. Further options follow."""
+        argv = [self.program(tool), f"--defaults-file={credentials}"]
+        params = self.connect_params(node)
+        if params.get("unix_socket"):
+            return [*argv, f"--socket={params['unix_socket']}"]
+        return [*argv, f"--host={params['host']}", f"--port={params['port']}", "--protocol=TCP"]
+
+    # faults: callers check require() first; an engine that cannot do one raises NotSupported
+    def kill(self, node: NodeInfo) -> str:
+        """Kill the node's server without a clean shutdown; return how, in a few words."""
         raise NotSupported(f"the {self.name} engine cannot kill a node", node=node.name)
 
-    def pause(self, node: NodeInfo) -> None:
+    def pause(self, node: NodeInfo) -> str:
+        """Freeze the node's server (it keeps its connections); return how, in a few words."""
         raise NotSupported(f"the {self.name} engine cannot pause a node", node=node.name)
 
     def resume(self, node: NodeInfo) -> None:
         raise NotSupported(f"the {self.name} engine cannot resume a node", node=node.name)
 
-    def partition(self, node: NodeInfo) -> None:
-        """Cut the node off the cluster's network (it keeps running)."""
+    def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
+        """The nodes cut off by ``partition`` now (none for an engine that cannot partition)."""
+        return []
+
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+        """Cut ``node`` off from the other ``nodes`` (it keeps running); return what was cut, in words.
+        Raises NodeStateError, before changing anything, when it is already cut off."""
         raise NotSupported(f"the {self.name} engine cannot cut a node off the network", node=node.name)
 
-    def heal(self, node: NodeInfo) -> None:
-        """Undo ``partition``."""
+    def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
+        """Undo ``partition``; return the names of the nodes whose links came back. NodeStateError when
+        ``node`` is not cut off."""
         raise NotSupported(f"the {self.name} engine cannot reconnect a node", node=node.name)

@@ -5,6 +5,9 @@ with the root password (mode 0600, referenced by ``env_file:``; never on a comma
 directory per node (dirs 0755, files 0644: MySQL ignores a world-writable config file). Servers publish
 their port on loopback only (``127.0.0.1:PORT:3306``); replicas reach the primary by service name on the
 project's network. Faults: ``docker kill``, ``stop/start``, ``pause/unpause``, ``network disconnect/connect``.
+The client tools run inside the containers (``docker exec``) with the login from a 0600 option file mounted
+read-only at ``/etc/replab/client.cnf``. Every container, network and volume carries the label
+``replab.project``; nothing without it is ever touched. ``DOCKER_HOST`` at ``up`` names the engine for good.
 """
 
 from __future__ import annotations
@@ -15,25 +18,30 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import db
 from ..config import ClusterSpec
-from ..errors import BinaryNotFound, ConfigError, NodeStartError, NotSupported, ReplabError, ReplabTimeout
+from ..errors import ConfigError, NodeStartError, NodeStateError, ReplabError, ReplabTimeout, StateError
 from ..flavor import Flavor, MariaDBFlavor, MySQLFlavor
+from ..servers import TOOLS
 from ..state import check_ports
+from . import dockerctl
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
+from .dockerctl import LABEL
 
 DEFAULT_IMAGE = "mysql:8.0"
-COMPOSE_FILE, ENV_FILE, CONF_DIR = "docker-compose.yml", "replab.env", "conf"
+COMPOSE_FILE, ENV_FILE, CONF_DIR, CLIENT_FILE = "docker-compose.yml", "replab.env", "conf", "client.cnf"
+CLIENT_CNF = "/etc/replab/client.cnf"  # where the 0600 client option file is mounted in each container
 CONTAINER_PORT = 3306
-_IMAGE = re.compile(r"^(?:docker\.io/)?(?:library/)?(?P<repo>mysql|mariadb|mysql/mysql-server|"
+_IMAGE = re.compile(r"^(?:docker\.io/)?(?:library/|replab/)?(?P<repo>mysql|mariadb|mysql/mysql-server|"
                     r"percona/percona-server|percona)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$")
 _TAG_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?")
-IMAGE_HINT = "use an official image such as mysql:8.0, mysql:8.4, mysql:5.7 or mariadb:11.4"
+IMAGE_HINT = ("use an official image such as mysql:8.4 or mariadb:11.4, or one built from the server catalogue "
+              "(replab image build mysql-9.7 makes replab/mysql:9.7)")
 
 
 def flavor_from_image(image: str) -> Flavor:
@@ -88,6 +96,10 @@ def server_config(node: NodeInfo, flavor: Flavor, binlog_format: str, extra: dic
     return f"# written by replab for {node.name}\n[{flavor.server_section()}]\n{body}\n"
 
 
+def network_name(project: str) -> str:
+    return f"{project}-net"
+
+
 def compose_document(nodes: list[NodeInfo], image: str, flavor: Flavor, project: str) -> dict[str, Any]:
     """The docker-compose.yml content: services, one network, one data volume per node, health checks."""
     admin = "mariadb-admin" if flavor.name == "mariadb" else "mysqladmin"
@@ -99,20 +111,21 @@ def compose_document(nodes: list[NodeInfo], image: str, flavor: Flavor, project:
             "hostname": node.name,
             "env_file": [ENV_FILE],
             "ports": [f"{node.host}:{node.port}:{CONTAINER_PORT}"],
-            "volumes": [f"./{CONF_DIR}/{node.name}:/etc/mysql/conf.d:ro", f"{node.name}-data:/var/lib/mysql"],
+            "volumes": [f"./{CONF_DIR}/{node.name}:/etc/mysql/conf.d:ro", f"{node.name}-data:/var/lib/mysql",
+                        f"./{CLIENT_FILE}:{CLIENT_CNF}:ro"],
             "networks": {"replab": {"aliases": [node.name]}},
             # TCP ping: the image's init-time server runs without networking, so this turns healthy only
             # once the real server is up. It succeeds without credentials (access denied still means alive).
             "healthcheck": {"test": ["CMD", admin, "ping", "-h", "127.0.0.1", "--silent"], "interval": "2s",
                             "timeout": "5s", "retries": 90, "start_period": "120s"},
-            "labels": {"replab.node": node.name, "replab.role": node.role, "replab.project": project},
+            "labels": {"replab.node": node.name, "replab.role": node.role, LABEL: project},
             "restart": "no",
         }
     return {
         "name": project,
         "services": services,
-        "networks": {"replab": {"name": f"{project}-net", "driver": "bridge"}},
-        "volumes": {f"{n.name}-data": {} for n in nodes},
+        "networks": {"replab": {"name": network_name(project), "driver": "bridge", "labels": {LABEL: project}}},
+        "volumes": {f"{n.name}-data": {"labels": {LABEL: project, "replab.node": n.name}} for n in nodes},
     }
 
 
@@ -143,14 +156,17 @@ def render_project(directory: Path, nodes: list[NodeInfo], image: str, flavor: F
         os.chmod(cnf, 0o644)  # MySQL ignores world-writable config files
         written.append(cnf)
     var = "MARIADB_ROOT_PASSWORD" if flavor.name == "mariadb" else "MYSQL_ROOT_PASSWORD"
+    password = admin_password or secrets.token_urlsafe(18)
     env = directory / ENV_FILE
-    write_private(env, f"{var}={admin_password or secrets.token_urlsafe(18)}\n")
+    write_private(env, f"{var}={password}\n")
+    # the tools run inside the containers (docker exec) read the login from here, never from argv
+    db.write_option_file(directory / CLIENT_FILE, {"client": {"user": "root", "password": password}})
     compose = directory / COMPOSE_FILE
     doc = compose_document(nodes, image, flavor, project)
     compose.write_text("# written by replab; JSON is valid YAML, docker compose reads it as is\n"
                        + json.dumps(doc, indent=2) + "\n")
     os.chmod(compose, 0o644)
-    return [compose, env, *written]
+    return [compose, env, directory / CLIENT_FILE, *written]
 
 
 def plan_nodes(names: list[str], ports: list[int], host: str = "127.0.0.1") -> list[NodeInfo]:
@@ -158,35 +174,38 @@ def plan_nodes(names: list[str], ports: list[int], host: str = "127.0.0.1") -> l
             for i, name in enumerate(names)]
 
 
-def docker_available() -> str | None:
-    """None when a Docker engine and the compose plugin answer, else why not (one line)."""
-    if not shutil.which("docker"):
-        return "the docker command is not installed"
+def image_flavor(image: str, host: str | None = None) -> Flavor:
+    """The flavor of ``image``: from its name, or from the labels of a replab-built image."""
     try:
-        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                              timeout=20, stdin=subprocess.DEVNULL)
-        if info.returncode != 0:
-            lines = (info.stderr or info.stdout).strip().splitlines()
-            return f"no Docker engine answers ({lines[-1] if lines else 'docker info failed'})"
-        comp = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=20,
-                              stdin=subprocess.DEVNULL)
-        if comp.returncode != 0:
-            return "the docker compose plugin is not installed"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"docker does not answer ({exc})"
-    return None
+        return flavor_from_image(image)
+    except ConfigError:
+        proc = dockerctl.run(["image", "inspect", "--format",
+                              '{{index .Config.Labels "replab.flavor"}} {{index .Config.Labels "replab.series"}}',
+                              image], host, check=False, timeout=30)
+        parts = proc.stdout.split() if proc.returncode == 0 else []
+        if len(parts) == 2 and parts[0] in ("mysql", "mariadb"):
+            return flavor_from_image(f"{parts[0]}:{parts[1]}")
+        raise
 
 
 class ComposeEngine(Engine):
     """Servers in containers managed by ``docker compose``; connections over published loopback ports."""
 
     name = "compose"
+    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "binlog"})
     secure_fresh_nodes = False  # the image sets the root password from the env file
     client_host = "%"  # connections arrive from the Docker network, not from loopback
     reset_fresh_replicas = True  # the image's init may leave GTIDs of its own on each node
 
     def __init__(self, home: Path, say: Say | None = None) -> None:
         super().__init__(home, say)
+
+    @classmethod
+    def from_state(cls, home: Path, say: Say | None, state: dict[str, Any]) -> ComposeEngine:
+        engine = cls(home, say)
+        engine.options = dict(state.get("engine_options") or {})
+        engine.options.setdefault("flavor", state.get("flavor", "mysql"))
+        return engine
 
     @property
     def directory(self) -> Path:
@@ -196,43 +215,65 @@ class ComposeEngine(Engine):
     def project(self) -> str:
         return str(self.options.get("project") or project_name(self.home))
 
+    @property
+    def host(self) -> str | None:
+        """The Docker engine of this cluster (DOCKER_HOST when it was created; None: docker's default)."""
+        return self.options.get("docker_host") or None
+
     def container(self, node: NodeInfo) -> str:
         return f"{self.project}-{node.name}"
 
     # --- planning ----------------------------------------------------------------------------------
     def prepare(self, spec: ClusterSpec) -> BuildPlan:
-        """Check image and Docker (fail fast, exit 2), pick free loopback ports."""
-
+        """Check image, Docker, leftovers and ports (fail fast, exit 2, nothing created)."""
         image = spec.image or DEFAULT_IMAGE
-        flavor = flavor_from_image(image)
-        why = docker_available()
-        if why:
-            raise NotSupported(f"--engine compose needs Docker: {why}",
-                               hint="start the Docker engine, use --engine local, or write the files with: "
-                                    "replab compose export DIR")
+        host = os.environ.get("DOCKER_HOST") or None
+        named: Flavor | None = None
+        try:
+            named = flavor_from_image(image)
+        except ConfigError:
+            if dockerctl.unavailable(host):
+                raise  # its name says nothing and there is no engine to ask about its labels
+        dockerctl.require_docker(host)
+        project = project_name(self.home)
+        left = dockerctl.leftovers(project, host)
+        if any(left.values()):
+            what = "; ".join(f"{k}: {', '.join(v)}" for k, v in left.items() if v)
+            raise StateError(f"a compose project left by a crashed run is still on the Docker engine: {project} "
+                             f"({what})", hint=f"remove it with: replab --home {self.home} compose clean "
+                                               "(only objects labelled replab.project are touched)")
+        flavor = named or image_flavor(image, host)  # refuses an image that is not a MySQL/MariaDB server
+        self._ensure_image(image, host)
         nodes = plan_nodes(spec.node_names, check_ports(spec), spec.host)
-        self.options = {"image": image, "project": project_name(self.home), "dir": str(self.home / "compose")}
+        self.options = {"image": image, "project": project, "dir": str(self.home / "compose"),
+                        "docker_host": host or "", "flavor": flavor.name}
         return BuildPlan(flavor=flavor, nodes=nodes, version_exact=False, options=self.options)
+
+    def _ensure_image(self, image: str, host: str | None) -> None:
+        """The image must be on the engine, or pullable; else say how to build one from the catalogue."""
+        if dockerctl.run(["image", "inspect", image], host, check=False, timeout=30).returncode == 0:
+            return
+        self.say(f"{image} is not on this Docker engine; pulling it")
+        pull = dockerctl.run(["pull", "--quiet", image], host, check=False, timeout=600)
+        if pull.returncode != 0:
+            lines = (pull.stderr or pull.stdout).strip().splitlines()
+            raise ConfigError(f"image {image} is not on this Docker engine and cannot be pulled "
+                              f"({lines[-1][:160] if lines else 'docker pull failed'})",
+                              hint="build one from the server catalogue: replab image build mysql-9.7 (then "
+                                   "--image replab/mysql:9.7), or pull it where a registry is reachable")
+        inspect = dockerctl.run(["image", "inspect", "--format", "{{json .Config.Cmd}} {{json .Config.Entrypoint}}",
+                                 image], host, check=False, timeout=30)
+        if not re.search(r"mysqld|mariadbd|docker-entrypoint|replab-entrypoint", inspect.stdout):
+            raise ConfigError(f"image {image} does not start a MySQL or MariaDB server", hint=IMAGE_HINT)
 
     def initial_login(self, node: NodeInfo, admin_password: str) -> tuple[str, str]:
         return "root", admin_password
 
     # --- docker --------------------------------------------------------------------------------------
-    def docker(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        try:
-            proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise BinaryNotFound("the docker command is not installed", hint="use --engine local") from None
-        except subprocess.TimeoutExpired:
-            raise ReplabTimeout(f"docker {args[0]} did not finish in {timeout:.0f}s") from None
-        if check and proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise ReplabError(f"docker {' '.join(args[:2])} failed (exit {proc.returncode})", log_tail=tail,
-                              hint="see the output above; `docker ps -a` shows the containers")
-        return proc
+    def docker(self, *args: str, check: bool = True, timeout: float = 300) -> Any:
+        return dockerctl.run(list(args), self.host, check=check, timeout=timeout)
 
-    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def compose(self, *args: str, check: bool = True) -> Any:
         return self.docker("compose", "-p", self.project, "-f", str(self.directory / COMPOSE_FILE), *args,
                            check=check)
 
@@ -245,34 +286,43 @@ class ComposeEngine(Engine):
                        settings.get("server_options"))
 
     def start_all(self, nodes: list[NodeInfo]) -> None:
-        self.say(f"docker compose up -d ({len(nodes)} containers from {self.options.get('image')})")
-        self.compose("up", "-d")
+        self.say(f"docker compose up -d ({len(nodes)} containers from {self.options.get('image')}, "
+                 f"project {self.project})")
+        self.compose("up", "-d", "--no-build", "--pull", "never")
 
     def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         self.docker("start", self.container(node))
 
-    def _inspect(self, node: NodeInfo) -> tuple[str, str]:
-        proc = self.docker("inspect", "-f", "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+    def _inspect(self, node: NodeInfo) -> tuple[str, str, int]:
+        proc = self.docker("inspect", "-f", "{{.State.Status}} {{.State.Pid}} "
+                           "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
                            self.container(node), check=False, timeout=30)
-        if proc.returncode != 0:
-            return "missing", ""
-        parts = proc.stdout.split()
-        return (parts[0] if parts else "missing"), (parts[1] if len(parts) > 1 else "")
+        parts = proc.stdout.split() if proc.returncode == 0 else []
+        if not parts:
+            return "missing", "", 0
+        pid = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        return parts[0], (parts[2] if len(parts) > 2 else ""), pid
 
     def state(self, node: NodeInfo) -> str:
-        status, _health = self._inspect(node)
+        status, _health, _pid = self._inspect(node)
         return {"running": RUNNING, "paused": PAUSED}.get(status, STOPPED)
 
+    def pid(self, node: NodeInfo) -> int | None:
+        status, _health, pid = self._inspect(node)
+        return pid if status in ("running", "paused") and pid else None
+
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 300.0) -> None:
+        # the image's initialization server runs without networking, so a probe over the published port
+        # succeeds only once the real server is up
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         status = health = ""
         while time.monotonic() < deadline:
-            status, health = self._inspect(node)
+            status, health, _pid = self._inspect(node)
             if status in ("exited", "dead", "missing"):
                 raise NodeStartError(f"{node.name}: the container is {status}", node=node.name,
                                      log_tail=self.log_tail(node), hint=f"docker logs {self.container(node)}")
-            if status == "running" and health in ("healthy", ""):
+            if status == "running":
                 try:
                     probe()
                     return
@@ -284,30 +334,64 @@ class ComposeEngine(Engine):
                             hint=f"docker logs {self.container(node)}")
 
     def stop(self, node: NodeInfo, timeout: float = 30.0, shutdown: Callable[[], None] | None = None) -> None:
-        self.docker("stop", "-t", str(int(timeout)), self.container(node))
+        self.docker("stop", "-t", str(int(timeout)), self.container(node), timeout=timeout + 60)
 
-    def kill(self, node: NodeInfo) -> None:
+    def kill(self, node: NodeInfo) -> str:
+        pid = self.pid(node)
         self.docker("kill", self.container(node))
+        return f"docker kill of container {self.container(node)}: SIGKILL to its server, host pid {pid}"
 
-    def pause(self, node: NodeInfo) -> None:
+    def pause(self, node: NodeInfo) -> str:
         self.docker("pause", self.container(node))
+        return f"docker pause of container {self.container(node)}: every process frozen"
 
     def resume(self, node: NodeInfo) -> None:
         self.docker("unpause", self.container(node))
 
-    def partition(self, node: NodeInfo) -> None:
-        self.docker("network", "disconnect", f"{self.project}-net", self.container(node))
+    # --- the network -------------------------------------------------------------------------------
+    def _connected(self, node: NodeInfo) -> bool:
+        proc = self.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", self.container(node), timeout=30)
+        return network_name(self.project) in json.loads(proc.stdout or "{}")
 
-    def heal(self, node: NodeInfo) -> None:
-        self.docker("network", "connect", "--alias", node.name, f"{self.project}-net", self.container(node))
+    def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
+        return [n.name for n in nodes if self.state(n) != STOPPED and not self._connected(n)]
+
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+        if self.state(node) == STOPPED:
+            raise NodeStateError(f"{node.name} is down; a partition needs a running container", node=node.name,
+                                 hint=f"replab start {node.name}")
+        if not self._connected(node):
+            raise NodeStateError(f"{node.name} is already partitioned", node=node.name, hint=f"replab heal {node.name}")
+        self.docker("network", "disconnect", network_name(self.project), self.container(node))
+        return (f"container {self.container(node)} left the network {network_name(self.project)}: no other node "
+                f"reaches it and it reaches none (replab cannot reach it either until heal)")
+
+    def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
+        if self.state(node) == STOPPED or self._connected(node):
+            raise NodeStateError(f"{node.name} is not partitioned", node=node.name)
+        self.docker("network", "connect", "--alias", node.name, network_name(self.project), self.container(node))
+        return [node.name]
+
+    # --- tools inside the containers ---------------------------------------------------------------
+    def tool_argv(self, tool: str, node: NodeInfo, credentials: Path) -> list[str]:
+        """``docker exec`` of the node's own tool (its version matches the server) with the mounted 0600
+        login; the host's ``credentials`` file is not needed."""
+        flavor = str(self.options.get("flavor") or "mysql")
+        names = TOOLS.get(flavor, TOOLS["mysql"]).get(tool) or [tool]
+        host = ["--host", self.host] if self.host else []
+        return ["docker", *host, "exec", "-i", self.container(node), names[0], f"--defaults-extra-file={CLIENT_CNF}"]
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
-        if not (self.directory / COMPOSE_FILE).exists():
-            return
         if keep_data:
-            self.compose("stop", check=False)
+            if (self.directory / COMPOSE_FILE).exists():
+                self.compose("stop", check=False)
             return
-        self.compose("down", "--volumes", "--remove-orphans", check=False)
+        if (self.directory / COMPOSE_FILE).exists():
+            self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
+        left = dockerctl.remove_leftovers(self.project, self.host)  # what compose could not remove, by label
+        if any(left.values()):
+            self.say(f"removed what compose left of {self.project}: "
+                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in left.items() if v))
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def connect_params(self, node: NodeInfo) -> dict[str, Any]:

@@ -259,20 +259,36 @@ class ExternalEngine(Engine):
                 f"--prompt={node.name} [\\d]> "]
 
     # --- faults --------------------------------------------------------------------------------------
-    def kill(self, node: NodeInfo) -> None:
-        self._run_fault(node, "kill")
+    def require(self, capability: str, node: str | None = None) -> None:
+        """Faults are the inventory's commands, per node: ``_run_fault`` refuses a missing one before running
+        anything. Clean stops are never replab's to make here."""
+        if capability in ("kill", "stop", "pause", "partition"):
+            return
+        super().require(capability, node)
 
-    def pause(self, node: NodeInfo) -> None:
+    def tool_argv(self, tool: str, node: NodeInfo, credentials: Path) -> list[str]:
+        # [client_replab_<node>] in the credentials file holds that node's login, host and port
+        return [self.program(tool), f"--defaults-extra-file={credentials}",
+                f"--defaults-group-suffix=_replab_{node.name}"]
+
+    def kill(self, node: NodeInfo) -> str:
+        self._run_fault(node, "kill")
+        return "the inventory's kill command"
+
+    def pause(self, node: NodeInfo) -> str:
         self._run_fault(node, "pause")
+        return "the inventory's pause command"
 
     def resume(self, node: NodeInfo) -> None:
         self._run_fault(node, "resume")
 
-    def partition(self, node: NodeInfo) -> None:
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
         self._run_fault(node, "partition")
+        return "the inventory's partition command ran"
 
-    def heal(self, node: NodeInfo) -> None:
+    def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
         self._run_fault(node, "heal")
+        return [node.name]
 
     def _run_fault(self, node: NodeInfo, action: str) -> None:
         command = (node.extra.get("faults") or {}).get(action)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import relay, servers
-from ..errors import ConfigError, NodeStartError, NodeStateError
+from ..errors import ConfigError, NodeStartError, NodeStateError, NotSupported
 from ..flavor import flavor_from_version_string
 from ..process import Process, proc_state
 from ..servers import Server
@@ -68,7 +68,7 @@ def _copy_datadir(template: Path, target: Path) -> None:
 
 class LocalEngine(Engine):
     name = "local"
-    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "binlog"})
+    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "backup", "binlog"})
 
     def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None,
                  replica_server: Server | None = None) -> None:
@@ -302,12 +302,14 @@ class LocalEngine(Engine):
     def stop(self, node: NodeInfo, timeout: float = 30.0, shutdown: Callable[[], None] | None = None) -> None:
         self.process(node).stop(timeout, shutdown, self.say)
 
-    def kill(self, node: NodeInfo) -> None:
-        if self.process(node).kill() is None:
+    def kill(self, node: NodeInfo) -> str:
+        pid = self.process(node).kill()
+        if pid is None:
             raise NodeStateError(f"{node.name} is not running", node=node.name,
                                  hint=f"start it with: replab start {node.name}")
+        return f"SIGKILL to pid {pid}"
 
-    def pause(self, node: NodeInfo) -> None:
+    def pause(self, node: NodeInfo) -> str:
         proc = self.process(node)
         if proc.pid() is None:
             raise NodeStateError(f"{node.name} is not running", node=node.name)
@@ -315,12 +317,47 @@ class LocalEngine(Engine):
             raise NodeStateError(f"{node.name} is already paused", node=node.name,
                                  hint=f"resume it with: replab resume {node.name}")
         proc.signal(signal.SIGSTOP)
+        return f"SIGSTOP to pid {proc.pid()}"
 
     def resume(self, node: NodeInfo) -> None:
         proc = self.process(node)
         if not proc.paused():
             raise NodeStateError(f"{node.name} is not paused", node=node.name)
         proc.signal(signal.SIGCONT)
+
+    # --- partitions: each replica's link relay (see relay.py) ------------------------------------------
+    def _links(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
+        """The replica links a partition of ``node`` cuts: its own, or every replica's for the primary."""
+        links = [n for n in nodes if n.role == "replica"] if node.role == "primary" else [node]
+        for link in links:
+            if not link.extra.get("relay_port"):
+                raise NotSupported(f"{link.name} replicates without a replab link relay (cluster built by an older "
+                                   "replab), so its link cannot be cut", node=link.name,
+                                   hint="recreate the cluster: replab down && replab up")
+        return [n.name for n in links]
+
+    def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
+        return [n.name for n in nodes if n.role == "replica" and relay.mode(self.home, n.name) == relay.BLOCKED]
+
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+        links = self._links(node, nodes)
+        cut = self.partitioned(nodes)
+        if all(name in cut for name in links):
+            raise NodeStateError(f"{node.name} is already partitioned", node=node.name, hint=f"replab heal {node.name}")
+        for name in links:
+            relay.set_mode(self.home, name, relay.BLOCKED)
+        primary = next((n.name for n in nodes if n.role == "primary"), "the primary")
+        what = "every replica link" if node.role == "primary" else f"the link {node.name} <-> {primary}"
+        return f"{what} is cut both ways (packets silently dropped, no reset)"
+
+    def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
+        cut = self.partitioned(nodes)
+        links = [name for name in self._links(node, nodes) if name in cut]
+        if not links:
+            raise NodeStateError(f"{node.name} is not partitioned", node=node.name)
+        for name in links:
+            relay.set_mode(self.home, name, relay.OPEN)
+        return links
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
         relay.stop_all(self.home)

@@ -1,0 +1,262 @@
+"""The compose engine on a real Docker engine, with images built from the server catalogue.
+
+A Docker engine that answers is used as is; otherwise the session starts a private ``dockerd`` (own data
+root, exec root and socket in a temp dir, no iptables, no default bridge) and stops it at the end, with
+its containers. Tests skip only when no daemon can be started here, and say why in one line.
+One cluster per image serves the fault tests (module-scoped, parametrized); its last test takes it down
+and checks that nothing labelled as replab's is left.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from replab import db, diagnose, nemesis, repair, scenarios
+from replab.builtin_scenarios import seed
+from replab.cluster import Cluster
+from replab.engines import dockerctl, images
+from replab.engines.base import RUNNING, STOPPED
+from replab.engines.compose import network_name, project_name
+from replab.errors import NodeStateError, StateError
+from replab.pytest_plugin import teardown
+
+IMAGES = {"mysql-9.7": "replab/mysql:9.7", "mariadb-10.11": "replab/mariadb:10.11"}
+UP_SECONDS: dict[str, float] = {}
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """DOCKER_HOST of an engine that answers: the machine's own, or a private daemon for this session."""
+    saved = os.environ.get("DOCKER_HOST")
+    if dockerctl.unavailable(saved) is None:
+        yield saved or ""
+        return
+    daemon = dockerctl.PrivateDaemon(Path(tempfile.mkdtemp(prefix="rdk-", dir="/tmp")))
+    try:
+        host = daemon.start()
+    except Exception as exc:  # noqa: BLE001 - any reason dockerd cannot run here is a skip, said in one line
+        daemon.stop()
+        pytest.skip(f"dockerd cannot start here: {str(exc).splitlines()[0]}")
+    os.environ["DOCKER_HOST"] = host
+    try:
+        why = dockerctl.unavailable(host)
+        assert why is None, f"private dockerd answers but: {why}"
+        yield host
+    finally:
+        if saved is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = saved
+        daemon.stop()
+        assert daemon.pid() is None, "the private dockerd is still running"
+
+
+@pytest.fixture(scope="session")
+def built_images(docker_host: str) -> dict[str, images.BuiltImage]:
+    """Both images, built once per session (a second build with the same content does nothing)."""
+    return {name: images.build(name, docker_host or None) for name in IMAGES}
+
+
+def test_image_build_is_cached_by_content(built_images: dict[str, images.BuiltImage], docker_host: str) -> None:
+    for name, image in IMAGES.items():
+        assert built_images[name].image == image
+        again = images.build(name, docker_host or None)
+        assert not again.built and again.digest == built_images[name].digest
+        assert images.image_digest(image, docker_host or None) == again.digest
+
+
+@pytest.fixture(scope="module", params=list(IMAGES))
+def compose_cluster(request: pytest.FixtureRequest, built_images: dict[str, images.BuiltImage],
+                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    home = tmp_path_factory.mktemp("compose") / "home"
+    t0 = time.monotonic()
+    cluster = Cluster.up(home=home, engine="compose", image=IMAGES[request.param])
+    UP_SECONDS[IMAGES[request.param]] = time.monotonic() - t0
+    try:
+        yield cluster
+    finally:
+        teardown(home)
+        assert not any(dockerctl.leftovers(project_name(home)).values())
+
+
+def _insert(cluster: Cluster, n: int) -> None:
+    with cluster.connect(cluster.primary.name, user="app", database=cluster.database) as conn, conn.cursor() as cur:
+        for i in range(n):
+            cur.execute("INSERT INTO events (name, counter, description) VALUES (%s, %s, %s)",
+                        (f"ev-{i}", i, "compose test"))
+
+
+def _count(cluster: Cluster, node: str) -> int:
+    with cluster.connect(node) as conn:
+        return int(db.scalar(conn, f"SELECT COUNT(*) FROM `{cluster.database}`.events"))
+
+
+def test_up_three_containers_on_one_network(compose_cluster: Cluster) -> None:
+    cluster = compose_cluster
+    engine = cluster.engine
+    expected = "9.7" if "mysql" in engine.options["image"] else "10.11"
+    assert cluster.flavor.name == ("mysql" if expected == "9.7" else "mariadb")
+    assert ".".join(map(str, cluster.flavor.version[:2])) == expected
+    status = {st.name: st for st in cluster.status()}
+    assert [n.name for n in cluster.nodes] == ["mysql-m", "mysql-s1", "mysql-s2"]
+    assert all(status[n].state == RUNNING for n in status)
+    assert all(status[n].io_running and status[n].sql_running for n in ("mysql-s1", "mysql-s2"))
+    for node in cluster.nodes:  # published on loopback only, labelled as replab's, on the project's network
+        ports = dockerctl.run(["port", engine.container(node), "3306/tcp"], engine.host).stdout.split()
+        assert ports == [f"127.0.0.1:{node.port}"]
+    left = dockerctl.leftovers(engine.project, engine.host)
+    assert left["containers"] == sorted(engine.container(n) for n in cluster.nodes)
+    assert left["networks"] == [network_name(engine.project)]
+    assert len(left["volumes"]) == 3
+    print(f"\nup on compose ({engine.options['image']}): {UP_SECONDS[engine.options['image']]:.1f}s")
+
+
+def test_kill_start_catches_up(compose_cluster: Cluster) -> None:
+    cluster = compose_cluster
+    _insert(cluster, 10)
+    cluster.wait_caught_up(timeout=30)
+    sentence = nemesis.kill(cluster, "mysql-s1")
+    assert "docker kill" in sentence and "SIGKILL" in sentence
+    assert cluster.engine.state(cluster.node("mysql-s1")) == STOPPED
+    with pytest.raises(NodeStateError, match="already down"):
+        nemesis.kill(cluster, "mysql-s1")
+    missed = _count(cluster, "mysql-m") + 57
+    _insert(cluster, 57)
+    sentence = nemesis.start(cluster, "mysql-s1")
+    assert "has caught up with mysql-m" in sentence, sentence
+    assert _count(cluster, "mysql-s1") == _count(cluster, "mysql-m") == missed
+
+
+def test_partition_heal_through_the_docker_network(compose_cluster: Cluster) -> None:
+    cluster = compose_cluster
+    s1 = cluster.node("mysql-s1")
+    before = _count(cluster, "mysql-s1")
+    sentence = nemesis.partition(cluster, "mysql-s1")
+    assert "left the network" in sentence
+    assert nemesis.partitioned(cluster) == ["mysql-s1"]
+    assert cluster.engine.state(s1) == RUNNING  # it keeps running, cut off
+    with pytest.raises(NodeStateError, match="already partitioned"):
+        nemesis.partition(cluster, "mysql-s1")
+    _insert(cluster, 25)
+    assert cluster.wait_caught_up(timeout=30, names=["mysql-s2"]) == {"mysql-s2": True}
+    assert _count(cluster, "mysql-s2") == before + 25
+    assert "healed" in nemesis.heal(cluster, "mysql-s1")
+    assert nemesis.partitioned(cluster) == []
+    assert cluster.wait_caught_up(timeout=60, names=["mysql-s1"]) == {"mysql-s1": True}
+    assert _count(cluster, "mysql-s1") == before + 25
+    with pytest.raises(NodeStateError, match="not partitioned"):
+        nemesis.heal(cluster, "mysql-s1")
+
+
+def test_pause_resume(compose_cluster: Cluster) -> None:
+    cluster = compose_cluster
+    assert "docker pause" in nemesis.pause(cluster, "mysql-s2")
+    assert cluster.engine.state(cluster.node("mysql-s2")) == "paused"
+    nemesis.resume(cluster, "mysql-s2")
+    assert cluster.engine.state(cluster.node("mysql-s2")) == RUNNING
+
+
+def test_drift_diagnose_repair(compose_cluster: Cluster) -> None:
+    cluster = compose_cluster
+    nemesis.drift(cluster, "mysql-s2", drop_column="events.name")
+    _insert(cluster, 3)
+    deadline = time.monotonic() + 30
+    d = diagnose.diagnose(cluster, "mysql-s2")[0]
+    while not d.errno and time.monotonic() < deadline:
+        time.sleep(0.3)
+        d = diagnose.diagnose(cluster, "mysql-s2")[0]
+    assert d.node == "mysql-s2"
+    mysql = cluster.flavor.name == "mysql"
+    assert d.errno == (13146 if mysql else 1677), d
+    assert d.table == "mydb.events"
+    # the failing event was read from the primary's binary log by the binlog tool inside its container
+    assert d.event and d.event[0].startswith("INSERT INTO `mydb`.`events`"), d.event
+    assert any(line.strip().startswith("name(@2)=") for line in d.event), d.event
+    report = repair.repair(cluster, "mysql-s2")  # the containers' own dump and client, through docker exec
+    assert report.verified, report
+    assert report.tables["mydb.events"]["match"] and report.tables["mydb.events"]["rows_replica"] == \
+        _count(cluster, "mysql-m")
+
+
+def test_down_leaves_nothing(compose_cluster: Cluster) -> None:
+    cluster = compose_cluster
+    engine, home = cluster.engine, cluster.home
+    assert any(dockerctl.leftovers(engine.project, engine.host).values())
+    cluster.down()
+    assert dockerctl.leftovers(engine.project, engine.host) == {"containers": [], "networks": [], "volumes": []}
+    assert not home.exists()
+
+
+def test_seed_scenario_on_compose(built_images: dict[str, images.BuiltImage], tmp_path: Path) -> None:
+    """The original task on containers (MariaDB 10.11: the seed's expectations name MariaDB's 1677)."""
+    report = scenarios.run(seed(), home=tmp_path / "home", duration=6,
+                           up_args={"engine": "compose", "image": IMAGES["mariadb-10.11"]})
+    assert report.error is None, report.error
+    failed = [e for e in report.expectations if not e.passed]
+    assert report.expectations and not failed, failed
+    assert report.verdict == "pass"
+    assert report.cluster["flavor"] == "mariadb"
+    assert not any(dockerctl.leftovers(project_name(tmp_path / "home")).values())
+
+
+def test_crashed_project_is_reported_and_cleaned_by_label(docker_host: str, tmp_path: Path, cli) -> None:
+    home = tmp_path / "home"
+    project = project_name(home)
+    host = docker_host or None
+    dockerctl.run(["network", "create", "--label", f"replab.project={project}", f"{project}-net"], host)
+    dockerctl.run(["network", "create", f"{project}-unlabelled"], host)  # not replab's: must survive clean
+    try:
+        with pytest.raises(StateError, match="left by a crashed run"):
+            Cluster.up(home=home, engine="compose", image=IMAGES["mariadb-10.11"])
+        assert not home.exists()
+        r = cli("compose", "clean", home=home)
+        assert r.returncode == 0 and f"{project}-net" in r.stdout, r.stderr
+        assert dockerctl.leftovers(project, host)["networks"] == []
+        names = dockerctl.run(["network", "ls", "--format", "{{.Name}}"], host).stdout.split()
+        assert f"{project}-unlabelled" in names
+    finally:
+        dockerctl.run(["network", "rm", f"{project}-unlabelled"], host, check=False)
+        dockerctl.remove_leftovers(project, host)
+
+
+def test_bad_input_exit_2_nothing_created(docker_host: str, tmp_path: Path, cli) -> None:
+    home = tmp_path / "home"
+    r = cli("up", "--engine", "compose", "--image", "nginx:latest", home=home)
+    assert r.returncode == 2 and "replab runs MySQL or MariaDB server images" in r.stderr
+    r = cli("up", "--engine", "compose", "--image", "mysql:8.0.99", home=home)
+    assert r.returncode == 2 and "image build" in r.stderr, r.stderr
+    r = cli("up", "--engine", "compose", "--image", IMAGES["mariadb-10.11"], home=home,
+            env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert r.returncode == 2 and "no Docker engine answers" in r.stderr and "dockerd start" in r.stderr
+    r = cli("image", "build", "postgres-16")
+    assert r.returncode == 2 and "replab builds images of" in r.stderr
+    with subprocess.Popen(["python3", "-c", "import socket,time;s=socket.socket();s.bind(('127.0.0.1',0));"
+                           "s.listen();print(s.getsockname()[1],flush=True);time.sleep(60)"],
+                          stdout=subprocess.PIPE, text=True) as busy:
+        assert busy.stdout is not None
+        port = int(busy.stdout.readline())
+        r = cli("up", "--engine", "compose", "--image", IMAGES["mariadb-10.11"], "--base-port", str(port),
+                home=home)
+        busy.kill()
+    assert r.returncode == 2 and f"port {port}" in r.stderr and "in use" in r.stderr
+    assert not home.exists()
+    assert not any(dockerctl.leftovers(project_name(home), docker_host or None).values())
+
+
+def test_no_compose_plugin_says_how_to_install(tmp_path: Path, cli) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "docker").write_text('#!/bin/sh\n[ "$1" = compose ] && { echo "unknown command: compose" >&2; exit 1; }\n'
+                                 'echo 99.0\n')
+    (fake / "docker").chmod(0o755)
+    r = cli("up", "--engine", "compose", "--image", "mysql:8.4", home=tmp_path / "home",
+            env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    assert r.returncode == 2 and "compose plugin" in r.stderr and "DEPS=docker" in r.stderr, r.stderr
+    assert not (tmp_path / "home").exists()
