@@ -277,7 +277,8 @@ def test_what_must_be_shown_via_cli(tmp_path, cli):
     assert cli("up", home=home).returncode == 0
     env = {**os.environ, "REPLAB_HOME": str(home)}
     try:
-        feed = subprocess.Popen([*REPLAB, "feed", "--rate", "200", "--duration", "12", "--json"], env=env,
+        # long enough that rows still come after the drifts even on a loaded machine
+        feed = subprocess.Popen([*REPLAB, "feed", "--rate", "200", "--duration", "20", "--json"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
         assert cli("kill", "mysql-s1", home=home).returncode == 0
@@ -289,7 +290,7 @@ def test_what_must_be_shown_via_cli(tmp_path, cli):
         assert cli("drift", "mysql-s1", "--drop-column", "events.description", home=home).returncode == 0
         assert cli("drift", "mysql-s2", "--drop-column", "events.name", home=home).returncode == 0
         cluster = Cluster.open(home)
-        assert _wait_for(lambda: cluster.status()[2].last_errno == 1677)  # the feed's next row breaks it
+        assert _wait_for(lambda: cluster.status()[2].last_errno == 1677, 30)  # the feed's next row breaks it
         stdout, stderr = feed.communicate(timeout=60)
         assert feed.returncode == 0, stderr
         result = json.loads(stdout)

@@ -15,7 +15,10 @@ from replab.cluster import Cluster
 from replab.report import FAIL, PASS
 
 DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
-NOT_SEED = [n for n in builtin_scenarios.builtin() if n != "seed"]
+# seed has its own tests below; the failover scenarios run in test_failover_scenarios.py and
+# upgrade-rehearsal in test_servers_matrix.py
+ELSEWHERE = {"seed", "switchover", "failover-async", "failover-semisync", "old-primary-rejoin", "upgrade-rehearsal"}
+NOT_SEED = [n for n in builtin_scenarios.builtin() if n not in ELSEWHERE]
 
 
 def _servers_gone(report_params: dict) -> None:
@@ -58,7 +61,7 @@ def test_cli_list_and_bad_input(cli) -> None:
     out = cli("scenario", "list", "--json")
     assert out.returncode == 0
     names = [x["name"] for x in json.loads(out.stdout)]
-    assert names[0] == "seed" and "lag-under-load" in names and len(names) == 14
+    assert names[0] == "seed" and "lag-under-load" in names and "upgrade-rehearsal" in names and len(names) == 15
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
     bad = cli("scenario", "run", "seed", "--rate", "-1")  # 0 is "as fast as possible", as in feed
