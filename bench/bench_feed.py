@@ -1,4 +1,6 @@
-"""feed vs sysbench oltp_insert on the same cluster, ledger on.
+"""feed vs sysbench oltp_insert on the same cluster, ledger on, with the live view's sampler running as
+`replab feed` runs it: at 1, 4 and 16 threads, on a small table and again once both tables hold 10,000,000
+rows (the sampler's cost must not grow with the table).
 
 sysbench logs in as a socket-only user without a password (created for the run, on the primary only
 and dropped after), so no password ever appears on a command line.
@@ -15,16 +17,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_cluster, result  # noqa: E402
 
 from replab import Cluster  # noqa: E402
+from replab.timeline import Sampler  # noqa: E402
 from replab.workload import feed  # noqa: E402
 
 SB_USER = "replab_sysbench"
 
 
-def _sysbench(cluster: Cluster, action: str, threads: int, seconds: float) -> float:
+def _sysbench(cluster: Cluster, action: str, threads: int, seconds: float, db: str = "sbtest",
+              size: int = 10_000) -> float:
     argv = ["sysbench", "oltp_insert", "--db-driver=mysql", f"--mysql-socket={cluster.primary.socket}",
-            f"--mysql-user={SB_USER}", "--mysql-db=sbtest", "--tables=1", "--table-size=10000",
+            f"--mysql-user={SB_USER}", f"--mysql-db={db}", "--tables=1", f"--table-size={size}",
             f"--threads={threads}", f"--time={max(1, int(seconds))}", "--report-interval=0", action]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 120)
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 3600)
     if out.returncode != 0:
         raise RuntimeError(f"sysbench {action} failed: {out.stderr[-500:] or out.stdout[-500:]}")
     if action != "run":
@@ -35,14 +39,14 @@ def _sysbench(cluster: Cluster, action: str, threads: int, seconds: float) -> fl
     return float(match.group(1))
 
 
-def _prepare(cluster: Cluster) -> None:
+def _prepare(cluster: Cluster, db: str = "sbtest", size: int = 10_000) -> None:
     with cluster.connect(cluster.primary.name) as conn, conn.cursor() as cur:
-        cur.execute("CREATE DATABASE IF NOT EXISTS sbtest")
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
         cur.execute("SET SESSION sql_log_bin=0")
         cur.execute(f"CREATE USER IF NOT EXISTS '{SB_USER}'@'localhost' IDENTIFIED VIA unix_socket OR "
                     "mysql_native_password USING ''")
-        cur.execute(f"GRANT ALL ON sbtest.* TO '{SB_USER}'@'localhost'")
-    _sysbench(cluster, "prepare", 1, 1)
+        cur.execute(f"GRANT ALL ON {db}.* TO '{SB_USER}'@'localhost'")
+    _sysbench(cluster, "prepare", 1, 1, db, size)
 
 
 def _median(values: list[float]) -> float:
@@ -50,29 +54,48 @@ def _median(values: list[float]) -> float:
     return values[len(values) // 2]
 
 
+def _side_by_side(cluster: Cluster, threads: int, seconds: float, rounds: int, db: str,
+                  size: int) -> tuple[float, float]:
+    """Median rows/s of feed (with the live sampler, as `replab feed` runs) and of sysbench; rounds alternate
+    which tool goes first (fsync latency on a shared machine drifts)."""
+    sb: list[float] = []
+    mine: list[float] = []
+    for i in range(rounds):
+        for tool in ("sysbench", "feed") if i % 2 == 0 else ("feed", "sysbench"):
+            if tool == "sysbench":
+                sb.append(_sysbench(cluster, "run", threads, seconds, db, size))
+            else:
+                sampler = Sampler(cluster, interval=0.25).start()
+                try:
+                    mine.append(feed(cluster, duration=seconds, threads=threads).rate)
+                finally:
+                    sampler.stop()
+    return _median(mine), _median(sb)
+
+
 def run(quick: bool = False) -> list[dict]:
-    """Side by side on one cluster; rounds alternate which tool goes first (fsync latency on a shared
-    machine drifts), and each figure is the median of its rounds."""
-    seconds, rounds = (2.0, 1) if quick else (10.0, 3)
+    seconds, rounds, big = (2.0, 1, 50_000) if quick else (10.0, 3, 10_000_000)
     out = []
     with bench_cluster(3) as cluster:
         _prepare(cluster)
-        for threads in (1, 4):
-            sb: list[float] = []
-            mine: list[float] = []
-            for i in range(rounds):
-                for tool in ("sysbench", "feed") if i % 2 == 0 else ("feed", "sysbench"):
-                    if tool == "sysbench":
-                        sb.append(_sysbench(cluster, "run", threads, seconds))
-                    else:
-                        mine.append(feed(cluster, duration=seconds, threads=threads).rate)
-            out.append(result(f"feed single-row inserts, {threads} thread(s)", _median(mine),
-                              f"sysbench oltp_insert {threads} thread(s)", _median(sb), "rows/s", True,
-                              ">= 1.0x sysbench"))
+        for threads in (1, 4, 16):
+            mine, sb = _side_by_side(cluster, threads, seconds, rounds, "sbtest", 10_000)
+            out.append(result(f"feed single-row inserts, {threads} thread(s), small table", mine,
+                              f"sysbench oltp_insert {threads} thread(s)", sb, "rows/s", True, ">= 1.0x sysbench"))
             if threads == 4:
                 batched = [feed(cluster, duration=seconds, threads=threads, batch=100).rate for _ in range(rounds)]
                 out.append(result("feed --batch 100, 4 threads", _median(batched), "sysbench oltp_insert 4 threads",
-                                  _median(sb), "rows/s", True, ">= 5x sysbench"))
+                                  sb, "rows/s", True, ">= 5x sysbench"))
+        # both tables grow to `big` rows: feed fills events (ledger on), sysbench prepares its own table
+        feed(cluster, rows=big, threads=4, batch=1000)
+        cluster.wait_caught_up(timeout=3600)
+        _prepare(cluster, "sbbig", big)
+        cluster.wait_caught_up(timeout=3600)
+        for threads in (1, 4, 16):
+            mine, sb = _side_by_side(cluster, threads, seconds, rounds, "sbbig", big)
+            out.append(result(f"feed single-row inserts, {threads} thread(s), {big:,}-row table", mine,
+                              f"sysbench oltp_insert {threads} thread(s), {big:,}-row table", sb, "rows/s", True,
+                              ">= 1.0x sysbench"))
     return out
 
 
