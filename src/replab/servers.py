@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BinaryNotFound, ConfigError, NotSupported, ReplabError
+from .process import pids_with
 from .state import cache_root
 
 Say = Callable[[str], None]
@@ -514,18 +515,7 @@ def add_tarball(path: str, say: Say) -> Server:
 def users_of(server: Server) -> list[int]:
     """Pids of running processes started from this build (their command line names its directory)."""
     marker = server.root or os.path.dirname(server.binary)
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmd = fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if marker and marker in cmd:
-            pids.append(int(entry))
-    return pids
+    return pids_with(marker) if marker else []
 
 
 def remove(name: str, say: Say | None = None) -> None:
