@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import db, replication
+from . import checker, db, replication
 from .config import quote_ident
 from .engines.base import PAUSED, STOPPED
 from .engines.local import find_program
@@ -201,10 +201,6 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
 
 def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
     """What the checker (ledger, chunked checksums, schema) finds wrong with ``node``; [] when it is clean."""
-    try:
-        from . import checker
-    except ImportError:  # the checker is optional here: compare() alone then decides
-        return []
     # other replicas may be broken on purpose: do not let the checker wait for them for long
     report = checker.check(cluster, wait=min(wait, 10.0))
     return [f"checker: {p.node}: {p.kind} {p.table or ''} {p.detail}".rstrip()
@@ -212,11 +208,11 @@ def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
 
 
 def _table_checksum(conn: Any, schema: str, table: str, cols: list[str], pk: str, upto: Any) -> tuple[int, int]:
+    """(row count, checksum) with the checker's row hash (non-linear, unambiguous encoding)."""
     tq = f"{quote_ident(schema)}.{quote_ident(table)}"
-    parts = ", ".join(f"COALESCE(CAST({quote_ident(c)} AS CHAR), '\\\\N')" for c in cols)
-    row = db.query(conn, f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', {parts}))), 0) AS x "
+    row = db.query(conn, f"SELECT COUNT(*) AS n, COALESCE(SUM({checker.row_hash_sql(cols)}), 0) AS x "
                          f"FROM {tq} WHERE {quote_ident(pk)} <= %s", (upto,))[0]
-    return int(row["n"]), int(row["x"])
+    return int(row["n"]), int(row["x"]) % checker.HASH_MOD
 
 
 def compare(cluster: Cluster, node: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
