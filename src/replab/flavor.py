@@ -154,6 +154,10 @@ class Flavor:
         """SELECT returning every GTID source in the node's binary log (errant-transaction detection)."""
         return self.executed_gtid()
 
+    def gtid_source_id(self) -> str:
+        """SELECT returning what names this server in the GTIDs it writes (MariaDB server_id, MySQL UUID)."""
+        raise NotImplementedError
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -229,6 +233,9 @@ class MariaDBFlavor(Flavor):
 
     def binlog_gtid_state(self) -> str:
         return "SELECT @@GLOBAL.gtid_binlog_state"
+
+    def gtid_source_id(self) -> str:
+        return "SELECT @@GLOBAL.server_id"
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
@@ -319,6 +326,9 @@ class MySQLFlavor(Flavor):
 
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_executed"
+
+    def gtid_source_id(self) -> str:
+        return "SELECT @@GLOBAL.server_uuid"
 
     def wait_for_gtid(self) -> str:
         return "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)"
