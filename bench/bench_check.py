@@ -59,8 +59,8 @@ def _pt_table_checksum(cluster: Cluster) -> float:
     return elapsed
 
 
-def run(quick: bool = False) -> list[dict]:
-    rows = 20_000 if quick else 1_000_000
+def run(quick: bool = False, rows: int | None = None) -> list[dict]:
+    rows = rows or (20_000 if quick else 1_000_000)
     with bench_cluster(3) as cluster:
         load_events(cluster, rows)
         t0 = time.monotonic()
@@ -76,4 +76,5 @@ def run(quick: bool = False) -> list[dict]:
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=2))
+    size = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--rows=")), None)
+    print(json.dumps(run(quick="--quick" in sys.argv, rows=size), indent=2))

@@ -327,12 +327,14 @@ def differing_chunks(primary: dict[int, tuple[int, int]], node: dict[int, tuple[
 # ('x', '1#2') as they do under CONCAT_WS('#'). The primary key is one of the columns, so equal contents
 # at different ids hash differently.
 #
-# A chunk is (COUNT, SUM of row hashes), the sum exact (a DECIMAL on the server), and the table's
-# checksum is the sum mod 2^64. CRC32 + BIT_XOR, the construction pt-table-checksum uses, is linear:
-# CRC(a) ^ CRC(a') depends only on a ^ a' for equal lengths, so two rows changed by the same bit pattern
-# (a column shift, two values swapped between rows) cancel out exactly. SHA-256 is not linear: a set of row
-# changes cancels only if the differences of their hashes happen to sum to 0 mod 2^64, a chance of
-# 2^-64 per chunk. A sum, unlike XOR, also does not cancel duplicated rows (tables without a key).
+# A chunk is (COUNT, BIT_XOR of row hashes) for a table with an integer primary key, (COUNT, SUM) for
+# one without; a table's checksum combines its chunks the same way (XOR, or the sum mod 2^64). CRC32 +
+# BIT_XOR, the construction pt-table-checksum uses, is linear: CRC(a) ^ CRC(a') depends only on a ^ a'
+# for equal lengths, so two rows changed by the same bit pattern (a column shift, two values swapped
+# between rows) cancel out exactly. SHA-256 is not linear: a set of row changes cancels only if the XOR
+# of their hash differences happens to be 0, a chance of 2^-64 per chunk. XOR does cancel a row present
+# twice; rows of a keyed table are distinct (the key is hashed), and a keyless table gets an exact SUM,
+# which does not (the sum is a little slower to compute, hence not used everywhere).
 HASH_MOD = 1 << 64
 
 
@@ -359,18 +361,31 @@ def row_hash(values: Iterable[Any]) -> int:
     return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], 16)
 
 
-def chunk_of(hashes: Iterable[int]) -> tuple[int, int]:
-    """(count, sum) of row hashes: how a chunk is summarized (the server computes the same)."""
+def chunk_of(hashes: Iterable[int], keyed: bool = True) -> tuple[int, int]:
+    """(count, XOR) of row hashes, or (count, sum) for a keyless table: a chunk as the server computes it."""
     count = total = 0
     for h in hashes:
         count += 1
-        total += h
+        total = total ^ h if keyed else total + h
     return count, total
 
 
-def table_checksum(chunks: Iterable[tuple[int, int]]) -> str:
-    """A table's checksum from its chunks' (count, sum): 16 hex digits."""
-    return f"{sum(s for _, s in chunks) % HASH_MOD:016x}"
+def combine(chunks: Iterable[tuple[int, int]], keyed: bool = True) -> int:
+    """One 64-bit value from chunks (count, XOR or sum)."""
+    total = 0
+    for _, v in chunks:
+        total = total ^ v if keyed else (total + v) % HASH_MOD
+    return total
+
+
+def table_checksum(chunks: Iterable[tuple[int, int]], keyed: bool = True) -> str:
+    """A table's checksum from its chunks: 16 hex digits."""
+    return f"{combine(chunks, keyed):016x}"
+
+
+def aggregate_sql(columns: list[str], keyed: bool) -> str:
+    """SQL aggregate of the row hashes of a chunk (see above: XOR for keyed tables, SUM otherwise)."""
+    return f"{'BIT_XOR' if keyed else 'SUM'}({row_hash_sql(columns)})"
 
 
 # --- collection -----------------------------------------------------------------------------------
@@ -385,6 +400,15 @@ class _Collector:
         self.conns: dict[str, Any] = {}
         self.pk: dict[str, str | None] = {}
         self.bound: dict[str, int] = {}
+        self.counts: dict[tuple[str, str], dict[int, int]] = {}  # (node, table) -> {chunk: rows}
+
+    def known_count(self, node: str, table: str, lo: int, hi: int) -> int | None:
+        """Rows of ids [lo, hi) on ``node`` from its chunk counts, when the range is whole chunks up to the
+        bound; else None (the caller queries)."""
+        counts = self.counts.get((node, table))
+        if counts is None or lo % CHUNK_IDS or hi % CHUNK_IDS or lo <= 0 or hi - 1 > self.bound.get(table, -1):
+            return None
+        return sum(counts.get(c, 0) for c in range(lo // CHUNK_IDS, hi // CHUNK_IDS))
 
     def conn(self, name: str) -> Any:
         if name not in self.conns:
@@ -450,13 +474,14 @@ class _Collector:
         return pk[0][2] if ctype.split("(")[0].split()[0] in INT_TYPES else None
 
     def chunk_sums(self, name: str, table: str, columns: list[str]) -> dict[int, tuple[int, int]]:
-        t, h = quote_ident(table), row_hash_sql(columns)
+        t = quote_ident(table)
         pk = self.pk.get(table)
         if pk is None:
-            rows = self.q(name, f"SELECT 0, COUNT(*), COALESCE(SUM({h}), 0) FROM {t}")
+            rows = self.q(name, f"SELECT 0, COUNT(*), COALESCE({aggregate_sql(columns, False)}, 0) FROM {t}")
             return {0: (int(rows[0][1]), int(rows[0][2]))} if rows and rows[0][1] else {}
         p = quote_ident(pk)
-        rows = self.q(name, f"SELECT {p} DIV {CHUNK_IDS}, COUNT(*), SUM({h}) FROM {t} WHERE {p} <= %s "
+        rows = self.q(name, f"SELECT {p} DIV {CHUNK_IDS}, COUNT(*), {aggregate_sql(columns, True)} FROM {t} "
+                            f"WHERE {p} <= %s "
                             f"GROUP BY 1", (self.bound[table],))
         return {int(c): (int(n), int(x)) for c, n, x in rows}
 
@@ -595,6 +620,8 @@ def _compare_table(col: _Collector, table: str, primary: NodeFacts, replicas: li
             if d.missing or d.extra or d.changed or d.note:
                 diffs.append(d)
     diffs = _recheck(col, table, jobs, diffs)
+    for name, cols in cols_of.items():
+        col.counts[(name, table)] = {c: v[0] for c, v in sums[(name, cols)].items()}
     bound = col.bound.get(table)
     for n in [primary, *replicas]:
         tf = n.tables.get(table)
@@ -604,7 +631,7 @@ def _compare_table(col: _Collector, table: str, primary: NodeFacts, replicas: li
         beyond = [i for d in diffs if d.node == n.name for i in d.extra if bound is not None and i > bound]
         tf.rows = sum(v[0] for v in own.values()) + len(beyond)
         if (n.name, common) in sums:
-            tf.checksum = table_checksum(sums[(n.name, common)].values())
+            tf.checksum = table_checksum(sums[(n.name, common)].values(), keyed=pk is not None)
             tf.compared_columns = list(common)
     return diffs
 
@@ -696,8 +723,11 @@ def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: l
 
         # existence only: content is compared against the primary by the checksums, and a row the primary
         # itself changed after the feed wrote it is not a divergence
+        def known(lo: int, hi: int) -> int | None:
+            return col.known_count(n.name, "events", lo, hi)
+
         d = ledger.verify_node(connect, path, "events", primary_unknown=primary_has, until=until, columns=cols,
-                               workers=LEDGER_WORKERS, content=False)
+                               workers=LEDGER_WORKERS, content=False, known_count=known)
         facts.ledger_diffs[n.name] = {k: getattr(d, k) for k in ("missing", "unexpected", "missing_count",
                                                                  "unexpected_count")}
 

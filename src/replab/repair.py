@@ -210,9 +210,9 @@ def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
 def _table_checksum(conn: Any, schema: str, table: str, cols: list[str], pk: str, upto: Any) -> tuple[int, int]:
     """(row count, checksum) with the checker's row hash (non-linear, unambiguous encoding)."""
     tq = f"{quote_ident(schema)}.{quote_ident(table)}"
-    row = db.query(conn, f"SELECT COUNT(*) AS n, COALESCE(SUM({checker.row_hash_sql(cols)}), 0) AS x "
+    row = db.query(conn, f"SELECT COUNT(*) AS n, COALESCE({checker.aggregate_sql(cols, True)}, 0) AS x "
                          f"FROM {tq} WHERE {quote_ident(pk)} <= %s", (upto,))[0]
-    return int(row["n"]), int(row["x"]) % checker.HASH_MOD
+    return int(row["n"]), int(row["x"])
 
 
 def compare(cluster: Cluster, node: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
