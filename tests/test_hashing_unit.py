@@ -12,8 +12,8 @@ import zlib
 
 import pytest
 
-from replab.checker import (
-    CHUNK_IDS,
+from replab.checker import CHUNK_IDS
+from replab.rowhash import (
     chunk_of,
     diff_row_hashes,
     differing_chunks,

@@ -4,7 +4,7 @@ to the primary."""
 
 from __future__ import annotations
 
-from replab import checker, nemesis
+from replab import checker, nemesis, rowhash
 from replab.repair import repair
 from replab.workload import feed
 
@@ -41,9 +41,9 @@ def test_adversarial_divergences_found_by_row_id(replab_cluster):
     assert checker.check(cluster, wait=10, tables=["adv"]).consistent
     # the Python mirror hashes exactly as the server does
     with cluster.connect("mysql-m", database="mydb") as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT id, a, b, c, {checker.row_hash_sql(['id', 'a', 'b', 'c'])} FROM adv ORDER BY id")
+        cur.execute(f"SELECT id, a, b, c, {rowhash.row_hash_sql(['id', 'a', 'b', 'c'])} FROM adv ORDER BY id")
         for *row, h in cur.fetchall():
-            assert int(h) == checker.row_hash(row), row
+            assert int(h) == rowhash.row_hash(row), row
     for row in DIVERGED.values():
         _on(cluster, "mysql-s1", "REPLACE INTO adv VALUES (%s, %s, %s, %s)", row)
 
