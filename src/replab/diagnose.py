@@ -251,7 +251,9 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
     if pconn is not None:
         pstate = str(db.scalar(pconn, flavor.binlog_gtid_state()) or "")
         pid = str(db.scalar(pconn, flavor.gtid_source_id()))
-        d.errant_gtids = errant_gtids(rstate, pstate, pid)
+        # what the primary wrote or applied: its binary log state plus its executed position (a promoted
+        # replica without log_slave_updates has applied the old primary's GTIDs without logging them)
+        d.errant_gtids = errant_gtids(rstate, f"{pstate},{replication.executed_gtid(pconn, flavor)}", pid)
         gap = binlog_gap(replication.executed_gtid(rconn, flavor), pstate, pid, io_errno=st.last_io_errno,
                          io_error=st.last_io_error, io_running=st.io_running, sql_running=st.sql_running)
     ddl = None
