@@ -17,6 +17,7 @@ from replab.rowhash import (
     chunk_of,
     diff_row_hashes,
     differing_chunks,
+    integer_columns,
     quote_value,
     row_hash,
     table_checksum,
@@ -150,3 +151,13 @@ def test_quote_value_and_checksum():
     assert 0 <= h < 2 ** 64 and row_hash((1, "some-event-1", 1, "some-descr-1")) == h
     assert table_checksum([(1, 2 ** 64 + 5), (2, 10)], keyed=False) == f"{15:016x}"
     assert table_checksum([(1, 5), (2, 12)]) == f"{9:016x}"
+
+
+def test_integer_columns_hash_as_plain_numbers_unambiguously():
+    assert integer_columns([("id", "int(11)"), ("n", "bigint(20) unsigned"), ("s", "varchar(5)"),
+                            ("d", "decimal(5,2)")]) == {"id", "n"}
+    plain = {0, 2}
+    rows = [(1, "a", 5), (1, "a", None), (1, "a", 0), (1, "NULL", None), (1, None, None), (15, "a", 5),
+            (1, "5a", 5), (-1, "a", 5)]
+    assert len({row_hash(r, plain) for r in rows}) == len(rows)
+    assert row_hash((1, "a", 5), plain) != row_hash((1, "a", 5))  # a different (still unambiguous) text

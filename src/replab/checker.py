@@ -27,7 +27,15 @@ from . import db, ledger, replication
 from .config import quote_ident, validate_identifier
 from .engines.base import RUNNING
 from .errors import ConfigError, ReplabError, SqlError
-from .rowhash import aggregate_sql, diff_row_hashes, differing_chunks, row_hash_sql, table_checksum
+from .rowhash import (
+    INT_TYPES,
+    aggregate_sql,
+    diff_row_hashes,
+    differing_chunks,
+    integer_columns,
+    row_hash_sql,
+    table_checksum,
+)
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -36,7 +44,6 @@ KINDS = ("missing_rows", "extra_rows", "changed_rows", "schema", "replication", 
 CHUNK_IDS = 10_000
 KEEP_IDS = 1000
 LEDGER_WORKERS = 2  # connections per node verifying the ledger (the server scans)
-INT_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
 
 
 class CheckError(ReplabError):
@@ -318,6 +325,7 @@ class _Collector:
         self.conns: dict[str, Any] = {}
         self.pk: dict[str, str | None] = {}
         self.bound: dict[str, int] = {}
+        self.plain: dict[str, set[str]] = {}  # integer columns on the primary: hashed as plain numbers
         self.counts: dict[tuple[str, str], dict[int, int]] = {}  # (node, table) -> {chunk: rows}
 
     def known_count(self, node: str, table: str, lo: int, hi: int) -> int | None:
@@ -395,17 +403,20 @@ class _Collector:
         t = quote_ident(table)
         pk = self.pk.get(table)
         if pk is None:
-            rows = self.q(name, f"SELECT 0, COUNT(*), COALESCE({aggregate_sql(columns, False)}, 0) FROM {t}")
+            rows = self.q(name, f"SELECT 0, COUNT(*), COALESCE({aggregate_sql(columns, False, self.plain[table])}, "
+                                f"0) FROM {t}")
             return {0: (int(rows[0][1]), int(rows[0][2]))} if rows and rows[0][1] else {}
         p = quote_ident(pk)
-        rows = self.q(name, f"SELECT {p} DIV {CHUNK_IDS}, COUNT(*), {aggregate_sql(columns, True)} FROM {t} "
+        rows = self.q(name, f"SELECT {p} DIV {CHUNK_IDS}, COUNT(*), {aggregate_sql(columns, True, self.plain[table])} "
+                            f"FROM {t} "
                             f"WHERE {p} <= %s "
                             f"GROUP BY 1", (self.bound[table],))
         return {int(c): (int(n), int(x)) for c, n, x in rows}
 
     def row_hashes(self, name: str, table: str, columns: list[str], where: str, args: Any) -> dict[int, int]:
         p = quote_ident(self.pk[table] or "id")
-        rows = self.q(name, f"SELECT {p}, {row_hash_sql(columns)} FROM {quote_ident(table)} WHERE {where}", args)
+        h = row_hash_sql(columns, self.plain[table])
+        rows = self.q(name, f"SELECT {p}, {h} FROM {quote_ident(table)} WHERE {where}", args)
         return {int(i): int(h) for i, h in rows}
 
 
@@ -426,6 +437,7 @@ def _collect(col: _Collector, t0: float) -> Facts:
     primary_schema = col.schema(col.primary, table_names)
     for t in table_names:
         col.pk[t] = col.int_pk(primary_schema[t])
+        col.plain[t] = integer_columns((c[0], c[1]) for c in primary_schema[t].columns)
     ledger_path = ledger.ledger_path(cluster.home, "events")
     ledger_until = ledger.last_end(ledger_path) if "events" in table_names else 0
     for t in table_names:  # highest id before the GTID capture: every id up to it is in the position
