@@ -4,6 +4,8 @@ to the primary."""
 
 from __future__ import annotations
 
+import time
+
 from replab import checker, nemesis, rowhash
 from replab.repair import repair
 from replab.workload import feed
@@ -48,6 +50,7 @@ def test_adversarial_divergences_found_by_row_id(replab_cluster):
             assert (int(quoted), int(plain)) == (rowhash.row_hash(row), rowhash.row_hash(row, {0})), row
     for row in DIVERGED.values():
         _on(cluster, "mysql-s1", "REPLACE INTO adv VALUES (%s, %s, %s, %s)", row)
+    _on(cluster, "mysql-s1", "INSERT INTO adv VALUES (-3, 'below every id of the primary', NULL, NULL)")
 
     # mysql-s2 drops the middle column a (replica only, types compatible): rows applied afterwards land
     # shifted (b holds the primary's a) while replication runs on; two such rows cancel under CRC32+XOR
@@ -59,13 +62,14 @@ def test_adversarial_divergences_found_by_row_id(replab_cluster):
     report = checker.check(cluster, wait=10, tables=["adv"])
     assert _problems(report) == {
         ("mysql-s1", "changed_rows", "adv", tuple(sorted(DIVERGED))),
+        ("mysql-s1", "extra_rows", "adv", (-3,)),
         ("mysql-s2", "schema", "adv", ()),
         ("mysql-s2", "changed_rows", "adv", (21, 22)),
     }, report.render()
     s2_schema = next(p for p in report.problems if p.kind == "schema")
     assert s2_schema.detail == "column a is missing (varchar(64) on the primary)"
     # summary: each node's own count; checksums over the columns all three share (not a)
-    assert [n.tables["adv"].rows for n in report.facts.nodes] == [13, 13, 13]
+    assert [n.tables["adv"].rows for n in report.facts.nodes] == [13, 14, 13]
     assert all(n.tables["adv"].compared_columns == ["id", "b", "c"] for n in report.facts.nodes)
     assert "adv checksums cover the columns every node shares: id, b, c (not a)" in report.render()
 
@@ -92,3 +96,21 @@ def test_primary_changes_rows_then_repair_is_consistent(replab_cluster):
     assert rebuilt.verified, rebuilt.to_dict()
     assert "consistent with the primary" in rebuilt.sentence() and "NOT" not in rebuilt.sentence()
     assert checker.check(cluster, wait=10).consistent
+
+
+def test_sparse_ids_are_compared_per_existing_chunk(replab_cluster):
+    """Ids far apart: the server groups rows by chunk (no query per empty chunk); the result is the same."""
+    cluster = replab_cluster
+    cluster.sql("mysql-m", "CREATE TABLE mydb.sparse (id BIGINT PRIMARY KEY, v VARCHAR(10))")
+    _on(cluster, "mysql-m", "INSERT INTO sparse VALUES (-20001, 'n'), (1, 'a'), (5000000, 'b'), "
+                            "(900000000, 'c')", local=False)
+    assert all(cluster.wait_caught_up(10).values())
+    _on(cluster, "mysql-s1", "UPDATE sparse SET v = 'B' WHERE id = 5000000")
+    _on(cluster, "mysql-s1", "DELETE FROM sparse WHERE id = -20001")
+    _on(cluster, "mysql-s2", "INSERT INTO sparse VALUES (700000000, 'x')")
+    t0 = time.monotonic()
+    report = checker.check(cluster, wait=10, tables=["sparse"])
+    assert time.monotonic() - t0 < 10
+    assert _problems(report) == {("mysql-s1", "changed_rows", "sparse", (5000000,)),
+                                 ("mysql-s1", "missing_rows", "sparse", (-20001,)),
+                                 ("mysql-s2", "extra_rows", "sparse", (700000000,))}, report.render()
