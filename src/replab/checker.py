@@ -2,10 +2,10 @@
 
 ``collect()`` does the I/O: it snapshots the ledger and each table's highest id, captures the primary's
 GTID position, waits (bounded) for every reachable replica to apply it, then gathers schema, chunked
-checksums over id ranges (see ``row_hash_sql``: 64 bits of SHA-256 over ``QUOTE()``d columns, summed per chunk,
-over the columns a node shares with the primary), narrows mismatching chunks to row ids, re-checks those
-ids once the replicas applied a newer position (a row in flight while the check ran is lag, not
-divergence), and verifies the ledger: which acknowledged writes must exist everywhere. Content is
+checksums over id ranges (``rowhash``: 64 bits of SHA-256 per row, combined per chunk without
+cancellation, over the columns a node shares with the primary), narrows mismatching chunks to row ids,
+re-checks those ids once the replicas applied a newer position (a row in flight while the check ran is
+lag, not divergence), and verifies the ledger: which acknowledged writes must exist everywhere. Content is
 compared against the primary (the checksums), never against what the feed first wrote: a row the
 primary itself changed later is not a divergence.
 ``judge()`` is pure: facts in, ``CheckReport`` out, so it is unit-tested on recorded data.
