@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from replab.checker import (
-    Facts,
-    NodeFacts,
-    RowDiff,
-    TableFacts,
-    diff_row_hashes,
-    diff_schema,
-    differing_chunks,
-    judge,
-)
+from replab.checker import Facts, NodeFacts, RowDiff, TableFacts, diff_schema, judge
+from replab.rowhash import diff_row_hashes, differing_chunks
 
 COLS = [("id", "int(11)", "NO"), ("name", "varchar(64)", "YES"), ("counter", "int(11)", "YES"),
         ("description", "varchar(255)", "YES")]
 KEYS = [("PRIMARY", 1, "id", 0)]
 
 
-def table(cols=COLS, keys=KEYS, rows=7010, checksum="1a2b3c4d") -> TableFacts:
-    return TableFacts(list(cols), list(keys), rows, checksum)
+def table(cols=COLS, keys=KEYS, rows=7010, checksum="00000000001a2b3c") -> TableFacts:
+    return TableFacts(list(cols), list(keys), rows, checksum, [c[0] for c in cols])
 
 
 def facts(**changes) -> Facts:
@@ -29,8 +21,8 @@ def facts(**changes) -> Facts:
                                caught_up=True, tables={"events": table()}))
     f = Facts("mysql-m", "mydb", "0-1-100", 30.0, ["events"], nodes,
               ledger={"acknowledged": 7010, "failed": 0, "unknown": 0},
-              ledger_diffs={n.name: {"missing": [], "unexpected": [], "altered": [], "missing_count": 0,
-                                     "unexpected_count": 0, "altered_count": 0} for n in nodes})
+              ledger_diffs={n.name: {"missing": [], "unexpected": [], "missing_count": 0,
+                                     "unexpected_count": 0} for n in nodes})
     for k, v in changes.items():
         setattr(f, k, v)
     return f
@@ -44,9 +36,10 @@ def test_consistent_facts():
     d = report.to_dict()
     assert d["consistent"] is True
     assert d["ledger"] == {"acknowledged": 7010, "failed": 0, "unknown": 0, "missing": {"mysql-m": 0, "mysql-s1": 0,
-                           "mysql-s2": 0}, "unexpected": {"mysql-m": 0, "mysql-s1": 0, "mysql-s2": 0},
-                           "altered": {"mysql-m": 0, "mysql-s1": 0, "mysql-s2": 0}}
-    assert d["nodes"][1]["tables"] == {"events": {"rows": 7010, "checksum": "1a2b3c4d"}}
+                           "mysql-s2": 0}, "unexpected": {"mysql-m": 0, "mysql-s1": 0, "mysql-s2": 0}}
+    assert d["nodes"][1]["tables"] == {"events": {"rows": 7010, "checksum": "00000000001a2b3c",
+                                                  "columns": ["id", "name", "counter", "description"]}}
+    assert "mysql-s1 (replica, lag 3 ms): 7010 rows, checksum 00000000001a2b3c" in text
     assert {"name", "reachable", "tables"} <= set(d["nodes"][0])
 
 
@@ -102,3 +95,34 @@ def test_schema_diff():
 def test_row_hash_and_chunk_diffs():
     assert diff_row_hashes({1: 10, 2: 20, 3: 30}, {1: 10, 2: 21, 4: 40}) == ([3], [4], [2])
     assert differing_chunks({0: (10, 5), 1: (10, 6)}, {0: (10, 5), 1: (9, 6), 2: (1, 1)}) == [1, 2]
+
+
+def test_summary_shows_each_nodes_own_count_and_shared_columns():
+    f = facts(row_diffs=[RowDiff("mysql-s1", "events", extra=[100000])])
+    f.nodes[1].tables["events"].rows = 7011  # its own count: the extra row included
+    shared = ["id", "counter", "description"]
+    for n in f.nodes:
+        n.tables["events"].compared_columns = shared
+    f.nodes[2].tables["events"] = table(cols=[c for c in COLS if c[0] != "name"])
+    f.nodes[2].tables["events"].compared_columns = shared
+    text = judge(f).render()
+    assert "mysql-m (primary): 7010 rows" in text and "mysql-s1 (replica, lag 3 ms): 7011 rows" in text
+    assert ("events checksums cover the columns every node shares: id, counter, description (not name)" in text)
+
+
+def test_stopped_sql_thread_is_not_told_to_wait_longer():
+    f = facts()
+    s1 = f.nodes[1]
+    s1.sql_running, s1.last_errno, s1.last_error, s1.caught_up = False, 1091, "Can't DROP COLUMN `x`", False
+    s1.tables["events"].checksum = None
+    s1.tables["events"].rows = 600
+    s2 = f.nodes[2]
+    s2.caught_up, s2.lag_ms = False, 4000
+    report = judge(f)
+    details = {p.node: p.detail for p in report.problems if "not compared" in p.detail}
+    assert details["mysql-s1"].startswith("its SQL thread stopped on error 1091: Can't DROP COLUMN `x`; it cannot "
+                                          "catch up") and "--wait" not in details["mysql-s1"]
+    assert "a longer --wait may let it catch up" in details["mysql-s2"]
+    assert "mysql-s1 (replica, lag 3 ms): 600 rows (not compared)" in report.render()
+    s1.sql_running, s1.last_errno = False, 0
+    assert "stopped by hand" in judge(f).problems[1].detail

@@ -10,7 +10,8 @@ import pytest
 from test_soak import soak
 
 from replab import Cluster, checker, nemesis, relay
-from replab.diagnose import diagnose, errant_gtids
+from replab.causes import errant_gtids
+from replab.diagnose import diagnose
 from replab.errors import ConfigError, NodeStateError
 from replab.repair import repair
 from replab.workload import Feeder, sample_nodes
@@ -252,7 +253,7 @@ def test_row_drift_1032_1062_and_errant_transaction_repaired_by_backup(replab_cl
     report = repair(cluster, "mysql-s3", method="backup")
     assert report.verified, report.to_dict()
     assert diagnose(cluster, "mysql-s3")[0].severity == "ok"
-    assert errant_gtids("0-1-5,0-4-2", "0-1-9") == ["0-4-2"]
+    assert errant_gtids("0-1-5,0-4-2", "0-1-9", "1") == ["0-4-2"]
 
 
 def test_short_soak(replab_cluster):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replab.diagnose import Column, Diagnosis, errant_gtids, parse_gtids, schema_findings
+from replab.causes import errant_gtids, gtid_sources
+from replab.diagnose import Column, Diagnosis, schema_findings
 from replab.errors import ConfigError
 from replab.nemesis import _parse
 
@@ -40,10 +41,10 @@ def test_good_drift_arguments():
 
 
 def test_gtid_sets_and_errant_transactions():
-    assert parse_gtids("0-1-12,0-4-13") == {(0, 1): 12, (0, 4): 13}
-    assert errant_gtids("0-1-12,0-4-13", "0-1-20") == ["0-4-13"]
-    assert errant_gtids("0-1-12", "0-1-20") == []
-    assert errant_gtids("", "0-1-3") == []
+    assert gtid_sources("0-1-12,0-4-13") == {"0-1": [(1, 12)], "0-4": [(1, 13)]}
+    assert errant_gtids("0-1-12,0-4-13", "0-1-20", "1") == ["0-4-13"]
+    assert errant_gtids("0-1-12", "0-1-20", "1") == []
+    assert errant_gtids("", "0-1-3", "1") == []
 
 
 def test_predictions_for_dropped_columns_under_row():

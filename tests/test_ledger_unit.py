@@ -115,3 +115,53 @@ def test_insert_sql_and_outcome_classification():
     assert classify(pymysql.err.IntegrityError(1062, "Duplicate entry")) == FAILED
     assert classify(pymysql.err.OperationalError(2013, "Lost connection")) == UNKNOWN
     assert classify(ConnectionResetError()) == UNKNOWN
+
+
+def test_existence_check_uses_known_counts_before_querying():
+    """content=False: a group whose row count the checker already knows (aligned chunks) needs no query;
+    a count that does not match falls back to fetching the group's rows."""
+    class Conn:
+        def __init__(self, rows):
+            self.rows, self.queries = rows, 0
+
+        def cursor(self):
+            conn = self
+
+            class Cur:
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *a):
+                    return False
+
+                def execute(self, sql, args):
+                    conn.queries += 1
+                    lo, hi = args
+                    self.got = [r for r in conn.rows if lo <= r[0] < hi]
+
+                def fetchone(self):
+                    return (len(self.got), len(self.got))
+
+                def fetchall(self):
+                    return self.got
+
+            return Cur()
+
+    import tempfile
+    from array import array
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.runs"
+        path.write_bytes(array("q", [100, 300, OK]).tobytes())
+        rows = [(i, *ledger.row_content(i)) for i in range(100, 300) if i != 250]
+        full = Conn(rows)
+        d = ledger.verify_node(full, path, content=False, known_count=lambda lo, hi: hi - lo)
+        assert d.clean and full.queries == 0  # the checker's counts said every id is there
+        d = ledger.verify_node(full, path, content=False, known_count=lambda lo, hi: None)
+        assert d.missing == [250] and full.queries == 2  # unknown: count, then the rows
+        d = ledger.verify_node(full, path, content=False, known_count=lambda lo, hi: hi - lo - 1)
+        assert d.missing == [250]
+        rows[0] = (100, "edited", -1, "x")  # the primary's own UPDATE: not the ledger's business
+        assert ledger.verify_node(Conn(rows), path, content=False).missing == [250]
+        assert ledger.verify_node(Conn(rows), path).altered == [100]

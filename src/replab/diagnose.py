@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pymysql
 
 from . import db, replication
+from .causes import Column, before, binlog_gap, ddl_change, errant_gtids, gap_sentences
 from .config import quote_ident
 from .engines.base import RUNNING
 from .errors import ReplabError, SqlError
@@ -35,15 +36,6 @@ if TYPE_CHECKING:
 
 SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
 MAX_KEYS = 200_000
-
-
-@dataclass
-class Column:
-    name: str
-    position: int
-    data_type: str
-    column_type: str
-    maxlen: int | None
 
 
 @dataclass
@@ -91,23 +83,6 @@ def _schema(conn: pymysql.connections.Connection) -> dict[str, list[Column]]:
             Column(r["c"], int(r["p"]), str(r["dt"]).lower(), str(r["ct"]).lower(),
                    int(r["ml"]) if r["ml"] is not None else None))
     return out
-
-
-def parse_gtids(text: str | None) -> dict[tuple[int, int], int]:
-    """'0-1-12,0-4-13' -> {(domain, server_id): seq}."""
-    out: dict[tuple[int, int], int] = {}
-    for part in (text or "").replace("\n", "").split(","):
-        bits = part.strip().split("-")
-        if len(bits) == 3 and all(b.isdigit() for b in bits):
-            d, s, n = map(int, bits)
-            out[(d, s)] = max(n, out.get((d, s), 0))
-    return out
-
-
-def errant_gtids(replica_state: str | None, primary_state: str | None) -> list[str]:
-    """GTIDs in the replica's binary log state that the primary never had."""
-    primary = parse_gtids(primary_state)
-    return [f"{d}-{s}-{n}" for (d, s), n in parse_gtids(replica_state).items() if primary.get((d, s), -1) < n]
 
 
 def compatible(src: Column, dst: Column) -> bool:
@@ -209,15 +184,16 @@ def _shifted_examples(pconn: Any, rconn: Any, table: str, pk: str, prim: list[Co
 
 # --- main --------------------------------------------------------------------------------------------
 def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
+    primary, pstate = cluster.primary.name, cluster.engine.state(cluster.primary)
+    if pstate != RUNNING:  # before the IO error: a stopped primary shows as error 2013 at the relay's port
+        return (f"{primary} is {pstate}; the IO thread reconnects every second until it is back (replab "
+                f"{'resume' if pstate == 'paused' else 'start'} {primary})")
     if name in cluster.engine.partitioned(cluster.nodes):
         return (f"its link to {cluster.primary.name} is cut (replab partition); the IO thread "
                 f"{'still waits for data' if st.io_running else 'keeps reconnecting'}; heal with: "
                 f"replab heal {name}")
     if st.io_state != "Yes" and st.last_io_errno:
         return f"the IO thread cannot read from the primary: error {st.last_io_errno}: {st.last_io_error}"
-    if cluster.engine.state(cluster.primary) != RUNNING:
-        return f"the primary {cluster.primary.name} is {cluster.engine.state(cluster.primary)}; the IO thread " \
-               "reconnects every second until it is back"
     return None
 
 
@@ -266,11 +242,24 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
         return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
                          causes=["RESET SLAVE ALL or a rebuild left it without a source"])
     d = Diagnosis(name, "ok", "replicating; schema and GTID history match the primary")
-    rstate = str(db.scalar(rconn, cluster.flavor.binlog_gtid_state()) or "")
+    flavor = cluster.flavor
+    rstate = str(db.scalar(rconn, flavor.binlog_gtid_state()) or "")
     rschema = _schema(rconn)
     pschema = _schema(pconn) if pconn is not None else {}
+    gap = None
     if pconn is not None:
-        d.errant_gtids = errant_gtids(rstate, str(db.scalar(pconn, cluster.flavor.binlog_gtid_state()) or ""))
+        pstate = str(db.scalar(pconn, flavor.binlog_gtid_state()) or "")
+        pid = str(db.scalar(pconn, flavor.gtid_source_id()))
+        # what the primary wrote or applied: its binary log state plus its executed position (a promoted
+        # replica without log_slave_updates has applied the old primary's GTIDs without logging them)
+        d.errant_gtids = errant_gtids(rstate, f"{pstate},{replication.executed_gtid(pconn, flavor)}", pid)
+        gap = binlog_gap(replication.executed_gtid(rconn, flavor), pstate, pid, io_errno=st.last_io_errno,
+                         io_error=st.last_io_error, io_running=st.io_running, sql_running=st.sql_running)
+    ddl = None
+    if st.last_sql_errno:  # a failing DDL: compare with the primary's table as it was before the statement
+        ddl = ddl_change(_query_of(st.last_sql_error), _default_db(st.last_sql_error))
+        if ddl and ddl.table in pschema:
+            pschema = {**pschema, ddl.table: before(pschema[ddl.table], ddl)}
     # schema drift
     drift_tables: list[str] = []
     for table, pcols in pschema.items():
@@ -292,16 +281,23 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
                 d.shifted += _shifted_examples(pconn, rconn, table, pk, pcols, rcols)
     if d.errant_gtids:
         d.causes.append(f"errant transaction(s) {', '.join(d.errant_gtids)}: written on this replica with the "
-                        "binary log on (its own server_id), never on the primary")
+                        "binary log on, never on the primary")
         d.next_writes.append("with gtid_strict_mode the next replicated event of that domain stops the SQL thread "
                              "with error 1950 (out-of-order GTID); a failover to this replica would also send "
                              "these transactions to the others")
     # the error itself
-    if st.last_sql_errno or not st.sql_running:
+    if gap is not None:
+        d.severity = "broken"
+        d.summary, causes, d.next_writes = gap_sentences(gap, cluster.primary.name, name)
+        d.causes = causes + d.causes
+        d.errno, d.error = st.last_io_errno, st.last_io_error
+    elif st.last_sql_errno or not st.sql_running:
         d.severity = "broken"
         d.errno, d.error = st.last_sql_errno, st.last_sql_error
         d.summary = f"SQL thread stopped: error {st.last_sql_errno}" if st.last_sql_errno else "SQL thread stopped"
         _explain_error(d, cluster, pconn, rconn, rschema, pschema)
+        if ddl:
+            _explain_ddl(d, ddl, rschema, pschema)
         _failing_event(d, cluster, rconn, pschema)
     elif io := _io_problem(cluster, name, st):
         d.severity = "broken"
@@ -310,9 +306,37 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
     elif d.causes:
         d.severity = "drift"
         d.summary = "replicating, but drifted from the primary: " + "; ".join(d.causes[:2])
-    if pconn is not None and d.severity != "down" and st.sql_running:
+    if pconn is not None and d.severity != "down" and st.sql_running and gap is None:
         _row_drift(d, cluster, pconn, rconn, pschema, drift_tables)
     return d
+
+
+def _query_of(error: str) -> str | None:
+    m = re.search(r"Query: '(.*)'$", error, re.S)
+    return m.group(1) if m else None
+
+
+def _default_db(error: str) -> str | None:
+    m = re.search(r"Default database: '([^']*)'", error)
+    return m.group(1) or None if m else None
+
+
+def _explain_ddl(d: Diagnosis, ddl: Any, rschema: dict[str, list[Column]], pschema: dict[str, list[Column]]) -> None:
+    """The real cause of a source DDL meeting a replica-only change, from the schemas before the statement."""
+    d.table = ddl.table
+    had = {c.name.lower() for c in pschema.get(ddl.table, [])}
+    has = {c.name.lower() for c in rschema.get(ddl.table, [])}
+    if d.errno == 1091:
+        gone = [c for c in ddl.dropped if c.lower() in had and c.lower() not in has]
+        if gone:
+            d.summary = (f"SQL thread stopped: error 1091: the primary's ALTER TABLE drops column `{gone[0]}` of "
+                         f"{ddl.table}, which this replica no longer had: it had been dropped on this replica only")
+    elif d.errno == 1054:
+        m = re.search(r"Unknown column '([^']+)'", d.error)
+        col = m.group(1) if m else ""
+        if col.lower() in had and col.lower() not in has:
+            d.summary = (f"SQL thread stopped: error 1054: the primary's ALTER TABLE on {ddl.table} names column "
+                         f"`{col}`, which was dropped on this replica only (the primary still had it)")
 
 
 def _explain_error(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, rschema: dict[str, list[Column]],

@@ -237,6 +237,10 @@ class Flavor:
         src, _ = self.semisync_words()
         return f"rpl_semi_sync_{src}_enabled"
 
+    def gtid_source_id(self) -> str:
+        """SELECT returning what names this server in the GTIDs it writes (MariaDB server_id, MySQL UUID)."""
+        raise NotImplementedError
+
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
@@ -344,6 +348,8 @@ class MariaDBFlavor(Flavor):
         if self.version and self.version < (10, 3, 3):
             return f"MariaDB {'.'.join(map(str, self.version))} needs the semisync plugins; replab needs 10.3.3+"
         return None
+    def gtid_source_id(self) -> str:
+        return "SELECT @@GLOBAL.server_id"
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
         if not row:
@@ -464,6 +470,9 @@ class MySQLFlavor(Flavor):
 
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_executed"
+
+    def gtid_source_id(self) -> str:
+        return "SELECT @@GLOBAL.server_uuid"
 
     def wait_for_gtid(self) -> str:
         return "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)"

@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,7 +211,8 @@ def expected_outcome(run_outcome: int, id_: int, primary_has: set[int] | None) -
 
 
 def diff_rows(runs: Iterable[Run], rows: Iterable[tuple[Any, ...]],
-              primary_has: set[int] | None = None, present: tuple[bool, ...] = (True, True, True)) -> LedgerDiff:
+              primary_has: set[int] | None = None, present: tuple[bool, ...] = (True, True, True),
+              content: bool = True) -> LedgerDiff:
     """Pure streaming merge of ledger runs (sorted by id) with a node's rows ``(id, name, counter,
     description)`` sorted by id, both restricted to the same id range by the caller.
 
@@ -219,7 +220,8 @@ def diff_rows(runs: Iterable[Run], rows: Iterable[tuple[Any, ...]],
     Rows whose id is in no run are not the ledger's business and are skipped, and so is a row at the id
     of a failed write whose content is not the feed's (another client's row: the checksums compare it).
     ``present`` says which of (name, counter, description) the node has; a column it lacks is not
-    compared (the schema diff says so).
+    compared (the schema diff says so). ``content=False``: existence only, no ``altered`` rows (the checker
+    compares content against the primary, which may have changed a row after the feed wrote it).
     """
     diff = LedgerDiff()
     run_iter = iter(runs)
@@ -253,7 +255,7 @@ def diff_rows(runs: Iterable[Run], rows: Iterable[tuple[Any, ...]],
         if expected is False:
             if ours:  # a write that failed (or never committed on the primary) is here anyway
                 unexpected.append(rid)
-        elif not ours:
+        elif content and not ours:
             altered.append(rid)
     while run is not None:
         close_until(run.end)
@@ -266,19 +268,21 @@ def diff_rows(runs: Iterable[Run], rows: Iterable[tuple[Any, ...]],
 
 
 def chunks(runs: Iterable[Run], size: int = CHUNK) -> Iterator[list[Run]]:
-    """Runs cut into groups covering at most ``size`` ids each (a long run is split)."""
+    """Runs cut into groups, each within one aligned block of ids ``[k*size, (k+1)*size)`` (a long run is
+    split): aligned groups let the checker answer a group's row count from its own chunk counts."""
     group: list[Run] = []
-    n = 0
+    block: int | None = None
     for r in runs:
         start = r.start
         while start < r.end:
-            take = min(r.end - start, size - n)
-            group.append(Run(start, start + take, r.outcome))
-            n += take
-            start += take
-            if n >= size:
+            b = start // size
+            if group and b != block:
                 yield group
-                group, n = [], 0
+                group = []
+            block = b
+            end = min(r.end, (b + 1) * size)
+            group.append(Run(start, end, r.outcome))
+            start = end
     if group:
         yield group
 
@@ -286,9 +290,9 @@ def chunks(runs: Iterable[Run], size: int = CHUNK) -> Iterator[list[Run]]:
 CONTENT = (("name", "CONCAT('some-event-', id)"), ("counter", "id"), ("description", "CONCAT('some-descr-', id)"))
 
 
-def _summary_sql(table: str, columns: list[str]) -> str:
+def _summary_sql(table: str, columns: list[str], content: bool = True) -> str:
     t = quote_ident(validate_identifier(table, "table name"))
-    good = " AND ".join(f"{quote_ident(c)} <=> {expr}" for c, expr in CONTENT if c in columns) or "1"
+    good = " AND ".join(f"{quote_ident(c)} <=> {expr}" for c, expr in CONTENT if c in columns and content) or "1"
     return f"SELECT COUNT(*), COALESCE(SUM({good}), 0) FROM {t} WHERE id >= %s AND id < %s"
 
 
@@ -299,18 +303,21 @@ def _rows_sql(table: str, columns: list[str]) -> str:
 
 
 def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown: set[int] | None = None,
-                until: int | None = None, columns: list[str] | None = None, workers: int = 1) -> LedgerDiff:
+                until: int | None = None, columns: list[str] | None = None, workers: int = 1,
+                content: bool = True, known_count: Callable[[int, int], int | None] | None = None) -> LedgerDiff:
     """Verify one node against the ledger. ``conn`` is a PyMySQL connection with the table's database
     selected, or a callable returning a new one; with a callable, ``workers`` connections verify chunks in
     parallel (the server does the scanning, so this scales with the server's cores).
 
     Only ids below ``until`` (the ledger's end when the check started) are judged. ``primary_unknown``:
     the unknown-outcome ids the primary holds. ``columns``: the node's columns (one it lacks is not
-    compared; the schema diff reports it).
+    compared; the schema diff reports it). ``content=False``: check which ids exist, not what they hold;
+    then ``known_count(lo, hi)`` may answer the node's row count of ids [lo, hi) without a query (the
+    checker's chunk counts), or None.
     """
     columns = columns or ["id", "name", "counter", "description"]
     present = tuple(c in columns for c, _ in CONTENT)
-    summary_sql, rows_sql = _summary_sql(table, columns), _rows_sql(table, columns)
+    summary_sql, rows_sql = _summary_sql(table, columns, content), _rows_sql(table, columns)
     runs = (r for r in read_runs(path) if until is None or r.start < until)
     groups = chunks(clip_runs(runs, until))
 
@@ -319,6 +326,8 @@ def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown
         expected_present = sum(len(r) for r in group if r.outcome == OK)
         simple = all(r.outcome == OK for r in group) and all(a.end == b.start for a, b in
                                                                zip(group, group[1:], strict=False))
+        if simple and not content and known_count is not None and known_count(lo, hi) == expected_present:
+            return None
         with c.cursor() as cur:
             if simple:
                 cur.execute(summary_sql, (lo, hi))
@@ -327,7 +336,7 @@ def verify_node(conn: Any, path: Path, table: str = "events", *, primary_unknown
                     return None
             cur.execute(rows_sql, (lo, hi))
             rows = cur.fetchall()
-        return diff_rows(group, rows, primary_unknown, present)
+        return diff_rows(group, rows, primary_unknown, present, content)
 
     total = LedgerDiff()
     if not callable(conn) or workers <= 1:

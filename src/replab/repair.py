@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import checker, db, replication
+from . import checker, db, replication, rowhash
 from .config import quote_ident
 from .engines.base import PAUSED, STOPPED
 from .errors import ConfigError, NodeStateError, NotSupported, ReplicationError
@@ -211,9 +211,9 @@ def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
 
 
 def _table_checksum(conn: Any, schema: str, table: str, cols: list[str], pk: str, upto: Any) -> tuple[int, int]:
+    """(row count, checksum) with the checker's row hash (non-linear, unambiguous encoding)."""
     tq = f"{quote_ident(schema)}.{quote_ident(table)}"
-    parts = ", ".join(f"COALESCE(CAST({quote_ident(c)} AS CHAR), '\\\\N')" for c in cols)
-    row = db.query(conn, f"SELECT COUNT(*) AS n, COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', {parts}))), 0) AS x "
+    row = db.query(conn, f"SELECT COUNT(*) AS n, COALESCE({rowhash.aggregate_sql(cols, True)}, 0) AS x "
                          f"FROM {tq} WHERE {quote_ident(pk)} <= %s", (upto,))[0]
     return int(row["n"]), int(row["x"])
 

@@ -121,14 +121,19 @@ def diagnose(
 ) -> None:
     """Explain each replica that is broken or drifting: error, statement, table, cause, next writes.
 
+    Exit code 0: every replica examined is healthy; 1: one is broken, drifting or down; 2: could not
+    diagnose (reason given).
+
     Example: replab diagnose mysql-s2
     """
     found = run_diagnose(common.open_cluster(), node)
     if json_out:
         common.print_json([d.to_dict() for d in found])
-        return
-    for d in found:
-        common.console.print(d.render(), markup=False)
+    else:
+        for d in found:
+            common.console.print(d.render(), markup=False)
+    if any(d.severity != "ok" for d in found):
+        raise typer.Exit(1)
 
 
 def repair(

@@ -1,0 +1,141 @@
+"""diagnose names the real cause on real MariaDB clusters: the primary's binary log reset or purged
+(including the silent stall), errant transactions only for GTIDs the primary never wrote, source DDL meeting
+a replica-only change (1091, 1054), a stopped primary, and its exit code."""
+
+from __future__ import annotations
+
+import time
+
+from replab import checker, nemesis
+from replab.diagnose import diagnose
+from replab.workload import feed
+
+
+def _wait_for(pred, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _status(cluster, name: str):
+    return next(s for s in cluster.status() if s.name == name)
+
+
+def _one(cluster, name: str):
+    return diagnose(cluster, name)[0]
+
+
+def _gtid(cluster, name: str) -> str:
+    return str(cluster.sql(name, "SELECT @@GLOBAL.gtid_current_pos").rows[0][0])
+
+
+def test_purged_binary_log(replab_cluster_factory, cli):
+    cluster = replab_cluster_factory(nodes=2)
+    assert feed(cluster, rows=10).ok == 10
+    s1_at = _gtid(cluster, "mysql-s1")
+    nemesis.stop(cluster, "mysql-s1")  # down while the primary writes on and purges the logs it would need
+    assert feed(cluster, rows=10).ok == 10
+    cluster.sql("mysql-m", "FLUSH BINARY LOGS")
+    last = cluster.sql("mysql-m", "SHOW MASTER STATUS").rows[0][0]
+
+    def purged() -> bool:  # a log is kept until its binlog checkpoint is written: retry briefly
+        cluster.sql("mysql-m", f"PURGE BINARY LOGS TO '{last}'")
+        return [r[0] for r in cluster.sql("mysql-m", "SHOW BINARY LOGS").rows] == [last]
+
+    assert _wait_for(purged, 10)
+    t0 = time.monotonic()
+    assert "has not caught up" in nemesis.start(cluster, "mysql-s1")
+    assert time.monotonic() - t0 < 15  # an IO thread stopped on 1236 is not waited for
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "broken" and d.errno == 1236
+    assert d.summary.startswith(f"mysql-m purged binary logs this replica still needs: its position {s1_at} ")
+    m_at = _gtid(cluster, "mysql-m")
+    lost = int(m_at.split("-")[2]) - int(s1_at.split("-")[2])
+    assert lost >= 10 and d.causes[0] == (f"mysql-m is at {m_at}; up to {lost} of its transaction(s) after {s1_at} "
+                                          "were in the purged logs and can never reach this replica by replication")
+    assert d.errant_gtids == [] and not any("errant" in c for c in d.causes)
+    assert d.next_writes and "replab repair mysql-s1" in d.next_writes[0]
+    r = cli("diagnose", home=cluster.home)
+    assert r.returncode == 1 and "mysql-m purged binary logs" in " ".join(r.stdout.split())
+
+
+def test_reset_master_silent_stall_and_errant_transactions(replab_cluster, cli):
+    cluster = replab_cluster
+    assert feed(cluster, rows=20).ok == 20
+    # an errant transaction on mysql-s2 (its own server_id 3) is errant; the primary's own GTIDs never are
+    nemesis.drift(cluster, "mysql-s2", insert_rows="events:1", binlog=True)
+    s1_at = _gtid(cluster, "mysql-s1")
+    cluster.sql("mysql-m", "RESET MASTER")  # the binary log starts again at mysql-bin.000001 and 0-1-1
+    for i in range(3):
+        cluster.sql("mysql-m", f"INSERT INTO mydb.events VALUES ({900 + i}, 'after-reset', {i}, 'x')")
+    time.sleep(1.0)
+    st = _status(cluster, "mysql-s1")
+    assert st.io_running and st.sql_running and st.last_errno == 0  # the stall is silent
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "broken" and d.errant_gtids == []
+    assert d.summary == (f"mysql-m's binary log was reset (RESET MASTER) or purged: this replica's position "
+                         f"{s1_at} is no longer in it; IO and SQL threads still say Yes but nothing arrives (a "
+                         "silent stall); the next reconnect fails with error 1236")
+    assert d.causes[0] == (f"mysql-m's binary log holds only up to 0-1-3 while this replica already applied "
+                           f"{s1_at}: the primary's GTID sequence restarted below this replica's position")
+    assert d.causes[1].startswith("lost for this replica: the 3 transaction(s) mysql-m wrote since the reset")
+    d2 = _one(cluster, "mysql-s2")
+    assert len(d2.errant_gtids) == 1 and d2.errant_gtids[0].startswith("0-3-"), d2.errant_gtids
+    assert cli("diagnose", home=cluster.home).returncode == 1
+    # check shows what the stalled replica lacks, by row id
+    report = checker.check(cluster, wait=5)
+    assert ("mysql-s1", "missing_rows", (900, 901, 902)) in {(p.node, p.kind, tuple(p.rows)) for p in
+                                                             report.problems if p.source == "checksum"}
+    # on reconnect the stall becomes error 1236; the cause stays the reset
+    cluster.sql("mysql-s1", "STOP SLAVE")
+    cluster.sql("mysql-s1", "START SLAVE")
+    assert _wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 1236)
+    d = _one(cluster, "mysql-s1")
+    assert d.errno == 1236 and d.summary.startswith("mysql-m's binary log was reset") and \
+        d.summary.endswith("replication stopped")
+
+
+def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster, cli):
+    cluster = replab_cluster
+    home = cluster.home
+    assert cli("diagnose", home=home).returncode == 0  # all healthy: exit 0
+    # the primary stopped: not raw error 2013 from the relay's port
+    nemesis.stop(cluster, "mysql-m")
+    assert _wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 2013)
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "broken" and d.summary == ("not receiving: mysql-m is stopped; the IO thread reconnects "
+                                                    "every second until it is back (replab start mysql-m)")
+    r = cli("diagnose", "mysql-s1", home=home)
+    assert r.returncode == 1 and "2013" not in r.stdout.split("\n")[0]
+    nemesis.start(cluster, "mysql-m")
+    assert all(cluster.wait_caught_up(15).values())
+
+    cluster.sql("mysql-m", "CREATE TABLE mydb.t1091 (id INT PRIMARY KEY, a INT, b INT)")
+    cluster.sql("mysql-m", "CREATE TABLE mydb.t1054 (id INT PRIMARY KEY, name VARCHAR(20), description "
+                           "VARCHAR(20), c INT)")
+    assert all(cluster.wait_caught_up(10).values())
+    nemesis.drift(cluster, "mysql-s1", drop_column="t1091.b")
+    nemesis.drift(cluster, "mysql-s2", drop_column="t1054.description")
+    cluster.sql("mysql-m", "ALTER TABLE mydb.t1091 DROP COLUMN b")  # mysql-s1 already lacks b: 1091
+    cluster.sql("mysql-m", "ALTER TABLE mydb.t1054 ADD COLUMN x INT AFTER description")  # mysql-s2: 1054
+    assert _wait_for(lambda: [s.last_errno for s in cluster.status()[1:]] == [1091, 1054])
+    s1, s2 = _one(cluster, "mysql-s1"), _one(cluster, "mysql-s2")
+    assert s1.severity == "broken" and s1.errno == 1091 and s1.table == "mydb.t1091"
+    assert s1.summary == ("SQL thread stopped: error 1091: the primary's ALTER TABLE drops column `b` of mydb.t1091, "
+                          "which this replica no longer had: it had been dropped on this replica only")
+    assert any(c.startswith("column `b`") and "dropped on this replica only" in c for c in s1.causes), s1.causes
+    assert s2.severity == "broken" and s2.errno == 1054 and s2.table == "mydb.t1054"
+    assert s2.summary == ("SQL thread stopped: error 1054: the primary's ALTER TABLE on mydb.t1054 names column "
+                          "`description`, which was dropped on this replica only (the primary still had it)")
+    assert not any("`x`" in c for c in s2.causes), s2.causes  # x is the statement's own new column
+    assert any(c.startswith("column `description`") for c in s2.causes), s2.causes
+    # check on a replica whose SQL thread stopped: says so at once, no advice to wait longer
+    t0 = time.monotonic()
+    report = checker.check(cluster, wait=30)
+    assert time.monotonic() - t0 < 10
+    details = [p.detail for p in report.problems if p.node == "mysql-s1" and "not compared" in p.detail]
+    assert details and details[0].startswith("its SQL thread stopped on error 1091:") and "--wait" not in details[0]
+    assert cli("diagnose", "--json", home=home).returncode == 1
