@@ -16,7 +16,8 @@ LAYERS: dict[str, int] = {
     "flavor": 1, "gtid": 1, "db": 1, "process": 1, "servers": 1, "replication": 1, "relay": 1, "strays": 1,
     "engines": 2,
     "builder": 3, "cluster": 3,
-    "workload": 4, "ledger": 4, "nemesis": 4, "checker": 4, "diagnose": 4, "repair": 4, "failover": 4, "causes": 4, "rowhash": 4,
+    "workload": 4, "ledger": 4, "nemesis": 4, "checker": 4, "diagnose": 4, "repair": 4, "failover": 4,
+    "causes": 4, "rowhash": 4,
     "timeline": 5, "scenarios": 5, "builtin_scenarios": 5, "report": 5, "report_svg": 5,
     "cli": 6, "pytest_plugin": 6, "__init__": 6, "__main__": 6,
 }

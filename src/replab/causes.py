@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from .gtid import GtidParseError, GtidSet, minus_intervals
+
 
 @dataclass
 class Column:
@@ -25,34 +27,19 @@ Ranges = list[tuple[int, int]]
 
 
 def gtid_sources(text: str | None) -> dict[str, Ranges]:
-    """{source: [(first, last), ...]} of a GTID state. MariaDB ``0-1-12,0-4-13`` (the last sequence number
-    per domain-server_id; taken as 1..last) gives sources ``0-1``, ``0-4``; MySQL ``uuid:1-5:7`` gives
-    ``uuid`` with its ranges."""
-    out: dict[str, Ranges] = {}
-    for part in (text or "").replace("\n", "").split(","):
-        part = part.strip()
-        bits = part.split("-")
-        if len(bits) == 3 and all(b.isdigit() for b in bits):
-            key, last = f"{bits[0]}-{bits[1]}", int(bits[2])
-            out[key] = [(1, max(last, out.get(key, [(1, 0)])[0][1]))]
-        elif ":" in part:
-            uuid, *ranges = part.split(":")
-            for r in ranges:
-                lo, _, hi = r.partition("-")
-                if lo.isdigit() and (not hi or hi.isdigit()):
-                    out.setdefault(uuid.lower(), []).append((int(lo), int(hi or lo)))
-    return out
+    """{source: [(first, last), ...]} of a GTID state (parsed by ``GtidSet``). MariaDB ``0-1-12,0-4-13`` (the
+    last sequence number per domain-server_id; taken as 1..last) gives sources ``0-1``, ``0-4``; MySQL
+    ``uuid:1-5:7`` gives ``uuid`` with its ranges. Text that is no GTID set gives no sources."""
+    try:
+        parsed = GtidSet.parse(text)
+    except GtidParseError:
+        return {}
+    return {(f"{k[0]}-{k[1]}" if isinstance(k, tuple) else k): list(v) for k, v in parsed.sources.items()}
 
 
 def subtract(have: Ranges, minus: Ranges) -> Ranges:
     """The parts of ranges ``have`` not covered by ``minus``."""
-    out = []
-    for lo, hi in have:
-        pieces = [(lo, hi)]
-        for mlo, mhi in minus:
-            pieces = [p for a, b in pieces for p in ((a, min(b, mlo - 1)), (max(a, mhi + 1), b)) if p[0] <= p[1]]
-        out += pieces
-    return out
+    return minus_intervals(have, minus)
 
 
 def gtid_text(source: str, ranges: Ranges) -> str:

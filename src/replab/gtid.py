@@ -33,7 +33,7 @@ def _merge(intervals: Iterable[Interval]) -> list[Interval]:
     return out
 
 
-def _minus(have: list[Interval], remove: list[Interval]) -> list[Interval]:
+def minus_intervals(have: list[Interval], remove: list[Interval]) -> list[Interval]:
     out: list[Interval] = []
     for lo, hi in have:
         pieces = [(lo, hi)]
@@ -127,9 +127,9 @@ class GtidSet:
             theirs = {d: other.domain_last(d) for d in other.domains()}
             for k, v in self.sources.items():
                 if isinstance(k, tuple):
-                    out[k] = _minus(v, [(1, theirs.get(k[0], 0))])
+                    out[k] = minus_intervals(v, [(1, theirs.get(k[0], 0))])
         else:
-            out = {k: _minus(v, other.sources.get(k, [])) for k, v in self.sources.items()}
+            out = {k: minus_intervals(v, other.sources.get(k, [])) for k, v in self.sources.items()}
         return GtidSet({k: v for k, v in out.items() if v}, self.flavor)
 
     def ranges(self, by_source: bool = False) -> list[str]:
