@@ -6,9 +6,24 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from catalogue import params, require
+
 from replab import checker, nemesis
 from replab.diagnose import diagnose
 from replab.workload import feed
+
+
+@pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))
+def server(request) -> str:
+    require(request.param)
+    return str(request.param)
+
+
+@pytest.fixture
+def replab_cluster(replab_cluster_factory, server):
+    """A fresh cluster on each server of the matrix (overrides the plugin's default-server fixture)."""
+    return replab_cluster_factory(server=server)
 
 
 def _wait_for(pred, timeout: float = 15.0) -> bool:
@@ -32,8 +47,11 @@ def _gtid(cluster, name: str) -> str:
     return str(cluster.sql(name, "SELECT @@GLOBAL.gtid_current_pos").rows[0][0])
 
 
-def test_purged_binary_log(replab_cluster_factory, cli):
-    cluster = replab_cluster_factory(nodes=2)
+# MariaDB only so far: these reproduce MariaDB's GTID numbering (0-1-N restarting after RESET MASTER). On
+# MySQL a reset source re-issues uuid:1.. that replicas already hold, which fails differently (not yet tested).
+@pytest.mark.parametrize("server", params("mariadb-10.11"))
+def test_purged_binary_log(replab_cluster_factory, cli, server):
+    cluster = replab_cluster_factory(nodes=2, server=server)
     assert feed(cluster, rows=10).ok == 10
     s1_at = _gtid(cluster, "mysql-s1")
     nemesis.stop(cluster, "mysql-s1")  # down while the primary writes on and purges the logs it would need
@@ -62,6 +80,7 @@ def test_purged_binary_log(replab_cluster_factory, cli):
     assert r.returncode == 1 and "mysql-m purged binary logs" in " ".join(r.stdout.split())
 
 
+@pytest.mark.parametrize("server", params("mariadb-10.11"))
 def test_reset_master_silent_stall_and_errant_transactions(replab_cluster, cli):
     cluster = replab_cluster
     assert feed(cluster, rows=20).ok == 20

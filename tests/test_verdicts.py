@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from catalogue import params, require
+
 from replab import checker, nemesis, rowhash
 from replab.repair import repair
 from replab.workload import feed
@@ -21,6 +24,19 @@ DIVERGED = {1: (1, "some-event-1", "n1", "11"), 2: (2, "some-event-2", "n2", "21
             7: (7, "x", "1", "2#d"),  # '#'-ambiguous concatenation
             8: (8, "NULL", "1", "d"), 9: (9, "", "1", "d"), 10: (10, "NULL", "1", "d"),  # NULL, 'NULL', ''
             11: (11, "a", "b','c", "d"), 12: (12, "a", "\\b", "d")}  # quotes and backslashes moved
+
+
+
+@pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))
+def server(request) -> str:
+    require(request.param)
+    return str(request.param)
+
+
+@pytest.fixture
+def replab_cluster(replab_cluster_factory, server):
+    """A fresh cluster on each server of the matrix (overrides the plugin's default-server fixture)."""
+    return replab_cluster_factory(server=server)
 
 
 def _on(cluster, node: str, sql: str, args=None, local: bool = True) -> None:
