@@ -61,15 +61,21 @@ def _pt_table_checksum(cluster: Cluster) -> float:
 
 def run(quick: bool = False, rows: int | None = None, repeat: int | None = None) -> list[dict]:
     """Both tools ``repeat`` times, interleaved, on the same loaded cluster; the best time of each counts
-    (the machine is shared: the minimum is the least disturbed run)."""
-    rows = rows or (20_000 if quick else 1_000_000)
-    repeat = repeat or (1 if quick else 3)
+    (the machine is shared: the minimum is the least disturbed run). By default at 1M and at 10M rows."""
+    sizes = [rows] if rows else ([20_000] if quick else [1_000_000, 10_000_000])
+    out = []
+    for size in sizes:
+        out += _one_size(size, repeat or (1 if quick else (3 if size <= 1_000_000 else 2)))
+    return out
+
+
+def _one_size(rows: int, repeat: int) -> list[dict]:
     mine, pt = [], []
     with bench_cluster(3) as cluster:
         load_events(cluster, rows)
         for _ in range(repeat):
             t0 = time.monotonic()
-            report = checker.check(cluster, wait=60)
+            report = checker.check(cluster, wait=600)
             mine.append(time.monotonic() - t0)
             if not report.consistent or (report.facts.ledger or {}).get("acknowledged") != rows:
                 raise RuntimeError(report.render())
