@@ -76,6 +76,7 @@ def main() -> int:
         "| benchmark | replab | yardstick | yardstick value | ratio | target |",
         "|---|---|---|---|---|---|",
     ]
+    rows = _keep_others(rows, args.only) if args.only else rows
     for r in rows:
         ratio = (r["replab"] / r["yardstick"]) if r["higher_is_better"] else (r["yardstick"] / r["replab"])
         r["ratio"] = ratio
@@ -103,6 +104,28 @@ NOTES = """Notes:
   pipelined gave the figures above.
 - The repair row compares a full rebuild (snapshot, reset, reattach, catch up under no load, verify with
   the checker) with a bare dump-and-load pipe that does none of the last four."""
+
+
+def _keep_others(rows: list[dict], only: list[str]) -> list[dict]:
+    """With --only, the rows of the other modules stay as the last full run wrote them (their run date in
+    the benchmark's name), in their order; the modules run now replace theirs."""
+    try:
+        text = OUT.read_text()
+        old = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
+        stamp = text.split("Written by `make bench` on ", 1)[1].split(":", 1)[0].split(" (")[0]
+    except (OSError, IndexError, ValueError):
+        return rows
+    out, placed = [], False
+    for r in old:
+        if r.get("module") in only:
+            if not placed:
+                out += rows
+                placed = True
+            continue
+        if "(from the run of" not in r["benchmark"]:
+            r = {**r, "benchmark": f"{r['benchmark']} (from the run of {stamp})"}
+        out.append(r)
+    return out if placed else out + rows
 
 
 def _cell(text: str) -> str:
