@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import json
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -112,7 +113,8 @@ def _keep_others(rows: list[dict], only: list[str]) -> list[dict]:
     try:
         text = OUT.read_text()
         old = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
-        stamp = text.split("Written by `make bench` on ", 1)[1].split(":", 1)[0].split(" (")[0]
+        found = re.search(r"Written by `make bench` on (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", text)
+        stamp = found.group(1) if found else "an earlier run"
     except (OSError, IndexError, ValueError):
         return rows
     out, placed = [], False
