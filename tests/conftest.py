@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from catalogue import params, require
 
 REPLAB = [sys.executable, "-m", "replab"]
 
@@ -54,3 +57,26 @@ def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = N
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def wait_for(pred: Callable[[], object], timeout: float = 15.0) -> bool:
+    """Poll ``pred`` every 0.1 s until it is true; whether it became true within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))
+def server(request: pytest.FixtureRequest) -> str:
+    """Each server of the two-flavor matrix in turn (MariaDB 10.11, MySQL 9.7)."""
+    require(request.param)
+    return str(request.param)
+
+
+@pytest.fixture
+def matrix_cluster(replab_cluster_factory, server):
+    """A fresh cluster on ``server``; a module overrides ``replab_cluster`` with it to run on both flavors."""
+    return replab_cluster_factory(server=server)

@@ -7,32 +7,19 @@ from __future__ import annotations
 import time
 
 import pytest
-from catalogue import params, require
+from catalogue import params
+from conftest import wait_for
 
 from replab import checker, nemesis
 from replab.diagnose import diagnose
 from replab.workload import feed
 
 
-@pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))
-def server(request) -> str:
-    require(request.param)
-    return str(request.param)
-
-
 @pytest.fixture
-def replab_cluster(replab_cluster_factory, server):
-    """A fresh cluster on each server of the matrix (overrides the plugin's default-server fixture)."""
-    return replab_cluster_factory(server=server)
+def replab_cluster(matrix_cluster):
+    """On MariaDB 10.11 and MySQL 9.7 (see conftest.matrix_cluster)."""
+    return matrix_cluster
 
-
-def _wait_for(pred, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _status(cluster, name: str):
@@ -63,7 +50,7 @@ def test_purged_binary_log(replab_cluster_factory, cli, server):
         cluster.sql("mysql-m", f"PURGE BINARY LOGS TO '{last}'")
         return [r[0] for r in cluster.sql("mysql-m", "SHOW BINARY LOGS").rows] == [last]
 
-    assert _wait_for(purged, 10)
+    assert wait_for(purged, 10)
     t0 = time.monotonic()
     assert "has not caught up" in nemesis.start(cluster, "mysql-s1")
     assert time.monotonic() - t0 < 15  # an IO thread stopped on 1236 is not waited for
@@ -111,7 +98,7 @@ def test_reset_master_silent_stall_and_errant_transactions(replab_cluster, cli):
     # on reconnect the stall becomes error 1236; the cause stays the reset
     cluster.sql("mysql-s1", "STOP SLAVE")
     cluster.sql("mysql-s1", "START SLAVE")
-    assert _wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 1236)
+    assert wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 1236)
     d = _one(cluster, "mysql-s1")
     assert d.errno == 1236 and d.summary.startswith("mysql-m's binary log was reset") and \
         d.summary.endswith("replication stopped")
@@ -123,7 +110,7 @@ def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster
     assert cli("diagnose", home=home).returncode == 0  # all healthy: exit 0
     # the primary stopped: not raw error 2013 from the relay's port
     nemesis.stop(cluster, "mysql-m")
-    assert _wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 2013)
+    assert wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 2013)
     d = _one(cluster, "mysql-s1")
     assert d.severity == "broken" and d.summary == ("not receiving: mysql-m is stopped; the IO thread reconnects "
                                                     "every second until it is back (replab start mysql-m)")
@@ -140,7 +127,7 @@ def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster
     nemesis.drift(cluster, "mysql-s2", drop_column="t1054.description")
     cluster.sql("mysql-m", "ALTER TABLE mydb.t1091 DROP COLUMN b")  # mysql-s1 already lacks b: 1091
     cluster.sql("mysql-m", "ALTER TABLE mydb.t1054 ADD COLUMN x INT AFTER description")  # mysql-s2: 1054
-    assert _wait_for(lambda: [s.last_errno for s in cluster.status()[1:]] == [1091, 1054])
+    assert wait_for(lambda: [s.last_errno for s in cluster.status()[1:]] == [1091, 1054])
     s1, s2 = _one(cluster, "mysql-s1"), _one(cluster, "mysql-s2")
     assert s1.severity == "broken" and s1.errno == 1091 and s1.table == "mydb.t1091"
     assert s1.summary == ("SQL thread stopped: error 1091: the primary's ALTER TABLE drops column `b` of mydb.t1091, "

@@ -17,11 +17,10 @@ M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 SERVERS = params("mariadb-10.11", "mysql-9.7")
 
 
-@pytest.fixture(params=SERVERS)
-def replab_cluster(request, replab_cluster_factory) -> Cluster:
-    """A fresh cluster on each server of the matrix (overrides the plugin's default-server fixture)."""
-    require(request.param)
-    return replab_cluster_factory(server=request.param)
+@pytest.fixture
+def replab_cluster(matrix_cluster) -> Cluster:
+    """On MariaDB 10.11 and MySQL 9.7 (see conftest.matrix_cluster)."""
+    return matrix_cluster
 
 
 def _ids(cluster: Cluster, node: str) -> set[int]:

@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from conftest import wait_for
 from test_soak import soak
 
 from replab import Cluster, checker, nemesis, relay
@@ -31,14 +32,6 @@ def _insert(cluster: Cluster, n: int, start: int = 1) -> None:
 def _count(cluster: Cluster, node: str) -> int:
     return int(cluster.sql(node, "SELECT COUNT(*) FROM mydb.events").rows[0][0])
 
-
-def _wait_for(pred, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_process_faults_and_bad_input_via_cli(tmp_path, cli):
@@ -173,7 +166,7 @@ def test_drop_last_and_middle_column_under_row_then_repair(replab_cluster, cli):
     _insert(cluster, 5, start=10)
     assert cluster.wait_caught_up(10, names=["mysql-s1"]) == {"mysql-s1": True}
     assert _count(cluster, "mysql-s1") == 10  # replication goes on without the last column
-    assert _wait_for(lambda: next(s for s in cluster.status() if s.name == "mysql-s2").last_errno == 1677)
+    assert wait_for(lambda: next(s for s in cluster.status() if s.name == "mysql-s2").last_errno == 1677)
     after = {d.node: d for d in diagnose(cluster)}
     s1, s2 = after["mysql-s1"], after["mysql-s2"]
     assert s1.severity == "drift" and any("`description`" in c and "dropped on this replica" in c for c in s1.causes)
@@ -215,7 +208,7 @@ def test_silent_shift_is_shown(replab_cluster):
     d = diagnose(cluster, "mysql-s1")[0]
     assert d.severity == "drift" and any("SILENTLY" in n for n in d.next_writes)
     assert d.shifted and "`b` = 'A1'" in d.shifted[0]
-    assert _wait_for(lambda: cluster.status()[2].last_errno == 1677)
+    assert wait_for(lambda: cluster.status()[2].last_errno == 1677)
     assert diagnose(cluster, "mysql-s2")[0].errno == 1677
 
 
@@ -225,7 +218,7 @@ def test_statement_format_missing_column_is_1054(replab_cluster_factory):
     d = diagnose(cluster, "mysql-s1")[0]
     assert any("1054" in n for n in d.next_writes)
     _insert(cluster, 1)
-    assert _wait_for(lambda: cluster.status()[1].last_errno == 1054)
+    assert wait_for(lambda: cluster.status()[1].last_errno == 1054)
     d = diagnose(cluster, "mysql-s1")[0]
     assert d.errno == 1054 and "`name`" in d.summary and d.statement and "INSERT INTO mydb.events" in d.statement
 
@@ -243,7 +236,7 @@ def test_row_drift_1032_1062_and_errant_transaction_repaired_by_backup(replab_cl
     assert pre["mysql-s3"].errant_gtids and pre["mysql-s3"].errant_gtids[0].startswith("0-4-")
     cluster.sql("mysql-m", "UPDATE mydb.events SET counter = counter + 1")
     _insert(cluster, 1, start=50)
-    assert _wait_for(lambda: [s.last_errno for s in cluster.status()[1:]] == [1032, 1062, 1950])
+    assert wait_for(lambda: [s.last_errno for s in cluster.status()[1:]] == [1032, 1062, 1950])
     post = {d.node: d for d in diagnose(cluster)}
     assert post["mysql-s1"].errno == 1032 and "no row" in post["mysql-s1"].summary
     assert post["mysql-s1"].statement == "UPDATE mydb.events SET counter = counter + 1"  # from the primary's binlog
@@ -291,7 +284,7 @@ def test_what_must_be_shown_via_cli(tmp_path, cli):
         assert cli("drift", "mysql-s1", "--drop-column", "events.description", home=home).returncode == 0
         assert cli("drift", "mysql-s2", "--drop-column", "events.name", home=home).returncode == 0
         cluster = Cluster.open(home)
-        assert _wait_for(lambda: cluster.status()[2].last_errno == 1677, 30)  # the feed's next row breaks it
+        assert wait_for(lambda: cluster.status()[2].last_errno == 1677, 30)  # the feed's next row breaks it
         stdout, stderr = feed.communicate(timeout=60)
         assert feed.returncode == 0, stderr
         result = json.loads(stdout)

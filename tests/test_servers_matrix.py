@@ -5,10 +5,9 @@ says so per flavor."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from catalogue import params, require
+from conftest import wait_for
 
 from replab import Cluster, checker, nemesis
 from replab.builtin_scenarios import MIDDLE_DROP
@@ -32,14 +31,6 @@ def _gtid(cluster: Cluster, node: str) -> str:
     with cluster.connect(node) as conn:
         return executed_gtid(conn, cluster.flavor)
 
-
-def _wait(pred, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.parametrize("server", ALL)
@@ -102,7 +93,7 @@ def test_dropped_middle_column_stops_replication_and_is_repaired(replab_cluster_
             st = replica_status(conn, cluster.flavor)
         return st if st and not st.sql_running and st.last_sql_errno else None
 
-    assert _wait(lambda: stopped() is not None)
+    assert wait_for(lambda: stopped() is not None, 20)
     st = stopped()
     assert st is not None
     assert st.last_sql_errno in MIDDLE_DROP[cluster.flavor.name], (st.last_sql_errno, st.last_sql_error)

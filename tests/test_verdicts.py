@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from catalogue import params, require
 
 from replab import checker, nemesis, rowhash
 from replab.repair import repair
@@ -27,16 +26,10 @@ DIVERGED = {1: (1, "some-event-1", "n1", "11"), 2: (2, "some-event-2", "n2", "21
 
 
 
-@pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))
-def server(request) -> str:
-    require(request.param)
-    return str(request.param)
-
-
 @pytest.fixture
-def replab_cluster(replab_cluster_factory, server):
-    """A fresh cluster on each server of the matrix (overrides the plugin's default-server fixture)."""
-    return replab_cluster_factory(server=server)
+def replab_cluster(matrix_cluster):
+    """On MariaDB 10.11 and MySQL 9.7 (see conftest.matrix_cluster)."""
+    return matrix_cluster
 
 
 def _on(cluster, node: str, sql: str, args=None, local: bool = True) -> None:
