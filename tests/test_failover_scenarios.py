@@ -6,7 +6,6 @@ import pytest
 
 from replab import builtin_scenarios, scenarios
 
-
 # failover-semisync: now and then the check right after its first failover finds a row on the replica that
 # was not promoted and that the new primary lacks (a transaction of the killed primary that only that
 # replica applied). Whether the candidate choice raced the replicas' drain, or the check raced the
