@@ -185,9 +185,6 @@ class Server:
                 break
         return opts
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.flavor} {self.version}, {self.kind})"
-
 
 # --- the catalogue on disk ------------------------------------------------------------------------
 def servers_dir() -> Path:

@@ -31,11 +31,6 @@ TEMPLATE_REV = "2"  # 2: MySQL templates carry no auto.cnf (each node makes its 
 REDO_LOG_SIZE = "64M"
 
 
-def find_server(explicit: str | None = None) -> str:
-    """The default server binary (kept for callers outside the engine)."""
-    return servers.resolve(explicit).binary
-
-
 def _check_pair(primary: Server, replica: Server) -> None:
     """Replicas may run a newer build of the same flavor than the primary, never an older or another one."""
     if primary.flavor != replica.flavor:
