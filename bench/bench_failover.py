@@ -81,11 +81,16 @@ def _by_hand_switchover(cluster: Cluster, old: str, new: str) -> None:
         cluster.sql(new, statement)
 
 
+def _writable_name(cluster: Cluster) -> str | None:
+    """The primary that accepts writes now (None during a role change), read once."""
+    node = roles.writable_primary(cluster, reload=False)
+    return node.name if node else None
+
+
 def run(quick: bool = False) -> list[dict]:
     out = []
     with bench_cluster(3) as cluster:
-        probe = Probe(cluster, lambda: roles.writable_primary(cluster, reload=False).name
-                      if roles.writable_primary(cluster, reload=False) else None).start()
+        probe = Probe(cluster, lambda: _writable_name(cluster)).start()
         t0 = time.monotonic()
         change = failover.switchover(cluster, "mysql-s1")
         time.sleep(0.5)
@@ -102,8 +107,7 @@ def run(quick: bool = False) -> list[dict]:
                       "read_only + GTID wait + promote by hand", hand_pause, "s", False,
                       f"under 1 s; replab's own step: {change.write_pause_s:.3f}s fenced -> writable"))
     with bench_cluster(3) as cluster:
-        probe = Probe(cluster, lambda: roles.writable_primary(cluster, reload=False).name
-                      if roles.writable_primary(cluster, reload=False) else None).start()
+        probe = Probe(cluster, lambda: _writable_name(cluster)).start()
         t0 = time.monotonic()
         nemesis.kill(cluster, "mysql-m")
         change = failover.failover(cluster)
