@@ -99,7 +99,7 @@ def test_process_faults_and_bad_input_via_cli(tmp_path, cli):
         assert cli("down", home=home).returncode == 0
     assert not home.exists()
     assert not [p for p in relay_pids if os.path.exists(f"/proc/{p}/cmdline") and
-                b"replab.relay" in open(f"/proc/{p}/cmdline", "rb").read()]  # down stopped the relays
+                b"relayd.py" in open(f"/proc/{p}/cmdline", "rb").read()]  # down stopped the relays
 
 
 def test_acknowledged_writes_survive_kill9_of_replica_and_primary(replab_cluster):

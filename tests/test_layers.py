@@ -13,7 +13,7 @@ ROOT = Path(replab.__file__).parent
 
 LAYERS: dict[str, int] = {
     "errors": 0, "config": 0, "state": 0, "roles": 0,
-    "flavor": 1, "gtid": 1, "db": 1, "process": 1, "servers": 1, "replication": 1, "relay": 1, "strays": 1,
+    "flavor": 1, "gtid": 1, "db": 1, "process": 1, "servers": 1, "replication": 1, "relay": 1, "relayd": 0, "strays": 1,
     "engines": 2,
     "builder": 3, "cluster": 3,
     "workload": 4, "ledger": 4, "nemesis": 4, "checker": 4, "diagnose": 4, "repair": 4, "failover": 4,

@@ -133,12 +133,16 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
         cluster.state["source_ssl"] = replication.source_has_ssl(conn)
-    for replica in cluster.replicas:
+
+    def attach(replica: NodeInfo) -> None:
         if engine.reset_fresh_replicas:
             with cluster.connect(replica.name) as conn:
                 for statement in flavor.reset_gtid_state():
                     db.query(conn, statement)
         cluster.attach(replica.name, sources[replica.name])
+
+    with ThreadPoolExecutor(max_workers=len(cluster.replicas) or 1) as pool:
+        list(pool.map(attach, cluster.replicas))
     cluster.finish_replication()
 
 

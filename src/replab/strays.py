@@ -2,7 +2,8 @@
 the file is corrupt, or the home was removed while servers ran.
 
 A process is replab's when its command line names this home: a server started with
-``--defaults-file=<home>/nodes/<name>/my.cnf``, a link relay started as ``replab.relay <home>/relay``.
+``--defaults-file=<home>/nodes/<name>/my.cnf``, a link relay started as ``.../relayd.py <home>/relay``
+(``replab.relay <home>/relay`` by older replab versions).
 Never by process name: another user's or another cluster's mariadbd is left alone.
 """
 
@@ -31,7 +32,7 @@ def find(home: Path) -> list[Stray]:
     """replab's processes whose command line names ``home`` (servers and link relays), by pid."""
     home = Path(home).absolute()
     server_mark = f"--defaults-file={home}/nodes/"
-    relay_mark = f"replab.relay {home}/relay "
+    relay_marks = (f"relayd.py {home}/relay ", f"replab.relay {home}/relay ")
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -40,9 +41,11 @@ def find(home: Path) -> list[Stray]:
         if server_mark in cmd:
             name = cmd.split(server_mark, 1)[1].split("/", 1)[0]
             found.append(Stray(int(entry), f"server {name}"))
-        elif relay_mark in cmd + " ":
-            name = (cmd + " ").split(relay_mark, 1)[1].split()[0]
-            found.append(Stray(int(entry), f"relay {name}"))
+        else:
+            mark = next((m for m in relay_marks if m in cmd + " "), None)
+            if mark:
+                name = (cmd + " ").split(mark, 1)[1].split()[0]
+                found.append(Stray(int(entry), f"relay {name}"))
     return [s for s in sorted(found, key=lambda s: s.pid) if _alive(s.pid)]
 
 

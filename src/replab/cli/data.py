@@ -16,7 +16,7 @@ from .. import checker, workload
 from ..timeline import LANE_RUNNING, Sample, Sampler, lane_of
 from ..workload import Feeder, FeedOptions, NodeSample
 from . import common
-from .faults import print_predictions
+from .diagnosis_lines import print_predictions
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ and changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import typer
 
@@ -154,24 +153,6 @@ def repair(
         common.console.print(report.sentence(), markup=False)
     if not report.verified:
         raise typer.Exit(1)
-
-
-def print_diagnosis_lines(cluster: Any, rows: list[Any]) -> None:
-    """Under ``replab status``: one diagnosis line per running replica that is not replicating."""
-    broken = [s.name for s in rows if s.role == "replica" and s.state == "running"
-              and not (s.io_running and s.sql_running)]
-    for name in broken:
-        for d in run_diagnose(cluster, name):
-            common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
-
-
-def print_predictions(cluster: Any) -> None:
-    """After an inconsistent ``replab check``: what replication will do with each drifting replica's next writes."""
-    for d in run_diagnose(cluster):
-        if d.severity in ("drift", "broken"):
-            common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)
-            for line in d.shifted + d.next_writes:
-                common.console.print(f"  {line}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from ..cluster import Cluster, remove_state
 from ..config import resolve_home
 from ..errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from . import common
-from .faults import print_diagnosis_lines
+from .diagnosis_lines import print_diagnosis_lines
 
 
 def register(app: typer.Typer) -> None:

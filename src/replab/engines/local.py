@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ from ..servers import Server
 from ..state import cache_root, check_ports
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
-TEMPLATE_REV = "2"  # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
+# 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
+# 3: MariaDB templates leave out the `sys` schema (104 of a node's 200 files: creating files is what copying a
+#    data dir costs here, ~0.6 ms each on ext4)
+TEMPLATE_REV = "3"
 REDO_LOG_SIZE = "64M"
 
 
@@ -161,6 +165,7 @@ class LocalEngine(Engine):
             tmp = Path(tempfile.mkdtemp(prefix="tmpl-", dir=root))
             try:
                 self._init_datadir(server, tmp / "data")
+                self._drop_sys_schema(server, tmp / "data")
                 (tmp / "data" / "auto.cnf").unlink(missing_ok=True)  # MySQL: the server UUID must be per node
                 (tmp / "data" / ".replab-complete").write_text(server.version_line + "\n")
                 if target.exists():
@@ -194,6 +199,26 @@ class LocalEngine(Engine):
             raise NodeStartError("initializing the data dir failed", action=" ".join(argv[:1]), log_tail=tail,
                                  hint="check the server installation and free disk space")
 
+    def _drop_sys_schema(self, server: Server, datadir: Path) -> None:
+        """MariaDB: drop the ``sys`` schema from the template. Its views read performance_schema, which is off
+        in replab's servers, and its 104 files made every node's copy twice as slow. (MySQL keeps ``sys`` in
+        its data dictionary: nothing to gain there.)"""
+        if flavor_from_version_string(server.version_line).name != "mariadb" or not (datadir / "sys").is_dir():
+            return
+        argv = [server.binary, "--no-defaults", f"--datadir={datadir}", "--bootstrap",
+                f"--innodb-log-file-size={REDO_LOG_SIZE}", f"--log-error={datadir.parent / 'bootstrap.err'}",
+                *[f"--{k.replace('_', '-')}={v}" for k, v in server.server_options().items()]]
+        if os.geteuid() == 0:
+            argv.append("--user=root")
+        proc = subprocess.run(argv, input="DROP DATABASE IF EXISTS sys;\n", capture_output=True, text=True,
+                              timeout=120)
+        if proc.returncode != 0 or (datadir / "sys").exists():
+            log = datadir.parent / "bootstrap.err"
+            tail = (log.read_text(errors="replace") if log.exists() else proc.stderr).strip().splitlines()[-12:]
+            raise NodeStartError("preparing the template data dir failed (DROP DATABASE sys)",
+                                 action=" ".join(argv[:1]), log_tail=tail,
+                                 hint="check the server installation and free disk space")
+
     # --- create --------------------------------------------------------------------------------
     def create(self, nodes: list[NodeInfo], settings: dict[str, Any]) -> None:
         templates = {b.name: self.template(b) for b in {self.server_for(n).name: self.server_for(n)
@@ -205,10 +230,12 @@ class LocalEngine(Engine):
             self.layout(node)
             ndir = Path(node.dir)
             ndir.mkdir(parents=True, exist_ok=False, mode=0o700)
-            _copy_datadir(templates[self.server_for(node).name], Path(node.datadir))
             (ndir / "files").mkdir(mode=0o700)
             Path(node.cnf).write_text(self.render_cnf(node, settings))
             os.chmod(node.cnf, 0o644)  # servers ignore world-writable config; 0644 is what they accept
+        # the copies are mostly file creations (kernel time): two at a time keep both cores of a laptop busy
+        with ThreadPoolExecutor(max_workers=min(4, max(2, os.cpu_count() or 2))) as pool:
+            list(pool.map(lambda n: _copy_datadir(templates[self.server_for(n).name], Path(n.datadir)), nodes))
 
     def render_cnf(self, node: NodeInfo, settings: dict[str, Any]) -> str:
         flavor = settings["flavor"]

@@ -1,0 +1,63 @@
+"""The command line loads only the module of the command it runs; its table must match the modules."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from replab import cli
+
+
+def _names(module: str) -> set[str]:
+    app = typer.Typer()
+    importlib.import_module(f"replab.cli.{module}").register(app)
+    names = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    return names | {g.name or "" for g in app.registered_groups}
+
+
+def test_table_matches_what_each_module_registers() -> None:
+    registered = {name: module for module in cli.MODULES for name in _names(module)}
+    assert registered == cli.COMMAND_MODULES
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["up", "--nodes", "3"], "up"),
+    (["--home", "lab", "-q", "status"], "status"),
+    (["--home=lab", "scenario", "run", "x"], "scenario"),
+    (["--help"], None),
+    (["-q", "-h", "up"], None),
+    ([], None),
+])
+def test_command_word(argv: list[str], command: str | None) -> None:
+    assert cli.command_of(argv) == command
+
+
+def _loaded_after(*argv: str) -> tuple[set[str], str]:
+    code = ("import sys; from replab import cli; sys.argv = ['replab', *sys.argv[1:]]\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+            "print('MODULES', ' '.join(sorted(m for m in sys.modules if m.startswith('replab'))))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("MODULES"))
+    return set(line.split()[1:]), proc.stdout
+
+
+def test_up_does_not_load_the_other_commands() -> None:
+    loaded, out = _loaded_after("up", "--help")
+    assert "--nodes" in out
+    assert "replab.cli.lifecycle" in loaded and "replab.builder" in loaded
+    for heavy in ("replab.scenarios", "replab.report", "replab.failover", "replab.nemesis", "replab.workload",
+                  "replab.cli.faults", "replab.cli.scenario_cmd"):
+        assert heavy not in loaded, heavy
+
+
+def test_root_help_and_unknown_commands_see_every_command() -> None:
+    _, out = _loaded_after("--help")
+    for command in ("up", "feed", "kill", "switchover", "scenario", "compose", "servers"):
+        assert command in out
+    proc = subprocess.run([sys.executable, "-m", "replab", "stauts"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "status" in proc.stderr  # click's "did you mean" needs every command registered
