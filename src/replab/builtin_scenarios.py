@@ -6,7 +6,6 @@ Hold fractions are of the run's --duration (default 6 s of feed in total).
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from . import db, failover, ledger, nemesis
 from .errors import ConfigError
@@ -239,12 +238,8 @@ def _on_primary(action: str) -> Step:
     def fn(ctx: Context) -> str:
         name = ctx.cluster.primary.name
         ctx.facts.setdefault("primaries", []).append(name)
-        return _nemesis_fn(action)(ctx.cluster, name)
+        return getattr(nemesis, action)(ctx.cluster, name)
     return Step(f"{action} the primary", fn, "fault", None)
-
-
-def _nemesis_fn(action: str) -> Any:
-    return getattr(nemesis, action)
 
 
 def _wait_fallback(timeout: float = 10.0) -> Step:

@@ -187,7 +187,11 @@ def hold(fraction: float) -> Step:
 
 
 def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric: str | None = None) -> Step:
-    """Wait until replicas (default: all) applied everything the primary has; record the time taken."""
+    """Wait until replicas (default: all) applied everything the primary has.
+
+    ``metric``: for replicas back from an outage, the seconds from their return until they had applied
+    what they missed, as the timeline saw it (the same figure as the report's catch-up line; the slowest
+    node's); for others, the time this step waited."""
     def fn(ctx: Context) -> str:
         t0 = time.monotonic()
         result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
@@ -195,11 +199,25 @@ def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric
         late = [n for n, ok in result.items() if not ok]
         ctx.facts.setdefault("caught_up", {}).update(result)
         if metric:
-            ctx.metrics[metric] = took if not late else None
+            ctx.metrics[metric] = None if late else _timeline_catch_up(ctx, list(result), took)
         if late:
             return f"{', '.join(late)} not caught up after {timeout:.0f}s"
         return f"{', '.join(result) or 'no replica'} caught up in {took:.2f}s"
     return Step("wait caught up", fn)
+
+
+def _timeline_catch_up(ctx: Context, nodes: list[str], fallback: float, wait: float = 1.0) -> float:
+    """The slowest of ``nodes``' latest catch-ups on the timeline, once a sample shows it done (the sampler
+    may be one interval behind); ``fallback`` when none of them had an outage."""
+    deadline = time.monotonic() + wait
+    while True:
+        last = {c.node: c for c in ctx.timeline.catch_ups() if c.node in nodes}
+        if not last:
+            return fallback
+        seconds = [c.seconds for c in last.values()]
+        if all(x is not None for x in seconds) or time.monotonic() >= deadline:
+            return max((x for x in seconds if x is not None), default=fallback)
+        time.sleep(0.05)
 
 
 def check(name: str, wait: float = 30.0) -> Step:
