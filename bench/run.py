@@ -103,6 +103,13 @@ NOTES = """Notes:
   falling back to PyMySQL if it cannot). Measured while choosing: PyMySQL one INSERT per round trip was
   0.93-0.95x sysbench; PyMySQL pipelined reached ~1.0x at 1 thread but ~0.94x at 4 threads; mysqlclient
   pipelined gave the figures above.
+- check vs pt-table-checksum: replab computes every node's checksums at once (all three servers scan on
+  the same 2 cores); pt-table-checksum computes on the primary and the replicas replay its statements.
+  Both are mostly CPU-bound here, so the server CPU row (what the three servers used, which moves far
+  less than wall time when other work shares the machine) says more than the wall times when they are
+  close. replab's row hash is SHA-256 based (see docs/feed-check.md, *How rows are hashed*), pt's CRC32.
+  pt-table-checksum 3.2.1 does not run against MySQL 9.7 (`SHOW MASTER STATUS` is gone), so these rows
+  are MariaDB 10.11 only.
 - The repair row compares a full rebuild (snapshot, reset, reattach, catch up under no load, verify with
   the checker) with a bare dump-and-load pipe that does none of the last four.
 - On the 10,000,000-row tables both tools fall to tens of rows/s on this machine (128 MB buffer pools,

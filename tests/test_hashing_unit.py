@@ -1,7 +1,8 @@
 """The row hash and chunk combination against adversarial divergences (no servers).
 
 Each case is a primary table and a replica table that differ; the check must name exactly the row ids
-that differ. ``old_chunk`` recomputes the construction replab used before (and pt-table-checksum uses):
+that differ, under each row encoding (every value QUOTE()d; integers plain; integers plain and strings
+raw after their lengths). ``old_chunk`` recomputes the construction replab used before (and pt-table-checksum uses):
 ``BIT_XOR(CRC32(CONCAT_WS('#', cols..., CONCAT(ISNULL(col)...))))``; each case asserts that it really is
 adversarial, i.e. that construction sees nothing (or less than everything).
 """
@@ -14,12 +15,15 @@ import pytest
 
 from replab.checker import CHUNK_IDS
 from replab.rowhash import (
+    chunk_digest,
     chunk_of,
     diff_row_hashes,
     differing_chunks,
     integer_columns,
     quote_value,
+    raw_columns,
     row_hash,
+    row_text,
     table_checksum,
 )
 
@@ -39,13 +43,26 @@ def old_chunk(rows: dict[int, Row]) -> tuple[int, int]:
     return len(rows), x
 
 
-def find(primary: dict[int, Row], replica: dict[int, Row]) -> tuple[list[int], list[int], list[int]]:
-    """What the checker does: chunk sums per CHUNK_IDS ids, then row hashes in the chunks that differ."""
+# (plain, raw) positions: how the checker encodes a row of each case's tables, by their column types
+ENCODINGS = {"quoted": lambda row: ((), ()),
+             "plain": lambda row: ({0}, ()),
+             "raw": lambda row: ({0}, {i for i in range(1, len(row))})}
+
+
+def find(primary: dict[int, Row], replica: dict[int, Row], encoding: str = "quoted",
+         digest: bool = True) -> tuple[list[int], list[int], list[int]]:
+    """What the checker does: chunk digests (or BIT_XOR) per CHUNK_IDS ids, in id order, then row hashes in
+    the chunks that differ."""
+    plain, raw = ENCODINGS[encoding](next(iter(primary.values())))
+
+    def h(r: Row) -> int:
+        return row_hash(r, plain, raw)
+
     def chunks(rows: dict[int, Row]) -> dict[int, tuple[int, int]]:
         by: dict[int, list[int]] = {}
-        for i, r in rows.items():
-            by.setdefault(i // CHUNK_IDS, []).append(row_hash(r))
-        return {c: chunk_of(hs) for c, hs in by.items()}
+        for i in sorted(rows):
+            by.setdefault(i // CHUNK_IDS, []).append(h(rows[i]))
+        return {c: chunk_digest(hs) if digest else chunk_of(hs) for c, hs in by.items()}
 
     bad = differing_chunks(chunks(primary), chunks(replica))
     missing: list[int] = []
@@ -53,7 +70,7 @@ def find(primary: dict[int, Row], replica: dict[int, Row]) -> tuple[list[int], l
     changed: list[int] = []
     for c in bad:
         def part(rows: dict[int, Row], c: int = c) -> dict[int, int]:
-            return {i: row_hash(r) for i, r in rows.items() if i // CHUNK_IDS == c}
+            return {i: h(r) for i, r in rows.items() if i // CHUNK_IDS == c}
 
         m, e, ch = diff_row_hashes(part(primary), part(replica))
         missing += m
@@ -108,9 +125,11 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("digest", [True, False], ids=["digest", "bit_xor"])
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
 @pytest.mark.parametrize(("name", "primary", "replica", "changed"), CASES, ids=[c[0] for c in CASES])
-def test_adversarial_divergence_is_found_by_row_id(name, primary, replica, changed):
-    assert find(primary, replica) == ([], [], changed), name
+def test_adversarial_divergence_is_found_by_row_id(name, primary, replica, changed, encoding, digest):
+    assert find(primary, replica, encoding, digest) == ([], [], changed), name
 
 
 def test_the_cases_are_adversarial_for_the_linear_construction():
@@ -161,3 +180,35 @@ def test_integer_columns_hash_as_plain_numbers_unambiguously():
             (1, "5a", 5), (-1, "a", 5)]
     assert len({row_hash(r, plain) for r in rows}) == len(rows)
     assert row_hash((1, "a", 5), plain) != row_hash((1, "a", 5))  # a different (still unambiguous) text
+
+
+def test_raw_strings_split_by_their_byte_lengths():
+    """Raw strings carry their lengths in bytes ahead of them: no two of these rows share a text."""
+    raw = {1, 2}
+    rows = [(1, "ab", "c"), (1, "a", "bc"), (1, "a,b", "c"), (1, "a", "b,c"), (1, None, "x"), (1, "x", None),
+            (1, "", None), (1, None, ""), (1, None, None), (1, "", ""), (1, "-1", None), (1, "é", "e"),
+            (1, "e", "é"), (1, "1,1", ""), (1, "NULL", None), (11, "", ""), (1, "1", "")]
+    texts = [row_text(r, {0}, raw) for r in rows]
+    assert len(set(texts)) == len(rows)
+    assert texts[:2] == [b"1,2,1,ab,c", b"1,1,2,a,bc"]
+    assert texts[4] == b"1,-1,1,x" and texts[11] == b"1,2,1,\xc3\xa9,e"
+    assert len({row_hash(r, {0}, raw) for r in rows}) == len(rows)
+
+
+def test_raw_columns_only_when_no_value_is_converted():
+    utf8 = [("id", "int(11)", None), ("name", "varchar(255)", "utf8mb4"), ("d", "text", "utf8mb4"),
+            ("b", "varbinary(16)", None), ("l", "longblob", None), ("c", "char(3)", "utf8mb4")]
+    assert raw_columns(utf8) == {"name", "d", "b", "l", "c"}
+    assert raw_columns([*utf8, ("x", "varchar(5)", "latin1")]) == set()  # CONCAT_WS would convert one
+    assert raw_columns([*utf8, ("t", "datetime", None)]) == set()  # every other type: all QUOTE()d
+    assert raw_columns([*utf8, ("e", "enum('a','b')", "utf8mb4")]) == set()
+    assert raw_columns([("id", "bigint(20) unsigned", None)]) == set()
+
+
+def test_digest_is_over_row_hashes_in_order():
+    hs = [row_hash((i, f"v{i}")) for i in range(5)]
+    count, digest = chunk_digest(hs)
+    assert count == 5 and 0 <= digest < 2 ** 64
+    assert chunk_digest(hs) == (count, digest)
+    assert chunk_digest(hs[::-1])[1] != digest  # the order is part of it: the checker reads in id order
+    assert chunk_digest(hs[:4])[1] != digest and chunk_digest([*hs, hs[0]])[1] != digest

@@ -16,7 +16,8 @@ ADV = ("CREATE TABLE mydb.adv (id INT PRIMARY KEY, a VARCHAR(64) NULL, b VARCHAR
        "c VARCHAR(64) NULL) ENGINE=InnoDB")
 BASE = [(1, "some-event-1", "n1", "10"), (2, "some-event-2", "n2", "20"), (3, "x", "same", "3"),
         (4, "y", "same", "4"), (7, "x#1", "2", "d"), (8, None, "1", "d"), (9, None, "1", "d"),
-        (10, "", "1", "d"), (11, "a','b", "c", "d"), (12, "a\\", "b", "d"), (20, "keep", "keep", "keep")]
+        (10, "", "1", "d"), (11, "a','b", "c", "d"), (12, "a\\", "b", "d"), (20, "keep", "keep", "keep"),
+        (19, "é", "ü,", None)]
 # the replica's version of some rows: each differs from the primary in a way CRC32/CONCAT_WS('#') misses
 DIVERGED = {1: (1, "some-event-1", "n1", "11"), 2: (2, "some-event-2", "n2", "21"),  # same bit pattern
             3: (3, "y", "same", "3"), 4: (4, "x", "same", "4"),  # values swapped between two rows
@@ -50,13 +51,20 @@ def test_adversarial_divergences_found_by_row_id(replab_cluster):
         _on(cluster, "mysql-m", "INSERT INTO adv VALUES (%s, %s, %s, %s)", row, local=False)
     assert all(cluster.wait_caught_up(10).values())
     assert checker.check(cluster, wait=10, tables=["adv"]).consistent
-    # the Python mirror hashes exactly as the server does
-    cols = ["id", "a", "b", "c"]
+    # the Python mirror hashes exactly as the server does, under each encoding, and digests a chunk alike
+    cols, plain, raw = ["id", "a", "b", "c"], {"id"}, {"a", "b", "c"}
     with cluster.connect("mysql-m", database="mydb") as conn, conn.cursor() as cur:
-        cur.execute(f"SELECT id, a, b, c, {rowhash.row_hash_sql(cols)}, {rowhash.row_hash_sql(cols, {'id'})} "
-                    "FROM adv ORDER BY id")
-        for *row, quoted, plain in cur.fetchall():
-            assert (int(quoted), int(plain)) == (rowhash.row_hash(row), rowhash.row_hash(row, {0})), row
+        cur.execute(f"SELECT id, a, b, c, {rowhash.row_hash_sql(cols)}, {rowhash.row_hash_sql(cols, plain)}, "
+                    f"{rowhash.row_hash_sql(cols, plain, raw)} FROM adv ORDER BY id")
+        hashes = []
+        for *row, quoted, as_plain, as_raw in cur.fetchall():
+            hashes.append(rowhash.row_hash(row, {0}, {1, 2, 3}))
+            assert (int(quoted), int(as_plain), int(as_raw)) == (rowhash.row_hash(row), rowhash.row_hash(row, {0}),
+                                                                 hashes[-1]), row
+        cur.execute(f"SELECT COUNT(*), {rowhash.digest_sql(cols, plain, raw)} FROM adv FORCE INDEX (PRIMARY) "
+                    "WHERE id BETWEEN 0 AND 9999")
+        n, digest = cur.fetchone()
+        assert (n, int(digest, 16)) == rowhash.chunk_digest(hashes)
     for row in DIVERGED.values():
         _on(cluster, "mysql-s1", "REPLACE INTO adv VALUES (%s, %s, %s, %s)", row)
     _on(cluster, "mysql-s1", "INSERT INTO adv VALUES (-3, 'below every id of the primary', NULL, NULL)")
@@ -78,7 +86,7 @@ def test_adversarial_divergences_found_by_row_id(replab_cluster):
     s2_schema = next(p for p in report.problems if p.kind == "schema")
     assert s2_schema.detail == "column a is missing (varchar(64) on the primary)"
     # summary: each node's own count; checksums over the columns all three share (not a)
-    assert [n.tables["adv"].rows for n in report.facts.nodes] == [13, 14, 13]
+    assert [n.tables["adv"].rows for n in report.facts.nodes] == [14, 15, 14]
     assert all(n.tables["adv"].compared_columns == ["id", "b", "c"] for n in report.facts.nodes)
     assert "adv checksums cover the columns every node shares: id, b, c (not a)" in report.render()
 
@@ -123,3 +131,24 @@ def test_sparse_ids_are_compared_per_existing_chunk(replab_cluster):
     assert _problems(report) == {("mysql-s1", "changed_rows", "sparse", (5000000,)),
                                  ("mysql-s1", "missing_rows", "sparse", (-20001,)),
                                  ("mysql-s2", "extra_rows", "sparse", (700000000,))}, report.render()
+
+
+def test_quoted_columns_and_a_replica_without_the_primary_key(replab_cluster):
+    """A DATE column: every non-integer column is QUOTE()d. mysql-s1 lost its primary key and holds row 5
+    last (deleted and put back, same content): its chunk is digested in id order all the same, so its
+    checksum equals the primary's and nothing but the schema is reported. mysql-s2 swapped two values."""
+    cluster = replab_cluster
+    cluster.sql("mysql-m", "CREATE TABLE mydb.q (id INT PRIMARY KEY, d DATE NULL, s VARCHAR(20) NULL)")
+    _on(cluster, "mysql-m", "INSERT INTO q VALUES " + ", ".join(
+        f"({i}, {'NULL' if i % 7 == 0 else repr(f'2024-01-{i:02d}')}, {repr(f's,{i}')})" for i in range(1, 29)),
+        local=False)
+    assert all(cluster.wait_caught_up(10).values())
+    _on(cluster, "mysql-s1", "ALTER TABLE q DROP PRIMARY KEY")
+    _on(cluster, "mysql-s1", "DELETE FROM q WHERE id = 5")
+    _on(cluster, "mysql-s1", "INSERT INTO q VALUES (5, '2024-01-05', 's,5')")
+    _on(cluster, "mysql-s2", "UPDATE q SET s = IF(id = 3, 's,4', 's,3') WHERE id IN (3, 4)")
+    report = checker.check(cluster, wait=10, tables=["q"])
+    assert {(p.node, p.kind, tuple(p.rows)) for p in report.problems} == {
+        ("mysql-s1", "schema", ()), ("mysql-s2", "changed_rows", (3, 4))}, report.render()
+    sums = {n.name: (n.tables["q"].rows, n.tables["q"].checksum) for n in report.facts.nodes}
+    assert sums["mysql-s1"] == sums["mysql-m"] != sums["mysql-s2"] and sums["mysql-m"][0] == 28
