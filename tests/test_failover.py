@@ -10,7 +10,7 @@ import time
 import pytest
 from catalogue import params, require
 
-from replab import Cluster, checker, failover, nemesis
+from replab import Cluster, checker, failover, nemesis, replication
 from replab.workload import Feeder, feed
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
@@ -137,6 +137,43 @@ def test_failover_without_loss_rejoins_the_old_primary_as_is(replab_cluster):
     nemesis.restart(cluster, M)
     assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 0
     assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+
+
+def _receiving(cluster: Cluster, node: str) -> bool:
+    with cluster.connect(node) as conn:
+        st = replication.replica_status(conn, cluster.flavor)
+    return st is not None and st.io_state != "No"
+
+
+def test_forced_failover_to_a_lagging_replica_leaves_the_one_ahead_out(replab_cluster, cli):
+    cluster, home = replab_cluster, replab_cluster.home
+    feed(cluster, rows=50)                          # ids 1..50 everywhere
+    assert all(cluster.wait_caught_up(20).values())
+    nemesis.partition(cluster, S2)
+    feed(cluster, rows=20)                          # 51..70: on M and S1, not on S2
+    assert cluster.wait_caught_up(20, names=[S1])[S1]
+    nemesis.kill(cluster, M)
+    before = _roles(home)
+    r = cli("failover", "--to", S2, home=home)
+    assert r.returncode == 2 and "lacks" in r.stderr, r.stderr
+    assert _roles(home) == before and _receiving(cluster, S1) and _receiving(cluster, S2)  # nothing changed
+    change = failover.failover(cluster, S2, force=True)
+    assert change.new_primary == S2 and change.repointed == [] and list(change.left_out) == [S1], change
+    assert f"replab rejoin {S1} --rebuild" in change.sentence()
+    assert any(step.startswith(f"{S1}: received ") for step in change.steps), change.steps  # the decision log
+    # S1 applied 51..70, which S2 never had: following S2 would keep them (MySQL) or break (MariaDB)
+    assert set(range(51, 71)) <= _ids(cluster, S1) and not set(range(51, 71)) & _ids(cluster, S2)
+    assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1 and not _receiving(cluster, S1)
+    feed(cluster, rows=10)                          # 71..80 on S2
+    rep = checker.check(cluster, wait=3)
+    assert [(lw.acknowledged_by, lw.ids) for lw in rep.lost] == [(M, list(range(51, 71)))], rep.render()
+    assert {p.node for p in rep.problems} == {S1}, rep.render()  # out of replication: reported, not hidden
+    r = cli("rejoin", S1, "--rebuild", home=home)
+    assert r.returncode == 0 and f"rebuilt from {S2}" in r.stdout, r.stdout + r.stderr
+    cluster = Cluster.open(home)
+    assert _sources(cluster) == {S1: S2}
+    rep = checker.check(cluster)
+    assert rep.consistent and [lw.ids for lw in rep.lost] == [list(range(51, 71))], rep.render()
 
 
 @pytest.mark.parametrize("server", SERVERS)

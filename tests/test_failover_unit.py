@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from replab import roles
 from replab.checker import Facts, NodeFacts, judge
-from replab.failover import Candidate, choose, gtid_missing
+from replab.failover import Candidate, ahead_of, choose, gtid_missing
 from replab.flavor import MariaDBFlavor, MySQLFlavor
 
 U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
@@ -35,6 +35,17 @@ def test_choose_the_most_advanced_candidate_in_node_order():
     assert choose([a, b, c]).name == "mysql-s2"
     assert choose([a, Candidate("mysql-s2", "0-1-100", True)]).name == "mysql-s1"
     assert choose([Candidate("x", f"{U1}:1-5", True), Candidate("y", f"{U1}:1-9", True)]).name == "y"
+
+
+def test_what_other_candidates_applied_that_the_chosen_one_lacks():
+    a, b = Candidate("mysql-s1", "0-1-130", True, "0-1-130"), Candidate("mysql-s2", "0-1-100", True, "0-1-100")
+    assert ahead_of(a, [a, b]) == {}
+    assert ahead_of(b, [a, b]) == {"mysql-s1": (["domain 0: 101..130"], 30)}  # --to mysql-s2 --force
+    assert ahead_of(Candidate("y", f"{U1}:1-9", True), [Candidate("x", f"{U1}:1-5,{U2}:1-2", True)]) == \
+        {"x": ([f"{U2}:1-2"], 2)}
+    assert a.line(10) == "mysql-s1: received 0-1-130, applied 0-1-130"
+    late = Candidate("mysql-s2", "0-1-90", False, "0-1-100").line(10)
+    assert "received 0-1-100, applied 0-1-90" in late and "within 10s" in late
 
 
 def test_epochs_attribute_ids_to_the_primary_that_wrote_them(tmp_path):
@@ -95,6 +106,9 @@ def test_role_statements_of_both_flavors():
     assert maria.demoted_replica_statements() == ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"]
     assert mysql97.demoted_replica_statements() == []
     assert "performance_schema.processlist" in mysql97.sessions_query()
+    assert (maria.stop_io_thread(), maria.start_io_thread()) == ("STOP SLAVE IO_THREAD", "START SLAVE IO_THREAD")
+    assert mysql97.stop_io_thread() == "STOP REPLICA IO_THREAD"
+    assert (maria.share_lock_clause(), mysql97.share_lock_clause()) == ("LOCK IN SHARE MODE", "FOR SHARE")
     assert "information_schema.PROCESSLIST" in maria.sessions_query()
 
 

@@ -9,9 +9,9 @@ import subprocess
 import threading
 import time
 
-from conftest import REPLAB
+from conftest import REPLAB, wait_for
 
-from replab import checker, ledger
+from replab import checker, failover, ledger
 from replab.workload import Feeder, feed
 
 
@@ -220,3 +220,53 @@ def test_row_committed_during_the_check_is_lag_not_divergence(replab_cluster, mo
     pending.close()
     assert seen == [("mysql-s1", [150])]  # the first comparison saw it missing ...
     assert report.consistent, report.render()  # ... and it was lag, not divergence
+
+
+
+def test_semi_sync_row_not_yet_visible_on_the_primary_is_not_extra(replab_cluster_factory, server):
+    """Semi-sync AFTER_SYNC: a commit is in the primary's binary log, and replicas apply it, before the
+    primary's own commit is visible (it waits for an acknowledgement). Here no replica acknowledges and the
+    timeout is 10 minutes, so an insert stays pending while both replicas hold its row: a check taken then must
+    wait for that commit (released by turning semi-sync off once the check waits) instead of reporting an
+    extra row on each replica."""
+    cluster = replab_cluster_factory(semi_sync=True, semi_sync_timeout_ms=1000, server=server)
+    flavor = cluster.flavor
+    src, rep = flavor.semisync_words()
+    cluster.sql("mysql-m", f"SET GLOBAL rpl_semi_sync_{src}_timeout = 600000")
+    for name in ("mysql-s1", "mysql-s2"):  # replicas stop acknowledging: they turn asynchronous
+        with cluster.connect(name) as conn, conn.cursor() as cur:
+            cur.execute(f"SET GLOBAL rpl_semi_sync_{rep}_enabled = 0")
+            cur.execute(flavor.stop_replica())
+            cur.execute(flavor.start_replica())
+    cluster.wait_threads(["mysql-s1", "mysql-s2"])
+    assert wait_for(lambda: failover.semisync_status(cluster, "mysql-m")["clients"] == 0)
+    assert failover.semisync_status(cluster, "mysql-m")["on"]  # still on: the next commit waits for an ack
+    done: dict[str, object] = {}
+
+    def insert() -> None:
+        cluster.sql("mysql-m", "INSERT INTO mydb.events VALUES (7, 'some-event-7', 7, 'some-descr-7')")
+        done["insert"] = True
+
+    def check() -> None:
+        done["report"] = checker.check(cluster, wait=60)
+
+    def locking_read_waits() -> bool:
+        return bool(cluster.sql("mysql-m", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE "
+                                "INFO LIKE 'SELECT%SHARE%' AND ID <> CONNECTION_ID()").rows[0][0])
+
+    writer, checking = threading.Thread(target=insert), threading.Thread(target=check)
+    writer.start()
+    try:
+        assert wait_for(lambda: all(cluster.sql(n, "SELECT COUNT(*) FROM mydb.events WHERE id = 7").rows[0][0]
+                                    for n in ("mysql-s1", "mysql-s2")), timeout=60)
+        assert cluster.sql("mysql-m", "SELECT COUNT(*) FROM mydb.events").rows[0][0] == 0 and "insert" not in done
+        checking.start()  # while the primary's commit is not visible
+        assert wait_for(lambda: "report" in done or locking_read_waits(), timeout=60)
+    finally:
+        cluster.sql("mysql-m", f"SET GLOBAL rpl_semi_sync_{src}_enabled = 0")  # the pending commit goes through
+        writer.join(60)
+        if checking.is_alive() or "report" in done:
+            checking.join(60)
+    assert done.get("insert"), "the insert did not return"
+    report = done["report"]
+    assert report.consistent, report.render()  # type: ignore[attr-defined]

@@ -5,9 +5,11 @@ GTID position, waits (bounded) for every reachable replica to apply it, then gat
 checksums over id ranges (``rowhash``: 64 bits of SHA-256 per row, combined per chunk without
 cancellation, over the columns a node shares with the primary), narrows mismatching chunks to row ids,
 re-checks those ids once the replicas applied a newer position (a row in flight while the check ran is
-lag, not divergence), and verifies the ledger: which acknowledged writes must exist everywhere. Content is
-compared against the primary (the checksums), never against what the feed first wrote: a row the
-primary itself changed later is not a divergence.
+lag, not divergence), reads the rows a replica holds that the primary does not show once more on the
+primary with shared locks (under semi-sync AFTER_SYNC a replica can apply a transaction before the
+primary's own commit is visible: the locking read waits for that commit), and verifies the ledger: which
+acknowledged writes must exist everywhere. Content is compared against the primary (the checksums), never
+against what the feed first wrote: a row the primary itself changed later is not a divergence.
 ``judge()`` is pure: facts in, ``CheckReport`` out, so it is unit-tested on recorded data.
 
 Nothing here writes: no checksum table, no statement that replicates.
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 KINDS = ("missing_rows", "extra_rows", "changed_rows", "schema", "replication", "unreachable")
 CHUNK_IDS = 25_000  # ids per chunk: 10,000 spent 3% more CPU on per-query work at 10M rows
 KEEP_IDS = 1000
+SETTLE_IDS = 1000  # at most this many rows a replica holds differently are re-read on the primary with locks
+LOCK_WAIT_TIMEOUT = 1205
 LEDGER_WORKERS = 2  # connections per node verifying the ledger (the server scans)
 
 
@@ -516,6 +520,32 @@ class _Collector:
         rows = self.q(name, f"SELECT {p}, {h} FROM {quote_ident(table)} WHERE {where}", args)
         return {int(i): int(h) for i, h in rows}
 
+    def settled_hashes(self, table: str, columns: list[str], ids: list[int]) -> dict[int, int] | None:
+        """The primary's rows ``ids`` as its writers commit them: a locking read (shared locks) waits for
+        every transaction that wrote one of them and has not committed yet. Under semi-sync (AFTER_SYNC) such
+        a transaction is in the binary log, and replicas may have applied it, while the primary waits for an
+        acknowledgement before its own commit becomes visible; a plain read there misses the row. READ
+        COMMITTED: no gap locks, so no insert is held up; autocommit: the locks go with the statement. None
+        when a lock was not granted within the check's --wait."""
+        p = quote_ident(self.pk[table] or "id")
+        h = row_hash_sql(columns, self.plain[table])
+        out: dict[int, int] = {}
+        with self.cluster.connect(self.primary, database=self.database, timeout=3,
+                                  read_timeout=self.wait + 120) as conn, conn.cursor() as cur:
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cur.execute("SET SESSION innodb_lock_wait_timeout = %s", (max(1, int(self.wait)),))
+            for k in range(0, len(ids), 500):
+                part = ids[k:k + 500]
+                try:
+                    cur.execute(f"SELECT {p}, {h} FROM {quote_ident(table)} WHERE {p} IN "
+                                f"({', '.join(['%s'] * len(part))}) {self.cluster.flavor.share_lock_clause()}", part)
+                except pymysql.err.OperationalError as exc:
+                    if exc.args and exc.args[0] == LOCK_WAIT_TIMEOUT:
+                        return None
+                    raise
+                out.update((int(i), int(v)) for i, v in cur.fetchall())
+        return out
+
 
 def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> Facts:
     """Gather every fact a verdict needs. Read-only on every node."""
@@ -727,6 +757,7 @@ def _recheck(col: _Collector, table: str, jobs: dict[tuple[str, ...], list[NodeF
                 db.scalar(col.conn(d.node), col.cluster.flavor.wait_for_gtid(), (gtid, max(1.0, col.wait)))
             fresh = RowDiff(d.node, d.table, note=d.note)
             p = quote_ident(pk)
+            held: dict[int, int] = {}  # the replica's rows among the differing ids
             for c in sorted({i // CHUNK_IDS for i in ids}):  # whole chunks: range scans, not IN lists
                 args = (c * CHUNK_IDS, (c + 1) * CHUNK_IDS - 1)
                 nh = col.row_hashes(d.node, table, cols_of[d.node], f"{p} BETWEEN %s AND %s", args)
@@ -735,12 +766,29 @@ def _recheck(col: _Collector, table: str, jobs: dict[tuple[str, ...], list[NodeF
                 fresh.missing += [i for i in m if i in ids]  # only what differed before: newer rows are in flux
                 fresh.extra += [i for i in e if i in ids]
                 fresh.changed += [i for i in ch if i in ids]
+                held.update((i, v) for i, v in nh.items() if i in ids)
+            _settle(col, table, cols_of[d.node], fresh, held)
             if fresh.missing or fresh.extra or fresh.changed or fresh.note:
                 kept.append(fresh)
         if [(k.missing, k.extra, k.changed) for k in kept] == [(d.missing, d.extra, d.changed) for d in diffs]:
             return kept
         diffs = kept
     return diffs
+
+
+def _settle(col: _Collector, table: str, cols: list[str], diff: RowDiff, held: dict[int, int]) -> None:
+    """Rows the replica holds that the primary does not show (extra, changed) may be written on the primary
+    and not committed there yet (semi-sync AFTER_SYNC: the replica applied the transaction while the primary
+    waits for its acknowledgement). Read them again on the primary with locks, which wait for those commits;
+    what still differs then is divergence."""
+    doubt = sorted(set(diff.extra) | set(diff.changed))
+    if not doubt or len(doubt) > SETTLE_IDS:
+        return
+    settled = col.settled_hashes(table, cols, doubt)
+    if settled is None:
+        return
+    _m, extra, changed = diff_row_hashes(settled, {i: held[i] for i in doubt if i in held})
+    diff.extra, diff.changed = [i for i in doubt if i in extra], [i for i in doubt if i in changed]
 
 
 def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: list[NodeFacts]) -> None:

@@ -44,6 +44,7 @@ class RoleChange:
     to_writable_s: float | None = None  # failover: command start -> the new primary accepts writes
     repointed: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # down now: they follow the new primary once started
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # replica -> transactions the new primary lacks
     steps: list[str] = field(default_factory=list)
     at: float = 0.0  # wall clock of the promotion
 
@@ -62,6 +63,9 @@ class RoleChange:
                     "(replab check lists the acknowledged writes lost)")
         if self.pending:
             head += f"; {', '.join(self.pending)} down: they follow {self.new_primary} once started"
+        for name, ranges in self.left_out.items():
+            head += (f"; {name} holds transactions {self.new_primary} never had ({', '.join(ranges[:3])}): it is "
+                     f"read-only and out of replication, rebuild it: replab rejoin {name} --rebuild")
         return head
 
 
@@ -264,10 +268,17 @@ def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> R
     return change
 
 
-def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, former: NodeInfo | None) -> None:
-    """Point every replica (and the old primary after a switchover) at ``new``; wait for their threads."""
+def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, former: NodeInfo | None,
+                        leave: set[str] | None = None) -> None:
+    """Point every replica (and the old primary after a switchover) at ``new``; wait for their threads.
+    Replicas in ``leave`` hold transactions ``new`` lacks: they stop replicating and stay read-only."""
     for node in cluster.nodes:
         if node.role != roles.REPLICA:
+            continue
+        if leave and node.name in leave:
+            _persist_role(cluster, node, primary=False)
+            with contextlib.suppress(SqlError, pymysql.MySQLError):
+                _run(cluster, node.name, [cluster.flavor.stop_replica(), *cluster.flavor.fence_statements()])
             continue
         if repoint(cluster, node, new, former_primary=node is former):
             change.repointed.append(node.name)
@@ -283,18 +294,42 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
 @dataclass
 class Candidate:
     name: str
-    gtid: str
-    drained: bool
+    gtid: str  # applied (executed), once it applied what it received
+    drained: bool  # it applied everything it received
+    received: str = ""  # what its IO thread had received when it was stopped (Gtid_IO_Pos, Retrieved_Gtid_Set)
+    stopped_io: bool = False  # its IO thread was running and the drain stopped it
+
+    def line(self, timeout: float) -> str:
+        text = f"{self.name}: received {self.received or 'nothing since its start'}, applied {self.gtid or 'nothing'}"
+        return text if self.drained else f"{text} (did not apply all it received within {timeout:g}s: that is lost)"
 
 
 def _drain(cluster: Cluster, name: str, timeout: float) -> Candidate:
-    """Let a replica apply what it already received (its relay log), then read its position."""
+    """Stop a replica's receiving, let it apply what it received (its relay log), then read both positions.
+
+    Receiving is stopped first: right after the primary died, its last bytes may still be on their way (in
+    socket buffers, in the link relay), and a received position read while they arrive is already stale; a
+    replica that went on receiving after the choice could end up with transactions the new primary lacks."""
+    flavor = cluster.flavor
     with cluster.connect(name, read_timeout=timeout + 30) as conn:
-        st = replication.replica_status(conn, cluster.flavor)
+        st = replication.replica_status(conn, flavor)
+        stopped = st is not None and st.io_state != "No"  # running or (re)connecting
+        if stopped:
+            with conn.cursor() as cur:
+                cur.execute(flavor.stop_io_thread())
+            st = replication.replica_status(conn, flavor)
+        received = (st.gtid_io_pos or "") if st is not None else ""
         drained = True
-        if st is not None and st.gtid_io_pos:
-            drained = replication.wait_applied(conn, cluster.flavor, st.gtid_io_pos, timeout)[0]
-        return Candidate(name, replication.executed_gtid(conn, cluster.flavor), drained)
+        if received:
+            drained = replication.wait_applied(conn, flavor, received, timeout, received=True)[0]
+        return Candidate(name, replication.executed_gtid(conn, flavor), drained, received, stopped)
+
+
+def _resume_receiving(cluster: Cluster, names: list[str]) -> None:
+    """Undo ``_drain`` (a refused failover changes nothing): start the replicas' IO threads again."""
+    for name in names:
+        with contextlib.suppress(SqlError, pymysql.MySQLError), cluster.connect(name) as conn, conn.cursor() as cur:
+            cur.execute(cluster.flavor.start_io_thread())
 
 
 def choose(candidates: list[Candidate]) -> Candidate:
@@ -304,13 +339,27 @@ def choose(candidates: list[Candidate]) -> Candidate:
     return min(candidates, key=lacking)  # min keeps node order among equals
 
 
+def ahead_of(chosen: Candidate, candidates: list[Candidate]) -> dict[str, tuple[list[str], int]]:
+    """Per other candidate, the transactions it applied that ``chosen`` lacks (ranges, count); only those
+    that have some. Such a replica cannot follow ``chosen``: its data has writes the new primary never had."""
+    out = {}
+    for c in candidates:
+        if c is not chosen:
+            ranges, count = gtid_missing(chosen.gtid, c.gtid)
+            if count:
+                out[c.name] = (ranges, count)
+    return out
+
+
 def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
              drain_timeout: float = 10.0) -> RoleChange:
     """Promote a replica because the primary is gone: the most advanced one by GTID, or ``to``.
 
-    Refused (nothing changed) while the primary still answers (use ``switchover``, or ``force``: it is then
-    fenced first), when ``to`` is not a reachable replica, or when ``to`` lacks transactions another
-    replica has (unless ``force``: those are lost then).
+    Every reachable replica stops receiving and applies what it received; then the one that lacks nothing
+    the others applied is promoted. Refused (nothing changed) while the primary still answers (use
+    ``switchover``, or ``force``: it is then fenced first), when ``to`` is not a reachable replica, or when
+    ``to`` lacks transactions another replica has (unless ``force``: those are lost then, and a replica
+    holding them is left out of replication, named, to be rebuilt with ``rejoin --rebuild``).
     """
     t0 = time.monotonic()
     with cluster.locked():
@@ -326,40 +375,53 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
         if not reachable:
             raise ReplicationError("no replica answers: there is nothing to promote",
                                    hint="start a replica (replab start mysql-s1) and try again")
-        with ThreadPoolExecutor(max_workers=len(reachable)) as pool:
-            cands = list(pool.map(lambda n: _drain(cluster, n.name, drain_timeout), reachable))
-        best = choose(cands)
-        if chosen_node is not None:
-            mine = next(c for c in cands if c.name == chosen_node.name)
-            gaps = [(o.name, *gtid_missing(mine.gtid, o.gtid)) for o in cands if o is not mine]
-            gaps = [g for g in gaps if g[2]]
-            if gaps and not force:
-                other, ranges, count = gaps[0]
-                raise ConfigError(f"{to} lacks {count} transaction(s) that {other} has ({', '.join(ranges[:3])}): "
-                                  "promoting it would lose them",
-                                  hint=f"promote {best.name} instead (replab failover), or pass --force")
-            best = mine
-        new = cluster.node(best.name)
-        change = RoleChange("failover", old.name, new.name)
-        _begin(cluster, "failover", old.name, new.name)
+        if alive:  # --force: nothing new may reach the replicas while they are compared
+            with contextlib.suppress(SqlError, pymysql.MySQLError):
+                fence(cluster, old.name)
+        promoted, cands = False, []
         try:
-            if alive:
-                with contextlib.suppress(SqlError, pymysql.MySQLError):
-                    fence(cluster, old.name)
-                change.steps.append(f"{old.name}: still answered (--force): made read-only, sessions ended")
-            _promote(cluster, new.name)
-            new.role, old.role = roles.PRIMARY, roles.DEMOTED
-            change.at = time.time()
-            old.extra["demoted"] = {"at": change.at, "new_primary": new.name}
-            new.extra.pop("demoted", None)
-            _record(cluster, change)
+            with ThreadPoolExecutor(max_workers=len(reachable)) as pool:
+                cands = list(pool.map(lambda n: _drain(cluster, n.name, drain_timeout), reachable))
+            best = choose(cands)
+            if chosen_node is not None:
+                mine = next(c for c in cands if c.name == chosen_node.name)
+                gaps = ahead_of(mine, cands)
+                if gaps and not force:
+                    other, (ranges, count) = next(iter(gaps.items()))
+                    raise ConfigError(f"{to} lacks {count} transaction(s) that {other} has "
+                                      f"({', '.join(ranges[:3])}): promoting it would lose them",
+                                      hint=f"promote {best.name} instead (replab failover), or pass --force")
+                best = mine
+            ahead = ahead_of(best, cands)
+            new = cluster.node(best.name)
+            change = RoleChange("failover", old.name, new.name)
+            change.steps += [c.line(drain_timeout) for c in cands]
+            _begin(cluster, "failover", old.name, new.name)
+            try:
+                if alive:
+                    change.steps.append(f"{old.name}: still answered (--force): made read-only, sessions ended")
+                _promote(cluster, new.name)
+                promoted = True
+                new.role, old.role = roles.PRIMARY, roles.DEMOTED
+                change.at = time.time()
+                old.extra["demoted"] = {"at": change.at, "new_primary": new.name}
+                new.extra.pop("demoted", None)
+                _record(cluster, change)
+            finally:
+                _end(cluster)
         finally:
-            _end(cluster)
+            if not promoted:  # refused or failed before the promotion: replicas receive again
+                _resume_receiving(cluster, [c.name for c in cands if c.stopped_io] if cands else
+                                  [n.name for n in reachable])
         change.to_writable_s = round(time.monotonic() - t0, 3)
         change.steps.append(f"{new.name}: promoted at GTID {best.gtid} (writable after {change.to_writable_s:.2f}s)")
         _persist_role(cluster, new, primary=True)
         _persist_role(cluster, old, primary=False)  # if it comes back, it comes back read-only
-        _follow_new_primary(cluster, change, new, former=None)
+        for name, (ranges, count) in ahead.items():
+            change.left_out[name] = ranges
+            change.steps.append(f"{name}: holds {count} transaction(s) {new.name} never had "
+                                f"({', '.join(ranges[:3])}): left out of replication, read-only")
+        _follow_new_primary(cluster, change, new, former=None, leave=set(ahead))
         change.seconds = round(time.monotonic() - t0, 3)
         return change
 

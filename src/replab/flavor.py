@@ -158,6 +158,17 @@ class Flavor:
         """SELECT (worker_id, errno, message) of failed applier workers, or None when the status shows it."""
         raise NotImplementedError
 
+    def share_lock_clause(self) -> str:
+        """What ends a locking read with shared locks (it waits for uncommitted writes to the rows it reads)."""
+        return "LOCK IN SHARE MODE"
+
+    def stop_io_thread(self) -> str:
+        """Stop receiving from the source (the SQL thread goes on applying what was received)."""
+        return f"{self.stop_replica()} IO_THREAD"
+
+    def start_io_thread(self) -> str:
+        return f"{self.start_replica()} IO_THREAD"
+
     # --- rebuilding a replica (repair.py) -------------------------------------------------------
     def reset_binlog(self) -> str:
         """Forget this node's own binary log history (a rebuilt replica starts a clean one)."""
@@ -427,6 +438,9 @@ class MySQLFlavor(Flavor):
 
     def stop_replica(self) -> str:
         return "STOP REPLICA" if self._replica_word() else "STOP SLAVE"
+
+    def share_lock_clause(self) -> str:
+        return "FOR SHARE" if self._at_least(8, 0, 1) else "LOCK IN SHARE MODE"
 
     def reset_replica(self) -> str:
         return "RESET REPLICA ALL" if self._replica_word() else "RESET SLAVE ALL"

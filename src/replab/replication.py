@@ -122,12 +122,14 @@ def lag_ms(primary_hb: tuple[Any, Any] | None, replica_hb: tuple[Any, Any] | Non
 
 
 def wait_applied(conn: pymysql.connections.Connection, flavor: Flavor, gtid: str,
-                 timeout: float) -> tuple[bool, ReplicaStatus | None]:
+                 timeout: float, received: bool = False) -> tuple[bool, ReplicaStatus | None]:
     """Wait (at most ``timeout`` s) until the replica on ``conn`` has applied ``gtid``.
 
     Waits in slices of at most 1 s and ends early when replication is not configured, the SQL thread
     stopped on an error or the IO thread gave up on one (e.g. 1236, its position is gone from the
-    source's binary log): such a replica will not move. Returns (applied, the last status seen).
+    source's binary log): such a replica will not move. ``received``: ``gtid`` is already in its relay
+    log, so only the SQL thread matters (its IO thread may be stopped, with the error it had left showing).
+    Returns (applied, the last status seen).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -135,7 +137,7 @@ def wait_applied(conn: pymysql.connections.Connection, flavor: Flavor, gtid: str
         ok = flavor.wait_ok(db.scalar(conn, flavor.wait_for_gtid(), (gtid, max(0.001, min(1.0, remaining)))))
         st = replica_status(conn, flavor)
         if ok or remaining <= 0 or st is None or (not st.sql_running and st.last_sql_errno) or \
-                (st.io_state == "No" and st.last_io_errno):
+                (not st.sql_running and received) or (st.io_state == "No" and st.last_io_errno and not received):
             return ok, st
 
 

@@ -30,7 +30,8 @@ def failover(
     to: str = typer.Option(None, "--to", metavar="NODE", help="Promote this replica (default: the most "
                            "advanced one by GTID)."),
     force: bool = typer.Option(False, "--force", help="Fail over although the primary answers (it is fenced "
-                               "first), or promote --to although it lacks transactions another replica has."),
+                               "first), or promote --to although it lacks transactions another replica has "
+                               "(that replica is then left out of replication, to rebuild with rejoin --rebuild)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """The primary is dead: promote the most advanced replica and point the others at it.
