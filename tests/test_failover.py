@@ -183,6 +183,9 @@ def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, 
     assert not (tmp_path / "x" / "cluster.json").exists()
     require(server)
     cluster = replab_cluster_factory(semi_sync=True, semi_sync_timeout_ms=800, server=server)
+    st = failover.semisync_status(cluster, M)
+    # up's own transactions never waited out a timeout (it used to: a whole semi-sync timeout per up)
+    assert st["on"] and st["clients"] >= 2 and st["no_tx"] == 0, st
     f = Feeder(cluster, rate=300, threads=2).start()
     time.sleep(1.0)
     assert failover.semisync_status(cluster, M)["on"]

@@ -21,6 +21,7 @@ from .engines import NodeInfo, get_engine_class
 from .engines.external import same_endpoint
 from .errors import NotSupported, ReplicationError
 from .flavor import flavor_from_version_string
+from .process import wait_for
 from .state import STATE_VERSION, new_password, remove_state
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
                 f"after {time.monotonic() - t0:.2f}s")
     if spec.semi_sync:
         _check_semi_sync(cluster)
+        _semi_sync_on_primary(cluster, False)  # else its first commit waits a whole timeout: no replica yet
     with cluster.connect(primary.name) as conn:
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
@@ -144,6 +146,8 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
     with ThreadPoolExecutor(max_workers=len(cluster.replicas) or 1) as pool:
         list(pool.map(attach, cluster.replicas))
     cluster.finish_replication()
+    if spec.semi_sync:
+        _semi_sync_on_primary(cluster, True)
 
 
 def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], app: tuple[str, str]) -> None:
@@ -176,6 +180,38 @@ def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], 
                 replication.attach_replica(conn, flavor, host=host, port=port, repl=repl)
             cluster.say(f"{replica.name}: replicating from {primary.name} ({host}:{port})")
     cluster.finish_replication()
+
+
+def _semi_sync_on_primary(cluster: Cluster, on: bool, timeout: float = 30.0) -> None:
+    """Turn the primary's side of semi-sync off for the set-up's own transactions, and on again once the
+    replicas replicate. Replicas register as semi-sync clients when their IO thread connects, so they
+    reconnect after it is on; this waits until the primary counts them and says it is semi-synchronous."""
+    flavor, primary = cluster.flavor, cluster.primary
+    with cluster.connect(primary.name) as conn:
+        db.query(conn, f"SET GLOBAL {flavor.semisync_enabled_variable()} = {int(on)}")
+    if not on:
+        return
+    for replica in cluster.replicas:
+        with cluster.connect(replica.name) as conn:
+            db.query(conn, flavor.stop_io_thread())
+            db.query(conn, flavor.start_io_thread())
+    wanted = len(cluster.replicas)
+
+    def status() -> dict[str, str]:
+        with cluster.connect(primary.name) as conn:
+            return {str(r["Variable_name"]).lower(): str(r["Value"])
+                    for r in db.query(conn, flavor.semisync_status_query())}
+
+    def ready() -> bool | None:
+        st = status()
+        clients = next((int(v) for k, v in st.items() if k.endswith("_clients") and v.isdigit()), 0)
+        on_now = next((v for k, v in st.items() if k.endswith("_status")), "OFF").upper() == "ON"
+        return True if on_now and clients >= wanted else None
+
+    wait_for(f"{primary.name}: semi-sync on with {wanted} replica(s) acknowledging", ready, timeout,
+             describe=lambda: ", ".join(f"{k}={v}" for k, v in status().items()
+                                        if k.endswith(("_status", "_clients"))),
+             hint="run: replab status; see the replicas' error logs")
 
 
 def _check_semi_sync(cluster: Cluster) -> None:
