@@ -1,4 +1,5 @@
-"""diagnose's pure pieces on recorded values: GTID states by source, reset/purged binary logs, failing DDL."""
+"""diagnose's pure pieces on recorded values: GTID states by source, reset/purged binary logs, GTIDs issued
+twice (binary log output of both tools, recorded on MariaDB 10.11 and MySQL 9.7), failing DDL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from replab.causes import (
     errant_gtids,
     gap_sentences,
     gtid_sources,
+    gtid_stamps,
+    reissue_gap,
     subtract,
 )
 
@@ -35,11 +38,13 @@ def test_errant_only_for_gtids_the_primary_never_wrote():
 
 
 def test_binlog_gap_reset_and_purged():
-    gap = binlog_gap("0-1-34", "0-1-3", "1", io_errno=0, io_error="", io_running=True, sql_running=True)
-    assert gap is not None and (gap.kind, gap.replica_at, gap.primary_at, gap.lost, gap.stalled) == \
-        ("reset", "0-1-34", "0-1-3", 3, True)
+    gap = binlog_gap("0-1-34", "0-1-3", "1", io_errno=0, io_error="", io_running=True, sql_running=True,
+                     read_at="mysql-bin.000001 at 9526")
+    assert gap is not None and (gap.kind, gap.replica_at, gap.primary_at, gap.lost, gap.lost_gtids, gap.stalled) == \
+        ("reset", "0-1-34", "0-1-3", 3, "0-1-1..3", True)
     summary, causes, nxt = gap_sentences(gap, "mysql-m", "mysql-s1")
-    assert "silent stall" in summary and "0-1-34" in summary and "replab repair mysql-s1" in nxt[0]
+    assert "silent stall" in summary and "0-1-34" in summary and "(RESET MASTER)" in summary
+    assert "mysql-bin.000001 at 9526" in nxt[0] and "replab repair mysql-s1" in nxt[-1]
     empty = binlog_gap("0-1-34", "", "1", io_errno=0, io_error="", io_running=True, sql_running=True)
     assert empty is not None and empty.primary_at == "" and empty.lost == 0
     assert "is empty" in gap_sentences(empty, "mysql-m", "mysql-s1")[1][0]
@@ -47,11 +52,88 @@ def test_binlog_gap_reset_and_purged():
            "requested by slave in any binlog files. Probably the slave state is too old and required binlog files "
            "have been purged.'")
     purged = binlog_gap("0-1-24", "0-1-35", "1", io_errno=1236, io_error=err, io_running=False, sql_running=True)
-    assert purged is not None and (purged.kind, purged.replica_at, purged.primary_at, purged.lost) == \
-        ("purged", "0-1-24", "0-1-35", 11)
+    assert purged is not None and (purged.kind, purged.replica_at, purged.primary_at, purged.lost, purged.exact) == \
+        ("purged", "0-1-24", "0-1-35", 11, False)
+    assert "up to 11 of its transaction(s) after 0-1-24" in gap_sentences(purged, "mysql-m", "mysql-s1")[1][0]
     assert binlog_gap("0-1-24", "0-1-35", "1", io_errno=0, io_error="", io_running=True, sql_running=True) is None
+    # MySQL: a reset source (RESET BINARY LOGS AND GTIDS) holds uuid:1-2 while the replica applied uuid:1-40
     mysql = binlog_gap(f"{U1}:1-40", f"{U1}:1-2", U1, io_errno=0, io_error="", io_running=True, sql_running=True)
-    assert mysql is not None and mysql.kind == "reset" and mysql.primary_at == f"{U1}:1-2"
+    assert mysql is not None and (mysql.kind, mysql.primary_at, mysql.lost_gtids) == ("reset", f"{U1}:1-2", f"{U1}:1-2")
+    assert "(RESET BINARY LOGS AND GTIDS)" in gap_sentences(mysql, "mysql-m", "mysql-s1",
+                                                           "RESET BINARY LOGS AND GTIDS")[0]
+
+
+def test_binlog_gap_mysql_purged_by_gtid_purged():
+    # MySQL 9.7, recorded: the replica stopped at uuid:1-24, the source purged its logs up to uuid:35
+    err = ("Got fatal error 1236 from source when reading data from binary log: 'Cannot replicate because the "
+           "source purged required binary logs. Replicate the missing transactions from elsewhere, or provision a "
+           f"new replica from backup. Consider increasing the source's binary log expiration period. The GTID set "
+           f"sent by the replica is '{U1}:1-24', and the missing transactions are '{U1}:25-35''")
+    for errno, error, io in ((13114, err, False), (0, "", True)):  # the evidence is gtid_purged, not the message
+        gap = binlog_gap(f"{U1}:1-24", f"{U1}:1-40", U1, io_errno=errno, io_error=error, io_running=io,
+                         sql_running=True, primary_purged=f"{U1}:1-35")
+        assert gap is not None and (gap.kind, gap.replica_at, gap.lost, gap.lost_gtids, gap.exact) == \
+            ("purged", f"{U1}:1-24", 11, f"{U1}:25-35", True)
+    assert gap_sentences(gap, "mysql-m", "mysql-s1")[1][0] == (
+        f"mysql-m is at {U1}:1-40; 11 of its transaction(s) ({U1}:25-35) after {U1}:1-24 were in the purged logs "
+        "and can never reach this replica by replication")
+    # what the replica already retrieved into its relay log is not lost; a purged set it holds is no gap
+    assert binlog_gap(f"{U1}:1-24", f"{U1}:1-40", U1, io_errno=0, io_error="", io_running=True, sql_running=True,
+                      primary_purged=f"{U1}:1-35", replica_retrieved=f"{U1}:1-38") is None
+    assert binlog_gap(f"{U1}:1-40", f"{U1}:1-40", U1, io_errno=0, io_error="", io_running=True, sql_running=True,
+                      primary_purged=f"{U1}:1-35") is None
+
+
+# mysqlbinlog 9.7 and mariadb-binlog 10.11 --base64-output=decode-rows, as printed (tabs included)
+MYSQL_LOG = [
+    "# at 158\n",
+    "#261124  3:42:10 server id 1  end_log_pos 237 CRC32 0xb177b73f \tGTID\tlast_committed=0\tsequence_number=1"
+    "\trbr_only=yes\toriginal_committed_timestamp=1795491730867150\timmediate_commit_timestamp=1795491730867150"
+    "\ttransaction_length=305\n",
+    "/*!80001 SET @@session.original_commit_timestamp=1795491730867150*//*!*/;\n",
+    f"SET @@SESSION.GTID_NEXT= '{U1}:1'/*!*/;\n",
+    "#261124  3:42:11 server id 1  end_log_pos 542 CRC32 0xf5477950 \tGTID\tlast_committed=1\tsequence_number=2"
+    "\trbr_only=yes\toriginal_committed_timestamp=1795491731173783\timmediate_commit_timestamp=1795491731173783"
+    "\ttransaction_length=305\n",
+    f"SET @@SESSION.GTID_NEXT= '{U1.upper()}:2'/*!*/;\n",
+    "#261124  3:42:10 server id 1  end_log_pos 198 CRC32 0x107b871c \tPrevious-GTIDs\n",
+    "SET @@SESSION.GTID_NEXT= 'AUTOMATIC' /* added by mysqlbinlog */ /*!*/;\n",
+]
+MARIADB_LOG = [
+    "#261124  3:45:13 server id 1  end_log_pos 4414 CRC32 0x2dbd8912 \tGTID 0-1-19 trans\n",
+    "/*M!100001 SET @@session.gtid_seq_no=19*//*!*/;\n",
+    "#261124  3:45:14 server id 1  end_log_pos 4690 CRC32 0x2dbd8913 \tGTID 0-1-20 trans\n",
+    "#261124  3:45:14 server id 1  end_log_pos 4731 CRC32 0x01020304 \tGtid list [0-1-20]\n",
+]
+
+
+def test_gtid_stamps_of_both_tools():
+    stamps, whole = gtid_stamps(MYSQL_LOG, limit=10)
+    assert whole and stamps == {(U1, 1): "1795491730867150", (U1, 2): "1795491731173783"}
+    assert gtid_stamps(MYSQL_LOG, limit=1) == ({(U1, 1): "1795491730867150"}, False)
+    stamps, whole = gtid_stamps(MARIADB_LOG, limit=10)
+    assert whole and stamps == {("0-1", 19): "261124  3:45:13", ("0-1", 20): "261124  3:45:14"}
+
+
+def test_reissued_gtids_are_lost_not_errant():
+    # the primary re-issued 1-34 after a reset; 35-40 are the same transactions on both
+    primary = {(U1, n): f"new{n}" if n <= 34 else f"t{n}" for n in range(1, 41)}
+    replica = {(U1, n): f"old{n}" if n <= 34 else f"t{n}" for n in range(1, 41)}
+    replica[(U2, 1)] = "errant"  # another source: not the primary's reset
+    gap = reissue_gap(primary, replica, U1, f"{U1}:1-40,{U2}:1", f"{U1}:1-40", complete=True)
+    assert gap is not None and (gap.kind, gap.lost, gap.lost_gtids, gap.exact) == ("reissued", 34, f"{U1}:1-34", True)
+    summary, causes, nxt = gap_sentences(gap, "mysql-m", "mysql-s1", "RESET BINARY LOGS AND GTIDS")
+    assert "silent divergence" in summary and f"history {U1}:1-34 is not in it" in summary
+    assert causes[1].startswith(f"lost for this replica: 34 transaction(s) of mysql-m ({U1}:1-34)")
+    assert reissue_gap(primary, replica, U1, "", "", complete=False).lost_gtids == f"{U1}:1-34"
+    assert "at least 34" in gap_sentences(reissue_gap(primary, replica, U1, "", "", complete=False),
+                                          "mysql-m", "mysql-s1")[1][1]
+    same = dict(primary)
+    assert reissue_gap(primary, same, U1, "", "", complete=True) is None
+    maria = reissue_gap({("0-1", 3): "a", ("0-1", 4): "b", ("0-1", 9): "c"},
+                        {("0-1", 3): "x", ("0-1", 4): "y", ("0-1", 9): "z", ("0-3", 1): "q"}, "1", "0-1-9", "0-1-9",
+                        complete=True)
+    assert maria is not None and maria.lost_gtids == "0-1-3..4,0-1-9" and maria.lost == 3
 
 
 def test_ddl_change_and_schema_before_it():

@@ -1,17 +1,19 @@
-"""diagnose names the real cause on real MariaDB clusters: the primary's binary log reset or purged
-(including the silent stall), errant transactions only for GTIDs the primary never wrote, source DDL meeting
-a replica-only change (1091, 1054), a stopped primary, and its exit code."""
+"""diagnose names the real cause on real MariaDB 10.11 and MySQL 9.7 clusters: the primary's binary log
+reset or purged (the silent stall, the stop on reconnect, the silent divergence once the primary has issued
+the replica's GTIDs again, and the rebuild that recovers it), errant transactions only for GTIDs the primary
+never wrote, source DDL meeting a replica-only change (1091, 1054), a stopped primary, and its exit code."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
-from catalogue import params
 from conftest import wait_for
 
 from replab import checker, nemesis
 from replab.diagnose import diagnose
+from replab.repair import repair
 from replab.workload import feed
 
 
@@ -31,22 +33,38 @@ def _one(cluster, name: str):
 
 
 def _gtid(cluster, name: str) -> str:
-    return str(cluster.sql(name, "SELECT @@GLOBAL.gtid_current_pos").rows[0][0])
+    return str(cluster.sql(name, cluster.flavor.executed_gtid()).rows[0][0]).replace("\n", "")
 
 
-# MariaDB only so far: these reproduce MariaDB's GTID numbering (0-1-N restarting after RESET MASTER). On
-# MySQL a reset source re-issues uuid:1.. that replicas already hold, which fails differently (not yet tested).
-@pytest.mark.parametrize("server", params("mariadb-10.11"))
+def _last(gtid: str) -> int:
+    """The last transaction number of a one-source position: MariaDB ``0-1-34``, MySQL ``uuid:1-34``."""
+    return int(gtid.rsplit("-", 1)[1] if ":" in gtid else gtid.split("-")[2])
+
+
+def _span(cluster, first: int, last: int) -> str:
+    """The primary's own transactions first..last as diagnose writes them."""
+    pid = str(cluster.sql("mysql-m", cluster.flavor.gtid_source_id()).rows[0][0])
+    if cluster.flavor.name == "mariadb":
+        return f"0-{pid}-{first}..{last}"
+    return f"{pid}:{first}-{last}"
+
+
+def _io_failed(cluster, name: str) -> bool:
+    st = _status(cluster, name)
+    return not st.io_running and st.last_errno in (1236, 13114)  # MySQL: 13114 "Got fatal error 1236 from source"
+
+
 def test_purged_binary_log(replab_cluster_factory, cli, server):
     cluster = replab_cluster_factory(nodes=2, server=server)
     assert feed(cluster, rows=10).ok == 10
+    assert all(cluster.wait_caught_up(10).values())
     s1_at = _gtid(cluster, "mysql-s1")
     nemesis.stop(cluster, "mysql-s1")  # down while the primary writes on and purges the logs it would need
     assert feed(cluster, rows=10).ok == 10
     cluster.sql("mysql-m", "FLUSH BINARY LOGS")
-    last = cluster.sql("mysql-m", "SHOW MASTER STATUS").rows[0][0]
+    last = cluster.sql("mysql-m", cluster.flavor.show_source_status()).rows[0][0]
 
-    def purged() -> bool:  # a log is kept until its binlog checkpoint is written: retry briefly
+    def purged() -> bool:  # MariaDB keeps a log until its binlog checkpoint is written: retry briefly
         cluster.sql("mysql-m", f"PURGE BINARY LOGS TO '{last}'")
         return [r[0] for r in cluster.sql("mysql-m", "SHOW BINARY LOGS").rows] == [last]
 
@@ -55,26 +73,41 @@ def test_purged_binary_log(replab_cluster_factory, cli, server):
     assert "has not caught up" in nemesis.start(cluster, "mysql-s1")
     assert time.monotonic() - t0 < 15  # an IO thread stopped on 1236 is not waited for
     d = _one(cluster, "mysql-s1")
-    assert d.severity == "broken" and d.errno == 1236
+    mysql = cluster.flavor.name == "mysql"
+    assert d.severity == "broken" and d.errno == (13114 if mysql else 1236) and "1236" in d.error
+    assert d.binlog is not None and d.binlog["kind"] == "purged" and d.binlog["replica_at"] == s1_at
     assert d.summary.startswith(f"mysql-m purged binary logs this replica still needs: its position {s1_at} ")
     m_at = _gtid(cluster, "mysql-m")
-    lost = int(m_at.split("-")[2]) - int(s1_at.split("-")[2])
-    assert lost >= 10 and d.causes[0] == (f"mysql-m is at {m_at}; up to {lost} of its transaction(s) after {s1_at} "
-                                          "were in the purged logs and can never reach this replica by replication")
+    lost = _last(m_at) - _last(s1_at)
+    assert lost >= 10
+    if mysql:  # gtid_purged names exactly what is gone
+        gone = _span(cluster, _last(s1_at) + 1, _last(m_at))
+        assert (d.binlog["lost"], d.binlog["lost_gtids"], d.binlog["exact"]) == (lost, gone, True)
+        assert d.causes[0] == (f"mysql-m is at {m_at}; {lost} of its transaction(s) ({gone}) after {s1_at} were in "
+                               "the purged logs and can never reach this replica by replication")
+    else:  # MariaDB keeps no purged set: an upper bound from the sequence numbers
+        assert (d.binlog["lost"], d.binlog["exact"]) == (lost, False)
+        assert d.causes[0] == (f"mysql-m is at {m_at}; up to {lost} of its transaction(s) after {s1_at} were in "
+                               "the purged logs and can never reach this replica by replication")
     assert d.errant_gtids == [] and not any("errant" in c for c in d.causes)
     assert d.next_writes and "replab repair mysql-s1" in d.next_writes[0]
     r = cli("diagnose", home=cluster.home)
     assert r.returncode == 1 and "mysql-m purged binary logs" in " ".join(r.stdout.split())
 
 
-@pytest.mark.parametrize("server", params("mariadb-10.11"))
-def test_reset_master_silent_stall_and_errant_transactions(replab_cluster, cli):
+def test_reset_binary_log_stall_divergence_and_repair(replab_cluster, cli):
+    """RESET MASTER (MySQL: RESET BINARY LOGS AND GTIDS) on the primary: a silent stall, error 1236 on
+    reconnect, then, once the primary has issued the replica's numbers again, a silent divergence."""
     cluster = replab_cluster
+    reset = cluster.flavor.reset_binlog()
     assert feed(cluster, rows=20).ok == 20
-    # an errant transaction on mysql-s2 (its own server_id 3) is errant; the primary's own GTIDs never are
+    assert all(cluster.wait_caught_up(10).values())  # the drift below takes the next id after the replica's last
+    # an errant transaction on mysql-s2 (its own server_id / UUID) is errant; the primary's own GTIDs never are
     nemesis.drift(cluster, "mysql-s2", insert_rows="events:1", binlog=True)
+    assert all(cluster.wait_caught_up(10, names=["mysql-s1"]).values())
     s1_at = _gtid(cluster, "mysql-s1")
-    cluster.sql("mysql-m", "RESET MASTER")  # the binary log starts again at mysql-bin.000001 and 0-1-1
+    time.sleep(1.1)  # MariaDB stamps a GTID event to the second: the re-issued ones must differ from the old
+    cluster.sql("mysql-m", reset)  # the binary log starts again at mysql-bin.000001 and transaction number 1
     for i in range(3):
         cluster.sql("mysql-m", f"INSERT INTO mydb.events VALUES ({900 + i}, 'after-reset', {i}, 'x')")
     time.sleep(1.0)
@@ -82,26 +115,55 @@ def test_reset_master_silent_stall_and_errant_transactions(replab_cluster, cli):
     assert st.io_running and st.sql_running and st.last_errno == 0  # the stall is silent
     d = _one(cluster, "mysql-s1")
     assert d.severity == "broken" and d.errant_gtids == []
-    assert d.summary == (f"mysql-m's binary log was reset (RESET MASTER) or purged: this replica's position "
-                         f"{s1_at} is no longer in it; IO and SQL threads still say Yes but nothing arrives (a "
-                         "silent stall); the next reconnect fails with error 1236")
-    assert d.causes[0] == (f"mysql-m's binary log holds only up to 0-1-3 while this replica already applied "
-                           f"{s1_at}: the primary's GTID sequence restarted below this replica's position")
-    assert d.causes[1].startswith("lost for this replica: the 3 transaction(s) mysql-m wrote since the reset")
+    assert d.binlog is not None and (d.binlog["kind"], d.binlog["stalled"], d.binlog["lost"],
+                                     d.binlog["lost_gtids"]) == ("reset", True, 3, _span(cluster, 1, 3))
+    assert d.summary == (f"mysql-m's binary log was reset ({reset}) or purged: this replica's position {s1_at} is no "
+                         "longer in it; IO and SQL threads still say Yes but nothing arrives (a silent stall)")
+    assert d.causes[0] == (f"mysql-m's binary log holds only up to {_gtid(cluster, 'mysql-m')} while this replica "
+                           f"already applied {s1_at}: the primary's GTID sequence restarted below this replica's "
+                           "position")
+    assert d.causes[1].startswith(f"lost for this replica: the 3 transaction(s) ({_span(cluster, 1, 3)}) mysql-m "
+                                  "wrote since the reset")
+    assert d.next_writes[0].startswith("when mysql-m's new binary log grows past this replica's read position")
     d2 = _one(cluster, "mysql-s2")
-    assert len(d2.errant_gtids) == 1 and d2.errant_gtids[0].startswith("0-3-"), d2.errant_gtids
+    s2_source = str(cluster.sql("mysql-s2", cluster.flavor.gtid_source_id()).rows[0][0])
+    assert len(d2.errant_gtids) == 1 and s2_source in d2.errant_gtids[0], d2.errant_gtids
     assert cli("diagnose", home=cluster.home).returncode == 1
     # check shows what the stalled replica lacks, by row id
     report = checker.check(cluster, wait=5)
     assert ("mysql-s1", "missing_rows", (900, 901, 902)) in {(p.node, p.kind, tuple(p.rows)) for p in
                                                              report.problems if p.source == "checksum"}
-    # on reconnect the stall becomes error 1236; the cause stays the reset
-    cluster.sql("mysql-s1", "STOP SLAVE")
-    cluster.sql("mysql-s1", "START SLAVE")
-    assert wait_for(lambda: _status(cluster, "mysql-s1").last_errno == 1236)
+    # on reconnect the stall becomes error 1236 (MySQL: 13114 wrapping it); the cause stays the reset
+    cluster.sql("mysql-s1", cluster.flavor.stop_replica())
+    cluster.sql("mysql-s1", cluster.flavor.start_replica())
+    assert wait_for(lambda: _io_failed(cluster, "mysql-s1"))
     d = _one(cluster, "mysql-s1")
-    assert d.errno == 1236 and d.summary.startswith("mysql-m's binary log was reset") and \
-        d.summary.endswith("replication stopped")
+    assert d.errno in (1236, 13114) and "1236" in d.error and d.binlog["kind"] == "reset"
+    assert d.summary.startswith("mysql-m's binary log was reset") and d.summary.endswith("replication stopped")
+    # the primary issues the replica's numbers again; a restart is now accepted and skips them all, silently
+    assert feed(cluster, rows=_last(s1_at)).ok == _last(s1_at)
+    cluster.sql("mysql-s1", cluster.flavor.start_replica())
+    assert all(cluster.wait_caught_up(15, names=["mysql-s1"]).values())
+    st = _status(cluster, "mysql-s1")
+    assert st.io_running and st.sql_running and st.last_errno == 0 and _gtid(cluster, "mysql-s1") == \
+        _gtid(cluster, "mysql-m")  # the GTID states agree: only the binary logs tell
+    d = _one(cluster, "mysql-s1")
+    lost = _span(cluster, 1, _last(s1_at))
+    assert d.severity == "drift" and d.errno == 0 and d.errant_gtids == []
+    assert d.binlog is not None and (d.binlog["kind"], d.binlog["lost"], d.binlog["lost_gtids"], d.binlog["exact"]) \
+        == ("reissued", _last(s1_at), lost, True)
+    assert d.summary == (f"mysql-m's binary log was reset ({reset}) and its GTID numbers issued again: this replica's "
+                         f"history {lost} is not in it any more; it skipped mysql-m's new transactions with those "
+                         "numbers and replicates on without them (a silent divergence)")
+    assert d.causes[1].startswith(f"lost for this replica: {_last(s1_at)} transaction(s) of mysql-m ({lost})")
+    assert any(re.fullmatch(r"\d+ row\(s\) of mydb\.events are missing here \(id 900\.\.\d+\)", c) for c in d.causes), \
+        d.causes  # the rows of the skipped transactions, from the first one written after the reset
+    assert "replab repair mysql-s1" in d.next_writes[0]
+    # a rebuild from a fresh snapshot recovers it, and diagnose finds nothing left to explain
+    rep = repair(cluster, "mysql-s1")
+    assert rep.verified, rep.steps
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "ok" and d.binlog is None, d.render()
 
 
 def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster, cli):

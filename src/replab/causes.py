@@ -7,6 +7,7 @@ No I/O here: unit-tested on recorded values.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .gtid import GtidParseError, GtidSet, minus_intervals
@@ -75,56 +76,172 @@ def errant_gtids(replica_state: str | None, primary_state: str | None, primary_i
 # --- the primary's binary log reset or purged under a replica ----------------------------------------
 @dataclass
 class BinlogGap:
-    """The replica's position of the primary's own GTIDs is not (or no longer) in the primary's binary log."""
+    """The replica's position of the primary's own GTIDs is not (or no longer) in the primary's binary log.
 
-    kind: str  # "reset": the primary's GTID sequence restarted below the replica's; "purged": logs removed
-    replica_at: str  # the replica's last GTID of the primary's source
+    Observed on MariaDB 10.11 and MySQL 9.7 (docs/faults.md): after the primary's binary log is reset, a
+    connected replica's IO thread waits at its old byte position in the new, same-named file: nothing
+    arrives. When the new file grows past that position the connection drops and the IO thread reconnects
+    with the replica's GTID position: refused (MariaDB 1236, MySQL 13114 wrapping 1236) while the primary
+    has not yet issued that number again, accepted once it has, and then the primary's new transactions up
+    to that number are skipped as already applied (a silent divergence, kind "reissued")."""
+
+    kind: str  # "reset": the primary's sequence restarted below the replica's; "purged": logs the replica
+    #            still needs were removed; "reissued": the primary issued GTIDs again that the replica had
+    replica_at: str  # the replica's last GTID of the primary's source ("(none)" when it has none)
     primary_at: str  # the primary's binary log state for that source ("" when empty)
-    lost: int  # transactions of the primary this replica never received (at most, for "purged")
+    lost: int  # transactions of the primary this replica never received and cannot receive by replication
     stalled: bool  # IO and SQL threads say Yes, yet nothing arrives
+    lost_gtids: str = ""  # those transactions as GTIDs ("" when only a count is known)
+    exact: bool = True  # False: ``lost`` is an upper bound (MariaDB purge) or a lower one (a bounded read)
+    read_at: str = ""  # where the replica's IO thread reads in the primary's binary log ("file at pos")
+
+
+def gtid_span(source: str, ranges: Ranges) -> str:
+    """Transactions as GTIDs: MySQL ``uuid:1-34``, MariaDB ``0-1-1..34`` (every range of the source)."""
+    if ":" not in source and source.count("-") == 1:
+        return ",".join(f"{source}-{a}" if a == b else f"{source}-{a}..{b}" for a, b in ranges)
+    return gtid_text(source, ranges)
+
+
+def _count(ranges: Ranges) -> int:
+    return sum(b - a + 1 for a, b in ranges)
 
 
 def binlog_gap(replica_executed: str, primary_state: str, primary_id: str, *, io_errno: int, io_error: str,
-               io_running: bool, sql_running: bool) -> BinlogGap | None:
-    """Is this replica past (reset) or before (purged) what the primary's binary log holds?"""
+               io_running: bool, sql_running: bool, replica_retrieved: str = "", primary_purged: str = "",
+               read_at: str = "") -> BinlogGap | None:
+    """Is this replica past (reset) or before (purged) what the primary's binary log holds?
+
+    ``primary_purged`` is MySQL's gtid_purged: GTIDs in it that the replica has neither applied nor
+    retrieved can never reach it by replication. MariaDB keeps no such set; there the IO error says it."""
     rsrc = gtid_sources(replica_executed)
     psrc = gtid_sources(primary_state)
     for src in not_in(replica_executed, primary_state):
         if not from_source(src, primary_id):
             continue
-        primary_last = psrc[src][-1][1] if src in psrc else 0
-        return BinlogGap("reset", gtid_text(src, rsrc[src]), gtid_text(src, psrc[src]) if src in psrc else "",
-                         lost=primary_last, stalled=io_running and sql_running)
-    if io_errno == 1236 and ("purged" in io_error or "not in the master's binlog" in io_error
-                             or "not in the source's binlog" in io_error):
-        own = next((s for s in psrc if from_source(s, primary_id)), None)
+        new = psrc.get(src, [])
+        reused = subtract(new, subtract(new, rsrc[src]))  # numbers issued again that the replica already has
+        return BinlogGap("reset", gtid_text(src, rsrc[src]), gtid_text(src, new) if new else "",
+                         lost=_count(reused), stalled=io_running and sql_running,
+                         lost_gtids=gtid_span(src, reused) if reused else "", read_at=read_at)
+    own = next((s for s in psrc if from_source(s, primary_id)), None)
+    if primary_purged:
+        gone = not_in(primary_purged, f"{replica_executed},{replica_retrieved}")
+        if gone:
+            at = own if own is not None else next(iter(gone))
+            return BinlogGap("purged", gtid_text(at, rsrc[at]) if at in rsrc else "(none)",
+                             gtid_text(at, psrc[at]) if at in psrc else "", lost=sum(map(_count, gone.values())),
+                             stalled=False, lost_gtids=",".join(gtid_span(s, r) for s, r in gone.items()),
+                             read_at=read_at)
+    if io_errno in (1236, 13114) and ("purged" in io_error or "not in the master's binlog" in io_error
+                                      or "not in the source's binlog" in io_error):
         if own is None:
             return None
         replica_last = rsrc[own][-1][1] if own in rsrc else 0
         return BinlogGap("purged", gtid_text(own, rsrc[own]) if own in rsrc else "(none)",
-                         gtid_text(own, psrc[own]), lost=max(0, psrc[own][-1][1] - replica_last), stalled=False)
+                         gtid_text(own, psrc[own]), lost=max(0, psrc[own][-1][1] - replica_last), stalled=False,
+                         exact=False, read_at=read_at)
     return None
 
 
-def gap_sentences(gap: BinlogGap, primary: str, node: str) -> tuple[str, list[str], list[str]]:
-    """(summary, causes, next) in plain words for a ``BinlogGap``."""
+# --- the same GTID naming different transactions: what a silent divergence after a reset leaves -----
+Stamps = dict[tuple[str, int], str]
+_GTID_HEADER = re.compile(r"^#\d{6}\s+(\d{1,2}:\d\d:\d\d)\s+server id \d+\s.*\tGTID[\t ](.*)$")
+_MARIADB_GTID = re.compile(r"^(\d+-\d+)-(\d+)\b")
+_GTID_NEXT = re.compile(r"^SET @@SESSION\.GTID_NEXT=\s*'(.+):(\d+)'", re.I)
+
+
+def gtid_stamps(lines: Iterable[str], limit: int) -> tuple[Stamps, bool]:
+    """{(source, number): commit stamp} of the first ``limit`` GTIDs in ``mysqlbinlog``/``mariadb-binlog``
+    output, and whether the output ended before the limit (the whole log was read).
+
+    The stamp is what replication keeps unchanged on every copy of a transaction: MySQL's
+    original_committed_timestamp (microseconds), MariaDB's GTID event time (seconds). Two copies of one GTID
+    with different stamps are two different transactions."""
+    out: Stamps = {}
+    stamp: str | None = None
+    for line in lines:
+        head = _GTID_HEADER.match(line)
+        if head:
+            rest = head.group(2)
+            m = re.search(r"original_committed_timestamp=(\d+)", rest)
+            stamp = m.group(1) if m else line[1:].split(" server id")[0].strip()
+            maria = _MARIADB_GTID.match(rest)
+            if maria:  # MariaDB names the GTID on the header line itself
+                out[(maria.group(1), int(maria.group(2)))] = stamp
+                stamp = None
+        elif stamp is not None and (nxt := _GTID_NEXT.match(line)):
+            out[(nxt.group(1).lower(), int(nxt.group(2)))] = stamp
+            stamp = None
+        if len(out) >= limit:
+            return out, False
+    return out, True
+
+
+def reissue_gap(primary: Stamps, replica: Stamps, primary_id: str, replica_executed: str, primary_state: str,
+                *, complete: bool) -> BinlogGap | None:
+    """GTIDs of the primary's own source that both binary logs hold with different stamps: the primary
+    issued them again (after a reset) for other transactions, which this replica skipped as applied."""
+    numbers: dict[str, list[int]] = {}
+    for key, stamp in primary.items():
+        other = replica.get(key)
+        if other is not None and other != stamp and from_source(key[0], primary_id):
+            numbers.setdefault(key[0], []).append(key[1])
+    if not numbers:
+        return None
+    src, nums = next(iter(sorted(numbers.items())))
+    ranges: Ranges = []
+    for n in sorted(nums):
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], n)
+        else:
+            ranges.append((n, n))
+    rsrc, psrc = gtid_sources(replica_executed), gtid_sources(primary_state)
+    return BinlogGap("reissued", gtid_text(src, rsrc[src]) if src in rsrc else "(none)",
+                     gtid_text(src, psrc[src]) if src in psrc else "", lost=_count(ranges), stalled=False,
+                     lost_gtids=gtid_span(src, ranges), exact=complete)
+
+
+def gap_sentences(gap: BinlogGap, primary: str, node: str, reset: str = "RESET MASTER"
+                  ) -> tuple[str, list[str], list[str]]:
+    """(summary, causes, next) in plain words for a ``BinlogGap``; ``reset`` names the flavor's statement."""
     fix = (f"rebuild it from a fresh snapshot of {primary} with a valid position: replab repair {node} "
            "(restarting replication cannot help)")
+    lost = f" ({gap.lost_gtids})" if gap.lost_gtids else ""
     if gap.kind == "reset":
         now = f"holds only up to {gap.primary_at}" if gap.primary_at else "is empty"
-        how = ("IO and SQL threads still say Yes but nothing arrives (a silent stall); the next reconnect "
-               "fails with error 1236" if gap.stalled else "replication stopped")
-        summary = (f"{primary}'s binary log was reset (RESET MASTER) or purged: this replica's position "
+        how = ("IO and SQL threads still say Yes but nothing arrives (a silent stall)" if gap.stalled
+               else "replication stopped")
+        summary = (f"{primary}'s binary log was reset ({reset}) or purged: this replica's position "
                    f"{gap.replica_at} is no longer in it; {how}")
         causes = [f"{primary}'s binary log {now} while this replica already applied {gap.replica_at}: the "
                   f"primary's GTID sequence restarted below this replica's position",
-                  f"lost for this replica: the {gap.lost} transaction(s) {primary} wrote since the reset; they "
-                  f"reuse GTID numbers this replica counts as applied, so it would skip them even if it "
-                  f"reconnected"]
+                  f"lost for this replica: the {gap.lost} transaction(s){lost} {primary} wrote since the reset; "
+                  f"they reuse GTID numbers this replica counts as applied, so it skips them, and every further "
+                  f"one up to {gap.replica_at}"]
+        nxt = [fix]
+        if gap.stalled:
+            where = f" ({gap.read_at})" if gap.read_at else ""
+            nxt.insert(0, f"when {primary}'s new binary log grows past this replica's read position{where}, the "
+                          f"IO thread reconnects: it stops with error 1236 while {primary} has not yet reached "
+                          f"{gap.replica_at}, and once it has, it replicates on silently without everything "
+                          "numbered up to there")
+        return summary, causes, nxt
+    if gap.kind == "reissued":
+        summary = (f"{primary}'s binary log was reset ({reset}) and its GTID numbers issued again: this "
+                   f"replica's history {gap.lost_gtids} is not in it any more; it skipped {primary}'s new "
+                   "transactions with those numbers and replicates on without them (a silent divergence)")
+        causes = [f"{gap.lost_gtids} name other transactions on {primary} than the ones this replica applied "
+                  "(their commit times in the two binary logs differ): the primary's GTID sequence restarted "
+                  "after this replica had applied them",
+                  f"lost for this replica: {'' if gap.exact else 'at least '}{gap.lost} transaction(s) of "
+                  f"{primary}{lost}; GTID auto-positioning skips a GTID the replica already has, so they never "
+                  "arrived and never will"]
         return summary, causes, [fix]
     summary = (f"{primary} purged binary logs this replica still needs: its position {gap.replica_at} is older "
                "than the oldest binary log the primary kept (error 1236)")
-    causes = [f"{primary} is at {gap.primary_at}; up to {gap.lost} of its transaction(s) after {gap.replica_at} "
+    amount = f"up to {gap.lost}" if not gap.exact else str(gap.lost)
+    causes = [f"{primary} is at {gap.primary_at}; {amount} of its transaction(s){lost} after {gap.replica_at} "
               "were in the purged logs and can never reach this replica by replication"]
     return summary, causes, [fix]
 

@@ -20,13 +20,25 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 
 from . import db, replication
-from .causes import Column, before, binlog_gap, ddl_change, errant_gtids, gap_sentences
+from .causes import (
+    BinlogGap,
+    Column,
+    Stamps,
+    before,
+    binlog_gap,
+    ddl_change,
+    errant_gtids,
+    gap_sentences,
+    gtid_stamps,
+    reissue_gap,
+)
 from .config import quote_ident
 from .engines.base import RUNNING
 from .errors import ReplabError, SqlError
@@ -36,6 +48,8 @@ if TYPE_CHECKING:
 
 SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
 MAX_KEYS = 200_000
+STAMP_LIMIT = 50_000  # GTIDs read from the start of each binary log when looking for GTIDs issued twice
+STAMP_SECONDS = 20.0
 
 
 @dataclass
@@ -54,6 +68,7 @@ class Diagnosis:
     shifted: list[str] = field(default_factory=list)
     errant_gtids: list[str] = field(default_factory=list)
     event: list[str] = field(default_factory=list)
+    binlog: dict[str, Any] | None = None  # the primary's binary log reset/purged under it (BinlogGap fields)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -215,14 +230,15 @@ def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
             pconn = cluster.connect(primary.name, timeout=2, read_timeout=10, dict_rows=False)
         except SqlError:
             pconn = None
+    stamps: dict[str, tuple[Stamps, bool] | None] = {}  # binary log stamps read, by node (the primary once)
     try:
-        return [_one(cluster, name, pconn) for name in names]
+        return [_one(cluster, name, pconn, stamps) for name in names]
     finally:
         if pconn is not None:
             pconn.close()
 
 
-def _one(cluster: Cluster, name: str, pconn: Any) -> Diagnosis:
+def _one(cluster: Cluster, name: str, pconn: Any, stamps: dict[str, tuple[Stamps, bool] | None]) -> Diagnosis:
     state = cluster.engine.state(cluster.node(name))
     if state != RUNNING:
         hint = f"replab resume {name}" if state == "paused" else f"replab start {name}"
@@ -231,12 +247,13 @@ def _one(cluster: Cluster, name: str, pconn: Any) -> Diagnosis:
     fmt = cluster.binlog_format
     try:
         with cluster.connect(name, timeout=2, read_timeout=10) as rconn:
-            return _examine(cluster, name, rconn, pconn, fmt)
+            return _examine(cluster, name, rconn, pconn, fmt, stamps)
     except (SqlError, pymysql.MySQLError) as exc:
         return Diagnosis(name, "down", f"does not answer ({exc})")
 
 
-def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> Diagnosis:
+def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
+             stamps: dict[str, tuple[Stamps, bool] | None]) -> Diagnosis:
     st = replication.replica_status(rconn, cluster.flavor)
     if st is None:
         return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
@@ -253,8 +270,17 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
         # what the primary wrote or applied: its binary log state plus its executed position (a promoted
         # replica without log_slave_updates has applied the old primary's GTIDs without logging them)
         d.errant_gtids = errant_gtids(rstate, f"{pstate},{replication.executed_gtid(pconn, flavor)}", pid)
-        gap = binlog_gap(replication.executed_gtid(rconn, flavor), pstate, pid, io_errno=st.last_io_errno,
-                         io_error=st.last_io_error, io_running=st.io_running, sql_running=st.sql_running)
+        purged_sql = flavor.purged_gtid()
+        rexec = replication.executed_gtid(rconn, flavor)
+        read_at = (f"{st.source_log_file} at {st.read_source_log_pos}"
+                   if st.source_log_file and st.read_source_log_pos else "")
+        gap = binlog_gap(rexec, pstate, pid, io_errno=st.last_io_errno, io_error=st.last_io_error,
+                         io_running=st.io_running, sql_running=st.sql_running,
+                         replica_retrieved=str(st.gtid_io_pos or "") if purged_sql else "",
+                         primary_purged=str(db.scalar(pconn, purged_sql) or "") if purged_sql else "",
+                         read_at=read_at)
+        if gap is None:  # GTID states agree: did the primary issue some of them again (reset, then healed)?
+            gap = _reissued(cluster, name, pid, rexec, pstate, stamps)
     ddl = None
     if st.last_sql_errno:  # a failing DDL: compare with the primary's table as it was before the statement
         ddl = ddl_change(_query_of(st.last_sql_error), _default_db(st.last_sql_error))
@@ -287,10 +313,14 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
                              "these transactions to the others")
     # the error itself
     if gap is not None:
-        d.severity = "broken"
-        d.summary, causes, d.next_writes = gap_sentences(gap, cluster.primary.name, name)
+        d.binlog = asdict(gap)
+        d.summary, causes, d.next_writes = gap_sentences(gap, cluster.primary.name, name, flavor.reset_binlog())
         d.causes = causes + d.causes
         d.errno, d.error = st.last_io_errno, st.last_io_error
+        if gap.kind == "reissued" and st.last_sql_errno:  # e.g. 1032: a row whose INSERT it skipped
+            d.errno, d.error = st.last_sql_errno, st.last_sql_error
+        silent = gap.kind == "reissued" and st.io_running and st.sql_running and not d.errno
+        d.severity = "drift" if silent else "broken"
     elif st.last_sql_errno or not st.sql_running:
         d.severity = "broken"
         d.errno, d.error = st.last_sql_errno, st.last_sql_error
@@ -306,9 +336,56 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str) -> D
     elif d.causes:
         d.severity = "drift"
         d.summary = "replicating, but drifted from the primary: " + "; ".join(d.causes[:2])
-    if pconn is not None and d.severity != "down" and st.sql_running and gap is None:
+    if pconn is not None and d.severity != "down" and st.sql_running and (gap is None or gap.kind == "reissued"):
         _row_drift(d, cluster, pconn, rconn, pschema, drift_tables)
     return d
+
+
+def _reissued(cluster: Cluster, name: str, primary_id: str, replica_executed: str, primary_state: str,
+              stamps: dict[str, tuple[Stamps, bool] | None]) -> BinlogGap | None:
+    """Compare the commit stamps of the GTIDs at the start of the primary's and this replica's binary logs:
+    the same GTID with another stamp is another transaction, issued again after the primary's log was reset."""
+    for node in (cluster.primary.name, name):
+        if node not in stamps:
+            stamps[node] = _read_stamps(cluster, node)
+    primary, replica = stamps[cluster.primary.name], stamps[name]
+    if primary is None or replica is None:
+        return None
+    return reissue_gap(primary[0], replica[0], primary_id, replica_executed, primary_state,
+                       complete=primary[1] and replica[1])
+
+
+def _read_stamps(cluster: Cluster, node: str) -> tuple[Stamps, bool] | None:
+    """The GTID commit stamps at the start of ``node``'s binary log (``STAMP_LIMIT`` GTIDs at most), read
+    with the flavor's binlog tool from the server (credentials from the 0600 option file); None when the
+    engine cannot read binary logs or the tool fails."""
+    try:
+        cluster.engine.require("binlog")
+        base = cluster.engine.tool_argv("binlog", cluster.node(node), cluster.credentials_file)
+        with cluster.connect(node, timeout=2, read_timeout=10) as conn:
+            logs = db.query(conn, "SHOW BINARY LOGS")
+    except (ReplabError, pymysql.MySQLError):
+        return None
+    first = str(logs[0].get("Log_name") or "") if logs else ""
+    if not re.fullmatch(r"[\w.-]+", first):
+        return None
+    argv = [*base, "--read-from-remote-server", "--to-last-log", "--base64-output=decode-rows", first]
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return None
+    timer = threading.Timer(STAMP_SECONDS, proc.kill)  # a tool that hangs must not hang diagnose
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        found, whole = gtid_stamps(proc.stdout, STAMP_LIMIT)
+        if whole:  # it ended by itself: the whole log was read only if it exited cleanly in time
+            whole = proc.wait() == 0
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait()
+    return found, whole
 
 
 def _query_of(error: str) -> str | None:

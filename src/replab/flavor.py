@@ -35,6 +35,8 @@ class ReplicaStatus:
     gtid_io_pos: str | None
     using_gtid: str | None
     worker_error_pending: bool = False  # MySQL MTA: the real error is in the worker table, not fetched yet
+    source_log_file: str | None = None  # where the IO thread reads in the source's binary log
+    read_source_log_pos: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +183,11 @@ class Flavor:
     def binlog_gtid_state(self) -> str:
         """SELECT returning every GTID source in the node's binary log (errant-transaction detection)."""
         return self.executed_gtid()
+
+    def purged_gtid(self) -> str | None:
+        """SELECT returning the GTIDs whose binary logs this server no longer has (None: the flavor keeps no
+        such set; MariaDB's gtid_binlog_state still lists purged GTIDs)."""
+        return None
 
     def before_restore(self) -> list[str]:
         """Statements on a replica before a logical snapshot is loaded into it."""
@@ -381,6 +388,8 @@ class MariaDBFlavor(Flavor):
             source_port=_opt_int(row.get("Master_Port")),
             gtid_io_pos=row.get("Gtid_IO_Pos"),
             using_gtid=row.get("Using_Gtid"),
+            source_log_file=row.get("Master_Log_File") or None,
+            read_source_log_pos=_opt_int(row.get("Read_Master_Log_Pos")),
         )
 
 
@@ -485,6 +494,9 @@ class MySQLFlavor(Flavor):
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_executed"
 
+    def purged_gtid(self) -> str | None:
+        return "SELECT @@GLOBAL.gtid_purged"
+
     def gtid_source_id(self) -> str:
         return "SELECT @@GLOBAL.server_uuid"
 
@@ -576,6 +588,8 @@ class MySQLFlavor(Flavor):
             gtid_io_pos=row.get("Retrieved_Gtid_Set"),
             using_gtid="auto_position" if str(row.get("Auto_Position")) == "1" else None,
             worker_error_pending=sql_error.startswith(COORDINATOR_ERROR),
+            source_log_file=get("Source_Log_File", "Master_Log_File") or None,
+            read_source_log_pos=_opt_int(get("Read_Source_Log_Pos", "Read_Master_Log_Pos")),
         )
 
 
