@@ -12,6 +12,7 @@ from replab.causes import (
     gap_sentences,
     gtid_sources,
     gtid_stamps,
+    read_past_end,
     reissue_gap,
     subtract,
 )
@@ -61,6 +62,30 @@ def test_binlog_gap_reset_and_purged():
     assert mysql is not None and (mysql.kind, mysql.primary_at, mysql.lost_gtids) == ("reset", f"{U1}:1-2", f"{U1}:1-2")
     assert "(RESET BINARY LOGS AND GTIDS)" in gap_sentences(mysql, "mysql-m", "mysql-s1",
                                                            "RESET BINARY LOGS AND GTIDS")[0]
+
+
+def test_read_position_past_the_end_of_a_reset_log():
+    logs = [("mysql-bin.000001", 4000)]
+    assert read_past_end("mysql-bin.000001", 106864, logs) == "mysql-bin.000001 ends at 4000"
+    assert read_past_end("mysql-bin.000001", 3900, logs) == ""  # still inside: lag, not a reset
+    assert read_past_end("mysql-bin.000007", 400, logs) == ("it has no mysql-bin.000007 any more; its logs now run "
+                                                            "mysql-bin.000001..mysql-bin.000001")
+    assert read_past_end("mysql-bin.000001", 400, [("mysql-bin.000003", 900)]) == ""  # older: not a reset
+    assert read_past_end(None, None, logs) == "" and read_past_end("mysql-bin.000001", 9, []) == ""
+    # the primary re-issued 1..400 already: the replica is not ahead, only its read position tells
+    gap = binlog_gap("0-1-24", "0-1-400", "1", io_errno=0, io_error="", io_running=True, sql_running=True,
+                     read_at="mysql-bin.000001 at 106864", past_end="mysql-bin.000001 ends at 4000")
+    assert gap is not None and (gap.kind, gap.stalled, gap.ahead, gap.lost, gap.lost_gtids) == \
+        ("reset", True, False, 24, "0-1-1..24")
+    summary, causes, nxt = gap_sentences(gap, "mysql-m", "mysql-s1")
+    assert summary.endswith("is no longer in it; IO and SQL threads still say Yes but nothing arrives (a silent stall)")
+    assert causes[0].startswith("this replica's IO thread reads mysql-bin.000001 at 106864, beyond the end of "
+                                "mysql-m's binary log (mysql-bin.000001 ends at 4000)")
+    assert nxt[0].endswith("the IO thread reconnects: it replicates on silently, without the transactions numbered "
+                           "up to 0-1-24")
+    # a stopped IO thread's position is an old one: no evidence
+    assert binlog_gap("0-1-24", "0-1-400", "1", io_errno=0, io_error="", io_running=False, sql_running=True,
+                      past_end="mysql-bin.000001 ends at 4000") is None
 
 
 def test_binlog_gap_mysql_purged_by_gtid_purged():

@@ -93,6 +93,11 @@ def test_purged_binary_log(replab_cluster_factory, cli, server):
     assert d.next_writes and "replab repair mysql-s1" in d.next_writes[0]
     r = cli("diagnose", home=cluster.home)
     assert r.returncode == 1 and "mysql-m purged binary logs" in " ".join(r.stdout.split())
+    # the advice works: a rebuild from a fresh snapshot recovers it
+    rep = repair(cluster, "mysql-s1")
+    assert rep.verified, rep.steps
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "ok" and d.binlog is None, d.render()
 
 
 def test_reset_binary_log_stall_divergence_and_repair(replab_cluster, cli):
@@ -122,8 +127,11 @@ def test_reset_binary_log_stall_divergence_and_repair(replab_cluster, cli):
     assert d.causes[0] == (f"mysql-m's binary log holds only up to {_gtid(cluster, 'mysql-m')} while this replica "
                            f"already applied {s1_at}: the primary's GTID sequence restarted below this replica's "
                            "position")
-    assert d.causes[1].startswith(f"lost for this replica: the 3 transaction(s) ({_span(cluster, 1, 3)}) mysql-m "
-                                  "wrote since the reset")
+    assert re.fullmatch(rf"its IO thread reads {d.binlog['read_at']}, beyond the end of mysql-m's binary log "
+                        r"\(mysql-bin\.000001 ends at \d+\)", d.causes[1]), d.causes[1]
+    assert d.causes[2] == (f"lost for this replica: the 3 transaction(s) ({_span(cluster, 1, 3)}) mysql-m wrote since "
+                           "the reset under GTID numbers this replica counts as applied: it skips them, and every "
+                           f"further one up to {s1_at}")
     assert d.next_writes[0].startswith("when mysql-m's new binary log grows past this replica's read position")
     d2 = _one(cluster, "mysql-s2")
     s2_source = str(cluster.sql("mysql-s2", cluster.flavor.gtid_source_id()).rows[0][0])
@@ -136,7 +144,7 @@ def test_reset_binary_log_stall_divergence_and_repair(replab_cluster, cli):
     # on reconnect the stall becomes error 1236 (MySQL: 13114 wrapping it); the cause stays the reset
     cluster.sql("mysql-s1", cluster.flavor.stop_replica())
     cluster.sql("mysql-s1", cluster.flavor.start_replica())
-    assert wait_for(lambda: _io_failed(cluster, "mysql-s1"))
+    assert wait_for(lambda: _io_failed(cluster, "mysql-s1")), _status(cluster, "mysql-s1")
     d = _one(cluster, "mysql-s1")
     assert d.errno in (1236, 13114) and "1236" in d.error and d.binlog["kind"] == "reset"
     assert d.summary.startswith("mysql-m's binary log was reset") and d.summary.endswith("replication stopped")
@@ -164,6 +172,52 @@ def test_reset_binary_log_stall_divergence_and_repair(replab_cluster, cli):
     assert rep.verified, rep.steps
     d = _one(cluster, "mysql-s1")
     assert d.severity == "ok" and d.binlog is None, d.render()
+
+
+def test_reset_primary_passes_the_replica_then_it_reconnects_by_itself(replab_cluster_factory, server):
+    """After a reset the connected replica waits at its old byte position; once the primary has issued the
+    replica's GTID numbers again, only that position tells the stall (GTID states look merely behind). When
+    the new log grows past it, the IO thread reconnects by itself and replicates on without them (or, seen on
+    MySQL 9.7 only, stops, and a restart does)."""
+    cluster = replab_cluster_factory(nodes=2, server=server)
+    cluster.sql("mysql-m", "CREATE TABLE mydb.big (id INT PRIMARY KEY, b LONGTEXT)")
+    for i in range(5):  # a long binary log for few GTIDs: the replica's read position lies far out
+        cluster.sql("mysql-m", f"INSERT INTO mydb.big VALUES ({i}, REPEAT('y', 20000))")
+    assert all(cluster.wait_caught_up(10).values())
+    s1_at = _gtid(cluster, "mysql-s1")
+    time.sleep(1.1)  # MariaDB stamps a GTID event to the second: the re-issued ones must differ from the old
+    cluster.sql("mysql-m", cluster.flavor.reset_binlog())
+    for i in range(_last(s1_at) + 5):  # small transactions: past the replica's numbers, not its byte position
+        cluster.sql("mysql-m", f"INSERT INTO mydb.events VALUES ({900 + i}, 'after-reset', {i}, 'x')")
+    st = _status(cluster, "mysql-s1")
+    assert st.io_running and st.sql_running and st.last_errno == 0 and _gtid(cluster, "mysql-s1") == s1_at
+    d = _one(cluster, "mysql-s1")
+    lost = _span(cluster, 1, _last(s1_at))
+    assert d.severity == "broken" and d.binlog is not None
+    assert (d.binlog["kind"], d.binlog["stalled"], d.binlog["ahead"], d.binlog["lost_gtids"]) == \
+        ("reset", True, False, lost)
+    assert d.summary.endswith("IO and SQL threads still say Yes but nothing arrives (a silent stall)")
+    assert d.causes[0].startswith(f"this replica's IO thread reads {d.binlog['read_at']}, beyond the end of mysql-m's "
+                                  "binary log (mysql-bin.000001 ends at ")
+    # one big transaction takes the new log past the replica's position: the connection drops and the IO
+    # thread reconnects by itself from its GTID position, which the primary has again; on MySQL 9.7 the source
+    # may instead fail reading its new log from the old position (mid-event), and the IO thread stops
+    cluster.sql("mysql-m", "INSERT INTO mydb.big VALUES (99, REPEAT('z', 150000))")
+    m_at = _gtid(cluster, "mysql-m")
+    assert wait_for(lambda: _io_failed(cluster, "mysql-s1") or _gtid(cluster, "mysql-s1") == m_at)
+    if _io_failed(cluster, "mysql-s1"):
+        d = _one(cluster, "mysql-s1")
+        assert d.errno == 13114 and "I/O error reading log event" in d.error, d.error
+        assert d.severity == "broken" and (d.binlog["kind"], d.binlog["threads"], d.binlog["lost_gtids"]) == \
+            ("reissued", "io stopped", lost)
+        assert d.summary.endswith("its IO thread stopped; started again, it skips mysql-m's new transactions with "
+                                  "those numbers and replicates on without them")
+        cluster.sql("mysql-s1", cluster.flavor.start_replica())  # accepted: the primary is past its numbers
+    assert all(cluster.wait_caught_up(15).values())
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "drift" and d.errno == 0 and d.binlog is not None
+    assert (d.binlog["kind"], d.binlog["lost"], d.binlog["lost_gtids"]) == ("reissued", _last(s1_at), lost)
+    assert f"{_last(s1_at)} row(s) of mydb.events are missing here (id 900..{899 + _last(s1_at)})" in d.causes
 
 
 def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster, cli):

@@ -94,6 +94,24 @@ class BinlogGap:
     lost_gtids: str = ""  # those transactions as GTIDs ("" when only a count is known)
     exact: bool = True  # False: ``lost`` is an upper bound (MariaDB purge) or a lower one (a bounded read)
     read_at: str = ""  # where the replica's IO thread reads in the primary's binary log ("file at pos")
+    past_end: str = ""  # "reset": how the primary's binary log ends now, when the read position lies beyond it
+    ahead: bool = True  # "reset": the replica holds numbers of the primary's source that the primary has not
+    #                     issued again yet (else the primary is past them and re-issued every one)
+    threads: str = "running"  # "reissued": running | io stopped | sql stopped
+
+
+def read_past_end(read_file: str | None, read_pos: int | None, logs: list[tuple[str, int]]) -> str:
+    """Where the primary's binary log ends (``mysql-bin.000001 ends at 1073``) when a replica's IO thread
+    reads beyond it, else "". ``logs`` is SHOW BINARY LOGS (name, size), read after the replica's position:
+    a log only grows, so a position past its end means the log was reset under the replica."""
+    if not read_file or not read_pos or not logs:
+        return ""
+    sizes = dict(logs)
+    if read_file not in sizes:
+        # a log that is being read cannot be purged; a reset removes it anyway
+        return f"it has no {read_file} any more; its logs now run {logs[0][0]}..{logs[-1][0]}" \
+            if read_file > logs[-1][0] else ""
+    return f"{read_file} ends at {sizes[read_file]}" if read_pos > sizes[read_file] else ""
 
 
 def gtid_span(source: str, ranges: Ranges) -> str:
@@ -109,21 +127,26 @@ def _count(ranges: Ranges) -> int:
 
 def binlog_gap(replica_executed: str, primary_state: str, primary_id: str, *, io_errno: int, io_error: str,
                io_running: bool, sql_running: bool, replica_retrieved: str = "", primary_purged: str = "",
-               read_at: str = "") -> BinlogGap | None:
+               read_at: str = "", past_end: str = "") -> BinlogGap | None:
     """Is this replica past (reset) or before (purged) what the primary's binary log holds?
 
-    ``primary_purged`` is MySQL's gtid_purged: GTIDs in it that the replica has neither applied nor
-    retrieved can never reach it by replication. MariaDB keeps no such set; there the IO error says it."""
+    A reset shows as the replica holding GTIDs of the primary's own source that the primary lacks, or as
+    ``past_end`` (see ``read_past_end``) while the IO thread runs: then the primary may already have issued
+    the replica's numbers again. ``primary_purged`` is MySQL's gtid_purged: GTIDs in it that the replica
+    has neither applied nor retrieved can never reach it by replication. MariaDB keeps no such set; there
+    the IO error says it."""
     rsrc = gtid_sources(replica_executed)
     psrc = gtid_sources(primary_state)
-    for src in not_in(replica_executed, primary_state):
-        if not from_source(src, primary_id):
-            continue
+    ahead = [src for src in not_in(replica_executed, primary_state) if from_source(src, primary_id)]
+    mine = next((s for s in rsrc if from_source(s, primary_id)), None)
+    src = ahead[0] if ahead else mine if past_end and io_running else None
+    if src is not None:
         new = psrc.get(src, [])
         reused = subtract(new, subtract(new, rsrc[src]))  # numbers issued again that the replica already has
         return BinlogGap("reset", gtid_text(src, rsrc[src]), gtid_text(src, new) if new else "",
                          lost=_count(reused), stalled=io_running and sql_running,
-                         lost_gtids=gtid_span(src, reused) if reused else "", read_at=read_at)
+                         lost_gtids=gtid_span(src, reused) if reused else "", read_at=read_at, past_end=past_end,
+                         ahead=bool(ahead))
     own = next((s for s in psrc if from_source(s, primary_id)), None)
     if primary_purged:
         gone = not_in(primary_purged, f"{replica_executed},{replica_retrieved}")
@@ -179,9 +202,9 @@ def gtid_stamps(lines: Iterable[str], limit: int) -> tuple[Stamps, bool]:
 
 
 def reissue_gap(primary: Stamps, replica: Stamps, primary_id: str, replica_executed: str, primary_state: str,
-                *, complete: bool) -> BinlogGap | None:
+                *, complete: bool, io_running: bool = True, sql_running: bool = True) -> BinlogGap | None:
     """GTIDs of the primary's own source that both binary logs hold with different stamps: the primary
-    issued them again (after a reset) for other transactions, which this replica skipped as applied."""
+    issued them again (after a reset) for other transactions, which this replica skips as applied."""
     numbers: dict[str, list[int]] = {}
     for key, stamp in primary.items():
         other = replica.get(key)
@@ -199,7 +222,8 @@ def reissue_gap(primary: Stamps, replica: Stamps, primary_id: str, replica_execu
     rsrc, psrc = gtid_sources(replica_executed), gtid_sources(primary_state)
     return BinlogGap("reissued", gtid_text(src, rsrc[src]) if src in rsrc else "(none)",
                      gtid_text(src, psrc[src]) if src in psrc else "", lost=_count(ranges), stalled=False,
-                     lost_gtids=gtid_span(src, ranges), exact=complete)
+                     lost_gtids=gtid_span(src, ranges), exact=complete,
+                     threads="io stopped" if not io_running else "sql stopped" if not sql_running else "running")
 
 
 def gap_sentences(gap: BinlogGap, primary: str, node: str, reset: str = "RESET MASTER"
@@ -215,28 +239,39 @@ def gap_sentences(gap: BinlogGap, primary: str, node: str, reset: str = "RESET M
         summary = (f"{primary}'s binary log was reset ({reset}) or purged: this replica's position "
                    f"{gap.replica_at} is no longer in it; {how}")
         causes = [f"{primary}'s binary log {now} while this replica already applied {gap.replica_at}: the "
-                  f"primary's GTID sequence restarted below this replica's position",
-                  f"lost for this replica: the {gap.lost} transaction(s){lost} {primary} wrote since the reset; "
-                  f"they reuse GTID numbers this replica counts as applied, so it skips them, and every further "
-                  f"one up to {gap.replica_at}"]
+                  f"primary's GTID sequence restarted below this replica's position" if gap.ahead else
+                  f"this replica's IO thread reads {gap.read_at}, beyond the end of {primary}'s binary log "
+                  f"({gap.past_end}): the log restarted under it, and {primary} has since issued GTID numbers "
+                  f"up to {gap.primary_at} again"]
+        if gap.ahead and gap.past_end:
+            causes.append(f"its IO thread reads {gap.read_at}, beyond the end of {primary}'s binary log "
+                          f"({gap.past_end})")
+        further = f", and every further one up to {gap.replica_at}" if gap.ahead else ""
+        causes.append(f"lost for this replica: the {gap.lost} transaction(s){lost} {primary} wrote since the reset "
+                      f"under GTID numbers this replica counts as applied: it skips them{further}")
         nxt = [fix]
         if gap.stalled:
             where = f" ({gap.read_at})" if gap.read_at else ""
+            then = (f"it stops with error 1236 while {primary} has not yet issued {gap.replica_at} again, and once "
+                    "it has, it replicates on silently without everything numbered up to there" if gap.ahead else
+                    f"it replicates on silently, without the transactions numbered up to {gap.replica_at}")
             nxt.insert(0, f"when {primary}'s new binary log grows past this replica's read position{where}, the "
-                          f"IO thread reconnects: it stops with error 1236 while {primary} has not yet reached "
-                          f"{gap.replica_at}, and once it has, it replicates on silently without everything "
-                          "numbered up to there")
+                          f"IO thread reconnects: {then}")
         return summary, causes, nxt
     if gap.kind == "reissued":
+        skips = f"{primary}'s new transactions with those numbers"
+        now = {"running": f"it skipped {skips} and replicates on without them (a silent divergence)",
+               "io stopped": f"its IO thread stopped; started again, it skips {skips} and replicates on without "
+                             "them",
+               "sql stopped": f"it skipped {skips}; then its SQL thread stopped"}[gap.threads]
         summary = (f"{primary}'s binary log was reset ({reset}) and its GTID numbers issued again: this "
-                   f"replica's history {gap.lost_gtids} is not in it any more; it skipped {primary}'s new "
-                   "transactions with those numbers and replicates on without them (a silent divergence)")
+                   f"replica's history {gap.lost_gtids} is not in it any more; {now}")
         causes = [f"{gap.lost_gtids} name other transactions on {primary} than the ones this replica applied "
                   "(their commit times in the two binary logs differ): the primary's GTID sequence restarted "
                   "after this replica had applied them",
                   f"lost for this replica: {'' if gap.exact else 'at least '}{gap.lost} transaction(s) of "
                   f"{primary}{lost}; GTID auto-positioning skips a GTID the replica already has, so they never "
-                  "arrived and never will"]
+                  "reach it"]
         return summary, causes, [fix]
     summary = (f"{primary} purged binary logs this replica still needs: its position {gap.replica_at} is older "
                "than the oldest binary log the primary kept (error 1236)")

@@ -37,6 +37,7 @@ from .causes import (
     errant_gtids,
     gap_sentences,
     gtid_stamps,
+    read_past_end,
     reissue_gap,
 )
 from .config import quote_ident
@@ -274,13 +275,14 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         rexec = replication.executed_gtid(rconn, flavor)
         read_at = (f"{st.source_log_file} at {st.read_source_log_pos}"
                    if st.source_log_file and st.read_source_log_pos else "")
+        logs = [(str(r["Log_name"]), int(r["File_size"])) for r in db.query(pconn, "SHOW BINARY LOGS")]
         gap = binlog_gap(rexec, pstate, pid, io_errno=st.last_io_errno, io_error=st.last_io_error,
                          io_running=st.io_running, sql_running=st.sql_running,
                          replica_retrieved=str(st.gtid_io_pos or "") if purged_sql else "",
                          primary_purged=str(db.scalar(pconn, purged_sql) or "") if purged_sql else "",
-                         read_at=read_at)
+                         read_at=read_at, past_end=read_past_end(st.source_log_file, st.read_source_log_pos, logs))
         if gap is None:  # GTID states agree: did the primary issue some of them again (reset, then healed)?
-            gap = _reissued(cluster, name, pid, rexec, pstate, stamps)
+            gap = _reissued(cluster, name, pid, rexec, pstate, stamps, st.io_running, st.sql_running)
     ddl = None
     if st.last_sql_errno:  # a failing DDL: compare with the primary's table as it was before the statement
         ddl = ddl_change(_query_of(st.last_sql_error), _default_db(st.last_sql_error))
@@ -342,7 +344,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
 
 
 def _reissued(cluster: Cluster, name: str, primary_id: str, replica_executed: str, primary_state: str,
-              stamps: dict[str, tuple[Stamps, bool] | None]) -> BinlogGap | None:
+              stamps: dict[str, tuple[Stamps, bool] | None], io_running: bool, sql_running: bool) -> BinlogGap | None:
     """Compare the commit stamps of the GTIDs at the start of the primary's and this replica's binary logs:
     the same GTID with another stamp is another transaction, issued again after the primary's log was reset."""
     for node in (cluster.primary.name, name):
@@ -352,7 +354,7 @@ def _reissued(cluster: Cluster, name: str, primary_id: str, replica_executed: st
     if primary is None or replica is None:
         return None
     return reissue_gap(primary[0], replica[0], primary_id, replica_executed, primary_state,
-                       complete=primary[1] and replica[1])
+                       complete=primary[1] and replica[1], io_running=io_running, sql_running=sql_running)
 
 
 def _read_stamps(cluster: Cluster, node: str) -> tuple[Stamps, bool] | None:
