@@ -49,6 +49,11 @@ def _span(cluster, first: int, last: int) -> str:
     return f"{pid}:{first}-{last}"
 
 
+def _why(cluster, name: str) -> str:
+    """What a failed wait saw: the replica's status and the end of its server log."""
+    return f"{_status(cluster, name)}\n" + "\n".join(cluster.engine.log_tail(cluster.node(name), 12))
+
+
 def _io_failed(cluster, name: str) -> bool:
     st = _status(cluster, name)
     return not st.io_running and st.last_errno in (1236, 13114)  # MySQL: 13114 "Got fatal error 1236 from source"
@@ -71,7 +76,7 @@ def test_purged_binary_log(replab_cluster_factory, cli, server):
     assert wait_for(purged, 10)
     t0 = time.monotonic()
     assert "has not caught up" in nemesis.start(cluster, "mysql-s1")
-    assert time.monotonic() - t0 < 15  # an IO thread stopped on 1236 is not waited for
+    assert time.monotonic() - t0 < 15, _why(cluster, "mysql-s1")  # an IO thread stopped on 1236 is not waited for
     d = _one(cluster, "mysql-s1")
     mysql = cluster.flavor.name == "mysql"
     assert d.severity == "broken" and d.errno == (13114 if mysql else 1236) and "1236" in d.error
@@ -144,7 +149,7 @@ def test_reset_binary_log_stall_divergence_and_repair(replab_cluster, cli):
     # on reconnect the stall becomes error 1236 (MySQL: 13114 wrapping it); the cause stays the reset
     cluster.sql("mysql-s1", cluster.flavor.stop_replica())
     cluster.sql("mysql-s1", cluster.flavor.start_replica())
-    assert wait_for(lambda: _io_failed(cluster, "mysql-s1")), _status(cluster, "mysql-s1")
+    assert wait_for(lambda: _io_failed(cluster, "mysql-s1"), 60), _why(cluster, "mysql-s1")
     d = _one(cluster, "mysql-s1")
     assert d.errno in (1236, 13114) and "1236" in d.error and d.binlog["kind"] == "reset"
     assert d.summary.startswith("mysql-m's binary log was reset") and d.summary.endswith("replication stopped")

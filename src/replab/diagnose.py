@@ -1,7 +1,9 @@
 """Explain, in plain words, what replication did on each replica that is broken or drifting.
 
 The facts come from the replica's SHOW SLAVE STATUS, both nodes' information_schema.COLUMNS, their GTID
-state and (for row drift) primary keys of the cluster's tables. What each cause does was observed on
+state, the primary's SHOW BINARY LOGS and gtid_purged (MySQL), the GTID commit stamps at the start of both
+binary logs (the primary's log reset, purged, or its GTIDs issued again: ``causes.BinlogGap``, observed on
+MariaDB 10.11 and MySQL 9.7) and (for row drift) primary keys of the cluster's tables. What each cause does was observed on
 MariaDB 10.11 (see docs/faults.md): ROW events carry values by column position, so
 
 - a column dropped on the replica at the END: replication goes on, the primary's last value is ignored;
@@ -49,7 +51,8 @@ if TYPE_CHECKING:
 
 SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
 MAX_KEYS = 200_000
-STAMP_LIMIT = 50_000  # GTIDs read from the start of each binary log when looking for GTIDs issued twice
+STAMP_PROBE = 2_000  # GTIDs read from the start of each binary log when looking for GTIDs issued twice
+STAMP_LIMIT = 50_000  # ... and when some were: to count them
 STAMP_SECONDS = 20.0
 
 
@@ -231,7 +234,7 @@ def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
             pconn = cluster.connect(primary.name, timeout=2, read_timeout=10, dict_rows=False)
         except SqlError:
             pconn = None
-    stamps: dict[str, tuple[Stamps, bool] | None] = {}  # binary log stamps read, by node (the primary once)
+    stamps: dict[tuple[str, int], tuple[Stamps, bool] | None] = {}  # stamps read, by (node, limit): the primary once
     try:
         return [_one(cluster, name, pconn, stamps) for name in names]
     finally:
@@ -239,7 +242,8 @@ def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
             pconn.close()
 
 
-def _one(cluster: Cluster, name: str, pconn: Any, stamps: dict[str, tuple[Stamps, bool] | None]) -> Diagnosis:
+def _one(cluster: Cluster, name: str, pconn: Any, stamps: dict[tuple[str, int], tuple[Stamps, bool] | None]
+         ) -> Diagnosis:
     state = cluster.engine.state(cluster.node(name))
     if state != RUNNING:
         hint = f"replab resume {name}" if state == "paused" else f"replab start {name}"
@@ -254,7 +258,7 @@ def _one(cluster: Cluster, name: str, pconn: Any, stamps: dict[str, tuple[Stamps
 
 
 def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
-             stamps: dict[str, tuple[Stamps, bool] | None]) -> Diagnosis:
+             stamps: dict[tuple[str, int], tuple[Stamps, bool] | None]) -> Diagnosis:
     st = replication.replica_status(rconn, cluster.flavor)
     if st is None:
         return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
@@ -344,21 +348,29 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
 
 
 def _reissued(cluster: Cluster, name: str, primary_id: str, replica_executed: str, primary_state: str,
-              stamps: dict[str, tuple[Stamps, bool] | None], io_running: bool, sql_running: bool) -> BinlogGap | None:
+              stamps: dict[tuple[str, int], tuple[Stamps, bool] | None], io_running: bool,
+              sql_running: bool) -> BinlogGap | None:
     """Compare the commit stamps of the GTIDs at the start of the primary's and this replica's binary logs:
-    the same GTID with another stamp is another transaction, issued again after the primary's log was reset."""
-    for node in (cluster.primary.name, name):
-        if node not in stamps:
-            stamps[node] = _read_stamps(cluster, node)
-    primary, replica = stamps[cluster.primary.name], stamps[name]
-    if primary is None or replica is None:
-        return None
-    return reissue_gap(primary[0], replica[0], primary_id, replica_executed, primary_state,
-                       complete=primary[1] and replica[1], io_running=io_running, sql_running=sql_running)
+    the same GTID with another stamp is another transaction, issued again after the primary's log was reset.
+    A reset restarts the numbering at 1, so the first ``STAMP_PROBE`` GTIDs of each log tell; only then are
+    up to ``STAMP_LIMIT`` read, to count what was lost."""
+    gap = None
+    for limit in (STAMP_PROBE, STAMP_LIMIT):
+        for node in (cluster.primary.name, name):
+            if (node, limit) not in stamps:
+                stamps[(node, limit)] = _read_stamps(cluster, node, limit)
+        primary, replica = stamps[(cluster.primary.name, limit)], stamps[(name, limit)]
+        if primary is None or replica is None:
+            return gap
+        gap = reissue_gap(primary[0], replica[0], primary_id, replica_executed, primary_state,
+                          complete=primary[1] and replica[1], io_running=io_running, sql_running=sql_running)
+        if gap is None or gap.exact:
+            return gap
+    return gap
 
 
-def _read_stamps(cluster: Cluster, node: str) -> tuple[Stamps, bool] | None:
-    """The GTID commit stamps at the start of ``node``'s binary log (``STAMP_LIMIT`` GTIDs at most), read
+def _read_stamps(cluster: Cluster, node: str, limit: int) -> tuple[Stamps, bool] | None:
+    """The GTID commit stamps at the start of ``node``'s binary log (``limit`` GTIDs at most), read
     with the flavor's binlog tool from the server (credentials from the 0600 option file); None when the
     engine cannot read binary logs or the tool fails."""
     try:
@@ -380,7 +392,7 @@ def _read_stamps(cluster: Cluster, node: str) -> tuple[Stamps, bool] | None:
     timer.start()
     try:
         assert proc.stdout is not None
-        found, whole = gtid_stamps(proc.stdout, STAMP_LIMIT)
+        found, whole = gtid_stamps(proc.stdout, limit)
         if whole:  # it ended by itself: the whole log was read only if it exited cleanly in time
             whole = proc.wait() == 0
     finally:
