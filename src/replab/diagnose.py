@@ -3,8 +3,8 @@
 The facts come from the replica's SHOW SLAVE STATUS, both nodes' information_schema.COLUMNS, their GTID
 state, the primary's SHOW BINARY LOGS and gtid_purged (MySQL), the GTID commit stamps at the start of both
 binary logs (the primary's log reset, purged, or its GTIDs issued again: ``causes.BinlogGap``, observed on
-MariaDB 10.11 and MySQL 9.7) and (for row drift) primary keys of the cluster's tables. What each cause does was observed on
-MariaDB 10.11 (see docs/faults.md): ROW events carry values by column position, so
+MariaDB 10.11 and MySQL 9.7) and (for row drift) primary keys of the cluster's tables. What each schema
+cause does was observed on MariaDB 10.11 (see docs/faults.md): ROW events carry values by column position, so
 
 - a column dropped on the replica at the END: replication goes on, the primary's last value is ignored;
 - dropped in the MIDDLE: every later value shifts one column to the left; when types differ the SQL thread
