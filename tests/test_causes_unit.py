@@ -124,12 +124,26 @@ MYSQL_LOG = [
     "#261124  3:42:10 server id 1  end_log_pos 198 CRC32 0x107b871c \tPrevious-GTIDs\n",
     "SET @@SESSION.GTID_NEXT= 'AUTOMATIC' /* added by mysqlbinlog */ /*!*/;\n",
 ]
-MARIADB_LOG = [
-    "#261124  3:45:13 server id 1  end_log_pos 4414 CRC32 0x2dbd8912 \tGTID 0-1-19 trans\n",
-    "/*M!100001 SET @@session.gtid_seq_no=19*//*!*/;\n",
-    "#261124  3:45:14 server id 1  end_log_pos 4690 CRC32 0x2dbd8913 \tGTID 0-1-20 trans\n",
-    "#261124  3:45:14 server id 1  end_log_pos 4731 CRC32 0x01020304 \tGtid list [0-1-20]\n",
+MARIADB_LOG = [  # a transaction whose COMMIT came a second after its last statement: the GTID event's time is not
+    # kept on a replica (it takes the last statement's), the first event's is
+    "#261124  4:17:29 server id 1  end_log_pos 2858 CRC32 0xf263d223 \tGTID 0-1-14 trans\n",
+    "/*M!100001 SET @@session.gtid_seq_no=14*//*!*/;\n",
+    "START TRANSACTION\n",
+    "/*!*/;\n",
+    "# at 2858\n",
+    "#261124  4:17:26 server id 1  end_log_pos 2923 CRC32 0xf58a86e2 \tAnnotate_rows:\n",
+    "#Q> INSERT INTO events (name) VALUES ('long1')\n",
+    "#261124  4:17:26 server id 1  end_log_pos 2979 CRC32 0xafa7776c \tTable_map: `mydb`.`events` mapped to "
+    "number 22\n",
+    "#261124  4:17:29 server id 1  end_log_pos 3221 CRC32 0x36268449 \tXid = 56\n",
+    "#261124  4:17:31 server id 1  end_log_pos 3513 CRC32 0x5854e6df \tGTID 0-1-16 ddl\n",
+    "/*M!100001 SET @@session.gtid_seq_no=16*//*!*/;\n",
+    "#261124  4:17:31 server id 1  end_log_pos 3625 CRC32 0xb4efb1ce \tQuery\tthread_id=11\texec_time=0\t"
+    "error_code=0\n",
+    "#261124  4:17:32 server id 1  end_log_pos 3731 CRC32 0x01020304 \tGtid list [0-1-16]\n",
 ]
+# the same two transactions in a replica's binary log (recorded): only the GTID and Xid events' times differ
+MARIADB_REPLICA_LOG = [line.replace("4:17:29", "4:17:28") for line in MARIADB_LOG]
 
 
 def test_gtid_stamps_of_both_tools():
@@ -137,7 +151,12 @@ def test_gtid_stamps_of_both_tools():
     assert whole and stamps == {(U1, 1): "1795491730867150", (U1, 2): "1795491731173783"}
     assert gtid_stamps(MYSQL_LOG, limit=1) == ({(U1, 1): "1795491730867150"}, False)
     stamps, whole = gtid_stamps(MARIADB_LOG, limit=10)
-    assert whole and stamps == {("0-1", 19): "261124  3:45:13", ("0-1", 20): "261124  3:45:14"}
+    assert whole and stamps == {("0-1", 14): "261124  4:17:26", ("0-1", 16): "261124  4:17:31"}
+    assert gtid_stamps(MARIADB_REPLICA_LOG, limit=10)[0] == stamps  # one transaction, copied: not re-issued
+    # MySQL without original_committed_timestamp (a source older than 8.0): the first event's time as well
+    old = [line.replace("\toriginal_committed_timestamp=1795491730867150", "") for line in MYSQL_LOG[:4]]
+    old.insert(4, "#261124  3:42:10 server id 1  end_log_pos 308 CRC32 0x85267d9d \tQuery\tthread_id=21\n")
+    assert gtid_stamps(old, limit=10) == ({(U1, 1): "261124  3:42:10"}, True)
 
 
 def test_reissued_gtids_are_lost_not_errant():

@@ -225,6 +225,22 @@ def test_reset_primary_passes_the_replica_then_it_reconnects_by_itself(replab_cl
     assert f"{_last(s1_at)} row(s) of mydb.events are missing here (id 900..{899 + _last(s1_at)})" in d.causes
 
 
+def test_a_transaction_committed_late_is_not_taken_for_a_reissued_gtid(replab_cluster_factory, server):
+    """MariaDB stamps the primary's GTID event with the COMMIT's time and the replica's copy with the last
+    statement's: a naive comparison of GTID event times calls this healthy replica diverged."""
+    cluster = replab_cluster_factory(nodes=2, server=server)
+    with cluster.connect("mysql-m", database="mydb") as conn, conn.cursor() as cur:
+        cur.execute("BEGIN")
+        cur.execute("INSERT INTO events (name) VALUES ('slow-1')")
+        cur.execute("DO SLEEP(1.2)")
+        cur.execute("INSERT INTO events (name) VALUES ('slow-2')")
+        time.sleep(1.2)
+        cur.execute("COMMIT")
+    assert all(cluster.wait_caught_up(10).values())
+    d = _one(cluster, "mysql-s1")
+    assert d.severity == "ok" and d.binlog is None, d.render()
+
+
 def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster, cli):
     cluster = replab_cluster
     home = cluster.home

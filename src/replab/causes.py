@@ -169,7 +169,8 @@ def binlog_gap(replica_executed: str, primary_state: str, primary_id: str, *, io
 
 # --- the same GTID naming different transactions: what a silent divergence after a reset leaves -----
 Stamps = dict[tuple[str, int], str]
-_GTID_HEADER = re.compile(r"^#\d{6}\s+(\d{1,2}:\d\d:\d\d)\s+server id \d+\s.*\tGTID[\t ](.*)$")
+_EVENT_HEADER = re.compile(r"^#(\d{6}\s+\d{1,2}:\d\d:\d\d)\s+server id \d+\s")
+_GTID_EVENT = re.compile(r"\tGTID[\t ](.*)$")
 _MARIADB_GTID = re.compile(r"^(\d+-\d+)-(\d+)\b")
 _GTID_NEXT = re.compile(r"^SET @@SESSION\.GTID_NEXT=\s*'(.+):(\d+)'", re.I)
 
@@ -179,25 +180,33 @@ def gtid_stamps(lines: Iterable[str], limit: int) -> tuple[Stamps, bool]:
     output, and whether the output ended before the limit (the whole log was read).
 
     The stamp is what replication keeps unchanged on every copy of a transaction: MySQL's
-    original_committed_timestamp (microseconds), MariaDB's GTID event time (seconds). Two copies of one GTID
-    with different stamps are two different transactions."""
+    original_committed_timestamp (microseconds); MariaDB's time of the transaction's first event after its
+    GTID event (seconds; the GTID event's own time is not kept: a replica stamps it with the last statement's
+    time, the primary with the COMMIT's). Two copies of one GTID with different stamps are two transactions."""
     out: Stamps = {}
+    key: tuple[str, int] | None = None
     stamp: str | None = None
+    waiting = False  # inside a GTID event: its name and stamp are still to come
     for line in lines:
-        head = _GTID_HEADER.match(line)
-        if head:
-            rest = head.group(2)
-            m = re.search(r"original_committed_timestamp=(\d+)", rest)
-            stamp = m.group(1) if m else line[1:].split(" server id")[0].strip()
-            maria = _MARIADB_GTID.match(rest)
-            if maria:  # MariaDB names the GTID on the header line itself
-                out[(maria.group(1), int(maria.group(2)))] = stamp
-                stamp = None
-        elif stamp is not None and (nxt := _GTID_NEXT.match(line)):
-            out[(nxt.group(1).lower(), int(nxt.group(2)))] = stamp
-            stamp = None
-        if len(out) >= limit:
-            return out, False
+        head = _EVENT_HEADER.match(line)
+        gtid = _GTID_EVENT.search(line) if head else None
+        if gtid:
+            m = re.search(r"original_committed_timestamp=(\d+)", gtid.group(1))
+            maria = _MARIADB_GTID.match(gtid.group(1))
+            key = (maria.group(1), int(maria.group(2))) if maria else None  # MySQL: from GTID_NEXT below
+            stamp, waiting = (m.group(1) if m else None), True
+            continue
+        if not waiting:
+            continue
+        if head and stamp is None:
+            stamp = head.group(1)
+        elif key is None and (nxt := _GTID_NEXT.match(line)):
+            key = (nxt.group(1).lower(), int(nxt.group(2)))
+        if key is not None and stamp is not None:
+            out[key] = stamp
+            key, stamp, waiting = None, None, False
+            if len(out) >= limit:
+                return out, False
     return out, True
 
 
