@@ -1,8 +1,12 @@
 """The link relay never blocks: a paused replica that stops reading does not freeze its relay, so cutting
-and healing that link still work at once (the relay used to block in sendall inside its loop)."""
+and healing that link still work at once (the relay used to block in sendall inside its loop). And it
+delivers what a side sent before closing: a primary's last packet (error 1236, then close) must reach the
+replica, or the replica sees a lost connection (2013) and retries for ever."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 from replab import checker, nemesis, relay
@@ -37,3 +41,28 @@ def test_relay_process_is_found_by_its_directory_not_its_name(replab_cluster):
         cmd = fh.read().replace(b"\0", b" ").decode()
     assert f"replab/relayd.py {cluster.home / 'relay'} mysql-s1" in cmd
     assert relay.pid(cluster.home, "mysql-s9") is None
+
+
+def test_bytes_sent_just_before_a_close_reach_the_other_side(tmp_path):
+    payload = bytes(range(256)) * 4096  # 1 MiB: more than the socket buffers hold while the client waits
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def upstream() -> None:  # like a primary refusing a replica: its answer, then close at once
+        conn, _ = server.accept()
+        conn.sendall(payload)
+        conn.close()
+
+    thread = threading.Thread(target=upstream, daemon=True)
+    thread.start()
+    try:
+        port = relay.ensure(tmp_path, "mysql-s1", ("127.0.0.1", server.getsockname()[1]))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            thread.join(10)  # the upstream has sent everything and closed before the client reads a byte
+            time.sleep(0.5)
+            got = bytearray()
+            while chunk := client.recv(65536):
+                got += chunk
+        assert len(got) == len(payload) and bytes(got) == payload
+    finally:
+        relay.stop_all(tmp_path)
+        server.close()

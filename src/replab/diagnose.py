@@ -45,6 +45,7 @@ from .causes import (
 from .config import quote_ident
 from .engines.base import RUNNING
 from .errors import ReplabError, SqlError
+from .flavor import ReplicaStatus
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -275,18 +276,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         # what the primary wrote or applied: its binary log state plus its executed position (a promoted
         # replica without log_slave_updates has applied the old primary's GTIDs without logging them)
         d.errant_gtids = errant_gtids(rstate, f"{pstate},{replication.executed_gtid(pconn, flavor)}", pid)
-        purged_sql = flavor.purged_gtid()
-        rexec = replication.executed_gtid(rconn, flavor)
-        read_at = (f"{st.source_log_file} at {st.read_source_log_pos}"
-                   if st.source_log_file and st.read_source_log_pos else "")
-        logs = [(str(r["Log_name"]), int(r["File_size"])) for r in db.query(pconn, "SHOW BINARY LOGS")]
-        gap = binlog_gap(rexec, pstate, pid, io_errno=st.last_io_errno, io_error=st.last_io_error,
-                         io_running=st.io_running, sql_running=st.sql_running,
-                         replica_retrieved=str(st.gtid_io_pos or "") if purged_sql else "",
-                         primary_purged=str(db.scalar(pconn, purged_sql) or "") if purged_sql else "",
-                         read_at=read_at, past_end=read_past_end(st.source_log_file, st.read_source_log_pos, logs))
-        if gap is None:  # GTID states agree: did the primary issue some of them again (reset, then healed)?
-            gap = _reissued(cluster, name, pid, rexec, pstate, stamps, st.io_running, st.sql_running)
+        gap = _binlog_gap(cluster, name, st, rconn, pconn, pstate, pid, stamps)
     ddl = None
     if st.last_sql_errno:  # a failing DDL: compare with the primary's table as it was before the statement
         ddl = ddl_change(_query_of(st.last_sql_error), _default_db(st.last_sql_error))
@@ -345,6 +335,29 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
     if pconn is not None and d.severity != "down" and st.sql_running and (gap is None or gap.kind == "reissued"):
         _row_drift(d, cluster, pconn, rconn, pschema, drift_tables)
     return d
+
+
+def _binlog_gap(cluster: Cluster, name: str, st: ReplicaStatus, rconn: Any, pconn: Any, pstate: str, pid: str,
+                stamps: dict[tuple[str, int], tuple[Stamps, bool] | None]) -> BinlogGap | None:
+    """The primary's binary log reset or purged under this replica, from its GTID states, its read position
+    against the primary's binary logs, MySQL's gtid_purged and, when those agree, the commit stamps."""
+    flavor = cluster.flavor
+    purged_sql = flavor.purged_gtid()
+    rexec = replication.executed_gtid(rconn, flavor)
+    read_at = f"{st.source_log_file} at {st.read_source_log_pos}" if st.source_log_file and st.read_source_log_pos \
+        else ""
+    try:  # read after the replica's status: a log only grows, so a position past its end is a reset
+        logs = [(str(r["Log_name"]), int(r["File_size"])) for r in db.query(pconn, "SHOW BINARY LOGS")]
+    except pymysql.MySQLError:
+        logs = []
+    gap = binlog_gap(rexec, pstate, pid, io_errno=st.last_io_errno, io_error=st.last_io_error,
+                     io_running=st.io_running, sql_running=st.sql_running,
+                     replica_retrieved=str(st.gtid_io_pos or "") if purged_sql else "",
+                     primary_purged=str(db.scalar(pconn, purged_sql) or "") if purged_sql else "",
+                     read_at=read_at, past_end=read_past_end(st.source_log_file, st.read_source_log_pos, logs))
+    if gap is None:  # GTID states agree: did the primary issue some of them again (reset, then healed)?
+        gap = _reissued(cluster, name, pid, rexec, pstate, stamps, st.io_running, st.sql_running)
+    return gap
 
 
 def _reissued(cluster: Cluster, name: str, primary_id: str, replica_executed: str, primary_state: str,

@@ -28,6 +28,7 @@ class _Pair:
         self.client = client
         self.upstream: socket.socket | None = None
         self.pending: dict[socket.socket, bytearray] = {client: bytearray()}  # bytes waiting to go TO a socket
+        self.closing: socket.socket | None = None  # the side that closed: its last bytes still go to the other
 
     def other(self, sock: socket.socket) -> socket.socket | None:
         return self.upstream if sock is self.client else self.client
@@ -93,7 +94,7 @@ class Relay:
             events = 0
             if self.mode == OPEN and pair.upstream is not None:
                 other = pair.other(sock)
-                if other is not None and len(pair.pending[other]) < MAX_PENDING:
+                if other is not None and len(pair.pending[other]) < MAX_PENDING and pair.closing is None:
                     events |= selectors.EVENT_READ
                 if pair.pending[sock]:
                     events |= selectors.EVENT_WRITE
@@ -155,16 +156,22 @@ class Relay:
                 self._close(pair)
                 return
             del pair.pending[sock][:sent]
-        if events & selectors.EVENT_READ:
+            if pair.closing is not None and not pair.pending[sock]:
+                self._close(pair)  # the closed side's last bytes (e.g. a server's error packet) went out
+                return
+        if events & selectors.EVENT_READ and pair.closing is None:
             try:
                 data = sock.recv(BUF)
             except BlockingIOError:
                 data = None
             except OSError:
                 data = b""
-            if data == b"":
-                self._close(pair)
-                return
+            if data == b"":  # closed: first deliver what it sent, like TCP delivers data before the FIN
+                pair.closing = sock
+                pair.pending[sock].clear()
+                if not pair.pending[other]:
+                    self._close(pair)
+                    return
             if data:
                 pair.pending[other] += data
         self._update(pair)
