@@ -81,8 +81,11 @@ def test_read_position_past_the_end_of_a_reset_log():
     assert summary.endswith("is no longer in it; IO and SQL threads still say Yes but nothing arrives (a silent stall)")
     assert causes[0].startswith("this replica's IO thread reads mysql-bin.000001 at 106864, beyond the end of "
                                 "mysql-m's binary log (mysql-bin.000001 ends at 4000)")
-    assert nxt[0].endswith("the IO thread reconnects: it replicates on silently, without the transactions numbered "
-                           "up to 0-1-24")
+    assert nxt[0].endswith("its read fails there and the IO thread reconnects by itself, it replicates on silently, "
+                           "without the transactions numbered up to 0-1-24")
+    mysql_next = gap_sentences(gap, "mysql-m", "mysql-s1", "RESET BINARY LOGS AND GTIDS", reconnects=False)[2][0]
+    assert "the IO thread stops (error 1236, 'I/O error reading log event'); started again, it replicates on " \
+           "silently" in mysql_next
     # a stopped IO thread's position is an old one: no evidence
     assert binlog_gap("0-1-24", "0-1-400", "1", io_errno=0, io_error="", io_running=False, sql_running=True,
                       past_end="mysql-bin.000001 ends at 4000") is None

@@ -235,9 +235,10 @@ def reissue_gap(primary: Stamps, replica: Stamps, primary_id: str, replica_execu
                      threads="io stopped" if not io_running else "sql stopped" if not sql_running else "running")
 
 
-def gap_sentences(gap: BinlogGap, primary: str, node: str, reset: str = "RESET MASTER"
+def gap_sentences(gap: BinlogGap, primary: str, node: str, reset: str = "RESET MASTER", reconnects: bool = True
                   ) -> tuple[str, list[str], list[str]]:
-    """(summary, causes, next) in plain words for a ``BinlogGap``; ``reset`` names the flavor's statement."""
+    """(summary, causes, next) in plain words for a ``BinlogGap``; ``reset`` names the flavor's statement,
+    ``reconnects`` whether its IO thread reconnects by itself when the source fails in mid-stream."""
     fix = (f"rebuild it from a fresh snapshot of {primary} with a valid position: replab repair {node} "
            "(restarting replication cannot help)")
     lost = f" ({gap.lost_gtids})" if gap.lost_gtids else ""
@@ -261,11 +262,14 @@ def gap_sentences(gap: BinlogGap, primary: str, node: str, reset: str = "RESET M
         nxt = [fix]
         if gap.stalled:
             where = f" ({gap.read_at})" if gap.read_at else ""
-            then = (f"it stops with error 1236 while {primary} has not yet issued {gap.replica_at} again, and once "
-                    "it has, it replicates on silently without everything numbered up to there" if gap.ahead else
-                    f"it replicates on silently, without the transactions numbered up to {gap.replica_at}")
-            nxt.insert(0, f"when {primary}'s new binary log grows past this replica's read position{where}, the "
-                          f"IO thread reconnects: {then}")
+            fails = ("its read fails there and the IO thread reconnects by itself" if reconnects else
+                     "its read fails there: the IO thread stops (error 1236, 'I/O error reading log event'); "
+                     "started again")
+            then = (f"{fails}, it is refused (error 1236) while {primary} has not yet issued {gap.replica_at} "
+                    "again, and once it has, accepted: it replicates on silently without everything numbered up "
+                    "to there" if gap.ahead else
+                    f"{fails}, it replicates on silently, without the transactions numbered up to {gap.replica_at}")
+            nxt.insert(0, f"when {primary}'s new binary log grows past this replica's read position{where}, {then}")
         return summary, causes, nxt
     if gap.kind == "reissued":
         skips = f"{primary}'s new transactions with those numbers"

@@ -310,7 +310,8 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
     # the error itself
     if gap is not None:
         d.binlog = asdict(gap)
-        d.summary, causes, d.next_writes = gap_sentences(gap, cluster.primary.name, name, flavor.reset_binlog())
+        d.summary, causes, d.next_writes = gap_sentences(gap, cluster.primary.name, name, flavor.reset_binlog(),
+                                                         flavor.reconnects_after_read_error)
         d.causes = causes + d.causes
         d.errno, d.error = st.last_io_errno, st.last_io_error
         if gap.kind == "reissued" and st.last_sql_errno:  # e.g. 1032: a row whose INSERT it skipped

@@ -189,6 +189,11 @@ class Flavor:
         such set; MariaDB's gtid_binlog_state still lists purged GTIDs)."""
         return None
 
+    # Does the IO thread reconnect by itself when its source fails in mid-stream? Observed when the source's
+    # binary log was reset under a connected replica: MariaDB 10.11 logs "Failed reading log event,
+    # reconnecting to retry", MySQL 9.7 stops on 13114 (fatal error 1236 "I/O error reading log event").
+    reconnects_after_read_error = True
+
     def before_restore(self) -> list[str]:
         """Statements on a replica before a logical snapshot is loaded into it."""
         return [self.stop_replica()]
@@ -403,6 +408,7 @@ class MySQLFlavor(Flavor):
     """
 
     name = "mysql"
+    reconnects_after_read_error = False
 
     def server_section(self) -> str:
         return "mysqld"
