@@ -44,7 +44,7 @@ def test_relay_process_is_found_by_its_directory_not_its_name(replab_cluster):
 
 
 def test_bytes_sent_just_before_a_close_reach_the_other_side(tmp_path):
-    payload = bytes(range(256)) * 4096  # 1 MiB: more than the socket buffers hold while the client waits
+    payload = bytes(range(256)) * 8192  # 2 MiB: the relay holds most of it, the client's buffer is small
     server = socket.create_server(("127.0.0.1", 0))
 
     def upstream() -> None:  # like a primary refusing a replica: its answer, then close at once
@@ -56,7 +56,10 @@ def test_bytes_sent_just_before_a_close_reach_the_other_side(tmp_path):
     thread.start()
     try:
         port = relay.ensure(tmp_path, "mysql-s1", ("127.0.0.1", server.getsockname()[1]))
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.settimeout(10)
+            client.connect(("127.0.0.1", port))
             thread.join(10)  # the upstream has sent everything and closed before the client reads a byte
             time.sleep(0.5)
             got = bytearray()
