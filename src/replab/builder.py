@@ -184,17 +184,14 @@ def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], 
 
 def _semi_sync_on_primary(cluster: Cluster, on: bool, timeout: float = 30.0) -> None:
     """Turn the primary's side of semi-sync off for the set-up's own transactions, and on again once the
-    replicas replicate. Replicas register as semi-sync clients when their IO thread connects, so they
-    reconnect after it is on; this waits until the primary counts them and says it is semi-synchronous."""
+    replicas replicate; then wait until the primary counts every replica as a semi-sync client and says it
+    is semi-synchronous. (Both flavors register a semi-sync replica when its IO thread connects, whether the
+    source side is on or not; restarting the IO threads here made MySQL count stale clients and time out.)"""
     flavor, primary = cluster.flavor, cluster.primary
     with cluster.connect(primary.name) as conn:
         db.query(conn, f"SET GLOBAL {flavor.semisync_enabled_variable()} = {int(on)}")
     if not on:
         return
-    for replica in cluster.replicas:
-        with cluster.connect(replica.name) as conn:
-            db.query(conn, flavor.stop_io_thread())
-            db.query(conn, flavor.start_io_thread())
     wanted = len(cluster.replicas)
 
     def status() -> dict[str, str]:
