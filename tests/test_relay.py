@@ -6,6 +6,8 @@ replica, or the replica sees a lost connection (2013) and retries for ever."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -69,3 +71,21 @@ def test_bytes_sent_just_before_a_close_reach_the_other_side(tmp_path):
     finally:
         relay.stop_all(tmp_path)
         server.close()
+
+
+def test_a_relay_started_by_an_older_replab_is_still_found_and_stopped(tmp_path):
+    """Relays of a cluster made before relayd.py ran as ``python -m replab.relay DIR NAME``: after an upgrade,
+    `down` must still recognize them by that command line and stop them (a process stands in for one)."""
+    directory = relay.relay_dir(tmp_path)
+    directory.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "replab.relay",
+                             str(directory), "mysql-s1"])
+    try:
+        (directory / "mysql-s1.pid").write_text(f"{proc.pid}\n")
+        assert relay.pid(tmp_path, "mysql-s1") == proc.pid
+        assert relay.pid(tmp_path, "mysql-s2") is None
+        relay.stop_all(tmp_path)
+        assert proc.wait(timeout=10) is not None
+    finally:
+        proc.kill()
+        proc.wait()

@@ -19,6 +19,7 @@ The daemon itself is relayd.py (standard library only), run as ``python -S .../r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from . import relayd
 from .errors import NodeStartError, ReplabError
-from .process import Process, alive, log_tail, wait_for
+from .process import Process, alive, cmdline, log_tail, wait_for
 from .relayd import BLOCKED as BLOCKED
 from .relayd import OPEN as OPEN
 
@@ -42,8 +43,13 @@ def relay_dir(home: Path) -> Path:
 def _process(home: Path, name: str) -> Process:
     """``name``'s relay process: its command line names its directory and link, which proves a pid is ours."""
     directory = relay_dir(home)
-    return Process(f"{name} relay", directory / f"{name}.pid", f"{DAEMON.name} {directory} {name}",
-                   directory / f"{name}.log")
+    pidfile = directory / f"{name}.pid"
+    marker = f"{DAEMON.name} {directory} {name}"
+    legacy = f"replab.relay {directory} {name}"  # a relay started by an older replab (python -m replab.relay)
+    with contextlib.suppress(OSError, ValueError):
+        if legacy in cmdline(int(pidfile.read_text().strip())):
+            marker = legacy
+    return Process(f"{name} relay", pidfile, marker, directory / f"{name}.log")
 
 
 def pid(home: Path, name: str) -> int | None:
