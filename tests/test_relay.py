@@ -12,6 +12,7 @@ import threading
 import time
 
 from replab import checker, nemesis, relay
+from replab.process import cmdline
 from replab.workload import feed
 
 
@@ -82,6 +83,10 @@ def test_a_relay_started_by_an_older_replab_is_still_found_and_stopped(tmp_path)
                              str(directory), "mysql-s1"])
     try:
         (directory / "mysql-s1.pid").write_text(f"{proc.pid}\n")
+        # Popen may return while the child is still inside exec, its command line empty for a moment
+        deadline = time.monotonic() + 10
+        while "replab.relay" not in cmdline(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert relay.pid(tmp_path, "mysql-s1") == proc.pid
         assert relay.pid(tmp_path, "mysql-s2") is None
         relay.stop_all(tmp_path)
