@@ -2,6 +2,7 @@ import pytest
 
 from replab.config import ClusterSpec, load_spec, node_names, quote_ident, validate_identifier
 from replab.errors import ConfigError
+from replab.state import _ephemeral_range, _free_ports
 
 
 def test_node_names():
@@ -62,3 +63,12 @@ def test_identifiers_rejected(bad):
 def test_identifier_quoting():
     assert quote_ident(validate_identifier("events")) == "`events`"
     assert quote_ident("a`b") == "`a``b`"
+
+
+def test_free_ports_are_distinct_and_outside_the_ephemeral_range() -> None:
+    """Server ports are bound a moment after they are chosen; a port in the kernel's ephemeral range could be
+    handed meanwhile to a relay's listening socket or an outgoing connection, and the server would not start."""
+    low, high = _ephemeral_range()
+    ports = _free_ports("127.0.0.1", 9)
+    assert len(set(ports)) == 9
+    assert all(not low <= p <= high for p in ports), (ports, low, high)

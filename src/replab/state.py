@@ -100,8 +100,32 @@ def _port_busy(host: str, port: int) -> str | None:
     return None
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def _free_ports(host: str, count: int) -> list[int]:
-    socks = []
+    """``count`` free ports for servers, outside the kernel's ephemeral range: a port chosen here is bound
+    by the server a moment later, and meanwhile a relay's listening socket (bound to port 0) or an outgoing
+    connection could be given any free ephemeral port, this one too (then the server cannot start)."""
+    low, _ = _ephemeral_range()
+    first = 10000 if low - 10000 >= 1000 else 1024
+    pool = list(range(first, low)) if low - first >= 10 * count else []
+    rng = secrets.SystemRandom()
+    rng.shuffle(pool)
+    ports: list[int] = []
+    for port in pool[:50 * count]:
+        if len(ports) == count:
+            break
+        if _bindable(host, port):
+            ports.append(port)
+    if len(ports) == count:
+        return ports
+    socks = []  # no room below the ephemeral range: let the kernel choose
     try:
         for _ in range(count):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -111,6 +135,15 @@ def _free_ports(host: str, count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock")
