@@ -114,14 +114,12 @@ def _free_ports(host: str, count: int) -> list[int]:
     connection could be given any free ephemeral port, this one too (then the server cannot start)."""
     low, _ = _ephemeral_range()
     first = 10000 if low - 10000 >= 1000 else 1024
-    pool = list(range(first, low)) if low - first >= 10 * count else []
-    rng = secrets.SystemRandom()
-    rng.shuffle(pool)
+    room = range(first, low) if low - first >= 10 * count else range(0)
     ports: list[int] = []
-    for port in pool[:50 * count]:
+    for port in secrets.SystemRandom().sample(room, min(len(room), 50 * count)):
         if len(ports) == count:
             break
-        if _bindable(host, port):
+        if _port_busy(host, port) is None:
             ports.append(port)
     if len(ports) == count:
         return ports
@@ -135,15 +133,6 @@ def _free_ports(host: str, count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
-
-
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock")
