@@ -194,20 +194,16 @@ def _semi_sync_on_primary(cluster: Cluster, on: bool, timeout: float = 30.0) -> 
         return
     wanted = len(cluster.replicas)
 
-    def status() -> dict[str, str]:
+    def status() -> dict[str, Any]:
         with cluster.connect(primary.name) as conn:
-            return {str(r["Variable_name"]).lower(): str(r["Value"])
-                    for r in db.query(conn, flavor.semisync_status_query())}
+            return replication.semisync_status(conn, flavor)
 
     def ready() -> bool | None:
         st = status()
-        clients = next((int(v) for k, v in st.items() if k.endswith("_clients") and v.isdigit()), 0)
-        on_now = next((v for k, v in st.items() if k.endswith("_status")), "OFF").upper() == "ON"
-        return True if on_now and clients >= wanted else None
+        return True if st["on"] and st["clients"] >= wanted else None
 
     wait_for(f"{primary.name}: semi-sync on with {wanted} replica(s) acknowledging", ready, timeout,
-             describe=lambda: ", ".join(f"{k}={v}" for k, v in status().items()
-                                        if k.endswith(("_status", "_clients"))),
+             describe=lambda: "on={on} clients={clients}".format(**status()),
              hint="run: replab status; see the replicas' error logs")
 
 

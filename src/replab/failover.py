@@ -499,15 +499,4 @@ def semisync_status(cluster: Cluster, node: str) -> dict[str, Any]:
     """The source side of semi-sync on ``node``: on (bool), clients, fallbacks (times it went async),
     acknowledged and not-acknowledged commits."""
     with cluster.connect(node, timeout=2, read_timeout=5) as conn:
-        rows = {str(k).lower(): v for k, v in
-                ((r["Variable_name"], r["Value"]) for r in db.query(conn, cluster.flavor.semisync_status_query()))}
-
-    def pick(suffix: str) -> Any:
-        return next((v for k, v in rows.items() if k.endswith(suffix)), None)
-
-    def num(suffix: str) -> int:
-        value = pick(suffix)
-        return int(value) if value is not None and str(value).isdigit() else 0
-
-    return {"on": str(pick("_status") or "OFF").upper() == "ON", "clients": num("_clients"),
-            "fallbacks": num("_no_times"), "yes_tx": num("_yes_tx"), "no_tx": num("_no_tx")}
+        return replication.semisync_status(conn, cluster.flavor)

@@ -80,6 +80,22 @@ def source_has_ssl(conn: pymysql.connections.Connection) -> bool:
         return True
 
 
+def semisync_status(conn: pymysql.connections.Connection, flavor: Flavor) -> dict[str, Any]:
+    """The source side of semi-sync on this server: on (bool), clients, fallbacks (times it went async),
+    acknowledged and not-acknowledged commits."""
+    rows = {str(r["Variable_name"]).lower(): r["Value"] for r in db.query(conn, flavor.semisync_status_query())}
+
+    def pick(suffix: str) -> Any:
+        return next((v for k, v in rows.items() if k.endswith(suffix)), None)
+
+    def num(suffix: str) -> int:
+        value = pick(suffix)
+        return int(value) if value is not None and str(value).isdigit() else 0
+
+    return {"on": str(pick("_status") or "OFF").upper() == "ON", "clients": num("_clients"),
+            "fallbacks": num("_no_times"), "yes_tx": num("_yes_tx"), "no_tx": num("_no_tx")}
+
+
 def replica_status(conn: pymysql.connections.Connection, flavor: Flavor) -> ReplicaStatus | None:
     rows = db.query(conn, flavor.show_replica_status())
     status = flavor.normalize_status(rows[0] if rows else None)
