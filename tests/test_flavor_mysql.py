@@ -253,3 +253,21 @@ def test_snapshot_positions_of_both_dump_tools():
                   "-- SET GLOBAL gtid_slave_pos='0-1-432';\n"]
     got = [maria.snapshot_position(s) for s in _statements_naming_gtids(maria_dump)]
     assert [g for g in got if g] == ["0-1-432"]
+
+
+def test_commit_order_follow_on_stops_never_hide_the_cause():
+    """replica_preserve_commit_order: workers queued behind a failed one stop with 3030, at the same moment
+    or later (recorded on MySQL 9.7); the cause is the earliest error that is not 3030, in any row order."""
+    f = flavor_from_version_string(VERSIONS["8.0"])
+    broken = f.normalize_status(MYSQL80_MTA_BROKEN)
+    assert broken is not None
+    follow_on = {"worker_id": 4, "errno": 3030,
+                 "message": f"Worker 4 failed executing transaction '{GTID_UUID}:19' at source log "
+                            "mysql-bin.000001, end_log_pos 1813182; Replica worker has stopped after at least one "
+                            "previous worker encountered an error when replica-preserve-commit-order was enabled."}
+    cause = {**MYSQL80_WORKERS[0], "worker_id": 1}
+    for rows in ([cause, follow_on], [follow_on, cause], [follow_on, follow_on, cause]):
+        merged = merge_worker_errors(broken, rows)
+        assert merged.last_errno == 1062 and merged.last_error.startswith("worker 1:"), rows
+    # only follow-on stops in the table (the cause already cleared): they are all there is to report
+    assert merge_worker_errors(broken, [follow_on]).last_errno == 3030

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import wait_for
@@ -59,3 +60,30 @@ def test_mysql_worker_error_is_explained(replab_cluster_factory):
     st = {s.name: s for s in cluster.status()}["mysql-s1"]
     assert st.last_errno == 13146 and not st.sql_running
     assert "Coordinator stopped" not in (st.last_error or "") and "cannot be converted" in (st.last_error or "")
+
+
+def test_mysql_worker_error_names_the_cause_not_the_commit_order_stop(replab_cluster_factory):
+    """With replica_preserve_commit_order (on by default) the workers holding transactions queued behind the
+    failing one stop too, each with 3030 ("a previous worker encountered an error"), stamped as late as or
+    later than the real failure. One failing insert followed by many independent ones that would succeed
+    makes that happen: status must still name 13146 (the replica-only dropped column), never the follow-on
+    3030. (This fooled the seed scenario on MySQL, where heartbeat writes queue behind the failing insert.)"""
+    cluster = replab_cluster_factory(nodes=2, server_binary=MYSQLD)
+    cluster.sql("mysql-m", "CREATE TABLE mydb.other (id INT PRIMARY KEY, v INT)")
+    assert cluster.wait_caught_up(timeout=20) == {"mysql-s1": True}
+    cluster.sql("mysql-s1", "STOP REPLICA SQL_THREAD")
+    nemesis.drift(cluster, "mysql-s1", drop_column="events.name")
+    # a long transaction first, so the workers are busy and later ones are already running when one fails
+    cluster.sql("mysql-m", "INSERT INTO mydb.other WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 "
+                           "FROM n WHERE i < 999) SELECT 1000 + a.i * 1000 + b.i, 0 FROM n a, n b WHERE a.i < 200")
+    cluster.sql("mysql-m", "INSERT INTO mydb.events (name, counter, description) VALUES ('e', 1, 'd')")
+    with ThreadPoolExecutor(8) as pool:  # separate sessions: independent commits the applier runs in parallel
+        list(pool.map(lambda i: cluster.sql("mysql-m", f"INSERT INTO mydb.other VALUES ({i}, {i})"), range(300)))
+    assert int(cluster.sql("mysql-s1", "SELECT @@GLOBAL.replica_parallel_workers").rows[0][0]) > 1
+    cluster.sql("mysql-s1", "START REPLICA SQL_THREAD")
+    assert wait_for(lambda: {s.name: s for s in cluster.status()}["mysql-s1"].last_errno, 20)
+    raw = cluster.sql("mysql-s1", "SELECT LAST_ERROR_NUMBER FROM performance_schema."
+                                  "replication_applier_status_by_worker WHERE LAST_ERROR_NUMBER <> 0").rows
+    st = {s.name: s for s in cluster.status()}["mysql-s1"]
+    assert st.last_errno == 13146 and "cannot be converted" in (st.last_error or ""), (st.last_error, raw)
+    print("worker errors:", sorted(r[0] for r in raw))

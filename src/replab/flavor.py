@@ -564,7 +564,7 @@ class MySQLFlavor(Flavor):
         return (
             "SELECT WORKER_ID AS worker_id, LAST_ERROR_NUMBER AS errno, LAST_ERROR_MESSAGE AS message "
             "FROM performance_schema.replication_applier_status_by_worker "
-            "WHERE LAST_ERROR_NUMBER <> 0 ORDER BY LAST_ERROR_TIMESTAMP DESC"
+            "WHERE LAST_ERROR_NUMBER <> 0 ORDER BY LAST_ERROR_TIMESTAMP, WORKER_ID"
         )
 
     def normalize_status(self, row: dict[str, Any] | None) -> ReplicaStatus | None:
@@ -599,6 +599,7 @@ class MySQLFlavor(Flavor):
         )
 
 
+WORKER_STOPPED_AFTER_PREVIOUS = 3030  # ER_REPLICA_WORKER_STOPPED_PREVIOUS_THD_ERROR
 COORDINATOR_ERROR = "Coordinator stopped because there were error(s) in the worker(s)"
 _MYSQL_RENAMED_OPTIONS = {
     "log_slave_updates": "log_replica_updates",
@@ -618,11 +619,15 @@ def merge_worker_errors(status: ReplicaStatus, rows: list[dict[str, Any]]) -> Re
 
     MySQL's coordinator only says "Coordinator stopped because there were error(s) in the worker(s)...
     See ... performance_schema.replication_applier_status_by_worker"; the reason (e.g. error 1054, unknown
-    column) is in that table. ``rows`` are the result of ``Flavor.worker_errors_query()``.
+    column) is in that table. ``rows`` are the result of ``Flavor.worker_errors_query()``, oldest error first.
     """
     if not rows or not status.worker_error_pending:
         return status
-    worst = rows[0]
+    # With replica_preserve_commit_order (MySQL 8.0.27+ default) the workers queued behind the failing one
+    # stop too, each with 3030 ("a previous worker encountered an error"), and often later than it: the
+    # cause is the earliest error that is not such a follow-on stop.
+    causes = [r for r in rows if _int(r.get("errno")) != WORKER_STOPPED_AFTER_PREVIOUS]
+    worst = (causes or rows)[0]
     errno = _int(worst.get("errno"))
     message = f"worker {worst.get('worker_id')}: {worst.get('message') or ''}".strip()
     return replace(status, last_sql_errno=errno, last_sql_error=message, last_errno=errno, last_error=message,
