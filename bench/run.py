@@ -102,7 +102,9 @@ NOTES = """Notes:
   per packet. Its insert loop uses mysqlclient (the C client library binding; `make install` builds it,
   falling back to PyMySQL if it cannot). Measured while choosing: PyMySQL one INSERT per round trip was
   0.93-0.95x sysbench; PyMySQL pipelined reached ~1.0x at 1 thread but ~0.94x at 4 threads; mysqlclient
-  pipelined gave the figures above.
+  pipelined over loopback TCP was 0.94-1.02x. Both tools now connect by the primary's Unix socket (sysbench
+  always did): about 6% more rows/s for feed at 16 threads, where the 2 cores are ~80% busy and client
+  kernel time per statement counts.
 - check vs pt-table-checksum: replab computes every node's checksums at once (all three servers scan on
   the same 2 cores); pt-table-checksum computes on the primary and the replicas replay its statements.
   Both are mostly CPU-bound here, so the server CPU row (what the three servers used, which moves far

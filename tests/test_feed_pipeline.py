@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from replab import checker, ledger
 from replab.workload import PIPELINE_DEPTH, Feeder
 
@@ -24,3 +26,22 @@ def test_error_mid_packet_is_recorded_per_statement(replab_cluster):
     assert not any(i % 10 == 3 for i in ok_ids)
     report = checker.check(cluster, wait=30)
     assert report.consistent, report.render()
+
+
+def test_feed_reaches_a_local_primary_through_its_unix_socket(replab_cluster):
+    """On the local engine the feed connects the way sysbench does in the bench, by the server's socket
+    (cheaper per statement than loopback TCP); the server sees those sessions as coming from localhost."""
+    cluster = replab_cluster
+    feeder = Feeder(cluster, rate=0, duration=30, threads=3).start()
+    try:
+        hosts: list[str] = []
+        for _ in range(100):
+            hosts = [r[0] for r in cluster.sql("mysql-m", "SELECT HOST FROM information_schema.PROCESSLIST "
+                                                           "WHERE USER = 'replab_app'").rows]
+            if len(hosts) == 3:
+                break
+            time.sleep(0.05)
+        assert hosts == ["localhost"] * 3, hosts
+    finally:
+        result = feeder.stop()
+    assert result.ok > 0 and result.errors == 0

@@ -134,17 +134,21 @@ def driver_errors() -> tuple[type[BaseException], ...]:
     return (pymysql.MySQLError, fast.MySQLError) if fast else (pymysql.MySQLError,)
 
 
-def connect_fast(*, host: str, port: int, user: str, password: str, database: str | None, timeout: float,
-                 read_timeout: float, multi_statements: bool, node: str | None = None) -> Any:
+def connect_fast(*, host: str = "127.0.0.1", port: int = 3306, unix_socket: str | None = None, user: str,
+                 password: str, database: str | None, timeout: float, read_timeout: float, multi_statements: bool,
+                 node: str | None = None) -> Any:
     """A connection for a tight write loop: mysqlclient when available, else PyMySQL. Both expose
-    ``query()``, ``next_result()`` and ``close()`` and raise errors with ``args == (errno, message)``."""
+    ``query()``, ``next_result()`` and ``close()`` and raise errors with ``args == (errno, message)``.
+    ``unix_socket`` (a server on this machine) costs the client and the server less kernel time per
+    statement than loopback TCP; the read timeout holds on it too."""
     fast = fast_driver()
+    where: dict[str, Any] = {"unix_socket": unix_socket} if unix_socket else {"host": host, "port": int(port)}
     if fast is None:
-        return connect(host=host, port=port, user=user, password=password, database=database, timeout=timeout,
+        return connect(**where, user=user, password=password, database=database, timeout=timeout,
                        read_timeout=read_timeout, node=node, multi_statements=multi_statements)
     from MySQLdb.constants import CLIENT
 
-    kwargs: dict[str, Any] = dict(host=host, port=int(port), user=user, password=password, autocommit=True,
+    kwargs: dict[str, Any] = dict(**where, user=user, password=password, autocommit=True,
                                   connect_timeout=max(1, int(timeout)), read_timeout=int(read_timeout),
                                   write_timeout=int(read_timeout), charset="utf8mb4")
     if database:
@@ -155,6 +159,7 @@ def connect_fast(*, host: str, port: int, user: str, password: str, database: st
         return fast.connect(**kwargs)
     except fast.MySQLError as exc:
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        raise SqlError(f"cannot connect to {host}:{port}: {exc.args[-1] if exc.args else exc}", node=node,
+        place = unix_socket or f"{host}:{port}"
+        raise SqlError(f"cannot connect to {place}: {exc.args[-1] if exc.args else exc}", node=node,
                        errno=errno) from None
 

@@ -93,11 +93,20 @@ class FeedResult:
 PIPELINE_DEPTH = 8
 
 
+def insert_head(table: str) -> str:
+    return f"INSERT INTO {quote_ident(table)} (id, name, counter, description) VALUES "
+
+
 def insert_sql(table: str, start: int, count: int) -> str:
     """One INSERT of ids start..start+count-1 with the content the ledger expects (ints only: no quoting
     of user data is involved)."""
     values = ",".join(f"({n},'some-event-{n}',{n},'some-descr-{n}')" for n in range(start, start + count))
-    return f"INSERT INTO {quote_ident(table)} (id, name, counter, description) VALUES {values}"
+    return insert_head(table) + values
+
+
+def pipelined_sql(head: str, start: int, count: int) -> str:
+    """``count`` single-row INSERTs (ids start..), one multi-statement packet; ``head`` from insert_head()."""
+    return ";".join(f"{head}({n},'some-event-{n}',{n},'some-descr-{n}')" for n in range(start, start + count))
 
 
 def classify(exc: BaseException) -> int:
@@ -327,9 +336,11 @@ class Feeder:
                     continue
                 self._follow(primary.name)
                 user, password = self.cluster.credentials(db.APP)
-                return db.connect_fast(host=primary.host, port=primary.port, user=user, password=password,
-                                       database=self.cluster.database, timeout=2, read_timeout=10,
-                                       multi_statements=self._pipelined, node=primary.name)
+                # the engine's own way in: a local server's Unix socket (as sysbench in the bench), else TCP
+                socket = self.cluster.engine.connect_params(primary).get("unix_socket")
+                return db.connect_fast(host=primary.host, port=primary.port, unix_socket=socket, user=user,
+                                       password=password, database=self.cluster.database, timeout=2,
+                                       read_timeout=10, multi_statements=self._pipelined, node=primary.name)
             except (SqlError, OSError) as exc:
                 with self._mu:
                     self._result.errors += 1
@@ -347,6 +358,7 @@ class Feeder:
     def _worker(self) -> None:
         conn = None
         table = self.options.table
+        head = insert_head(table)
         while True:
             if conn is None:
                 conn = self._connect()
@@ -359,7 +371,7 @@ class Feeder:
             done = 0  # statements acknowledged so far (several are in flight when pipelined)
             try:
                 if self._pipelined:
-                    conn.query(";".join(insert_sql(table, start + i, 1) for i in range(count)))
+                    conn.query(pipelined_sql(head, start, count))
                     done = 1
                     while done < count:
                         conn.next_result()
