@@ -365,12 +365,15 @@ class Cluster:
         self.engine.stop(node, timeout, shutdown=self._shutdown_fn(node))  # type: ignore[call-arg]
 
     def down(self, keep_data: bool = False, timeout: float = 30.0) -> None:
-        """Stop every node (clean shutdown, then TERM, then KILL) and remove the state (unless keep_data)."""
+        """Stop every node and remove the state. ``keep_data``: each node shuts down cleanly (SHUTDOWN, then
+        TERM, then KILL) and its data stays; else engines that can end servers at once do (the data goes
+        next), the others stop them cleanly first."""
         def stop(node: NodeInfo) -> None:
             if self.engine.owns_servers and self.engine.state(node) != STOPPED:
                 self.engine.stop(node, timeout, shutdown=self._shutdown_fn(node))  # type: ignore[call-arg]
-        with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
-            list(pool.map(stop, self.nodes))
+        if keep_data or not self.engine.discards_running:
+            with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+                list(pool.map(stop, self.nodes))
         self.engine.destroy(self.nodes, keep_data=keep_data)
         self.say(f"stopped {len(self.nodes)} nodes" if self.engine.owns_servers else
                  f"left {len(self.nodes)} servers running: replab did not start them")

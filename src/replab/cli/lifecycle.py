@@ -168,7 +168,8 @@ def connect(node: str = typer.Argument(..., help="Node name, e.g. mysql-m.")) ->
 
 def down(keep_data: bool = typer.Option(False, "--keep-data", help="Stop the servers but keep data dirs, "
                                         "configs and logs (replab up starts them again).")) -> None:
-    """Stop every node (clean shutdown, then TERM, then KILL) and remove the cluster's state.
+    """Stop every node and remove the cluster's state. Local servers are ended with SIGKILL (their data
+    is deleted next); with --keep-data each shuts down cleanly (SHUTDOWN, then TERM, then KILL).
 
     Safe to repeat: with no cluster it says so and exits 0. With a damaged cluster.json, or servers left
     behind by a home that was removed, it stops replab's processes found by their home path (never by

@@ -78,6 +78,9 @@ class Engine(ABC):
     name = "abstract"
     capabilities: frozenset[str] = frozenset()
     owns_servers = True  # False: replab did not start these servers, so `down` never stops them
+    # True: destroy(keep_data=False) ends the servers itself, at once (their data is deleted right after, so
+    # a clean shutdown would only write what is about to be removed); `down` then skips the clean stops
+    discards_running = False
     secure_fresh_nodes = True  # fresh servers have a passwordless root@localhost that replab locks down
     client_host = "127.%"  # host part of the accounts replab creates (replication and application users)
     reset_fresh_replicas = False  # empty a new replica's binlog/GTID state before attaching it

@@ -68,6 +68,7 @@ def _copy_datadir(template: Path, target: Path) -> None:
 class LocalEngine(Engine):
     name = "local"
     capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "backup", "binlog"})
+    discards_running = True
 
     def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None,
                  replica_server: Server | None = None) -> None:
@@ -384,10 +385,14 @@ class LocalEngine(Engine):
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
         relay.stop_all(self.home)
         procs = [self.process(n) for n in nodes]
-        for proc in procs:  # TERM all first, then wait: the servers shut down in parallel
+        # Data kept: TERM (a clean shutdown) all first, then wait, so the servers shut down in parallel.
+        # Data removed: KILL. A clean shutdown would only flush what is deleted next, and MySQL 9.7 takes
+        # ~3 s over it; process() only ever names a server of this home (pid file + identity check).
+        end = signal.SIGTERM if keep_data else signal.SIGKILL
+        for proc in procs:
             if proc.paused():
                 proc.signal(signal.SIGCONT)
-            proc.signal(signal.SIGTERM)
+            proc.signal(end)
         for proc in procs:
             proc.stop(30.0)
         if keep_data:
