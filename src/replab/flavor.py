@@ -624,8 +624,8 @@ def merge_worker_errors(status: ReplicaStatus, rows: list[dict[str, Any]]) -> Re
     if not rows or not status.worker_error_pending:
         return status
     # With replica_preserve_commit_order (MySQL 8.0.27+ default) the workers queued behind the failing one
-    # stop too, each with 3030 ("a previous worker encountered an error"), and often later than it: the
-    # cause is the earliest error that is not such a follow-on stop.
+    # stop too, each with 3030 ("a previous worker encountered an error"), stamped at the same moment or
+    # later: the cause is the earliest error that is not such a follow-on stop.
     causes = [r for r in rows if _int(r.get("errno")) != WORKER_STOPPED_AFTER_PREVIOUS]
     worst = (causes or rows)[0]
     errno = _int(worst.get("errno"))

@@ -97,16 +97,19 @@ def insert_head(table: str) -> str:
     return f"INSERT INTO {quote_ident(table)} (id, name, counter, description) VALUES "
 
 
+def row_values(n: int) -> str:
+    """Row ``n`` as the ledger expects it (ints only: no quoting of user data is involved)."""
+    return f"({n},'some-event-{n}',{n},'some-descr-{n}')"
+
+
 def insert_sql(table: str, start: int, count: int) -> str:
-    """One INSERT of ids start..start+count-1 with the content the ledger expects (ints only: no quoting
-    of user data is involved)."""
-    values = ",".join(f"({n},'some-event-{n}',{n},'some-descr-{n}')" for n in range(start, start + count))
-    return insert_head(table) + values
+    """One INSERT of ids start..start+count-1."""
+    return insert_head(table) + ",".join(map(row_values, range(start, start + count)))
 
 
 def pipelined_sql(head: str, start: int, count: int) -> str:
     """``count`` single-row INSERTs (ids start..), one multi-statement packet; ``head`` from insert_head()."""
-    return ";".join(f"{head}({n},'some-event-{n}',{n},'some-descr-{n}')" for n in range(start, start + count))
+    return ";".join(head + row_values(n) for n in range(start, start + count))
 
 
 def classify(exc: BaseException) -> int:
