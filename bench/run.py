@@ -95,8 +95,8 @@ def main() -> int:
 NOTES = """Notes:
 - All servers (primary and two replicas) and the load generator share the same 2 cores, and every commit
   waits for an fsync (`sync_binlog=1`, `innodb_flush_log_at_trx_commit=1`), so single-row figures move by
-  10-20% from run to run; each feed/sysbench figure is the median of rounds that alternate which tool goes
-  first.
+  10-20% from run to run; each feed/sysbench figure is the median of rounds (5 of 10 s on the small table,
+  3 on the 10M-row one) that alternate which tool goes first.
 - `feed --rate 0` sends single-row INSERTs 8 to a packet (multi-statement): each is still its own
   autocommitted transaction with its own acknowledgement in the ledger; the client just waits one round trip
   per packet. Its insert loop uses mysqlclient (the C client library binding; `make install` builds it,
