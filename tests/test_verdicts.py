@@ -5,8 +5,10 @@ to the primary."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from conftest import wait_for
 
 from replab import checker, nemesis, rowhash
 from replab.repair import repair
@@ -152,3 +154,46 @@ def test_quoted_columns_and_a_replica_without_the_primary_key(replab_cluster):
         ("mysql-s1", "schema", ()), ("mysql-s2", "changed_rows", (3, 4))}, report.render()
     sums = {n.name: (n.tables["q"].rows, n.tables["q"].checksum) for n in report.facts.nodes}
     assert sums["mysql-s1"] == sums["mysql-m"] != sums["mysql-s2"] and sums["mysql-m"][0] == 28
+
+
+def test_a_row_the_primary_commits_late_is_not_a_divergence(replab_cluster):
+    """A replica can hold a row the primary has written but not yet made visible (semi-sync AFTER_SYNC).
+    Here the primary's transaction stays open while the replica already has the same row; check re-reads
+    it on the primary with a locking read, which waits for that commit: then the row is the same, on the
+    events table whose strings are hashed raw (the re-read must hash rows exactly as the first read)."""
+    cluster = replab_cluster
+    row = (900, "some-event-900", 900, "some-descr-900")
+    insert = "INSERT INTO mydb.events (id, name, counter, description) VALUES (%s, %s, %s, %s)"
+    _on(cluster, "mysql-s1", insert, row)  # the replica has it already
+    waiter = "FOR SHARE" if cluster.flavor.name == "mysql" else "LOCK IN SHARE MODE"
+    with cluster.connect("mysql-m", database="mydb") as held, held.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin=0")  # the replica has the row: replicating it would collide
+        cur.execute("BEGIN")
+        cur.execute(insert, row)  # written, not committed: other sessions do not see it
+        with ThreadPoolExecutor(1) as pool:
+            report = pool.submit(checker.check, cluster, 30)
+            seen = wait_for(lambda: any(waiter in str(r[0]) for r in cluster.sql(
+                "mysql-m", "SELECT INFO FROM information_schema.PROCESSLIST WHERE INFO IS NOT NULL").rows), 60)
+            held.commit()
+            result = report.result(timeout=120)
+    assert seen, "check never re-read the replica's row on the primary with a locking read"
+    assert result.consistent, result.render()
+
+
+def test_the_locking_re_read_hashes_rows_as_the_first_read(replab_cluster):
+    """check's locking re-read on the primary (see above) must give the same row hashes as its plain reads:
+    on the events table the strings are hashed raw after their lengths, and it once hashed them QUOTE()d,
+    so a row re-read this way never matched the replica's (only a further round hid it)."""
+    cluster = replab_cluster
+    feed(cluster, rows=20)
+    col = checker._Collector(cluster, 30, ["events"])
+    try:
+        col.open_primary()
+        col.learn("events", col.schema(col.primary, ["events"])["events"])
+        assert col.raw["events"] == {"name", "description"}
+        cols = ["id", "name", "counter", "description"]
+        plain = col.row_hashes(col.primary, "events", cols, "id BETWEEN %s AND %s", (1, 20))
+        assert len(plain) == 20
+        assert col.settled_hashes("events", cols, list(range(1, 21))) == plain
+    finally:
+        col.close()

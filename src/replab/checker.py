@@ -514,10 +514,21 @@ class _Collector:
                                     "TABLE_SCHEMA=%s AND TABLE_NAME=%s", (self.database, table))
         return int(rows[0][0]) if rows else 0
 
+    def learn(self, table: str, primary: TableFacts) -> None:
+        """How ``table`` is keyed and hashed, from its columns on the primary (the same on every node)."""
+        self.pk[table] = self.int_pk(primary)
+        self.plain[table] = integer_columns((c[0], c[1]) for c in primary.columns)
+        charsets = self.charsets.get((self.primary, table), {})
+        self.raw[table] = raw_columns((c[0], c[1], charsets.get(c[0])) for c in primary.columns)
+
+    def hash_sql(self, table: str, columns: list[str]) -> str:
+        """The row hash of ``table`` over ``columns``: every read of row hashes, locking or not, uses it."""
+        return row_hash_sql(columns, self.plain[table], self.raw[table])
+
     def row_hashes(self, name: str, table: str, columns: list[str], where: str, args: Any) -> dict[int, int]:
         p = quote_ident(self.pk[table] or "id")
-        h = row_hash_sql(columns, self.plain[table], self.raw[table])
-        rows = self.q(name, f"SELECT {p}, {h} FROM {quote_ident(table)} WHERE {where}", args)
+        rows = self.q(name, f"SELECT {p}, {self.hash_sql(table, columns)} FROM {quote_ident(table)} WHERE {where}",
+                      args)
         return {int(i): int(h) for i, h in rows}
 
     def settled_hashes(self, table: str, columns: list[str], ids: list[int]) -> dict[int, int] | None:
@@ -528,7 +539,7 @@ class _Collector:
         COMMITTED: no gap locks, so no insert is held up; autocommit: the locks go with the statement. None
         when a lock was not granted within the check's --wait."""
         p = quote_ident(self.pk[table] or "id")
-        h = row_hash_sql(columns, self.plain[table])
+        h = self.hash_sql(table, columns)
         out: dict[int, int] = {}
         with self.cluster.connect(self.primary, database=self.database, timeout=3,
                                   read_timeout=self.wait + 120) as conn, conn.cursor() as cur:
@@ -564,10 +575,7 @@ def _collect(col: _Collector, t0: float) -> Facts:
     table_names = col.resolve_tables()
     primary_schema = col.schema(col.primary, table_names)
     for t in table_names:
-        col.pk[t] = col.int_pk(primary_schema[t])
-        col.plain[t] = integer_columns((c[0], c[1]) for c in primary_schema[t].columns)
-        charsets = col.charsets.get((col.primary, t), {})
-        col.raw[t] = raw_columns((c[0], c[1], charsets.get(c[0])) for c in primary_schema[t].columns)
+        col.learn(t, primary_schema[t])
     ledger_path = ledger.ledger_path(cluster.home, "events")
     ledger_until = ledger.last_end(ledger_path) if "events" in table_names else 0
     for t in table_names:  # highest id before the GTID capture: every id up to it is in the position
