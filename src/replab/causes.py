@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from .gtid import GtidParseError, GtidSet, minus_intervals
+from .gtid import GtidParseError, GtidSet, merge_intervals, minus_intervals
 
 
 @dataclass
@@ -43,9 +43,14 @@ def subtract(have: Ranges, minus: Ranges) -> Ranges:
     return minus_intervals(have, minus)
 
 
+def _mariadb(source: str) -> bool:
+    """A ``gtid_sources`` key of MariaDB (``domain-server_id``), not a MySQL UUID."""
+    return ":" not in source and source.count("-") == 1
+
+
 def gtid_text(source: str, ranges: Ranges) -> str:
     """MariaDB ``0-4-2`` (the last of the ranges), MySQL ``uuid:3-5``."""
-    if ":" not in source and source.count("-") == 1:
+    if _mariadb(source):
         return f"{source}-{ranges[-1][1]}"
     return source + "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in ranges)
 
@@ -116,7 +121,7 @@ def read_past_end(read_file: str | None, read_pos: int | None, logs: list[tuple[
 
 def gtid_span(source: str, ranges: Ranges) -> str:
     """Transactions as GTIDs: MySQL ``uuid:1-34``, MariaDB ``0-1-1..34`` (every range of the source)."""
-    if ":" not in source and source.count("-") == 1:
+    if _mariadb(source):
         return ",".join(f"{source}-{a}" if a == b else f"{source}-{a}..{b}" for a, b in ranges)
     return gtid_text(source, ranges)
 
@@ -222,12 +227,7 @@ def reissue_gap(primary: Stamps, replica: Stamps, primary_id: str, replica_execu
     if not numbers:
         return None
     src, nums = next(iter(sorted(numbers.items())))
-    ranges: Ranges = []
-    for n in sorted(nums):
-        if ranges and n == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], n)
-        else:
-            ranges.append((n, n))
+    ranges: Ranges = merge_intervals((n, n) for n in nums)
     rsrc, psrc = gtid_sources(replica_executed), gtid_sources(primary_state)
     return BinlogGap("reissued", gtid_text(src, rsrc[src]) if src in rsrc else "(none)",
                      gtid_text(src, psrc[src]) if src in psrc else "", lost=_count(ranges), stalled=False,

@@ -23,7 +23,8 @@ class GtidParseError(ValueError):
     """Text that is not a GTID set of either flavor."""
 
 
-def _merge(intervals: Iterable[Interval]) -> list[Interval]:
+def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, non-overlapping inclusive intervals; adjacent ones joined ((1, 2), (3, 3) -> (1, 3))."""
     out: list[Interval] = []
     for lo, hi in sorted(intervals):
         if out and lo <= out[-1][1] + 1:
@@ -99,7 +100,7 @@ class GtidSet:
             flavors.add("mysql")
         if len(flavors) > 1:
             raise GtidParseError(f"GTID set mixes MariaDB and MySQL forms: {text!r}")
-        return cls({k: _merge(v) for k, v in sources.items()}, flavors.pop())
+        return cls({k: merge_intervals(v) for k, v in sources.items()}, flavors.pop())
 
     # --- set algebra ------------------------------------------------------------------------------
     def __bool__(self) -> bool:
@@ -111,7 +112,7 @@ class GtidSet:
 
     def union(self, other: GtidSet) -> GtidSet:
         keys = set(self.sources) | set(other.sources)
-        merged = {k: _merge(self.sources.get(k, []) + other.sources.get(k, [])) for k in keys}
+        merged = {k: merge_intervals(self.sources.get(k, []) + other.sources.get(k, [])) for k in keys}
         return GtidSet(merged, self.flavor or other.flavor)
 
     def subtract(self, other: GtidSet, by_source: bool = False) -> GtidSet:
