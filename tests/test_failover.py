@@ -31,6 +31,15 @@ def _sources(cluster: Cluster) -> dict[str, str | None]:
     return {s.name: s.source for s in cluster.status() if s.role == "replica"}
 
 
+def _leave_s2_behind(cluster: Cluster, everywhere: int, s1_too: int) -> None:
+    """``everywhere`` rows on every node, then S2 cut off and ``s1_too`` more rows on M and S1 only."""
+    feed(cluster, rows=everywhere)
+    assert all(cluster.wait_caught_up(20).values())
+    nemesis.partition(cluster, S2)
+    feed(cluster, rows=s1_too)
+    assert cluster.wait_caught_up(20, names=[S1])[S1]
+
+
 def _roles(home) -> dict[str, str]:
     return {n["name"]: n["role"] for n in json.loads((home / "cluster.json").read_text())["nodes"]}
 
@@ -72,11 +81,7 @@ def test_switchover_under_load_loses_nothing_and_bad_input_changes_nothing(repla
 
 def test_async_failover_names_exactly_the_lost_writes_then_rejoin(replab_cluster, cli):
     cluster, home = replab_cluster, replab_cluster.home
-    feed(cluster, rows=100)                         # ids 1..100 everywhere
-    assert all(cluster.wait_caught_up(20).values())
-    nemesis.partition(cluster, S2)
-    feed(cluster, rows=30)                          # 101..130: on M and S1, not on S2
-    assert cluster.wait_caught_up(20, names=[S1])[S1]
+    _leave_s2_behind(cluster, everywhere=100, s1_too=30)  # ids 1..100 everywhere, 101..130 not on S2
     nemesis.partition(cluster, S1)
     feed(cluster, rows=20)                          # 131..150: acknowledged by M only
     nemesis.kill(cluster, M)
@@ -147,11 +152,7 @@ def _receiving(cluster: Cluster, node: str) -> bool:
 
 def test_forced_failover_to_a_lagging_replica_leaves_the_one_ahead_out(replab_cluster, cli):
     cluster, home = replab_cluster, replab_cluster.home
-    feed(cluster, rows=50)                          # ids 1..50 everywhere
-    assert all(cluster.wait_caught_up(20).values())
-    nemesis.partition(cluster, S2)
-    feed(cluster, rows=20)                          # 51..70: on M and S1, not on S2
-    assert cluster.wait_caught_up(20, names=[S1])[S1]
+    _leave_s2_behind(cluster, everywhere=50, s1_too=20)  # ids 1..50 everywhere, 51..70 not on S2
     nemesis.kill(cluster, M)
     before = _roles(home)
     r = cli("failover", "--to", S2, home=home)
