@@ -165,7 +165,7 @@ def test_a_row_the_primary_commits_late_is_not_a_divergence(replab_cluster):
     row = (900, "some-event-900", 900, "some-descr-900")
     insert = "INSERT INTO mydb.events (id, name, counter, description) VALUES (%s, %s, %s, %s)"
     _on(cluster, "mysql-s1", insert, row)  # the replica has it already
-    waiter = "FOR SHARE" if cluster.flavor.name == "mysql" else "LOCK IN SHARE MODE"
+    waiter = cluster.flavor.share_lock_clause()
     with cluster.connect("mysql-m", database="mydb") as held, held.cursor() as cur:
         cur.execute("SET SESSION sql_log_bin=0")  # the replica has the row: replicating it would collide
         cur.execute("BEGIN")
