@@ -17,7 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_cluster, result  # noqa: E402
 
-from replab import Cluster, checker, ledger  # noqa: E402
+from replab import Cluster
+from replab.verify import checker, ledger  # noqa: E402
 
 
 def load_events(cluster: Cluster, rows: int) -> None:

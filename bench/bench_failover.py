@@ -20,8 +20,11 @@ import pymysql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_cluster, result  # noqa: E402
 
-from replab import Cluster, db, failover, nemesis, replication, roles  # noqa: E402
-from replab.errors import SqlError  # noqa: E402
+from replab import Cluster
+from replab.cluster import replication, roles  # noqa: E402
+from replab.core.errors import SqlError  # noqa: E402
+from replab.faults import failover, nemesis
+from replab.servers import db
 
 
 class Probe:

@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_cluster, result  # noqa: E402
 from bench_check import load_events  # noqa: E402
 
-from replab import Cluster, nemesis  # noqa: E402
-from replab.repair import repair  # noqa: E402
+from replab import Cluster
+from replab.faults import nemesis  # noqa: E402
+from replab.faults.repair import repair  # noqa: E402
 
 
 def _bare_pipeline(cluster: Cluster, node: str) -> float:

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_cluster, result  # noqa: E402
 
 from replab import Cluster  # noqa: E402
-from replab.timeline import Sampler  # noqa: E402
-from replab.workload import feed  # noqa: E402
+from replab.runs.timeline import Sampler  # noqa: E402
+from replab.workload.feed import feed  # noqa: E402
 
 SB_USER = "replab_sysbench"
 

@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bench_cluster, result  # noqa: E402
 
-from replab import Cluster, ledger  # noqa: E402
+from replab import Cluster
+from replab.verify import ledger  # noqa: E402
 
 VERIFY = """
 import json, resource, sys, time

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from replab import servers
+from replab.servers import catalogue as servers
 
 # the servers every behavioural matrix test runs on; REPLAB_TEST_SERVERS narrows it (e.g. "mariadb-10.11")
 MATRIX = [s for s in os.environ.get("REPLAB_TEST_SERVERS", "mariadb-10.11,mysql-9.7,mariadb-11.8").split(",") if s]

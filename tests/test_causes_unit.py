@@ -3,7 +3,7 @@ twice (binary log output of both tools, recorded on MariaDB 10.11 and MySQL 9.7)
 
 from __future__ import annotations
 
-from replab.causes import (
+from replab.verify.causes import (
     Column,
     before,
     binlog_gap,

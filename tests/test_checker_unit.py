@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from replab.checker import Facts, NodeFacts, RowDiff, TableFacts, diff_schema, judge
-from replab.rowhash import diff_row_hashes, differing_chunks
+from replab.verify.checker import Facts, NodeFacts, RowDiff, TableFacts, diff_schema, judge
+from replab.verify.rowhash import diff_row_hashes, differing_chunks
 
 COLS = [("id", "int(11)", "NO"), ("name", "varchar(64)", "YES"), ("counter", "int(11)", "YES"),
         ("description", "varchar(255)", "YES")]

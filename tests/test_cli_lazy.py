@@ -48,9 +48,9 @@ def _loaded_after(*argv: str) -> tuple[set[str], str]:
 def test_up_does_not_load_the_other_commands() -> None:
     loaded, out = _loaded_after("up", "--help")
     assert "--nodes" in out
-    assert "replab.cli.lifecycle" in loaded and "replab.builder" in loaded
-    for heavy in ("replab.scenarios", "replab.report", "replab.failover", "replab.nemesis", "replab.workload",
-                  "replab.cli.faults", "replab.cli.scenario_cmd"):
+    assert "replab.cli.lifecycle" in loaded and "replab.cluster.builder" in loaded
+    for heavy in ("replab.runs.scenarios", "replab.runs.report", "replab.faults.failover", "replab.faults.nemesis",
+                  "replab.workload.feed", "replab.cli.faults", "replab.cli.scenario_cmd"):
         assert heavy not in loaded, heavy
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPLAB, run_cli, servers_under
 
 from replab import Cluster
-from replab.timeline import Sampler
+from replab.runs.timeline import Sampler
 
 
 def _err(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -127,7 +127,7 @@ def test_feed_with_a_paused_replica_and_down_during_a_feed(tmp_path, cli):
 def test_sampler_rows_constant_time_path_and_skew(replab_cluster):
     """The incremental count (forced here from the first sample) agrees with COUNT(*); while a feed runs,
     no frame shows a replica ahead of the primary; a paused node does not slow the others' samples."""
-    from replab.workload import Feeder, sample_nodes
+    from replab.workload.feed import Feeder, sample_nodes
 
     cluster = replab_cluster
     sampler = Sampler(cluster, interval=0.05, exact_below=0).start()

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from replab.core.errors import ConfigError
 from replab.engines.compose import ComposeEngine, flavor_from_image, plan_nodes
-from replab.errors import ConfigError
-from replab.flavor import MariaDBFlavor, MySQLFlavor
+from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
 
 FAKE_DOCKER = textwrap.dedent('''\
     #!{python}
@@ -162,7 +162,7 @@ def test_up_without_docker_engine_fails_fast(tmp_path, cli, fake_docker):
 
 
 def test_dead_container_fails_fast_with_its_log(tmp_path, fake_docker):
-    from replab.errors import NodeStartError
+    from replab.core.errors import NodeStartError
 
     engine = ComposeEngine(tmp_path)
     (node,) = plan_nodes(["mysql-m"], [4000])

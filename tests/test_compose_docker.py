@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from replab import db, diagnose, nemesis, repair, scenarios
-from replab.builtin_scenarios import seed
-from replab.cluster import Cluster
+from replab.cluster.cluster import Cluster
+from replab.core.errors import NodeStateError, StateError
 from replab.engines import dockerctl, images
 from replab.engines.base import RUNNING, STOPPED
 from replab.engines.compose import network_name, project_name
-from replab.errors import NodeStateError, StateError
+from replab.faults import nemesis, repair
 from replab.pytest_plugin import teardown
+from replab.runs import scenarios
+from replab.runs.builtin import seed
+from replab.servers import db
+from replab.verify import diagnose
 
 IMAGES = {"mysql-9.7": "replab/mysql:9.7", "mariadb-10.11": "replab/mariadb:10.11"}
 UP_SECONDS: dict[str, float] = {}

@@ -1,8 +1,8 @@
 import pytest
 
-from replab.config import ClusterSpec, load_spec, node_names, quote_ident, validate_identifier
-from replab.errors import ConfigError
-from replab.state import _ephemeral_range, _free_ports
+from replab.core.config import ClusterSpec, load_spec, node_names, quote_ident, validate_identifier
+from replab.core.errors import ConfigError
+from replab.core.state import _ephemeral_range, _free_ports
 
 
 def test_node_names():

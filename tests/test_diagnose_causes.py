@@ -11,10 +11,11 @@ import time
 import pytest
 from conftest import wait_for
 
-from replab import checker, nemesis
-from replab.diagnose import diagnose
-from replab.repair import repair
-from replab.workload import feed
+from replab.faults import nemesis
+from replab.faults.repair import repair
+from replab.verify import checker
+from replab.verify.diagnose import diagnose
+from replab.workload.feed import feed
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 from mariadb_servers import INSTALL_DB, MARIADBD, Server, start_server
 
 from replab import Cluster
+from replab.core.errors import ConfigError, NotSupported
 from replab.engines.external import parse_inventory
-from replab.errors import ConfigError, NotSupported
 
 pytestmark = pytest.mark.skipif(not (MARIADBD and INSTALL_DB), reason="mariadbd / mariadb-install-db not installed")
 PASSWORD_ENV = "REPLAB_TEST_DB_PASSWORD"
@@ -114,7 +114,7 @@ def test_adopt_hand_made_replication_and_reject_a_non_replica(tmp_path, servers,
             cluster.down()
         assert replica.sql("SELECT COUNT(*) FROM mydb.events") == [(1,)]  # replication left as it was
         bad = inventory(tmp_path / "bad.toml", [primary, loner], mode="adopt")
-        from replab.errors import ReplicationError
+        from replab.core.errors import ReplicationError
 
         with pytest.raises(ReplicationError, match="db2 is not a replica"):
             Cluster.up(home=tmp_path / "lab2", config_file=str(bad), engine="external")
@@ -145,7 +145,7 @@ def test_fault_commands_run_without_a_shell(tmp_path, servers, password):
             # a frozen server accepts TCP (the kernel answers) but sends no greeting: paused, not running
             assert cluster.engine.state(db2) == "paused"
             assert {s.name: s.state for s in cluster.status()}["db2"] == "paused"
-            from replab.errors import NodeStateError
+            from replab.core.errors import NodeStateError
 
             t0 = time.monotonic()
             with pytest.raises(NodeStateError, match="db2 is paused"):
@@ -153,7 +153,7 @@ def test_fault_commands_run_without_a_shell(tmp_path, servers, password):
             assert time.monotonic() - t0 < 5  # it never hangs on the frozen server
             cluster.engine.resume(db2)
             assert {s.name: s for s in cluster.status()}["db2"].sql_running
-            from replab.errors import ReplabError
+            from replab.core.errors import ReplabError
 
             with pytest.raises(ReplabError, match="kill command exited with 1"):
                 cluster.engine.kill(db2)

@@ -10,8 +10,11 @@ import time
 import pytest
 from catalogue import params, require
 
-from replab import Cluster, checker, failover, nemesis, replication
-from replab.workload import Feeder, feed
+from replab import Cluster
+from replab.cluster import replication
+from replab.faults import failover, nemesis
+from replab.verify import checker
+from replab.workload.feed import Feeder, feed
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 SERVERS = params("mariadb-10.11", "mysql-9.7")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from replab import builtin_scenarios, scenarios
+from replab.runs import builtin as builtin_scenarios
+from replab.runs import scenarios
 
 
 @pytest.mark.parametrize("name", ["switchover", "failover-async", "failover-semisync", "old-primary-rejoin"])

@@ -3,10 +3,10 @@ lost-in-failover accounting on recorded facts, and both flavors' role statements
 
 from __future__ import annotations
 
-from replab import roles
-from replab.checker import Facts, NodeFacts, judge
-from replab.failover import Candidate, ahead_of, choose, gtid_missing
-from replab.flavor import MariaDBFlavor, MySQLFlavor
+from replab.cluster import roles
+from replab.faults.failover import Candidate, ahead_of, choose, gtid_missing
+from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
+from replab.verify.checker import Facts, NodeFacts, judge
 
 U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 U2 = "4f22ab58-82db-22f2-af44-d91bb0530673"

@@ -10,12 +10,15 @@ import pytest
 from conftest import wait_for
 from test_soak import soak
 
-from replab import Cluster, checker, nemesis, relay
-from replab.causes import errant_gtids
-from replab.diagnose import diagnose
-from replab.errors import ConfigError, NodeStateError
-from replab.repair import repair
-from replab.workload import Feeder, sample_nodes
+from replab import Cluster
+from replab.core.errors import ConfigError, NodeStateError
+from replab.engines import relay
+from replab.faults import nemesis
+from replab.faults.repair import repair
+from replab.verify import checker
+from replab.verify.causes import errant_gtids
+from replab.verify.diagnose import diagnose
+from replab.workload.feed import Feeder, sample_nodes
 
 
 def _schema(cluster: Cluster) -> dict[str, list[tuple]]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from replab.causes import errant_gtids, gtid_sources
-from replab.diagnose import Column, Diagnosis, schema_findings
-from replab.errors import ConfigError
-from replab.nemesis import _parse
+from replab.core.errors import ConfigError
+from replab.faults.nemesis import _parse
+from replab.verify.causes import errant_gtids, gtid_sources
+from replab.verify.diagnose import Column, Diagnosis, schema_findings
 
 
 def _cols(spec: str) -> list[Column]:

@@ -11,8 +11,9 @@ import time
 
 from conftest import REPLAB, wait_for
 
-from replab import checker, failover, ledger
-from replab.workload import Feeder, feed
+from replab.faults import failover
+from replab.verify import checker, ledger
+from replab.workload.feed import Feeder, feed
 
 
 def _on_replica(cluster, name: str, *statements: str) -> None:

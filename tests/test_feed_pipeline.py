@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from replab import checker, ledger
-from replab.workload import PIPELINE_DEPTH, Feeder
+from replab.verify import checker, ledger
+from replab.workload.feed import PIPELINE_DEPTH, Feeder
 
 
 def test_error_mid_packet_is_recorded_per_statement(replab_cluster):

@@ -1,4 +1,4 @@
-from replab.flavor import MariaDBFlavor, MySQLFlavor, flavor_from_version_string
+from replab.servers.flavor import MariaDBFlavor, MySQLFlavor, flavor_from_version_string
 
 MARIADB_VERSION = "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu on x86_64 (Debian 12)"
 MYSQL_VERSION = "/usr/sbin/mysqld  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)"

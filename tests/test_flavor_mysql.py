@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from replab.flavor import (
+from replab.servers.flavor import (
     COORDINATOR_ERROR,
     Flavor,
     MariaDBFlavor,
@@ -235,7 +235,7 @@ def test_mariadb_never_asks_for_worker_table():
 
 def test_snapshot_positions_of_both_dump_tools():
     """The GTID position a dump records, as each tool writes it (MySQL: one source or several, over lines)."""
-    from replab.repair import _statements_naming_gtids
+    from replab.faults.repair import _statements_naming_gtids
 
     u1, u2 = "a2792502-e7a4-11f1-a87e-02fc00000001", "b1792502-e7a4-11f1-a87e-02fc00000002"
     mysql_dump = ["-- MySQL dump 10.13\n", "SET @@SESSION.SQL_LOG_BIN= 0;\n", "\n",

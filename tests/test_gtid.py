@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from replab.gtid import GtidParseError, GtidSet, transactions_between
+from replab.servers.gtid import GtidParseError, GtidSet, transactions_between
 
 U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 U2 = "d1ba5e13-e7a0-11f1-b962-02fc00000001"

@@ -13,8 +13,8 @@ import zlib
 
 import pytest
 
-from replab.checker import CHUNK_IDS
-from replab.rowhash import (
+from replab.verify.checker import CHUNK_IDS
+from replab.verify.rowhash import (
     chunk_digest,
     chunk_of,
     diff_row_hashes,

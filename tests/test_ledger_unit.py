@@ -7,10 +7,10 @@ import threading
 import pymysql
 import pytest
 
-from replab import ledger
-from replab.errors import ConfigError, ReplabError
-from replab.ledger import FAILED, OK, UNKNOWN, Run
-from replab.workload import FeedOptions, classify, insert_sql
+from replab.core.errors import ConfigError, ReplabError
+from replab.verify import ledger
+from replab.verify.ledger import FAILED, OK, UNKNOWN, Run
+from replab.workload.feed import FeedOptions, classify, insert_sql
 
 
 def test_writer_keeps_a_contiguous_prefix_in_id_order(tmp_path):

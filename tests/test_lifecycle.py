@@ -11,7 +11,7 @@ import pytest
 from conftest import servers_under
 
 from replab import Cluster
-from replab.errors import ClusterNotFound
+from replab.core.errors import ClusterNotFound
 
 
 def test_up_status_sql_down(tmp_path, cli):

@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import wait_for
 
-from replab import nemesis, servers
-from replab.errors import ReplabError
-from replab.flavor import MySQLFlavor, flavor_from_version_string
+from replab.core.errors import ReplabError
+from replab.faults import nemesis
+from replab.servers import catalogue as servers
+from replab.servers.flavor import MySQLFlavor, flavor_from_version_string
 
 
 def _real_mysqld() -> tuple[str | None, str]:

@@ -11,9 +11,11 @@ import sys
 import threading
 import time
 
-from replab import checker, nemesis, relay
-from replab.process import cmdline
-from replab.workload import feed
+from replab.engines import relay
+from replab.faults import nemesis
+from replab.servers.process import cmdline
+from replab.verify import checker
+from replab.workload.feed import feed
 
 
 def test_partition_and_heal_a_paused_replicas_link(replab_cluster):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from replab.report import (
+from replab.runs.report import (
     ERROR,
     FAIL,
     PASS,
@@ -23,7 +23,7 @@ from replab.report import (
     summary,
     write_all,
 )
-from replab.timeline import Event, Sample, Timeline
+from replab.runs.timeline import Event, Sample, Timeline
 
 
 def synthetic_timeline() -> Timeline:

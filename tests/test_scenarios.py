@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_report import chromium, render_in_chromium
 
-from replab import builtin_scenarios
-from replab import scenarios as s
-from replab.cluster import Cluster
-from replab.report import FAIL, PASS
+from replab.cluster.cluster import Cluster
+from replab.runs import builtin as builtin_scenarios
+from replab.runs import scenarios as s
+from replab.runs.report import FAIL, PASS
 
 DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
 # seed has its own tests below; the failover scenarios run in test_failover_scenarios.py and

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from catalogue import require
 
-from replab import servers
-from replab.errors import ReplabError
+from replab.core.errors import ReplabError
+from replab.servers import catalogue as servers
 
 
 def _leftovers() -> list[str]:

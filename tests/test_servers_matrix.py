@@ -9,15 +9,17 @@ import pytest
 from catalogue import params, require
 from conftest import wait_for
 
-from replab import Cluster, checker, nemesis
-from replab.builtin_scenarios import MIDDLE_DROP
-from replab.builtin_scenarios import get as get_scenario
-from replab.diagnose import diagnose
-from replab.gtid import GtidSet
-from replab.repair import repair
-from replab.replication import executed_gtid, replica_status
-from replab.scenarios import run as run_scenario
-from replab.workload import feed
+from replab import Cluster
+from replab.cluster.replication import executed_gtid, replica_status
+from replab.faults import nemesis
+from replab.faults.repair import repair
+from replab.runs.builtin import MIDDLE_DROP
+from replab.runs.builtin import get as get_scenario
+from replab.runs.scenarios import run as run_scenario
+from replab.servers.gtid import GtidSet
+from replab.verify import checker
+from replab.verify.diagnose import diagnose
+from replab.workload.feed import feed
 
 ALL = params()
 

@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from replab import Cluster, checker, nemesis
-from replab.workload import Feeder
+from replab import Cluster
+from replab.faults import nemesis
+from replab.verify import checker
+from replab.workload.feed import Feeder
 
 
 def _verify(cluster: Cluster, what: str) -> None:

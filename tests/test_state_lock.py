@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from replab.state import home_lock
+from replab.core.state import home_lock
 
 
 def test_a_changing_command_waits_for_the_lock_and_says_so(replab_cluster):

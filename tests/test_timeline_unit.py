@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from test_report import make_report, synthetic_timeline
 
-from replab.report import final_grid, summary, with_unit
-from replab.timeline import Sample, Timeline, gtid_transactions, lane_of
+from replab.runs.report import final_grid, summary, with_unit
+from replab.runs.timeline import Sample, Timeline, gtid_transactions, lane_of
 
 
 def test_gtid_transactions_both_flavors() -> None:

@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import wait_for
 
-from replab import checker, nemesis, rowhash
-from replab.repair import repair
-from replab.workload import feed
+from replab.faults import nemesis
+from replab.faults.repair import repair
+from replab.verify import checker, rowhash
+from replab.workload.feed import feed
 
 ADV = ("CREATE TABLE mydb.adv (id INT PRIMARY KEY, a VARCHAR(64) NULL, b VARCHAR(64) NULL, "
        "c VARCHAR(64) NULL) ENGINE=InnoDB")

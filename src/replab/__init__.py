@@ -13,12 +13,13 @@ __version__ = "0.1.0"
 __all__ = ["Cluster", "ClusterSpec", "NodeStatus", "ReplabError", "SqlResult", "__version__"]
 
 if TYPE_CHECKING:
-    from .cluster import Cluster, NodeStatus, SqlResult
-    from .config import ClusterSpec
-    from .errors import ReplabError
+    from .cluster.cluster import Cluster
+    from .cluster.core import NodeStatus, SqlResult
+    from .core.config import ClusterSpec
+    from .core.errors import ReplabError
 
-_LAZY = {"Cluster": "cluster", "NodeStatus": "cluster", "SqlResult": "cluster", "ClusterSpec": "config",
-         "ReplabError": "errors"}
+_LAZY = {"Cluster": "cluster.cluster", "NodeStatus": "cluster.core", "SqlResult": "cluster.core",
+         "ClusterSpec": "core.config", "ReplabError": "core.errors"}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from .cluster import Cluster, teardown_home
+from .cluster.cluster import Cluster, teardown_home
 
 teardown = teardown_home  # the name this plugin exported before
 

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from ..errors import ReplabError
+from ..core.errors import ReplabError
 from . import common
 
 app = typer.Typer(

@@ -13,9 +13,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ..cluster import Cluster, NodeStatus
-from ..config import resolve_home
-from ..state import STATE_FILE, home_lock
+from ..cluster.cluster import Cluster, NodeStatus
+from ..core.config import resolve_home
+from ..core.state import STATE_FILE, home_lock
 
 OPTIONS: dict[str, Any] = {"home": None, "quiet": False}
 _GLOBAL_FLAGS = ("-q", "--quiet")

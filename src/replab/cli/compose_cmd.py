@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 
-from ..config import load_spec, resolve_home
+from ..core.config import load_spec, resolve_home
+from ..core.errors import ConfigError, NotSupported, StateError
+from ..core.state import STATE_FILE
 from ..engines import dockerctl, images
 from ..engines.compose import DEFAULT_IMAGE, flavor_from_image, plan_nodes, project_name, render_project
-from ..errors import ConfigError, NotSupported, StateError
-from ..state import STATE_FILE
 from . import common
 
 compose_app = typer.Typer(help="Docker Compose files for a replab cluster; leftovers of crashed runs.",

@@ -12,9 +12,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .. import checker, workload
-from ..timeline import LANE_RUNNING, Sample, Sampler, lane_of
-from ..workload import Feeder, FeedOptions, NodeSample
+from ..runs.timeline import LANE_RUNNING, Sample, Sampler, lane_of
+from ..verify import checker
+from ..workload import feed as workload
+from ..workload.feed import Feeder, FeedOptions, NodeSample
 from . import common
 from .diagnosis_lines import print_predictions
 

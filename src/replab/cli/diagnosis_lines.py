@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..diagnose import diagnose as run_diagnose
+from ..verify.diagnose import diagnose as run_diagnose
 from . import common
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from .. import failover as fo
+from ..faults import failover as fo
 from . import common
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import typer
 
-from .. import nemesis
-from ..diagnose import diagnose as run_diagnose
-from ..repair import repair as run_repair
+from ..faults import nemesis
+from ..faults.repair import repair as run_repair
+from ..verify.diagnose import diagnose as run_diagnose
 from . import common
 
 NODE = typer.Argument(..., help="Node name, e.g. mysql-s1.")

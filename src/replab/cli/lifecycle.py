@@ -9,10 +9,10 @@ from pathlib import Path
 
 import typer
 
-from .. import strays
-from ..cluster import Cluster, remove_state
-from ..config import resolve_home
-from ..errors import ClusterNotFound, ConfigError, ReplabError, StateError
+from ..cluster.cluster import Cluster, remove_state
+from ..core.config import resolve_home
+from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
+from ..servers import strays
 from . import common
 from .diagnosis_lines import print_diagnosis_lines
 

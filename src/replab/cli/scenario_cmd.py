@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import builtin_scenarios, scenarios
-from ..report import ERROR, FAIL, summary
+from ..runs import builtin as builtin_scenarios
+from ..runs import scenarios
+from ..runs.report import ERROR, FAIL, summary
 from . import common
 
 scenario_app = typer.Typer(help="Named experiments: a cluster, a workload, faults, checks and the outcome "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from .. import servers
+from ..servers import catalogue as servers
 from . import common
 
 servers_app = typer.Typer(

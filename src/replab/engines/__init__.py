@@ -5,7 +5,7 @@ A registry, not a chain of ifs: an engine is a subclass of ``Engine`` listed in 
 
 from __future__ import annotations
 
-from ..errors import NotSupported
+from ..core.errors import NotSupported
 from .base import BuildPlan, Engine, NodeInfo
 from .compose import ComposeEngine
 from .external import ExternalEngine

@@ -9,13 +9,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotSupported
-from ..process import log_tail
-from ..servers import find_program
+from ..core.errors import NotSupported
+from ..servers.catalogue import find_program
+from ..servers.process import log_tail
 
 if TYPE_CHECKING:
-    from ..config import ClusterSpec
-    from ..flavor import Flavor
+    from ..core.config import ClusterSpec
+    from ..servers.flavor import Flavor
 
 Say = Callable[[str], None]
 

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import db
-from ..config import ClusterSpec
-from ..errors import ConfigError, NodeStartError, NodeStateError, ReplabError, ReplabTimeout, StateError
-from ..flavor import Flavor, MariaDBFlavor, MySQLFlavor
-from ..servers import TOOLS
-from ..state import check_ports
+from ..core.config import ClusterSpec
+from ..core.errors import ConfigError, NodeStartError, NodeStateError, ReplabError, ReplabTimeout, StateError
+from ..core.state import check_ports
+from ..servers import db
+from ..servers.catalogue import TOOLS
+from ..servers.flavor import Flavor, MariaDBFlavor, MySQLFlavor
 from . import dockerctl
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
 from .dockerctl import LABEL

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from ..errors import BinaryNotFound, NotSupported, ReplabError, ReplabTimeout
+from ..core.errors import BinaryNotFound, NotSupported, ReplabError, ReplabTimeout
 
 LABEL = "replab.project"  # on every container, network and volume replab creates
 INSTALL_HINT = "install docker.io and Compose v2 with: make system-deps DEPS=docker"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import ReplabError
+from ..core.errors import ReplabError
 from .dockerctl import PrivateDaemon
 
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import db
-from ..config import ClusterSpec
-from ..errors import ConfigError, NodeStateError, NotSupported, ReplabError, SqlError
-from ..flavor import Flavor, flavor_from_version_string
+from ..core.config import ClusterSpec
+from ..core.errors import ConfigError, NodeStateError, NotSupported, ReplabError, SqlError
+from ..servers import db
+from ..servers.flavor import Flavor, flavor_from_version_string
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
 
 MODES = ("attach", "adopt")

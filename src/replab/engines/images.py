@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import servers
-from ..errors import ConfigError, NotSupported, ReplabError
+from ..core.errors import ConfigError, NotSupported, ReplabError
+from ..servers import catalogue as servers
 from . import dockerctl
 
 IMAGE_REV = "1"

@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import relay, servers
-from ..errors import ConfigError, NodeStartError, NodeStateError, NotSupported
-from ..flavor import flavor_from_version_string
-from ..process import Process, proc_state
-from ..servers import Server
-from ..state import cache_root, check_ports
+from ..core.errors import ConfigError, NodeStartError, NodeStateError, NotSupported
+from ..core.state import cache_root, check_ports
+from ..servers import catalogue as servers
+from ..servers.catalogue import Server
+from ..servers.flavor import flavor_from_version_string
+from ..servers.process import Process, proc_state
+from . import relay
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)

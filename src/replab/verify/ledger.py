@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import quote_ident, validate_identifier
-from .errors import ReplabError
+from ..core.config import quote_ident, validate_identifier
+from ..core.errors import ReplabError
 
 OK, FAILED, UNKNOWN = 1, 2, 3
 OUTCOMES = {OK: "ok", FAILED: "failed", UNKNOWN: "unknown"}

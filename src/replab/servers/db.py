@@ -12,7 +12,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.constants import CLIENT
 
-from .errors import ReplabError, SqlError
+from ..core.errors import ReplabError, SqlError
 
 # Option-file groups of the credentials file: [client] is the admin (also read by the mariadb client).
 ADMIN, APP, REPL = "client", "replab_app", "replab_repl"

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, ledger, replication, roles
-from .config import quote_ident, validate_identifier
-from .engines.base import RUNNING
-from .errors import ConfigError, ReplabError, SqlError
+from ..cluster import replication, roles
+from ..core.config import quote_ident, validate_identifier
+from ..core.errors import ConfigError, ReplabError, SqlError
+from ..engines.base import RUNNING
+from ..servers import db
+from . import ledger
 from .rowhash import (
     DIGEST_MAX_LEN,
     INT_TYPES,
@@ -43,7 +45,7 @@ from .rowhash import (
 )
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 KINDS = ("missing_rows", "extra_rows", "changed_rows", "schema", "replication", "unreachable")
 CHUNK_IDS = 25_000  # ids per chunk: 10,000 spent 3% more CPU on per-query work at 10M rows

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, failover, replication, roles
-from .config import quote_ident, validate_identifier
-from .engines.base import PAUSED, RUNNING, STOPPED
-from .errors import ConfigError, NodeStateError, NotSupported, SqlError
-from .gtid import transactions_between
+from ..cluster import replication, roles
+from ..core.config import quote_ident, validate_identifier
+from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
+from ..engines.base import PAUSED, RUNNING, STOPPED
+from ..servers import db
+from ..servers.gtid import transactions_between
+from . import failover
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 _TYPE = re.compile(
     r"^(TINYINT|SMALLINT|MEDIUMINT|INT|INTEGER|BIGINT|DECIMAL|FLOAT|DOUBLE|CHAR|VARCHAR|BINARY|VARBINARY|"

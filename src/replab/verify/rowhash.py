@@ -8,7 +8,7 @@ import hashlib
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from .config import quote_ident
+from ..core.config import quote_ident
 
 # A row hashes to the first 64 bits of SHA-256 over a text that parses back into exactly one tuple. The
 # text is CONCAT_WS(',') of, first, a header: each integer column's value as a plain number (IFNULL(c,

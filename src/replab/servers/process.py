@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import NodeStartError, ReplabError, ReplabTimeout
+from ..core.errors import NodeStartError, ReplabError, ReplabTimeout
 
 T = TypeVar("T")
 

@@ -23,13 +23,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import checker, db, replication, rowhash
-from .config import quote_ident
-from .engines.base import PAUSED, STOPPED
-from .errors import ConfigError, NodeStateError, NotSupported, ReplicationError
+from ..cluster import replication
+from ..core.config import quote_ident
+from ..core.errors import ConfigError, NodeStateError, NotSupported, ReplicationError
+from ..engines.base import PAUSED, STOPPED
+from ..servers import db
+from ..verify import checker, rowhash
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 METHODS = ("dump", "backup")
 SYSTEM_DBS = {"mysql", "information_schema", "performance_schema", "sys"}

@@ -1,7 +1,7 @@
 """The link relay daemon (see relay.py for what it does and how replab controls it).
 
 Standard library only, and run as a script with ``python -S``: one starts per replica, so its start-up
-cost counts in `replab up` (~30 ms of CPU instead of ~70 ms through ``-m replab.relay``).
+cost counts in `replab up` (~30 ms of CPU instead of ~70 ms through ``-m replab.engines.relay``).
 Command line: ``python -S .../replab/relayd.py DIR NAME``.
 """
 

@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, ledger, replication, roles
-from .config import quote_ident, validate_identifier
-from .engines.base import PAUSED, STOPPED
-from .errors import ConfigError, ReplabError, SqlError
-from .replication import HEARTBEAT_DB, HEARTBEAT_TABLE
+from ..cluster import replication, roles
+from ..cluster.replication import HEARTBEAT_DB, HEARTBEAT_TABLE
+from ..core.config import quote_ident, validate_identifier
+from ..core.errors import ConfigError, ReplabError, SqlError
+from ..engines.base import PAUSED, STOPPED
+from ..servers import db
+from ..verify import ledger
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 MAX_BATCH = 10_000
 HEARTBEAT_INTERVAL = 0.1

@@ -11,9 +11,9 @@ from typing import Any
 
 import pymysql
 
-from . import db
-from .config import quote_ident
-from .flavor import Flavor, MariaDBFlavor, ReplicaStatus, merge_worker_errors
+from ..core.config import quote_ident
+from ..servers import db
+from ..servers.flavor import Flavor, MariaDBFlavor, ReplicaStatus, merge_worker_errors
 
 HEARTBEAT_DB = "replab"
 HEARTBEAT_TABLE = "heartbeat"

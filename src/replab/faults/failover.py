@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, replication, roles
-from .engines.base import RUNNING, STOPPED, NodeInfo
-from .errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
-from .gtid import GtidSet
+from ..cluster import replication, roles
+from ..core.errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
+from ..engines.base import RUNNING, STOPPED, NodeInfo
+from ..servers import db
+from ..servers.gtid import GtidSet
 from .repair import repair
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 
 @dataclass

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import validate_identifier
+from ..core.config import validate_identifier
 
 if TYPE_CHECKING:
+    from ..engines.base import NodeInfo
     from .cluster import Cluster
-    from .engines.base import NodeInfo
 
 PRIMARY, REPLICA, DEMOTED = "primary", "replica", "demoted"
 STATE_FILE = "cluster.json"

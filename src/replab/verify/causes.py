@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from .gtid import GtidParseError, GtidSet, merge_intervals, minus_intervals
+from ..servers.gtid import GtidParseError, GtidSet, merge_intervals, minus_intervals
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Column:
 
 
 
-# GTID sets, reduced to what diagnose needs; the one place to swap for replab.gtid's typed GtidSet.
+# GTID sets, reduced to what diagnose needs; the one place to swap for replab.servers.gtid's typed GtidSet.
 Ranges = list[tuple[int, int]]
 
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 
-from . import db, failover, ledger, nemesis
-from .errors import ConfigError
+from ..core.errors import ConfigError
+from ..faults import failover, nemesis
+from ..servers import db
+from ..verify import ledger
 from .scenarios import (
     ByFlavor,
     Context,

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, replication
-from .config import quote_ident, validate_identifier
-from .engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
-from .errors import ReplabError
+from ..cluster import replication
+from ..core.config import quote_ident, validate_identifier
+from ..core.errors import ReplabError
+from ..engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
+from ..servers import db
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 EVENT_KINDS = ("phase_start", "phase_end", "fault", "heal", "error", "recovered", "action", "note")
 DEFAULT_INTERVAL = 0.2

@@ -33,15 +33,15 @@ from typing import Any
 
 import pymysql
 
-from . import nemesis
-from .checker import check as run_check
-from .cluster import Cluster, teardown_home
-from .config import quote_ident, validate_identifier
-from .diagnose import diagnose as run_diagnose
-from .errors import ConfigError, ReplabError
+from ..cluster.cluster import Cluster, teardown_home
+from ..core.config import quote_ident, validate_identifier
+from ..core.errors import ConfigError, ReplabError
+from ..faults import nemesis
+from ..verify.checker import check as run_check
+from ..verify.diagnose import diagnose as run_diagnose
+from ..workload.feed import Feeder
 from .report import ExpectationResult, PhaseResult, RunReport, write_all
 from .timeline import Sampler, Timeline
-from .workload import Feeder
 
 Say = Callable[[str], None]
 

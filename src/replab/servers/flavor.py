@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .errors import BinaryNotFound, ConfigError, NotSupported
+from ..core.errors import BinaryNotFound, ConfigError, NotSupported
 
 REDO_LOG_SIZE = "64M"
 

@@ -13,24 +13,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from . import db, replication
-from .config import ClusterSpec
-from .engines import NodeInfo, get_engine_class
-from .engines.external import same_endpoint
-from .errors import NotSupported, ReplicationError
-from .flavor import flavor_from_version_string
-from .process import wait_for
-from .state import STATE_VERSION, new_password, remove_state
+from ..core.config import ClusterSpec
+from ..core.errors import NotSupported, ReplicationError
+from ..core.state import STATE_VERSION, new_password, remove_state
+from ..engines import NodeInfo, get_engine_class
+from ..engines.external import same_endpoint
+from ..servers import db
+from ..servers.flavor import flavor_from_version_string
+from ..servers.process import wait_for
+from . import replication
+from .core import ClusterCore
 
-if TYPE_CHECKING:
-    from .cluster import Cluster
+C = TypeVar("C", bound=ClusterCore)
 
 REPL_USER, APP_USER = "replab_repl", "replab_app"
 
 
-def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callable[[str], None]) -> Cluster:
+def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[str], None]) -> C:
     t0 = time.monotonic()
     plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
     flavor = plan.flavor
@@ -88,7 +89,7 @@ def build_cluster(cls: type[Cluster], spec: ClusterSpec, home: Path, say: Callab
         raise
 
 
-def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, admin_pw: str,
+def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool, admin_pw: str,
                    repl: tuple[str, str], app: tuple[str, str]) -> None:
     """Create, start and secure the servers an engine owns, then set replication up."""
     t0 = time.monotonic()
@@ -150,7 +151,7 @@ def _build_servers(cluster: Cluster, spec: ClusterSpec, version_exact: bool, adm
         _semi_sync_on_primary(cluster, True)
 
 
-def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], app: tuple[str, str]) -> None:
+def _setup_existing(cluster: ClusterCore, spec: ClusterSpec, repl: tuple[str, str], app: tuple[str, str]) -> None:
     """Servers that already exist: attach (create accounts, point replicas at the primary) or adopt (verify
     the replication that is there)."""
     engine = cluster.engine
@@ -182,7 +183,7 @@ def _setup_existing(cluster: Cluster, spec: ClusterSpec, repl: tuple[str, str], 
     cluster.finish_replication()
 
 
-def _semi_sync_on_primary(cluster: Cluster, on: bool, timeout: float = 30.0) -> None:
+def _semi_sync_on_primary(cluster: ClusterCore, on: bool, timeout: float = 30.0) -> None:
     """Turn the primary's side of semi-sync off for the set-up's own transactions, and on again once the
     replicas replicate; then wait until the primary counts every replica as a semi-sync client and says it
     is semi-synchronous. (Both flavors register a semi-sync replica when its IO thread connects, whether the
@@ -207,7 +208,7 @@ def _semi_sync_on_primary(cluster: Cluster, on: bool, timeout: float = 30.0) -> 
              hint="run: replab status; see the replicas' error logs")
 
 
-def _check_semi_sync(cluster: Cluster) -> None:
+def _check_semi_sync(cluster: ClusterCore) -> None:
     """Every node must know the semi-sync variables (MySQL loads them from plugin files that may be absent)."""
     variable = cluster.flavor.semisync_enabled_variable()
     for node in cluster.nodes:
@@ -218,7 +219,7 @@ def _check_semi_sync(cluster: Cluster) -> None:
                                    "server's semisync plugin files", log_tail=cluster.engine.log_tail(node))
 
 
-def _verify_replica(cluster: Cluster, replica: NodeInfo) -> None:
+def _verify_replica(cluster: ClusterCore, replica: NodeInfo) -> None:
     primary = cluster.primary
     with cluster.connect(replica.name) as conn:
         status = replication.replica_status(conn, cluster.flavor)

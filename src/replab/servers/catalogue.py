@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BinaryNotFound, ConfigError, NotSupported, ReplabError
+from ..core.errors import BinaryNotFound, ConfigError, NotSupported, ReplabError
+from ..core.state import cache_root
 from .process import pids_with
-from .state import cache_root
 
 Say = Callable[[str], None]
 

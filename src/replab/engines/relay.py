@@ -26,9 +26,9 @@ import signal
 import sys
 from pathlib import Path
 
+from ..core.errors import NodeStartError, ReplabError
+from ..servers.process import Process, alive, cmdline, log_tail, wait_for
 from . import relayd
-from .errors import NodeStartError, ReplabError
-from .process import Process, alive, cmdline, log_tail, wait_for
 from .relayd import BLOCKED as BLOCKED
 from .relayd import OPEN as OPEN
 

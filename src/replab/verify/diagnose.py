@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from . import db, replication
+from ..cluster import replication
+from ..core.config import quote_ident
+from ..core.errors import ReplabError, SqlError
+from ..engines.base import RUNNING
+from ..servers import db
+from ..servers.flavor import ReplicaStatus
 from .causes import (
     BinlogGap,
     Column,
@@ -42,13 +47,9 @@ from .causes import (
     read_past_end,
     reissue_gap,
 )
-from .config import quote_ident
-from .engines.base import RUNNING
-from .errors import ReplabError, SqlError
-from .flavor import ReplicaStatus
 
 if TYPE_CHECKING:
-    from .cluster import Cluster
+    from ..cluster.cluster import Cluster
 
 SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
 MAX_KEYS = 200_000
