@@ -138,12 +138,15 @@ def diagnose(
 
 def repair(
     node: str = NODE,
-    method: str = typer.Option("dump", "--method", help="dump (mariadb-dump) or backup (mariadb-backup)."),
+    method: str = typer.Option("auto", "--method", help="auto (by size), dump (mariadb-dump/mysqldump), "
+                               "backup (MariaDB: mariadb-backup, streamed) or clone (MySQL: the clone plugin)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for the rebuilt replica to catch "
                                   "up."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Rebuild a broken replica from the primary while writes go on, reattach it, wait, verify.
+
+    auto takes a dump below 64 MB of user data, else the server's own physical copy, and says which.
 
     Example: replab repair mysql-s2 --method dump
     """
@@ -151,6 +154,8 @@ def repair(
     if json_out:
         common.print_json(report.to_dict())
     else:
+        for step in report.steps[:1] if method == "auto" else []:
+            common.say(step)
         common.console.print(report.sentence(), markup=False)
     if not report.verified:
         raise typer.Exit(1)

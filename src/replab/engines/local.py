@@ -68,7 +68,7 @@ def _copy_datadir(template: Path, target: Path) -> None:
 
 class LocalEngine(Engine):
     name = "local"
-    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "backup", "binlog"})
+    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "backup", "clone", "binlog"})
     discards_running = True
 
     def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None,

@@ -1,11 +1,16 @@
 """Rebuild a broken replica from the primary while writes go on, reattach it, wait, verify.
 
-Two methods, both with the server's own tools and a consistent snapshot with its GTID position:
+Three methods, each with the server's own tools and a consistent snapshot with its GTID position:
 
-- ``dump``: ``mariadb-dump --single-transaction --gtid --master-data=2`` of every user database, loaded
-  into the replica with ``sql_log_bin=0``;
-- ``backup``: ``mariadb-backup --backup`` + ``--prepare`` of the primary's data dir, copied back over the
-  replica's (stopped) data dir; the position comes from ``mariadb_backup_binlog_info``.
+- ``dump``: ``mariadb-dump``/``mysqldump --single-transaction`` of every user database, loaded into the
+  replica with ``sql_log_bin=0``;
+- ``backup`` (MariaDB): ``mariadb-backup --backup --stream=mbstream`` of the primary piped into
+  ``mbstream -x`` in the replica's emptied data dir, prepared in place; the position comes from
+  ``mariadb_backup_binlog_info``;
+- ``clone`` (MySQL): ``CLONE INSTANCE FROM`` the primary (the clone plugin, ``mysql_clone.so``); the server
+  stops to finish it and is started again on the copy.
+
+``auto`` (the default) takes a dump while the user data is small, else the physical copy.
 
 Then the replica's own binary log history is reset (this drops errant GTIDs), ``gtid_slave_pos`` is set
 to the snapshot's position and the replica is attached again with MASTER_USE_GTID=slave_pos. Credentials
@@ -33,7 +38,8 @@ from ..verify import checker, rowhash
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
 
-METHODS = ("dump", "backup")
+METHODS = ("auto", "dump", "backup", "clone")
+DUMP_BELOW = 64 * 1024 * 1024  # bytes of user data: below, a dump is as quick as a physical copy
 SYSTEM_DBS = {"mysql", "information_schema", "performance_schema", "sys"}
 
 
@@ -121,9 +127,11 @@ def _statements_naming_gtids(lines: Iterable[str]) -> Iterator[str]:
 
 
 def _backup(cluster: Cluster, node: str, work: Path) -> str:
-    """Physical copy of the primary with mariadb-backup, copied over the replica's data dir."""
+    """Physical copy of the primary with mariadb-backup, streamed (``--stream=mbstream``) straight into the
+    replica's emptied data dir by ``mbstream -x`` (nothing staged in a file), then prepared in place."""
     cluster.engine.require("backup", node)
     tool = cluster.engine.program("backup")
+    unpack = shutil.which("mbstream") or str(Path(tool).with_name("mbstream"))
     primary, replica = cluster.primary, cluster.node(node)
     user, password = cluster.credentials()
     # one 0600 option file: the primary's server settings (data dir, redo log) plus the credentials
@@ -136,33 +144,100 @@ def _backup(cluster: Cluster, node: str, work: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(Path(primary.cnf).read_text() + "\n" + creds.read_text())
     creds.unlink()
-    target = work / "backup"
-    base = [tool, f"--defaults-file={opts}"]
-    _run([*base, "--backup", f"--target-dir={target}"], "mariadb-backup --backup of the primary", node)
-    _run([tool, "--prepare", f"--target-dir={target}"], "mariadb-backup --prepare", node)
-    info = next((target / n for n in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
-                 if (target / n).exists()), None)
-    fields = info.read_text().split() if info else []
-    if len(fields) < 3:
-        raise ReplicationError(f"{node}: the backup has no GTID position ({info})", node=node)
     if cluster.engine.state(replica) != STOPPED:
         cluster.stop_node(node)
     datadir = Path(replica.datadir)
     shutil.rmtree(datadir)
-    _run([tool, "--copy-back", f"--target-dir={target}", f"--datadir={datadir}"], "mariadb-backup --copy-back",
-         node)
+    datadir.mkdir(mode=0o700)
+    tmp = work / "tmp"
+    tmp.mkdir()
+    with subprocess.Popen([tool, f"--defaults-file={opts}", "--backup", "--stream=mbstream",
+                           f"--target-dir={tmp}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as src:
+        assert src.stdout is not None
+        sink = subprocess.run([unpack, "-x", "-C", str(datadir)], stdin=src.stdout, stderr=subprocess.PIPE,
+                              timeout=3600)
+        src.stdout.close()
+        err = src.stderr.read().decode(errors="replace") if src.stderr else ""
+        src.wait(timeout=60)
+    if src.returncode or sink.returncode:
+        tail = (err or sink.stderr.decode(errors="replace")).strip().splitlines()[-8:]
+        raise ReplicationError(f"{node}: mariadb-backup --stream of the primary failed (exit "
+                               f"{src.returncode or sink.returncode})", node=node, log_tail=tail, action="backup")
+    _run([tool, "--prepare", f"--target-dir={datadir}"], "mariadb-backup --prepare", node)
+    info = next((datadir / n for n in ("mariadb_backup_binlog_info", "xtrabackup_binlog_info")
+                 if (datadir / n).exists()), None)
+    fields = info.read_text().split() if info else []
+    if len(fields) < 3:
+        raise ReplicationError(f"{node}: the backup has no GTID position ({info})", node=node)
     cluster.start_node(node)
     return fields[2]
 
 
-def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 120.0) -> RepairReport:
-    """Rebuild replica ``node`` from the primary (``method`` dump or backup), reattach it with GTID, wait
-    until it has caught up and compare it with the primary. Writes may go on meanwhile."""
+def _clone(cluster: Cluster, node: str, work: Path) -> str:
+    """MySQL's clone plugin: the replica pulls a physical copy of the primary over the server protocol
+    (``CLONE INSTANCE FROM``), then is started again on it; the position is the copy's gtid_executed."""
+    cluster.engine.require("clone", node)
+    flavor, primary = cluster.flavor, cluster.primary
+    user, password = cluster.credentials()
+    for name, donor in ((primary.name, ""), (node, f"{primary.host}:{primary.port}")):
+        with cluster.connect(name) as conn, conn.cursor() as cur:
+            for statement, args in flavor.clone_setup(donor):
+                try:
+                    cur.execute(statement, args or None)
+                except db.driver_errors() as exc:
+                    if not (exc.args and exc.args[0] in (1125, 1968)):  # the plugin is there already
+                        raise
+    replica = cluster.node(node)
+    with cluster.connect(node, read_timeout=3600) as conn, conn.cursor() as cur:
+        try:
+            cur.execute(flavor.clone_statement(), (user, primary.host, primary.port, password))
+        except db.driver_errors() as exc:
+            # 3707: cloned, and the server shut down to finish it (nothing supervises it to restart it)
+            if not (exc.args and exc.args[0] in (3707, 2013)):
+                raise ReplicationError(f"{node}: CLONE INSTANCE FROM {primary.name} failed: {exc.args[-1]}",
+                                       node=node, action="clone") from None
+    deadline = time.monotonic() + 120
+    while cluster.engine.state(replica) != STOPPED and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if cluster.engine.state(replica) != STOPPED:
+        cluster.stop_node(node)
+    cluster.start_node(node)
+    with cluster.connect(node) as conn:
+        return str(db.scalar(conn, flavor.executed_gtid()) or "")
+
+
+def choose_method(cluster: Cluster) -> tuple[str, str]:
+    """The rebuild a replica gets by default, and why: a dump while the user data is small, else the
+    server's own physical copy (MySQL: the clone plugin; MariaDB: mariadb-backup streamed)."""
+    flavor = cluster.flavor
+    with cluster.connect(cluster.primary.name) as conn, conn.cursor() as cur:
+        for statement in flavor.fresh_table_stats():
+            cur.execute(statement)
+        cur.execute("SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')")
+        size = int((cur.fetchone() or (0,))[0] or 0)
+    physical = flavor.physical_rebuild
+    mb = size / 1024 / 1024
+    if size < DUMP_BELOW or physical not in cluster.engine.capabilities:
+        why = "" if size < DUMP_BELOW else f"; the {cluster.engine.name} engine cannot {physical}"
+        return "dump", f"{mb:,.0f} MB of user data on {cluster.primary.name}: a dump (below {DUMP_BELOW >> 20} MB){why}"
+    return physical, (f"{mb:,.0f} MB of user data on {cluster.primary.name}: a physical copy "
+                      f"({'the clone plugin' if physical == 'clone' else 'mariadb-backup, streamed'}; a dump "
+                      f"below {DUMP_BELOW >> 20} MB)")
+
+
+def repair(cluster: Cluster, node: str, method: str = "auto", timeout: float = 120.0) -> RepairReport:
+    """Rebuild replica ``node`` from the primary (``method`` auto, dump, backup or clone), reattach it with
+    GTID, wait until it has caught up and compare it with the primary. Writes may go on meanwhile; ``auto``
+    picks by the size of the user data (``choose_method``) and says what it chose."""
     if method not in METHODS:
-        raise ConfigError(f"unknown repair method {method!r}: choose dump or backup")
+        raise ConfigError(f"unknown repair method {method!r}: choose auto, dump, backup or clone")
     if method == "backup" and cluster.flavor.name != "mariadb":
         raise NotSupported("repair --method backup uses mariadb-backup, which works on MariaDB only",
-                           hint=f"use: replab repair {node} --method dump")
+                           hint=f"use: replab repair {node} --method clone (MySQL's clone plugin) or dump")
+    if method == "clone" and cluster.flavor.physical_rebuild != "clone":
+        raise NotSupported("repair --method clone uses MySQL's clone plugin; MariaDB has none",
+                           hint=f"use: replab repair {node} --method backup (mariadb-backup) or dump")
     info = cluster.node(node)
     if info.role != "replica":
         raise ConfigError(f"{node} is the primary; repair rebuilds a replica from it",
@@ -173,11 +248,15 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
         raise NodeStateError(f"{node} is paused", node=node, hint=f"replab resume {node} first")
     t0 = time.monotonic()
     steps: list[str] = []
-    if method == "dump" and state == STOPPED:
+    if method == "auto":
+        method, why = choose_method(cluster)
+        steps.append(f"{node}: rebuilding by {method}: {why}")
+        cluster.say(steps[-1])
+    if method in ("dump", "clone") and state == STOPPED:
         cluster.start_node(node)
     work = _work_dir(cluster, node)
     try:
-        gtid = _dump(cluster, node, work) if method == "dump" else _backup(cluster, node, work)
+        gtid = {"dump": _dump, "backup": _backup, "clone": _clone}[method](cluster, node, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     steps.append(f"{node}: restored a consistent snapshot of {cluster.primary.name} taken at GTID {gtid}")

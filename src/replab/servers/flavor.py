@@ -198,6 +198,21 @@ class Flavor:
         """Statements on a replica before a logical snapshot is loaded into it."""
         return [self.stop_replica()]
 
+    # the server's own fastest physical rebuild (repair.py): MySQL's clone plugin, MariaDB's mariadb-backup
+    physical_rebuild = "backup"
+
+    def fresh_table_stats(self) -> list[str]:
+        """Statements that make information_schema.TABLES sizes current for the session."""
+        return []
+
+    def clone_setup(self, donor: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """Statements on a recipient (and, without the donor argument, a donor) before CLONE INSTANCE."""
+        raise NotImplementedError(f"{self.name} has no clone plugin")
+
+    def clone_statement(self) -> str:
+        """CLONE INSTANCE FROM user@host:port IDENTIFIED BY password (four arguments)."""
+        raise NotImplementedError(f"{self.name} has no clone plugin")
+
     def snapshot_position(self, line: str) -> str | None:
         """The GTID position a dump was taken at, if ``line`` (a comment line or a whole statement, which
         may span lines) of the dump records it."""
@@ -546,6 +561,18 @@ class MySQLFlavor(Flavor):
         version = tool_version if tool_version is not None else self.version
         position = "--source-data=2" if version >= (8, 0, 26) else "--master-data=2"
         return [*_DUMP_COMMON, position, "--set-gtid-purged=ON", *_dump_scope(databases)]
+
+    physical_rebuild = "clone"
+
+    def fresh_table_stats(self) -> list[str]:
+        return ["SET SESSION information_schema_stats_expiry = 0"]  # else cached for a day
+
+    def clone_setup(self, donor: str) -> list[tuple[str, tuple[Any, ...]]]:
+        plugin = ("INSTALL PLUGIN clone SONAME 'mysql_clone.so'", ())
+        return [plugin] if not donor else [plugin, ("SET GLOBAL clone_valid_donor_list = %s", (donor,))]
+
+    def clone_statement(self) -> str:
+        return "CLONE INSTANCE FROM %s@%s:%s IDENTIFIED BY %s"
 
     def before_restore(self) -> list[str]:
         # the dump sets gtid_purged itself, which MySQL accepts only on an empty GTID history; a fenced node
