@@ -65,7 +65,11 @@ def test_cli_list_and_bad_input(cli) -> None:
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
     bad = cli("scenario", "run", "seed", "--rate", "-1")  # 0 is "as fast as possible", as in feed
-    assert bad.returncode == 2 and "--rate" in bad.stderr
+    refused = "error: --rate must be between 0 (as fast as possible) and 100000 rows/s (got -1.0)"
+    assert bad.returncode == 2 and refused in bad.stderr
+    # docs/scenarios.md quotes that refusal and says what --rate 0 does (it said 0 was refused)
+    doc = (Path(__file__).parents[1] / "docs" / "scenarios.md").read_text()
+    assert f"`{refused}`" in doc and "`--rate 0` inserts as fast as possible" in doc
 
 
 def test_seed_cli_report_renders(cli, tmp_path: Path) -> None:
