@@ -69,6 +69,19 @@ def wait_for(pred: Callable[[], object], timeout: float = 15.0) -> bool:
     return False
 
 
+def status_rows(stdout: str) -> dict[str, dict[str, str]]:
+    """The status table as printed: {node: {column: cell}} (one line per node; folded cells are not read)."""
+    head = next(line for line in stdout.splitlines() if line.startswith("┃"))
+    cols = [c.strip() for c in head.strip("┃").split("┃")]
+    rows = {}
+    for line in stdout.splitlines():
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.strip("│").split("│")]
+            if cells[0]:
+                rows[cells[0]] = dict(zip(cols, cells, strict=True))
+    return rows
+
+
 @pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))
 def server(request: pytest.FixtureRequest) -> str:
     """Each server of the two-flavor matrix in turn (MariaDB 10.11, MySQL 9.7)."""

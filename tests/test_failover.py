@@ -9,6 +9,7 @@ import time
 
 import pytest
 from catalogue import params, require
+from conftest import status_rows
 
 from replab import Cluster
 from replab.cluster import replication
@@ -41,6 +42,13 @@ def _leave_s2_behind(cluster: Cluster, everywhere: int, s1_too: int) -> None:
     nemesis.partition(cluster, S2)
     feed(cluster, rows=s1_too)
     assert cluster.wait_caught_up(20, names=[S1])[S1]
+
+
+def _lag(cli, home, node: str) -> tuple[object, str]:
+    """(lag_ms of ``status --json``, the lag cell of the status table) for ``node``."""
+    data = json.loads(cli("status", "--json", home=home).stdout)
+    lag = next(n["lag_ms"] for n in data["nodes"] if n["name"] == node)
+    return lag, status_rows(cli("status", home=home).stdout)[node]["lag"]
 
 
 def _roles(home) -> dict[str, str]:
@@ -113,6 +121,7 @@ def test_async_failover_names_exactly_the_lost_writes_then_rejoin(replab_cluster
     assert r.returncode == 0 and "errant transaction(s)" in r.stdout and "--rebuild" in r.stdout, r.stdout
     assert set(range(131, 151)) <= _ids(cluster, M)
     assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+    assert _lag(cli, home, M) == (None, "-")  # demoted, not replicating: no lag (it showed 0 ms)
     r = cli("rejoin", M, home=home)
     assert r.returncode == 2 and "errant" in r.stderr
     r = cli("rejoin", M, "--rebuild", home=home)
@@ -169,6 +178,8 @@ def test_forced_failover_to_a_lagging_replica_leaves_the_one_ahead_out(replab_cl
     assert set(range(51, 71)) <= _ids(cluster, S1) and not set(range(51, 71)) & _ids(cluster, S2)
     assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1 and not _receiving(cluster, S1)
     feed(cluster, rows=10)                          # 71..80 on S2
+    assert _lag(cli, home, S1) == (None, "-")       # left out, not replicating: no lag (it showed 0 ms)
+    assert _lag(cli, home, S2)[0] is None           # the new primary has no lag either
     rep = checker.check(cluster, wait=3)
     assert [(lw.acknowledged_by, lw.ids) for lw in rep.lost] == [(M, list(range(51, 71)))], rep.render()
     assert {p.node for p in rep.problems} == {S1}, rep.render()  # out of replication: reported, not hidden

@@ -125,9 +125,14 @@ def lag_ms(primary_hb: tuple[Any, Any] | None, replica_hb: tuple[Any, Any] | Non
            status: ReplicaStatus | None) -> int | None:
     """Lag in milliseconds from the heartbeat row (written every 100 ms while replab drives writes).
 
+    None when the node is not replicating: no replication configured (``status`` None: a primary, a demoted
+    former primary, a replica left out by a forced failover) or its SQL thread stopped (an error, or
+    stopped by hand); what its heartbeat row says then is no lag, it is where it stopped.
     Equal heartbeat values on both sides mean caught up (0); otherwise lag is the age, on the replica's
     clock, of the last heartbeat it applied. Without heartbeats, fall back to Seconds_Behind_Master.
     """
+    if status is None or not status.sql_running:
+        return None
     if primary_hb and replica_hb:
         if replica_hb[0] >= primary_hb[0]:
             return 0

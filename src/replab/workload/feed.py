@@ -436,26 +436,29 @@ def sample_nodes(cluster: Cluster, table: str = "events", timeout: float = 5.0) 
     own ``timeout``; None rows for a node that does not answer."""
     t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
 
-    def one(node: Any) -> tuple[NodeSample, Any]:
+    def one(node: Any) -> tuple[NodeSample, Any, Any]:
         s = NodeSample(node.name)
-        hb = None
+        hb = st = None
         if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
-            return s, hb
+            return s, hb, st
         try:
             with cluster.connect(node.name, timeout=min(timeout, 2.0), read_timeout=timeout) as conn:
                 s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
                 hb = replication.heartbeat(conn)
+                if node.role != "primary":
+                    st = replication.replica_status(conn, cluster.flavor)
         except (SqlError, pymysql.MySQLError, OSError):
             pass
-        return s, hb
+        return s, hb, st
 
     with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
         found = list(pool.map(one, cluster.nodes))
-    primary_hb = next((hb for (s, hb), n in zip(found, cluster.nodes, strict=True) if n.role == "primary"), None)
-    for (s, hb), node in zip(found, cluster.nodes, strict=True):
+    primary_hb = next((hb for (_s, hb, _st), n in zip(found, cluster.nodes, strict=True) if n.role == "primary"),
+                      None)
+    for (s, hb, st), node in zip(found, cluster.nodes, strict=True):
         if node.role != "primary" and s.rows is not None:
-            s.lag_ms = replication.lag_ms(primary_hb, hb, None)
-    return [s for s, _ in found]
+            s.lag_ms = replication.lag_ms(primary_hb, hb, st)
+    return [s for s, _hb, _st in found]
 
 
 def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
