@@ -3,8 +3,12 @@ lost-in-failover accounting on recorded facts, and both flavors' role statements
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from replab.cluster import roles
 from replab.faults.failover import Candidate, ahead_of, choose, gtid_missing
+from replab.runs import builtin
+from replab.runs.scenarios import expect_consistent
 from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
 from replab.verify.checker import Facts, NodeFacts, judge
 
@@ -80,6 +84,29 @@ def test_checker_reports_failover_losses_apart_from_divergence():
     assert rep.lost[0].count == 50 and rep.lost[0].exact and rep.lost[0].lost_at["new_primary"] == "mysql-s1"
     assert "LOST IN FAILOVER: 50" in rep.render() and "230 acknowledged writes present" in rep.render()
     assert rep.to_dict()["lost_in_failover"][0]["ids"][:2] == [201, 202]
+
+
+def test_consistent_never_passes_beside_lost_writes_it_claims_are_not_lost():
+    """consistent-final said "every node: no acknowledged write lost" and PASS next to LOST IN FAILOVER: 450."""
+    lost = list(range(201, 251))
+    ctx = SimpleNamespace(checks={"final": judge(_facts({"mysql-s1": lost, "mysql-s2": lost}))})
+    plain = expect_consistent("final")
+    assert plain.description == "every node: no acknowledged write lost, nothing extra (check final)"
+    held, evidence = plain.fn(ctx)
+    assert not held and evidence[0] == "check 'final': 50 of 280 acknowledged writes lost"
+    assert evidence[1].startswith("LOST IN FAILOVER: 50 acknowledged write(s) acknowledged by mysql-m")
+    meant = expect_consistent("final", lost_in_failover=True)  # a scenario that loses writes on purpose
+    assert "no acknowledged write lost" not in meant.description
+    assert meant.description == ("every node: every acknowledged write the primary kept, nothing extra; writes "
+                                 "lost in a failover are judged by lost-final (check final)")
+    assert meant.fn(ctx) == (True, ["check 'final': the nodes agree; 230 acknowledged writes on every node, "
+                                    "50 lost in a failover (judged by lost-final)"])
+    ctx.checks["final"] = judge(_facts({"mysql-s1": [], "mysql-s2": []}))
+    assert plain.fn(ctx) == (True, ["check 'final': consistent (280 acknowledged writes checked on every node)"])
+    # the built-in scenarios that lose writes say so next to their consistency claim
+    for name in ("failover-async", "failover-semisync", "old-primary-rejoin"):
+        final = next(e for e in builtin.get(name).expectations if e.name == "consistent-final")
+        assert "no acknowledged write lost" not in final.description, name
 
 
 def test_missing_writes_of_the_current_primary_stay_a_problem():

@@ -290,20 +290,36 @@ def _text(d: Any) -> str:
 
 
 # --- expectations -----------------------------------------------------------------------------------
-def expect_consistent(check_name: str, nodes: list[str] | None = None) -> Expectation:
-    """Every acknowledged write is on every node (or on ``nodes``), and nothing else is."""
+def expect_consistent(check_name: str, nodes: list[str] | None = None, lost_in_failover: bool = False) -> Expectation:
+    """Every acknowledged write is on every node (or on ``nodes``), and nothing else is.
+
+    An acknowledged write lost in a failover is lost: it fails this expectation, unless the scenario loses
+    writes on purpose (``lost_in_failover``); then this one claims only that the nodes agree on what the
+    primary kept, and says how many writes it leaves to the expectation that judges the loss
+    (``builtin.expect_lost``)."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         rep = ctx.checks.get(check_name)
         if rep is None:
             return False, [f"check {check_name!r} did not run"]
         problems = [p for p in rep.problems if nodes is None or _problem_node(p) in (*nodes, None)]
-        acked = rep.to_dict().get("ledger", {}).get("acknowledged", "?")
+        acked = int(rep.to_dict().get("ledger", {}).get("acknowledged") or 0)
+        lost = sum(lw.count for lw in getattr(rep, "lost", []))
         if problems:
             return False, [f"{len(problems)} problem(s) in check {check_name!r}"] + [_text(p) for p in problems[:6]]
+        if lost and not lost_in_failover:
+            return False, [f"check {check_name!r}: {lost} of {acked} acknowledged writes lost"] + \
+                [lw.sentence() for lw in rep.lost]
+        if lost:
+            return True, [f"check {check_name!r}: the nodes agree; {acked - lost} acknowledged writes on every node, "
+                          f"{lost} lost in a failover (judged by lost-{check_name})"]
         return True, [f"check {check_name!r}: consistent ({acked} acknowledged writes checked on every node)"]
     who = ", ".join(nodes) if nodes else "every node"
-    return Expectation(f"consistent-{check_name}", f"{who}: no acknowledged write lost, nothing extra "
-                       f"(check {check_name})", fn)
+    if lost_in_failover:
+        what = (f"{who}: every acknowledged write the primary kept, nothing extra; writes lost in a failover "
+                f"are judged by lost-{check_name}")
+    else:
+        what = f"{who}: no acknowledged write lost, nothing extra"
+    return Expectation(f"consistent-{check_name}", f"{what} (check {check_name})", fn)
 
 
 def expect_inconsistent(check_name: str, node: str) -> Expectation:
