@@ -142,6 +142,7 @@ def test_failover_without_loss_rejoins_the_old_primary_as_is(replab_cluster):
     nemesis.kill(cluster, M)
     change = failover.failover(cluster)
     assert change.new_primary == S1 and change.repointed == [S2] and change.to_writable_s < 10
+    assert f"; {S2} replicates from it; {M} is demoted" in change.sentence()  # it said "replicate"
     feed(cluster, rows=10)
     sentence = nemesis.start(cluster, M)  # nothing errant: it rejoins by itself
     assert "no errant transaction" in sentence and f"rejoined as a replica of {S1}" in sentence, sentence

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from replab.cluster import roles
-from replab.faults.failover import Candidate, ahead_of, choose, gtid_missing
+from replab.faults.failover import Candidate, RoleChange, ahead_of, choose, gtid_missing, replicate_from
 from replab.runs import builtin
 from replab.runs.scenarios import expect_consistent
 from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
@@ -156,3 +156,16 @@ def test_semi_sync_options_of_both_flavors():
                                                    "SET GLOBAL rpl_semi_sync_replica_enabled = 1"]
     assert new.semisync_status_query() == "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_%'"
     assert new.semisync_enabled_variable() == "rpl_semi_sync_source_enabled"
+
+
+def test_role_change_sentences_agree_in_number():
+    assert replicate_from(["mysql-s2"], "it") == "mysql-s2 replicates from it"
+    assert replicate_from(["mysql-m", "mysql-s2"], "it") == "mysql-m and mysql-s2 replicate from it"
+    assert replicate_from(["a", "b", "c"], "x") == "a, b and c replicate from x"
+    assert replicate_from([], "mysql-s1") == "no replica replicates from mysql-s1"
+    one = RoleChange("failover", "mysql-m", "mysql-s1", to_writable_s=0.5, repointed=["mysql-s2"])
+    assert one.sentence().startswith("failover: mysql-s1 is the primary (0.50s to accept writes); mysql-s2 "
+                                     "replicates from it; mysql-m is demoted")
+    sw = RoleChange("switchover", "mysql-m", "mysql-s1", write_pause_s=0.02, repointed=["mysql-m", "mysql-s2"])
+    assert sw.sentence() == ("switchover: mysql-s1 is the primary; mysql-m and mysql-s2 replicate from it; writes "
+                             "paused 0.020s; no acknowledged write lost")

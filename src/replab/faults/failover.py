@@ -54,12 +54,12 @@ class RoleChange:
 
     def sentence(self) -> str:
         if self.kind == "switchover":
-            head = (f"switchover: {self.new_primary} is the primary; {self.old_primary} and "
-                    f"{', '.join(n for n in self.repointed if n != self.old_primary) or 'no other node'} replicate "
-                    f"from it; writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
+            following = [self.old_primary, *(n for n in self.repointed if n != self.old_primary)]
+            head = (f"switchover: {self.new_primary} is the primary; {replicate_from(following, 'it')}; "
+                    f"writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
         else:
             head = (f"failover: {self.new_primary} is the primary ({self.to_writable_s:.2f}s to accept writes); "
-                    f"{', '.join(self.repointed) or 'no replica'} replicate from it; {self.old_primary} is "
+                    f"{replicate_from(self.repointed, 'it')}; {self.old_primary} is "
                     f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
                     "(replab check lists the acknowledged writes lost)")
         if self.pending:
@@ -68,6 +68,14 @@ class RoleChange:
             head += (f"; {name} holds transactions {self.new_primary} never had ({', '.join(ranges[:3])}): it is "
                      f"read-only and out of replication, rebuild it: replab rejoin {name} --rebuild")
         return head
+
+
+def replicate_from(names: list[str], source: str) -> str:
+    """``mysql-s2 replicates from it`` / ``mysql-m and mysql-s2 replicate from it`` / ``no replica ...``."""
+    if not names:
+        return f"no replica replicates from {source}"
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{who} {'replicates' if len(names) == 1 else 'replicate'} from {source}"
 
 
 # --- GTIDs --------------------------------------------------------------------------------------------
@@ -288,7 +296,7 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
     cluster.save()
     if change.repointed:
         cluster.wait_threads(change.repointed, timeout=30)
-    change.steps.append(f"{', '.join(change.repointed) or 'no replica'} replicate from {new.name}")
+    change.steps.append(replicate_from(change.repointed, new.name))
 
 
 # --- failover -----------------------------------------------------------------------------------------
