@@ -6,7 +6,7 @@ from __future__ import annotations
 from test_report import make_report, synthetic_timeline
 
 from replab.runs.report import final_grid, summary, with_unit
-from replab.runs.timeline import Sample, Timeline, gtid_transactions, lane_of
+from replab.runs.timeline import Event, Sample, Timeline, frame_of, gtid_transactions, lane_of, rows_behind_of
 
 
 def test_gtid_transactions_both_flavors() -> None:
@@ -81,3 +81,95 @@ def test_old_reports_still_load() -> None:
     tl = Timeline.from_dict({"started_at": 1.0, "samples": [{"t": 0.0, "node": "mysql-m", "state": "running",
                                                               "rows": 3}], "events": []})
     assert tl.primary == "mysql-m" and tl.samples[0].tx is None
+
+
+def _ticked(rate: float = 400, interval: float = 0.25) -> Timeline:
+    """4 s sampled as the sampler does now: every node at the multiples of the interval, each replica's
+    count read just before the primary's; mysql-s1 healthy (1 row behind: the one written meanwhile), and
+    mysql-s2 really 120 rows behind."""
+    tl = Timeline(started_at=1.0)
+    tl.interval, tl.primary = interval, "mysql-m"
+    for k in range(17):
+        t = k * interval
+        rows = int(rate * t)
+        tl.samples.append(Sample(t + 0.004, "mysql-m", "running", rows=rows + 1, tx=rows + 1, took=0.002,
+                                 counted=t + 0.005, role="primary"))
+        for name, late in (("mysql-s1", 0), ("mysql-s2", 120)):
+            r = max(0, rows - late)
+            tl.samples.append(Sample(t, name, "running", rows=r, tx=r, took=0.003, counted=t + 0.002,
+                                     io_running=True, sql_running=True, role="replica"))
+    return tl
+
+
+def test_frame_compares_samples_of_one_moment() -> None:
+    """The live view showed healthy replicas rate x refresh behind (100 rows at 400 rows/s, 0.25 s)."""
+    tl = _ticked()
+    frame = tl.frame()
+    assert {n: round(s.t / 0.25) for n, s in frame.items()} == {"mysql-m": 16, "mysql-s1": 16, "mysql-s2": 16}
+    assert rows_behind_of(frame["mysql-s1"], frame["mysql-m"]) == 1
+    assert rows_behind_of(frame["mysql-s2"], frame["mysql-m"]) == 121
+    # at the same GTID position: 0, whatever the counts (rows deleted on the replica are check's business)
+    same = Sample(4.0, "mysql-s1", "running", rows=1500, tx=1601)
+    assert rows_behind_of(same, frame["mysql-m"]) == 0
+    assert rows_behind_of(None, frame["mysql-m"]) is None
+    # a replica whose sample of the newest tick is not finished yet: the frame shows the tick before, for all
+    recent = {n: tl.of(n) for n in tl.nodes()}
+    recent["mysql-s1"] = recent["mysql-s1"][:-1]
+    older = frame_of(recent, "mysql-m", 0.25)
+    assert {round(s.t / 0.25) for s in older.values() if s} == {15}
+    assert rows_behind_of(older["mysql-s1"], older["mysql-m"]) == 1
+
+
+def _failover_timeline() -> Timeline:
+    """failover-async, recorded: every replica link cut at 3 s (a partition of mysql-m, never healed), mysql-m
+    killed at 4.8 s, mysql-s2 promoted at 5.2 s; mysql-s1 follows it. Samples carry no ``cut`` (the fault
+    windows decide), as in the reports this was found in."""
+    tl = Timeline(started_at=1.0)
+    tl.interval, tl.primary = 0.2, "mysql-m"
+    for k in range(40):
+        t = round(k * 0.2, 3)
+        after = t >= 5.2
+        m_rows = int(100 * min(t, 4.8))
+        if t < 4.8:
+            tl.samples.append(Sample(t + 0.01, "mysql-m", "running", rows=m_rows, tx=m_rows, role="primary"))
+        else:
+            tl.samples.append(Sample(t + 0.01, "mysql-m", "stopped", role="demoted" if after else "primary"))
+        cut_rows = int(100 * min(t, 3.0))
+        s2 = cut_rows + (int(100 * (t - 5.2)) if after else 0)
+        s1 = s2 - (40 if after and t < 6.0 else 0)
+        tl.samples.append(Sample(t, "mysql-s2", "running", rows=s2, tx=s2, role="primary" if after else "replica",
+                                 io_running=None if after else True, sql_running=None if after else True))
+        tl.samples.append(Sample(t, "mysql-s1", "running", rows=s1, tx=s1, role="replica", io_running=True,
+                                 sql_running=True))
+    tl.events = [Event(3.0, "fault", "partition mysql-m", "mysql-m"), Event(4.8, "fault", "kill mysql-m", "mysql-m")]
+    return tl
+
+
+def test_after_a_failover_the_timeline_measures_against_the_new_primary() -> None:
+    tl = _failover_timeline()
+    assert tl.primary_changes() == [(0.0, "mysql-m"), (5.2, "mysql-s2")]
+    assert tl.primary_at(5.0) == "mysql-m" and tl.primary_at(6.0) == "mysql-s2" and tl.final_primary == "mysql-s2"
+    lanes = {n: [(round(g.start, 1), g.label) for g in tl.segments(n)] for n in ("mysql-s1", "mysql-s2")}
+    # cut off from mysql-m while it was the primary; not "cut off until the end" (they replicate from mysql-s2)
+    assert lanes["mysql-s1"] == [(0.0, "running"), (3.0, "cut off"), (5.2, "running")]
+    assert lanes["mysql-s2"] == [(0.0, "running"), (3.0, "cut off"), (5.2, "running")]
+    ts, behind = tl.rows_behind("mysql-s1")
+    at = dict(zip(ts, behind, strict=True))
+    assert at[5.6] == 40 and at[6.2] == 0  # against mysql-s2, not the dead mysql-m's last count
+    ts, behind = tl.rows_behind("mysql-s2")
+    assert [v for t, v in zip(ts, behind, strict=True) if t >= 5.2] == [None] * 14  # it is the primary then
+    assert tl.catch_ups() == []  # mysql-m went down as the primary: no replica's outage
+    assert {n: s.role for n, s in tl.frame().items()} == {"mysql-m": "demoted", "mysql-s1": "replica",
+                                                          "mysql-s2": "primary"}
+
+
+def test_lanes_from_what_the_engine_said() -> None:
+    """A partitioned replica: the sample's ``cut`` decides (the live view has no fault events to go by)."""
+    cut = Sample(0, "mysql-s1", "running", io_running=True, sql_running=True, last_errno=0, cut=True)
+    assert lane_of(cut, cut=bool(cut.cut)) == ("cut off", None)
+    tl = Timeline()
+    tl.primary = "mysql-m"
+    tl.samples = [Sample(0.0, "mysql-m", "running", role="primary"), cut,
+                  Sample(0.2, "mysql-s1", "running", io_running=True, sql_running=True, cut=False)]
+    assert [g.label for g in tl.segments("mysql-s1")] == ["cut off", "running"]
+    assert lane_of(Sample(0, "mysql-m", "running", role="demoted")) == ("demoted", None)

@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..runs.timeline import LANE_RUNNING, Sample, Sampler, lane_of
+from ..runs.timeline import LANE_CUT, LANE_RUNNING, Sample, Sampler, lane_of, rows_behind_of
 from ..verify import checker
 from ..workload import feed as workload
 from ..workload.feed import Feeder, FeedOptions, NodeSample
@@ -26,15 +26,16 @@ def register(app: typer.Typer) -> None:
 
 
 STALE_S = 2.5  # a node whose latest sample is older than this has stopped answering
-_LANE_STYLE = {LANE_RUNNING: "green", "OUT": "bold red", "paused": "yellow", "not answering": "red"}
+_LANE_STYLE = {LANE_RUNNING: "green", "OUT": "bold red", "paused": "yellow", "not answering": "red",
+               LANE_CUT: "bold red", "demoted": "yellow"}
 
 
 def _state_cell(sample: Sample | None, now: float) -> Text:
     if sample is None:
-        return Text("starting", style="dim")
+        return Text("no sample yet", style="dim")
     if now - sample.t > STALE_S:
         return Text("not answering", style="red")
-    lane, errno = lane_of(sample)
+    lane, errno = lane_of(sample, cut=bool(sample.cut))
     label = f"{lane} {errno}" if errno else lane
     return Text(label, style=_LANE_STYLE.get(lane, "bold red"))
 
@@ -67,13 +68,18 @@ def _display(feeder: Feeder, sampler: Sampler, exact: list[NodeSample] | None = 
     for node in sampler.cluster.nodes:
         s = frame.get(node.name)
         rows = rows_of(node.name)
-        behind = "-" if node.name == primary or rows is None or top is None else f"{max(0, top - rows):,}"
+        if exact is None:  # two samples of one moment: 0 when at the primary's GTID position
+            gap = None if rows is None or top is None else rows_behind_of(s, frame.get(primary))
+        else:
+            gap = None if rows is None or top is None else max(0, top - rows)
+        behind = "-" if node.name == primary or gap is None else f"{gap:,}"
         rate = sampler.rate(node.name) if exact is None else None
         lag = counts[node.name].lag_ms if exact is not None and node.name in counts else (s.lag_ms if s else None)
         state = _state_cell(s, now)
         if exact is not None and rows is None and (s is None or s.state == "running"):
             state = Text("not answering", style="red")  # it did not give its exact count
-        table.add_row(node.name, state, "OUT" if rows is None else f"{rows:,}", behind,
+        shown = "-" if s is None and exact is None else "OUT" if rows is None else f"{rows:,}"
+        table.add_row(node.name, state, shown, behind,
                       "-" if rate is None else f"{rate:,.0f}", "-" if lag is None else f"{lag:,} ms")
     parts: list[Any] = [title, table]
     if r.last_error:
@@ -108,6 +114,7 @@ def feed(
     with common.feed_marker(cluster.home):
         try:
             feeder.start()
+            sampler.wait_first(timeout=1.0)  # the first frame shows every node as sampled, not a guess
             if not json_out:
                 live = Live(_display(feeder, sampler), console=common.console, refresh_per_second=4,
                             transient=False).__enter__()
