@@ -173,3 +173,32 @@ def test_lanes_from_what_the_engine_said() -> None:
                   Sample(0.2, "mysql-s1", "running", io_running=True, sql_running=True, cut=False)]
     assert [g.label for g in tl.segments("mysql-s1")] == ["cut off", "running"]
     assert lane_of(Sample(0, "mysql-m", "running", role="demoted")) == ("demoted", None)
+
+
+def test_report_names_the_roles_at_the_end() -> None:
+    """failover-semisync showed the new primary as `replica` with schema `+id, +name, ...`, and the killed
+    mysql-m of failover-async as `primary ... consistent`."""
+    from replab.runs.report import RunReport
+    from replab.runs.report_svg import story_svg
+
+    cols = ["id", "name", "counter", "description"]
+    report = RunReport("failover-semisync", "recorded", timeline=_failover_timeline(),
+                       cluster={"nodes": [{"name": "mysql-m", "role": "primary"},
+                                          {"name": "mysql-s1", "role": "replica"},
+                                          {"name": "mysql-s2", "role": "replica"}]},
+                       final={"mysql-m": {"state": "stopped", "role": "demoted"},
+                              "mysql-s1": {"state": "running", "role": "replica", "rows": 780, "columns": cols},
+                              "mysql-s2": {"state": "running", "role": "primary", "rows": 780, "columns": cols}},
+                       checks={"final": {"consistent": True, "nodes": [], "problems": []}})
+    grid = {g["node"]: g for g in final_grid(report)}
+    assert [(n, g["role"]) for n, g in grid.items()] == [("mysql-m", "demoted"), ("mysql-s1", "replica"),
+                                                         ("mysql-s2", "primary")]
+    assert grid["mysql-s2"]["extra"] == [] and grid["mysql-s2"]["missing"] == [] and grid["mysql-s2"]["ok"]
+    assert grid["mysql-m"]["verdict"] == "demoted former primary, out of the cluster (not checked)"
+    assert grid["mysql-m"]["ok"] is None
+    # a report written before final roles were recorded: the samples' last roles decide
+    for fin in report.final.values():
+        fin.pop("role")
+    assert {n: g["role"] for n, g in ((g["node"], g) for g in final_grid(report))} == {
+        "mysql-m": "demoted", "mysql-s1": "replica", "mysql-s2": "primary"}
+    assert "rows behind the primary (mysql-m, then mysql-s2 from 5.2 s) per replica" in story_svg(report.timeline)

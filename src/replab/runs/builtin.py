@@ -241,7 +241,7 @@ def _on_primary(action: str) -> Step:
         name = ctx.cluster.primary.name
         ctx.facts.setdefault("primaries", []).append(name)
         return getattr(nemesis, action)(ctx.cluster, name)
-    return Step(f"{action} the primary", fn, "fault", None)
+    return Step(f"{action} the primary", fn, "fault", target=lambda ctx: ctx.cluster.primary.name)
 
 
 def _wait_fallback(timeout: float = 10.0) -> Step:

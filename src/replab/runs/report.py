@@ -163,7 +163,12 @@ def final_grid(report: RunReport, table: str = "events") -> list[dict[str, Any]]
     for p in chk.get("problems", []):
         if isinstance(p, dict) and p.get("node"):
             problems.setdefault(p["node"], []).append(p)
+    # roles at the end: a failover or switchover changed them since the cluster was built
     roles = {n.get("name"): n.get("role") for n in report.cluster.get("nodes", []) if isinstance(n, dict)}
+    roles.update({n: f["role"] for n, f in report.final.items() if isinstance(f, dict) and f.get("role")})
+    if not any(isinstance(f, dict) and f.get("role") for f in report.final.values()) and report.timeline.samples:
+        seen = {n: report.timeline.last_sample(str(n)) for n in roles}  # a report from before final roles
+        roles.update({n: s.role for n, s in seen.items() if s is not None and s.role})
     names = [str(n) for n in roles] or list(report.final) or report.timeline.nodes()
     primary = next((n for n, r in roles.items() if r == "primary"), names[0] if names else None)
     reference = report.final.get(primary or "", {}).get("columns") or []
@@ -179,7 +184,9 @@ def final_grid(report: RunReport, table: str = "events") -> list[dict[str, Any]]
         extra = [c for c in (cols or []) if c not in reference]
         mine = problems.get(name, [])
         state = fin.get("state") or (last.state if last else "unknown")
-        if state == "stopped":
+        if roles.get(name) == "demoted":
+            verdict, ok = "demoted former primary, out of the cluster (not checked)", None
+        elif state == "stopped":
             verdict, ok = "OUT", False
         elif last is not None and last.sql_running is False and last.sql_errno:
             verdict, ok = f"SQL stopped, error {last.sql_errno}", False

@@ -241,7 +241,10 @@ def _behind_chart(fig: _Fig, tl: Timeline, nodes: Sequence[str], colors: dict[st
     h = 120
     series = {n: tl.rows_behind(n) for n in replicas}
     ymax = float(max([v for ts, vs in series.values() for v in vs if v is not None] + [10]))
-    top, scale = _chart_frame(fig, f"rows behind {primary} per replica (dashed: node down, count frozen)", h,
+    changes = tl.primary_changes()
+    against = primary if len(changes) == 1 else "the primary (" + ", then ".join(
+        n if i == 0 else f"{n} from {t:.1f} s" for i, (t, n) in enumerate(changes)) + ")"
+    top, scale = _chart_frame(fig, f"rows behind {against} per replica (dashed: node down, count frozen)", h,
                               ymax * 1.15, "")
     for node in replicas:
         ts, vs = series[node]

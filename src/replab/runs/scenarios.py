@@ -99,6 +99,7 @@ class Step:
     fn: Callable[[Context], str | None]
     kind: str = "action"  # action | fault | heal
     node: str | None = None
+    target: Callable[[Context], str] | None = None  # the node it acts on, known only when it runs
 
 
 @dataclass
@@ -532,7 +533,8 @@ def _run_phase(ctx: Context, phase: Phase) -> PhaseResult:
     ctx.say(f"phase {phase.name}: {phase.description}" if phase.description else f"phase {phase.name}")
     try:
         for step in phase.steps:
-            ev = tl.event(step.kind, step.name, step.node) if step.kind in ("fault", "heal") else None
+            node = step.target(ctx) if step.target is not None else step.node
+            ev = tl.event(step.kind, step.name, node) if step.kind in ("fault", "heal") else None
             sentence = step.fn(ctx)
             if ev is not None and sentence:
                 ev.data["result"] = sentence
@@ -588,14 +590,14 @@ def _finish_report(ctx: Context, report: RunReport) -> None:
 
 
 def final_snapshot(cluster: Cluster, table: str = "events") -> dict[str, dict[str, Any]]:
-    """Each node at the end of a run: exact row count, columns of ``table``, server version and state
-    (for the report's final grid); a node that does not answer gets its state only."""
+    """Each node at the end of a run: its role then, exact row count, columns of ``table``, server version
+    and state (for the report's final grid); a node that does not answer gets its state and role only."""
     t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
     cols_sql = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
                 "ORDER BY ORDINAL_POSITION")
 
     def one(name: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": cluster.engine.state(cluster.node(name))}
+        out: dict[str, Any] = {"state": cluster.engine.state(cluster.node(name)), "role": cluster.node(name).role}
         if out["state"] != "running":
             return out
         with contextlib.suppress(ReplabError, pymysql.MySQLError):
