@@ -58,7 +58,7 @@ def test_summary_says_the_diagnosis_once_in_the_tasks_words() -> None:
     assert text.count("SQL thread stopped: error 1677") == 1
     assert text.count("cause:") == 1
     assert "mysql-s1 count: OUT" in text
-    assert "mysql-s1 out for 3 s, 320 transactions missed" in text
+    assert "mysql-s1 out for 3 s, caught up in 0.61 s: 320 transactions missed, applied at ~525 tx/s" in text
     assert "catch_up_s = 1.2 s" in text and "peak_lag_ms = 3000 ms" in text
 
 
@@ -202,3 +202,24 @@ def test_report_names_the_roles_at_the_end() -> None:
     assert {n: g["role"] for n, g in ((g["node"], g) for g in final_grid(report))} == {
         "mysql-m": "demoted", "mysql-s1": "replica", "mysql-s2": "primary"}
     assert "rows behind the primary (mysql-m, then mysql-s2 from 5.2 s) per replica" in story_svg(report.timeline)
+
+
+def test_one_catch_up_printed_the_same_way_everywhere() -> None:
+    """The seed printed "501 transactions in 0.34 s" (start), "caught up in 0.03 s" (the wait) and "547
+    missed, caught up 0.41 s" (the summary): where ``start`` measured a catch-up, that is the one."""
+    from replab.faults.nemesis import catch_up_phrase
+
+    assert catch_up_phrase(501, 0.3412) == "caught up in 0.34 s: 501 transactions missed, applied at ~1,474 tx/s"
+    assert catch_up_phrase(5, 2.0, exact=False) == ("caught up in 2 s: at least 5 transactions missed, applied "
+                                                    "at ~2 tx/s")
+    assert catch_up_phrase(7, None) == "7 transactions missed, not caught up"
+    tl = synthetic_timeline()
+    tl.events.append(Event(6.5, "note", "mysql-s1: caught up ...", "mysql-s1",
+                           {"catch_up": {"transactions": 301, "seconds": 0.34, "exact": True}}))
+    (c,) = tl.catch_ups()
+    assert (c.node, c.out_from, c.back_at, c.missed_tx, c.caught_up_at, c.seconds) == \
+        ("mysql-s1", 3.02, 6.16, 301, 6.5, 0.34)
+    report = make_report()
+    report.timeline = tl
+    assert "mysql-s1 out for 3.14 s, caught up in 0.34 s: 301 transactions missed, applied at ~885 tx/s" in \
+        summary(report)

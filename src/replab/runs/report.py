@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..faults.nemesis import catch_up_phrase
 from .report_svg import story_svg
 from .timeline import Timeline
 
@@ -133,16 +134,12 @@ def catch_up_lines(report: RunReport) -> list[str]:
     fast it caught up."""
     out = []
     for c in report.timeline.catch_ups():
-        line = f"{c.node} out for {c.outage_s:g} s"
-        if c.missed_tx is not None:
-            line += f", {c.missed_tx} transactions missed"
-        if c.seconds is not None:
-            line += f", caught up {c.seconds:g} s after it came back"
-            if c.rate:
-                line += f" (applied at ~{c.rate:,.0f} tx/s)"
-        elif c.missed_tx:
-            line += ", never caught up during the run"
-        out.append(line)
+        if c.seconds is None and not c.missed_tx:
+            out.append(f"{c.node} out for {c.outage_s:g} s")
+            continue
+        what = catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact)
+        what = what.replace("not caught up", "not caught up during the run")
+        out.append(f"{c.node} out for {c.outage_s:g} s, {what}")
     return out
 
 

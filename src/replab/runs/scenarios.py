@@ -37,11 +37,12 @@ from ..cluster.cluster import Cluster, teardown_home
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError
 from ..faults import nemesis
+from ..faults.nemesis import catch_up_phrase, seconds_text
 from ..verify.checker import check as run_check
 from ..verify.diagnose import diagnose as run_diagnose
 from ..workload.feed import Feeder
 from .report import ExpectationResult, PhaseResult, RunReport, write_all
-from .timeline import Sampler, Timeline
+from .timeline import CatchUp, Sampler, Timeline
 
 Say = Callable[[str], None]
 
@@ -83,6 +84,7 @@ class Context:
     metrics: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    phase_started: float = 0.0  # on the timeline's clock
 
     def note(self, text: str, echo: bool = True) -> None:
         self.notes.append(text)
@@ -145,8 +147,18 @@ def fault(action: str, node: str, **kwargs: Any) -> Step:
 
 
 def heal(action: str, node: str | None = None, **kwargs: Any) -> Step:
-    """Undo a fault with ``nemesis.<action>`` (start, resume, heal); ends the fault window on ``node``."""
+    """Undo a fault with ``nemesis.<action>`` (start, resume, heal); ends the fault window on ``node``.
+
+    A replica that ``start`` brings back is measured there (``nemesis.catch_up_stats``, exact): that
+    catch-up goes on the timeline, and the summary, the report and ``wait_caught_up``'s metric print it."""
     def fn(ctx: Context) -> str:
+        if action == "start" and node is not None:
+            sentence, c = nemesis.start_measured(ctx.cluster, node, **kwargs)
+            if c is not None and c["caught_up"]:
+                phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=c["exact"])
+                ctx.timeline.event("note", f"{node}: {phrase}", node, catch_up={
+                    "transactions": c["transactions"], "seconds": c["seconds"], "exact": c["exact"]})
+            return sentence
         return _nemesis(action)(ctx.cluster, node, **kwargs)
     return Step(f"{action} {node or 'all'}", fn, "heal", node)
 
@@ -190,34 +202,41 @@ def hold(fraction: float) -> Step:
 def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric: str | None = None) -> Step:
     """Wait until replicas (default: all) applied everything the primary has.
 
-    ``metric``: for replicas back from an outage, the seconds from their return until they had applied
-    what they missed, as the timeline saw it (the same figure as the report's catch-up line; the slowest
-    node's); for others, the time this step waited."""
+    For a replica back from an outage the sentence and ``metric`` give its catch-up (the timeline's, the
+    same figure the summary and the report print; the slowest node's); for others, the time this step
+    waited."""
     def fn(ctx: Context) -> str:
         t0 = time.monotonic()
         result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
         took = round(time.monotonic() - t0, 3)
         late = [n for n, ok in result.items() if not ok]
         ctx.facts.setdefault("caught_up", {}).update(result)
+        outages = {} if late else _timeline_catch_ups(ctx, list(result))
         if metric:
-            ctx.metrics[metric] = None if late else _timeline_catch_up(ctx, list(result), took)
+            slowest = max((c.seconds for c in outages.values() if c.seconds is not None), default=None)
+            ctx.metrics[metric] = None if late else (slowest if slowest is not None else took)
         if late:
             return f"{', '.join(late)} not caught up after {timeout:.0f}s"
-        return f"{', '.join(result) or 'no replica'} caught up in {took:.2f}s"
+        said = [f"{n} {catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact)} after it came back"
+                for n, c in outages.items()]
+        rest = [n for n in result if n not in outages]
+        if said and rest:
+            said.append(f"{', '.join(rest)} applied everything the primary has too")
+        elif not said:
+            said.append(f"{', '.join(rest) or 'no replica'} applied everything the primary has "
+                        f"(waited {seconds_text(took)} s)")
+        return "; ".join(said)
     return Step("wait caught up", fn)
 
 
-def _timeline_catch_up(ctx: Context, nodes: list[str], fallback: float, wait: float = 1.0) -> float:
-    """The slowest of ``nodes``' latest catch-ups on the timeline, once a sample shows it done (the sampler
-    may be one interval behind); ``fallback`` when none of them had an outage."""
+def _timeline_catch_ups(ctx: Context, nodes: list[str], wait: float = 1.0) -> dict[str, CatchUp]:
+    """The latest catch-up on the timeline of each of ``nodes`` back from an outage in this phase, once the
+    timeline shows it done (the sampler may be one interval behind)."""
     deadline = time.monotonic() + wait
     while True:
-        last = {c.node: c for c in ctx.timeline.catch_ups() if c.node in nodes}
-        if not last:
-            return fallback
-        seconds = [c.seconds for c in last.values()]
-        if all(x is not None for x in seconds) or time.monotonic() >= deadline:
-            return max((x for x in seconds if x is not None), default=fallback)
+        last = {c.node: c for c in ctx.timeline.catch_ups() if c.node in nodes and c.back_at >= ctx.phase_started}
+        if all(c.seconds is not None for c in last.values()) or time.monotonic() >= deadline:
+            return last
         time.sleep(0.05)
 
 
@@ -530,6 +549,7 @@ def _run_phase(ctx: Context, phase: Phase) -> PhaseResult:
     tl.event("phase_start", phase.name)
     ctx.notes = []
     result = PhaseResult(phase.name, phase.description, start=tl.now())
+    ctx.phase_started = result.start
     ctx.say(f"phase {phase.name}: {phase.description}" if phase.description else f"phase {phase.name}")
     try:
         for step in phase.steps:

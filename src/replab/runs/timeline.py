@@ -122,6 +122,8 @@ class CatchUp:
     back_at: float
     missed_tx: int | None
     caught_up_at: float | None
+    exact: bool = True  # False: at least ``missed_tx`` (it may have applied some before it was measured)
+    measured_s: float | None = None  # the catch-up ``start`` measured (the figure it printed)
 
     @property
     def outage_s(self) -> float:
@@ -129,6 +131,8 @@ class CatchUp:
 
     @property
     def seconds(self) -> float | None:
+        if self.measured_s is not None:
+            return round(self.measured_s, 2)
         return None if self.caught_up_at is None else round(self.caught_up_at - self.back_at, 2)
 
     @property
@@ -408,12 +412,16 @@ class Timeline:
         return ts, vals
 
     def catch_ups(self) -> list[CatchUp]:
-        """Each replica outage (OUT, paused, not answering) and its catch-up once back: transactions missed
-        (the primary's GTID count when it came back minus the node's before it went) and when it had
-        applied them. An outage that began while the node was the primary (or a demoted one) is no replica's."""
+        """Each replica outage (OUT, paused, not answering) and its catch-up once back. Where ``start``
+        measured it (a ``catch_up`` event: from when its replication threads started until it had applied
+        what the primary had then, transactions counted exactly), that; otherwise from the samples: the
+        primary's GTID count when it came back minus the node's before it went, and when its count reached
+        that. An outage that began while the node was the primary (or a demoted one) is no replica's."""
         out: list[CatchUp] = []
         for node in self.nodes():
             mine = self.of(node)
+            measures = sorted((e for e in self.events if e.node == node and "catch_up" in e.data), key=lambda e: e.t)
+            used: set[int] = set()
             last_tx: int | None = None
             down_from: float | None = None
             replica_then = False
@@ -424,6 +432,16 @@ class Timeline:
                         replica_then = s.role in ("replica", None) and self.primary_at(s.t) != node
                     continue
                 if down_from is not None and replica_then:
+                    measured = next((e for e in measures if e.t >= down_from and id(e) not in used), None)
+                    if measured is not None:  # what ``start`` measured: from START SLAVE, exact
+                        used.add(id(measured))
+                        c = measured.data["catch_up"]
+                        back = round(measured.t - float(c["seconds"]), 3)
+                        out.append(CatchUp(node, down_from, back, int(c["transactions"]), measured.t,
+                                           bool(c.get("exact", True)), float(c["seconds"])))
+                        down_from = None
+                        last_tx = s.tx
+                        continue
                     prim = [p for p in self.of(self.primary_at(s.t) or "") if p.tx is not None]
                     target = next((p.tx for p in reversed(prim) if p.t <= s.t), None)
                     missed = None if target is None or last_tx is None else max(0, target - last_tx)
