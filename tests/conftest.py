@@ -70,15 +70,21 @@ def wait_for(pred: Callable[[], object], timeout: float = 15.0) -> bool:
 
 
 def status_rows(stdout: str) -> dict[str, dict[str, str]]:
-    """The status table as printed: {node: {column: cell}} (one line per node; folded cells are not read)."""
+    """The status table as printed: {node: {column: cell}}; a cell folded over more lines is joined with
+    spaces (a long GTID or error is cut anywhere, so compare those from JSON)."""
     head = next(line for line in stdout.splitlines() if line.startswith("┃"))
     cols = [c.strip() for c in head.strip("┃").split("┃")]
-    rows = {}
+    rows: dict[str, dict[str, str]] = {}
+    last: dict[str, str] | None = None
     for line in stdout.splitlines():
         if line.startswith("│"):
             cells = [c.strip() for c in line.strip("│").split("│")]
             if cells[0]:
-                rows[cells[0]] = dict(zip(cols, cells, strict=True))
+                last = rows[cells[0]] = dict(zip(cols, cells, strict=True))
+            elif last is not None:
+                for col, cell in zip(cols, cells, strict=True):
+                    if cell:
+                        last[col] = f"{last[col]} {cell}".strip()
     return rows
 
 

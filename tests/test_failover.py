@@ -14,6 +14,7 @@ from conftest import status_rows
 from replab import Cluster
 from replab.cluster import replication
 from replab.faults import failover, nemesis
+from replab.servers.flavor import server_name
 from replab.verify import checker
 from replab.workload.feed import Feeder, feed
 
@@ -202,6 +203,17 @@ def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, 
     st = failover.semisync_status(cluster, M)
     # up's own transactions never waited out a timeout (it used to: a whole semi-sync timeout per up)
     assert st["on"] and st["clients"] >= 2 and st["no_tx"] == 0, st
+    # status shows each node's semi-sync (and, as an upgrade rehearsal wants, its server and binlog format)
+    version = str(cluster.sql(M, "SELECT VERSION()").rows[0][0])
+    shown = status_rows(cli("status", home=cluster.home).stdout)
+    assert {n: (r["semi-sync"], r["server"], r["binlog"]) for n, r in shown.items()} == {
+        M: ("on (2 replicas)", server_name(version), "ROW"), S1: ("replica: on", server_name(version), "ROW"),
+        S2: ("replica: on", server_name(version), "ROW")}
+    assert server_name(version).startswith({"mariadb-10.11": "MariaDB 10.11.", "mysql-9.7": "MySQL 9.7."}[server])
+    nodes = {n["name"]: n for n in json.loads(cli("status", "--json", home=cluster.home).stdout)["nodes"]}
+    assert nodes[M]["semi_sync"]["side"] == "source" and nodes[M]["semi_sync"]["active"] is True
+    assert nodes[M]["semi_sync"]["clients"] == 2 and nodes[S1]["semi_sync"] == {"side": "replica", "active": True}
+    assert nodes[S2]["version"] == version and nodes[S2]["binlog_format"] == "ROW"
     f = Feeder(cluster, rate=300, threads=2).start()
     time.sleep(1.0)
     assert failover.semisync_status(cluster, M)["on"]
@@ -219,6 +231,9 @@ def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, 
     feed(cluster, rows=20)
     st = failover.semisync_status(cluster, new)
     assert not st["on"] and st["fallbacks"] >= 1
+    assert status_rows(cli("status", home=cluster.home).stdout)[new]["semi-sync"] == "fell back to async"
+    fell = next(n for n in json.loads(cli("status", "--json", home=cluster.home).stdout)["nodes"] if n["name"] == new)
+    assert fell["semi_sync"]["side"] == "source" and fell["semi_sync"]["active"] is False
     acked_async = set(range(rep.facts.ledger["end"], rep.facts.ledger["end"] + 20))
     nemesis.kill(cluster, new)
     assert failover.failover(cluster).new_primary == other

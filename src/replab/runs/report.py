@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..faults.nemesis import catch_up_phrase
+from ..servers.flavor import server_name
 from .report_svg import story_svg
 from .timeline import Timeline
 
@@ -321,15 +321,6 @@ def _esc(value: Any) -> str:
 
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts)) if ts else "unknown date"
-
-
-def server_name(version: str) -> str:
-    """``10.11.19-MariaDB-0+deb12u1-log`` or ``mariadbd Ver 10.11.19-MariaDB...`` -> ``MariaDB 10.11.19``;
-    ``9.7.0`` -> ``MySQL 9.7.0``."""
-    m = re.search(r"(\d+\.\d+\.\d+)(-MariaDB)?", version)
-    if not m:
-        return version
-    return f"{'MariaDB' if m.group(2) or 'mariadb' in version.lower() else 'MySQL'} {m.group(1)}"
 
 
 def _server_versions(report: RunReport) -> str:

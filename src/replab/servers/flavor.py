@@ -637,6 +637,15 @@ def merge_worker_errors(status: ReplicaStatus, rows: list[dict[str, Any]]) -> Re
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 
 
+def server_name(version: str) -> str:
+    """``10.11.19-MariaDB-0+deb12u1-log`` or ``mariadbd Ver 10.11.19-MariaDB...`` -> ``MariaDB 10.11.19``;
+    ``9.7.0`` -> ``MySQL 9.7.0``."""
+    m = re.search(r"(\d+\.\d+\.\d+)(-MariaDB)?", version)
+    if not m:
+        return version
+    return f"{'MariaDB' if m.group(2) or 'mariadb' in version.lower() else 'MySQL'} {m.group(1)}"
+
+
 def flavor_from_version_string(text: str) -> Flavor:
     """Pick the flavor from a ``--version`` line or ``SELECT VERSION()``."""
     match = _VERSION.search(text)
