@@ -88,6 +88,8 @@ def feed(
     threads: int = typer.Option(1, "--threads", "-t", help="Concurrent connections."),
     batch: int = typer.Option(1, "--batch", "-b", help="Rows per INSERT statement."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
+    via: str = typer.Option("direct", "--via", help="direct (default: the primary's own address) or proxy "
+                            "(the proxy's write endpoint, as an application would; needs up --proxy)."),
 ) -> None:
     """Insert rows into mydb.events (some-event-N, N, some-descr-N) and record every acknowledged write in
     the ledger; show each node's state, rows, rows behind the primary, rows/s and lag while it runs.
@@ -97,8 +99,10 @@ def feed(
     live view's last frame shows the same exact counts.
 
     Example: replab feed --rate 200 --duration 30 --threads 4
+
+    Example: replab feed --via proxy --rate 100 --duration 60
     """
-    options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch)
+    options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch, via=via)
     options.validate()
     cluster = common.open_cluster()
     feeder = Feeder(cluster, options)

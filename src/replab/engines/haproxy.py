@@ -67,7 +67,7 @@ def render_config(directory: Path, nodes: list[NodeInfo], write_port: int, read_
     def servers(pool: str) -> str:
         return "".join(
             f"    server {n.name} {n.host}:{n.port} check port {agent_port} agent-check agent-addr 127.0.0.1 "
-            f"agent-port {agent_port} agent-inter {CHECK_MS} agent-send \"{pool} {n.name}\\n\"\n"
+            f"agent-port {agent_port} agent-inter {CHECK_MS} agent-send \"{pool} {n.name}\\n\" disabled\n"
             for n in nodes)
 
     return (
@@ -126,6 +126,26 @@ def ensure_running(home: Path, state: dict[str, Any], timeout: float = 10.0, pro
         pid = proxy.spawn([program, "-db", "-f", str(d / "haproxy.cfg")])
         (d / "haproxy.pid").write_text(f"{pid}\n")
         _wait_port(proxy, int(state["write_port"]), timeout)
+        _release(home, timeout)
+
+
+def _release(home: Path, timeout: float) -> None:
+    """Servers start in maintenance (``disabled``): HAProxy would otherwise count each one UP until its first
+    check, and route writes to whichever is listed first. Once the agent has answered for every server,
+    the ones it said are down are marked so, and all leave maintenance: from the first connection on, the
+    endpoints route only where the agent allows."""
+
+    def checked() -> list[dict[str, str]] | None:
+        rows = _stat_rows(home)
+        return rows if rows and all(r.get("agent_status") in ("L7OK", "L7STS") for r in rows) else None
+
+    rows = wait_for("proxy: the health agent's first answer for every server", checked, timeout, interval=0.02,
+                    hint=f"see {proxy_dir(home)}/agent.log")
+    for r in rows:
+        where = f"{r['pxname']}/{r['svname']}"
+        if r["agent_status"] != "L7OK":
+            command(home, f"set server {where} agent down")
+        command(home, f"set server {where} state ready")
 
 
 def _wait_port(proc: Process, port: int, timeout: float) -> None:
@@ -192,17 +212,21 @@ class Backend:
                 "sessions": self.sessions}
 
 
-def backends(home: Path) -> list[Backend]:
-    """Every (pool, node) with HAProxy's status for it (``show stat``)."""
+def _stat_rows(home: Path) -> list[dict[str, str]]:
+    """``show stat`` as one dict per backend server of the two pools."""
     text = command(home, "show stat")
     lines = text.strip().splitlines()
     if not lines or not lines[0].startswith("# "):
         raise ReplabError(f"proxy: unexpected answer to 'show stat': {text[:120]!r}")
     rows = csv.DictReader(io.StringIO("\n".join([lines[0][2:], *lines[1:]])))
+    return [dict(r) for r in rows
+            if r.get("pxname") in (WRITE, READ) and r.get("svname") not in ("FRONTEND", "BACKEND")]
+
+
+def backends(home: Path) -> list[Backend]:
+    """Every (pool, node) with HAProxy's status for it (``show stat``)."""
     out = []
-    for row in rows:
-        if row.get("pxname") not in (WRITE, READ) or row.get("svname") in ("FRONTEND", "BACKEND"):
-            continue
+    for row in _stat_rows(home):
         why = (row.get("last_agt") or "").strip() or (row.get("check_status") or "").strip()
         why = why.removeprefix("via agent : ")
         sessions = int(row["scur"]) if str(row.get("scur") or "").isdigit() else 0
@@ -245,4 +269,12 @@ def wait_serving(home: Path, primary: str | None, replicas: list[str], timeout: 
 
     wait_for(f"proxy: write -> {primary or 'nobody'}, read -> {', '.join(replicas) or 'nobody'}", ready, timeout,
              describe=seen, interval=0.05, hint=f"see {proxy_dir(home)}/haproxy.log and agent.log")
+    return time.monotonic() - t0
+
+
+def wait_for_writer(home: Path, primary: str, timeout: float = 10.0) -> float:
+    """Wait until the write pool routes to ``primary`` alone; the seconds it took."""
+    t0 = time.monotonic()
+    wait_for(f"proxy: write endpoint -> {primary}", lambda: True if serving(home)[WRITE] == [primary] else None,
+             timeout, interval=0.02, describe=lambda: f"write pool {serving(home)[WRITE]}")
     return time.monotonic() - t0
