@@ -1,0 +1,109 @@
+"""A real HAProxy in front of real servers (`up --proxy haproxy`): the write endpoint reaches the primary
+only, the read endpoint only replicas that replicate, both follow role changes without a restart, and an
+application writing through the proxy during a failover loses no acknowledged write (semi-sync)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pymysql
+import pytest
+
+from replab.cluster import proxy, roles
+from replab.engines import haproxy
+from replab.faults import failover, nemesis
+from replab.servers import db, strays
+from replab.verify import checker
+from replab.workload.feed import Feeder
+
+M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
+
+
+def _server_id(cluster, port: int) -> int:
+    user, password = cluster.credentials(db.APP)
+    conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _ids(cluster) -> dict[int, str]:
+    return {n.server_id: n.name for n in cluster.nodes}
+
+
+def test_proxy_routes_by_role_follows_role_changes_and_loses_nothing(replab_cluster_factory, server):
+    cluster = replab_cluster_factory(server=server, proxy="haproxy", semi_sync=True, semi_sync_timeout_ms=5000)
+    home, names = cluster.home, _ids(cluster)
+    state = cluster.state["proxy"]
+    wport, rport = int(state["write_port"]), int(state["read_port"])
+
+    # writes reach the primary only; reads spread over both replicas, never the primary
+    assert [names[_server_id(cluster, wport)] for _ in range(3)] == [M, M, M]
+    assert {names[_server_id(cluster, rport)] for _ in range(6)} == {S1, S2}
+
+    # a replica whose SQL thread stopped leaves the read pool, and comes back when it runs again
+    cluster.sql(S2, "STOP REPLICA SQL_THREAD" if cluster.flavor.name == "mysql" else "STOP SLAVE SQL_THREAD")
+    assert haproxy.wait_serving(home, M, [S1], timeout=5) < 5
+    assert {names[_server_id(cluster, rport)] for _ in range(4)} == {S1}
+    why = {b.node: b.why for b in haproxy.backends(home) if b.pool == "read"}
+    assert "replication stopped (IO Yes, SQL No)" in why[S2], why
+    cluster.sql(S2, cluster.flavor.start_replica())
+    haproxy.wait_serving(home, M, [S1, S2], timeout=5)
+
+    # an application writes through the proxy during a switchover, then a failover
+    pid = haproxy.pids(home)["haproxy"]
+    f = Feeder(cluster, rate=200, threads=2, via="proxy").start()
+    time.sleep(1.0)
+    change = failover.switchover(cluster, S1)
+    assert change.proxy_s is not None and change.proxy_s < 2, change
+    assert names[_server_id(cluster, wport)] == S1
+    time.sleep(1.0)
+    nemesis.kill(cluster, S1)
+    change = failover.failover(cluster)
+    new = change.new_primary
+    assert new in (M, S2) and change.proxy_s is not None, change
+    assert names[_server_id(cluster, wport)] == new
+    acked_before = f.result.ok
+    time.sleep(1.0)
+    result = f.stop()
+    assert result.ok > acked_before, "no write was acknowledged through the proxy after the failover"
+    assert haproxy.pids(home)["haproxy"] == pid, "the proxy was restarted"
+    other = S2 if new == M else M
+    assert cluster.wait_caught_up(20, names=[other])[other]
+    rep = checker.check(cluster)
+    assert rep.lost == [] and rep.consistent, rep.render()
+    epochs = [e.primary for e in roles.read_epochs(home)]
+    assert epochs[-3:] == [M, S1, new], epochs
+
+    # the proxy is a node: kill it, the endpoints refuse; start it, they route again
+    assert "killed" in nemesis.kill(cluster, proxy.PROXY_NODE)
+    with pytest.raises(pymysql.MySQLError):
+        _server_id(cluster, wport)
+    assert "started" in nemesis.start(cluster, proxy.PROXY_NODE)
+    assert names[_server_id(cluster, wport)] == new
+    cluster.down()
+    assert strays.find(home) == []
+
+
+def test_proxy_bad_input_changes_nothing(cli, tmp_path):
+    home = tmp_path / "h"
+    for args, words in ((["--proxy", "nginx"], "unknown proxy 'nginx': choose one of haproxy"),
+                        (["--proxy", "mysql-router"], "MySQL Shell"),
+                        (["--proxy", "haproxy", "--engine", "compose"], "--proxy haproxy needs --engine local")):
+        r = cli("up", *args, home=home)
+        assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and not home.exists()
+
+
+def test_feed_via_proxy_without_a_proxy_is_refused(replab_cluster, cli):
+    r = cli("feed", "--via", "proxy", "--rows", "5", home=replab_cluster.home)
+    assert r.returncode == 2 and "--via proxy: this cluster has no proxy" in r.stderr, r.stderr
+    r = cli("kill", "proxy", home=replab_cluster.home)
+    assert r.returncode == 2 and "this cluster has no proxy" in r.stderr, r.stderr
+    r = cli("endpoints", "--json", home=replab_cluster.home)
+    assert r.returncode == 0
+    assert [e["name"] for e in json.loads(r.stdout)["endpoints"]] == [M, S1, S2]
