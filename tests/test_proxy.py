@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pymysql
 import pytest
@@ -16,6 +17,7 @@ from replab.faults import failover, nemesis
 from replab.servers import db, strays
 from replab.verify import checker
 from replab.workload.feed import Feeder
+from replab.workload.reads import ReadOptions, Reads
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 
@@ -107,3 +109,52 @@ def test_feed_via_proxy_without_a_proxy_is_refused(replab_cluster, cli):
     r = cli("endpoints", "--json", home=replab_cluster.home)
     assert r.returncode == 0
     assert [e["name"] for e in json.loads(r.stdout)["endpoints"]] == [M, S1, S2]
+
+
+def _delay(cluster, node: str, seconds: int) -> None:
+    for statement in (cluster.flavor.stop_replica(), cluster.flavor.replica_delay(seconds),
+                      cluster.flavor.start_replica()):
+        cluster.sql(node, statement)
+
+
+def test_read_anomalies_are_counted_exactly_and_causal_reads_remove_them(replab_cluster_factory, server):
+    """mysql-s2 applies everything 1 s late (SOURCE_DELAY): every read of a session's own row there misses
+    it, staleness about 1 s; the primary never misses; reads that alternate s1 (current) and s2 (1 s
+    behind) go back in time on s2 only; causal reads show none, at the cost of the wait."""
+    cluster = replab_cluster_factory(server=server, proxy="haproxy")
+    _delay(cluster, S2, 1)
+    feeder = Feeder(cluster, rate=100, threads=1).start()
+
+    def run(read_from: str, causal: bool = False, seconds: float = 2.5) -> Any:
+        r = Reads(cluster, ReadOptions(rate=40, read_from=read_from, causal=causal, sessions=2)).start()
+        time.sleep(seconds)
+        return r.stop()
+
+    try:
+        primary = run(M)
+        assert primary.reads > 20 and primary.ryw == 0 and primary.monotonic == 0, primary.line()
+        lagging = run(S2)
+        assert lagging.reads > 0 and lagging.ryw == lagging.reads and lagging.monotonic == 0, lagging.line()
+        assert lagging.never_visible == 0 and min(lagging.staleness_ms) >= 900, lagging.line()
+        mixed = run("replicas", seconds=4)
+        s1, s2 = mixed.per_node[S1], mixed.per_node[S2]
+        assert s1.monotonic == 0 and s2.monotonic > 0 and s2.ryw == s2.reads, mixed.line()
+        through = run("proxy", seconds=4)
+        assert set(through.per_node) == {S1, S2} and through.per_node[S2].ryw == through.per_node[S2].reads, \
+            through.line()
+        causal = run("replicas", causal=True, seconds=4)
+        assert causal.reads > 0 and causal.ryw == 0 and causal.monotonic == 0, causal.line()
+        assert causal.errors == 0 and max(causal.causal_wait_ms) >= 500, causal.line()
+    finally:
+        feeder.stop()
+
+
+def test_reads_bad_input(replab_cluster, cli):
+    home = replab_cluster.home
+    for args, words in ((["--reads", "10", "--read-from", "mysql-s9"], "--read-from 'mysql-s9': not replicas, proxy"),
+                        (["--reads", "10", "--read-from", "proxy"], "--read-from proxy: this cluster has no proxy"),
+                        (["--causal"], "--read-from and --causal go with --reads"),
+                        (["--reads", "0"], "--reads must be between 1 and 100000")):
+        r = cli("feed", "--rows", "5", *args, home=home)
+        assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+    assert replab_cluster.sql(M, "SELECT COUNT(*) FROM mydb.events").rows == [(0,)]

@@ -122,7 +122,7 @@ def feed(
                           "--reads 200 --read-from replicas")
     cluster = common.open_cluster()
     feeder = Feeder(cluster, options)
-    reader = Reads(cluster, ReadOptions(rate=reads, read_from=read_from, causal=causal)) if reads else None
+    reader = None if reads is None else Reads(cluster, ReadOptions(rate=reads, read_from=read_from, causal=causal))
     read_result = None
     sampler = Sampler(cluster, interval=0.25).start()
     taken_down = False
