@@ -10,10 +10,12 @@ from typing import Any
 
 import pymysql
 import pytest
+from catalogue import require
 
 from replab.cluster import proxy, roles
 from replab.engines import haproxy
 from replab.faults import failover, nemesis
+from replab.runs import builtin, scenarios
 from replab.servers import db, strays
 from replab.verify import checker
 from replab.workload.feed import Feeder
@@ -158,3 +160,14 @@ def test_reads_bad_input(replab_cluster, cli):
         r = cli("feed", "--rows", "5", *args, home=home)
         assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
     assert replab_cluster.sql(M, "SELECT COUNT(*) FROM mydb.events").rows == [(0,)]
+
+
+@pytest.mark.parametrize("name, server", [("read-your-writes", "mariadb-10.11"), ("monotonic-reads", "mariadb-10.11"),
+                                          ("proxy-failover", "mariadb-10.11"), ("proxy-failover", "mysql-9.7")])
+def test_application_scenarios_pass(name, server, tmp_path):
+    require(server)
+    report = scenarios.run(builtin.get(name), home=tmp_path / "home", duration=5, rate=150, server=server)
+    failed = [(e.name, e.evidence) for e in report.expectations if not e.passed]
+    assert report.error is None and not failed and report.expectations, (report.error, failed)
+    if name == "proxy-failover":
+        assert report.metrics["outage_s"] < 10 and "proxy_follow_s" in report.metrics, report.metrics
