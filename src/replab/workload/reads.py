@@ -161,7 +161,11 @@ class Reads:
         cluster.require_running(primary)
         with cluster.connect(primary) as conn:  # binlogged: the replicas get the table by replication
             db.query(conn, TABLE_DDL.format(db=quote_ident(cluster.database)))
-        cluster.wait_caught_up(timeout=10)
+        # every replica a read may land on must have the table, or a read there fails instead of missing a row
+        late = [n for n, ok in cluster.wait_caught_up(timeout=60).items() if not ok]
+        if late:
+            raise ReplabError(f"reads: {', '.join(late)} did not apply the creation of {self._table} within 60 s "
+                              "(far behind, or not replicating)", hint="see: replab status")
         for k in range(self.options.sessions):
             t = threading.Thread(target=self._session, args=(k,), name=f"replab-reads-{k}", daemon=True)
             t.start()
