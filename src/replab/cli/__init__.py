@@ -47,7 +47,7 @@ def _root(
 # register.
 MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compose_cmd", "servers_cmd")
 COMMAND_MODULES = {
-    **dict.fromkeys(("up", "status", "sql", "connect", "down"), "lifecycle"),
+    **dict.fromkeys(("up", "status", "sql", "connect", "down", "endpoints"), "lifecycle"),
     **dict.fromkeys(("feed", "check"), "data"),
     **dict.fromkeys(("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal", "drift",
                      "diagnose", "repair"), "faults"),

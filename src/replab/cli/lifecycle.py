@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ..cluster import proxy as proxy_mod
 from ..cluster.cluster import Cluster, remove_state
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
@@ -23,6 +24,7 @@ def register(app: typer.Typer) -> None:
     app.command("sql")(sql)
     app.command("connect")(connect)
     app.command("down")(down)
+    app.command("endpoints")(endpoints)
 
 
 def up(
@@ -46,6 +48,9 @@ def up(
     semi_sync_timeout: int = typer.Option(None, "--semi-sync-timeout", metavar="MS", help="With --semi-sync: "
                                           "after this long without a replica's acknowledgement the primary "
                                           "goes asynchronous (default 10000)."),
+    proxy: str = typer.Option(None, "--proxy", help="A real proxy in front: haproxy (a write endpoint that "
+                              "follows the primary, a read endpoint over the healthy replicas; see replab "
+                              "endpoints)."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -58,13 +63,18 @@ def up(
     Example: replab up --engine compose --image mysql:8.0
     Example: replab up --engine external --config replab.toml
     Example: replab up --semi-sync --semi-sync-timeout 2000
+
+    Example: replab up --proxy haproxy
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
-                         semi_sync_timeout_ms=semi_sync_timeout)
+                         semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy)
     common.console.print(common.status_table(cluster.status()))
+    line = common.proxy_line(proxy_mod.status(cluster))
+    if line:
+        common.console.print(line, markup=False)
 
 
 def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
@@ -77,10 +87,13 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     if json_out:
         common.print_json({"home": str(cluster.home), "primary": cluster.primary.name,
                            "topology": {r.name: r.source for r in rows if r.role != "primary"},
-                           "nodes": [r.to_dict() for r in rows]})
+                           "nodes": [r.to_dict() for r in rows], "proxy": proxy_mod.status(cluster)})
     else:
         common.console.print(common.status_table(rows))
         common.console.print(common.topology_line(cluster, rows), markup=False)
+        line = common.proxy_line(proxy_mod.status(cluster))
+        if line:
+            common.console.print(line, markup=False)
         print_diagnosis_lines(cluster, rows)
 
 
@@ -213,3 +226,37 @@ def _down_without_state(home: Path, why: ReplabError) -> None:
     remove_state(home)
     common.console.print(f"stopped {len(left)} process(es) of {home} (found by their home path); removed "
                          "replab's files there")
+
+
+def endpoints(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    show_password: bool = typer.Option(False, "--show-password", help="Print the application user's password "
+                                       "(in the URLs too); otherwise use the option files."),
+) -> None:
+    """How your application connects: the proxy's write and read endpoints (with --proxy) and every node,
+    as host, port, user, an option file (mode 0600, for --defaults-file) and a URL.
+
+    Passwords are printed only with --show-password. On a stopped cluster it says what would be there.
+
+    Example: replab endpoints
+
+    Example: mariadb --defaults-file=$(replab endpoints --json | jq -r '.endpoints[0].option_file')
+
+    Example: replab endpoints --json --show-password
+    """
+    cluster = common.open_cluster()
+    eps = proxy_mod.endpoints(cluster, show_password=show_password)
+    running = {n.name for n in cluster.nodes if cluster.engine.state(n) == "running"}
+    proxy = proxy_mod.status(cluster)
+    if proxy:
+        running |= {"write", "read"} if proxy["state"] == "running" else set()
+    if json_out:
+        common.print_json({"home": str(cluster.home), "endpoints": [
+            {**e.to_dict(), "running": e.name in running} for e in eps]})
+        return
+    for e in eps:
+        what = {"write": "write endpoint", "read": "read endpoint"}.get(e.name, "node")
+        to = f" -> {', '.join(e.routes_to) or 'nobody now'}" if e.name in ("write", "read") else ""
+        down = "" if e.name in running else "  (not running now: this is where it will be)"
+        common.console.print(f"{e.name:<10} {what:<15} {e.host}:{e.port}{to}  user {e.user}  "
+                             f"--defaults-file={e.option_file}  {e.url}{down}", markup=False)

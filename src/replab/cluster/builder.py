@@ -23,7 +23,7 @@ from ..engines.external import same_endpoint
 from ..servers import db
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import wait_for
-from . import replication
+from . import proxy, replication
 from .core import ClusterCore
 
 C = TypeVar("C", bound=ClusterCore)
@@ -51,7 +51,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
         "database": spec.database,
         "spec": {"nodes": len(plan.nodes), "binlog_format": spec.binlog_format, "base_port": spec.base_port,
                  "host": spec.host, "semi_sync": spec.semi_sync,
-                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None},
+                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None,
+                 "proxy": spec.proxy},
         "created": time.time(),
         "status": "creating",
         "nodes": [n.to_dict() for n in plan.nodes],
@@ -72,6 +73,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
             _setup_existing(cluster, spec, repl=(REPL_USER, repl_pw), app=app)
         else:
             _build_servers(cluster, spec, plan.version_exact, admin_pw, (REPL_USER, repl_pw), (APP_USER, app_pw))
+        if spec.proxy:
+            proxy.start(cluster, spec.proxy, say)
         cluster.state["status"] = "ready"
         cluster.save()
         say(f"cluster ready: {len(nodes)} nodes replicating with GTID ({spec.binlog_format}) "

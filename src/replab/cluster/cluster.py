@@ -28,6 +28,7 @@ from ..engines import NodeInfo
 from ..engines.base import STOPPED
 from ..servers import catalogue as servers
 from ..servers import db, strays
+from . import proxy
 from .builder import build_cluster
 from .core import ClusterCore, NodeStatus, Say, SqlResult
 
@@ -94,11 +95,13 @@ class Cluster(ClusterCore):
 
     def _start_stopped(self) -> None:
         stopped = [n for n in self.nodes if self.engine.state(n) == STOPPED]
-        if not stopped:
-            self.say(f"cluster in {self.home} is already running; nothing changed")
-            return
         for node in stopped:
             self.start_node(node.name)
+        proxy_started = proxy.ensure_running(self)
+        if proxy_started:
+            self.say("proxy: started")
+        if not stopped and not proxy_started:
+            self.say(f"cluster in {self.home} is already running; nothing changed")
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _shutdown_fn(self, node: NodeInfo) -> Callable[[], None]:
@@ -186,6 +189,7 @@ def settings_differ(spec: ClusterSpec, state: dict[str, Any]) -> list[str]:
         "database": state.get("database"),
         "host": state.get("spec", {}).get("host"),
         "server_binary": state.get("server_binary"),
+        "proxy": state.get("spec", {}).get("proxy") or "none",
     }
     out = []
     for name, source in spec.sources.items():

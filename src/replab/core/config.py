@@ -16,6 +16,7 @@ from .errors import ConfigError
 
 BINLOG_FORMATS = ("ROW", "MIXED", "STATEMENT")
 ENGINES = ("local", "compose", "external")
+PROXIES = ("haproxy",)  # a proxy in front: --proxy
 MIN_NODES, MAX_NODES = 2, 9
 DEFAULT_HOME = ".replab"
 DEFAULT_DATABASE = "mydb"
@@ -64,6 +65,7 @@ class ClusterSpec:
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
     semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
+    proxy: str | None = None  # a real proxy in front (haproxy): a write and a read endpoint
     extra: dict[str, Any] = field(default_factory=dict)
     # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
     sources: dict[str, str] = field(default_factory=dict)
@@ -100,6 +102,16 @@ class ClusterSpec:
         if not isinstance(self.semi_sync_timeout_ms, int) or not 1 <= self.semi_sync_timeout_ms <= 3_600_000:
             errors.append(("semi_sync_timeout_ms", "semi_sync_timeout_ms must be between 1 and 3600000 "
                            f"(got {self.semi_sync_timeout_ms})"))
+        if self.proxy is not None:
+            if self.proxy == "mysql-router":
+                errors.append(("proxy", "--proxy mysql-router is not supported: MySQL Router routes by the metadata "
+                               "MySQL Shell writes for an InnoDB Cluster or ReplicaSet, which a plain replication "
+                               "cluster lacks; use --proxy haproxy"))
+            elif self.proxy not in PROXIES:
+                errors.append(("proxy", f"unknown proxy {self.proxy!r}: choose one of {', '.join(PROXIES)}"))
+            elif self.engine != "local":
+                errors.append(("proxy", f"--proxy {self.proxy} needs --engine local (the {self.engine} engine does "
+                               "not run a proxy yet)"))
         if not _IDENT.match(str(self.database)):
             errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
                            "underscores only"))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import proxy, replication, roles
 from ..core.errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
 from ..engines.base import RUNNING, STOPPED, NodeInfo
 from ..servers import db
@@ -48,6 +48,7 @@ class RoleChange:
     left_out: dict[str, list[str]] = field(default_factory=dict)  # replica -> transactions the new primary lacks
     steps: list[str] = field(default_factory=list)
     at: float = 0.0  # wall clock of the promotion
+    proxy_s: float | None = None  # with a proxy: promotion -> its write endpoint routes to the new primary
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +63,8 @@ class RoleChange:
                     f"{', '.join(self.repointed) or 'no replica'} replicate from it; {self.old_primary} is "
                     f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
                     "(replab check lists the acknowledged writes lost)")
+        if self.proxy_s is not None:
+            head += f"; the proxy's write endpoint routes to {self.new_primary} {self.proxy_s:.2f}s after the promotion"
         if self.pending:
             head += f"; {', '.join(self.pending)} down: they follow {self.new_primary} once started"
         for name, ranges in self.left_out.items():
@@ -256,6 +259,7 @@ def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> R
         _end(cluster)
         change.write_pause_s = round(time.monotonic() - t_fenced, 4)
         change.steps.append(f"{new.name}: applied it and was promoted (writable) after {change.write_pause_s:.3f}s")
+        change.proxy_s = proxy.follow(cluster, say=change.steps.append)
     except BaseException:
         if not promoted:
             with contextlib.suppress(Exception):
@@ -416,6 +420,7 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
                                   [n.name for n in reachable])
         change.to_writable_s = round(time.monotonic() - t0, 3)
         change.steps.append(f"{new.name}: promoted at GTID {best.gtid} (writable after {change.to_writable_s:.2f}s)")
+        change.proxy_s = proxy.follow(cluster, say=change.steps.append)
         _persist_role(cluster, new, primary=True)
         _persist_role(cluster, old, primary=False)  # if it comes back, it comes back read-only
         for name, (ranges, count) in ahead.items():

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import proxy, replication, roles
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
 from ..engines.base import PAUSED, RUNNING, STOPPED
@@ -47,6 +47,8 @@ def _state(cluster: Cluster, name: str) -> str:
 # --- process faults --------------------------------------------------------------------------------
 def kill(cluster: Cluster, node: str) -> str:
     """SIGKILL the node's server (no clean shutdown; InnoDB recovers at the next start)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "kill")
     info = cluster.node(node)
     cluster.engine.require("kill", node)
     if _state(cluster, node) == STOPPED:
@@ -58,6 +60,8 @@ def kill(cluster: Cluster, node: str) -> str:
 
 def stop(cluster: Cluster, node: str) -> str:
     """Clean shutdown of the node's server."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "stop")
     cluster.engine.require("stop", cluster.node(node).name)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already stopped", node=node, hint=f"start it with: replab start {node}")
@@ -69,6 +73,8 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
     """Start a stopped or killed node. A replica reconnects and fetches what it missed: the sentence says
     how long it took to catch up with the primary and at what rate it applied (``catch_up`` = 0: don't wait).
     """
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "start")
     state = _state(cluster, node)
     if state == PAUSED:
         raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
@@ -132,6 +138,8 @@ def restart(cluster: Cluster, node: str) -> str:
 
 def pause(cluster: Cluster, node: str) -> str:
     """Freeze the server (SIGSTOP, docker pause): it keeps its connections but answers nothing (a hung server)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "pause")
     cluster.engine.require("pause", cluster.node(node).name)
     state = _state(cluster, node)
     if state == STOPPED:
@@ -143,6 +151,8 @@ def pause(cluster: Cluster, node: str) -> str:
 
 def resume(cluster: Cluster, node: str) -> str:
     """Let a paused server run again."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "resume")
     cluster.engine.require("pause", cluster.node(node).name)
     if _state(cluster, node) != PAUSED:
         raise NodeStateError(f"{node} is not paused (it is {_state(cluster, node)})", node=node)
