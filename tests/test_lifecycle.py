@@ -8,6 +8,7 @@ import socket
 import stat
 
 import pytest
+from catalogue import require
 from conftest import servers_under
 
 from replab import Cluster
@@ -133,6 +134,23 @@ def test_server_binary_missing(tmp_path, cli):
     home = tmp_path / "b"
     proc = cli("up", "--server", "/nonexistent/mariadbd", home=home)
     _assert_clean_error(proc, "not found", "apt-get install mariadb-server")
+    assert not home.exists()
+
+
+@pytest.mark.parametrize("program", ["/usr/bin/true", "/usr/bin/mariadb", "mysql-9.7 client"])
+def test_a_binary_that_is_not_a_server_is_refused(tmp_path, cli, program):
+    """Issue 23.7 and 23.15: ``--server /usr/bin/true`` ended in a FileNotFoundError traceback, and the
+    ``mariadb`` client was taken for a server (failing later with a disk-space hint). Both are refused at
+    once, saying why."""
+    if program == "mysql-9.7 client":
+        program = os.path.join(require("mysql-9.7").bindirs[-1], "mysql")
+    if not os.path.exists(program):
+        pytest.skip(f"{program} is not installed")
+    home = tmp_path / "notserver"
+    proc = cli("up", "--server", program, home=home)
+    _assert_clean_error(proc, f"error: {program} is not a MySQL or MariaDB server (")
+    assert proc.stderr.splitlines()[0].endswith("): --server takes a mysqld or mariadbd binary"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 2
     assert not home.exists()
 
 
