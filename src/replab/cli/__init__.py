@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+import click
 import typer
 
 from ..core.errors import ReplabError
@@ -98,3 +99,9 @@ def main() -> None:
     except KeyboardInterrupt:
         common.err_console.print("interrupted", markup=False)
         sys.exit(130)
+    except SystemExit as exc:  # typer turns a Ctrl-C inside a command into a silent exit 130: say so
+        inner = exc.__context__
+        if exc.code == 130 and isinstance(inner, click.exceptions.Exit) and \
+                isinstance(inner.__cause__, KeyboardInterrupt):
+            common.err_console.print("interrupted", markup=False)
+        raise
