@@ -9,6 +9,7 @@ import socket
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from catalogue import require
@@ -195,13 +196,21 @@ def test_unknown_node_and_bad_sql(replab_cluster, cli):
     _assert_clean_error(cli("sql", "mysql-m", "SELEC 1", home=home), "error 1064")
 
 
-def test_node_dies_at_start(tmp_path, cli):
+def test_node_dies_at_start(tmp_path, cli, server):
     home = tmp_path / "dies"
     toml = tmp_path / "replab.toml"
     toml.write_text("[server_options]\nno_such_server_option = 1\n")
-    proc = cli("up", "--config", str(toml), home=home)
+    proc = cli("up", "--config", str(toml), "--server", server, home=home)
     _assert_clean_error(proc, "exited while starting", "last lines of the server log", "no_such_server_option")
     assert not home.exists()
+    # issue 23.8: the hint named the error log inside the home the failed up had just removed; it names a
+    # copy that is kept, and says so
+    hint = next(line for line in proc.stderr.splitlines() if line.startswith("hint: "))
+    assert str(home) not in hint.split(" (a copy: ")[0], hint
+    assert hint.endswith(f" (a copy: {home} was removed with what this up had started)"), hint
+    kept = Path(hint.removeprefix("hint: see ").split(" (a copy: ")[0])
+    assert kept.name == "nodes-mysql-m-error.log" and "unknown variable 'no_such_server_option=1'" in \
+        kept.read_text(), kept.read_text()
     assert servers_under(tmp_path) == []
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import signal
 import threading
 import time
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.config import ClusterSpec
-from ..core.errors import NotSupported, ReplicationError
-from ..core.state import STATE_VERSION, new_password, remove_state
+from ..core.errors import NotSupported, ReplabError, ReplicationError
+from ..core.state import STATE_VERSION, cache_root, new_password, remove_state
 from ..engines import NodeInfo, get_engine_class
 from ..engines.external import same_endpoint
 from ..servers import db, strays
@@ -94,6 +96,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "set-up failed"
             say(f"{why}; stopping and removing what was started" if cluster.engine.owns_servers
                 else f"{why}; removing replab's state (the servers are left as they are)")
+            if isinstance(exc, ReplabError):
+                keep_named_files(exc, home)  # the log a hint names is about to go with the home
             try:
                 cluster.engine.destroy(nodes, keep_data=False)
                 if cluster.engine.owns_servers:  # a server or relay started as the interrupt came, before
@@ -103,6 +107,32 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
                 if created_home:
                     remove_empty_home(home)
         raise
+
+
+KEPT_FAILURES = 10  # failed ups whose logs are kept in the cache (the oldest go)
+
+
+def keep_named_files(exc: ReplabError, home: Path) -> None:
+    """Copy the files under ``home`` that ``exc``'s hint names (a server's error log) to the cache, and
+    point the hint at the copies: a failed up removes the home, and a hint must not name a removed file."""
+    named = sorted(set(re.findall(rf"{re.escape(str(home))}/[^\s,;()]+", exc.hint or "")))
+    files = [Path(n) for n in named if Path(n).is_file()]
+    if not files:
+        return
+    root = cache_root() / "failed-up"
+    keep = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    try:
+        keep.mkdir(parents=True, mode=0o700)
+        for old in sorted(p for p in root.iterdir() if p.is_dir())[:-KEPT_FAILURES]:
+            shutil.rmtree(old, ignore_errors=True)
+        hint = exc.hint or ""
+        for f in files:
+            copy = keep / "-".join(f.relative_to(home).parts)
+            shutil.copyfile(f, copy)
+            hint = hint.replace(str(f), str(copy))
+        exc.hint = f"{hint} (a copy: {home} was removed with what this up had started)"
+    except OSError:  # cannot keep it: name no file
+        exc.hint = re.sub(rf"\s*see {re.escape(str(home))}/\S+", "", exc.hint or "").strip() or None
 
 
 def remove_empty_home(home: Path) -> None:
