@@ -24,7 +24,7 @@ import pymysql
 
 from ..cluster import replication, roles
 from ..core.errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
-from ..engines.base import RUNNING, STOPPED, NodeInfo
+from ..engines.base import RUNNING, STOPPED, NodeInfo, bring_back
 from ..servers import db
 from ..servers.gtid import GtidSet
 from .repair import repair
@@ -195,7 +195,7 @@ def _require_replica(cluster: Cluster, name: str, what: str) -> NodeInfo:
     if not _answers(cluster, node):
         state = cluster.engine.state(node)
         raise ConfigError(f"cannot {what} {name}: it is {'unreachable' if state == RUNNING else state}",
-                          hint=f"start it (replab start {name}) or choose another replica")
+                          hint=f"bring it back ({bring_back(name, state)}) or choose another replica")
     return node
 
 
@@ -210,8 +210,11 @@ def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout:
         roles.refresh(cluster)
         old = cluster.primary
         if not _answers(cluster, old):
-            raise ConfigError(f"the primary {old.name} does not answer: a switchover needs it",
-                              hint="promote a replica without it: replab failover")
+            state = cluster.engine.state(old)
+            raise ConfigError(f"the primary {old.name} does not answer ({'unreachable' if state == RUNNING else state})"
+                              ": a switchover needs it",
+                              hint=f"bring it back ({bring_back(old.name, state)}), or promote a replica without "
+                              "it: replab failover")
         new = _require_replica(cluster, target, "switch over to")
         st = _status(cluster, new.name)
         if st is None or not (st.io_running and st.sql_running) or st.last_sql_errno:
@@ -277,6 +280,8 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
         if node.role != roles.REPLICA:
             continue
         if leave and node.name in leave:
+            node.extra["left_out"] = {"old_primary": change.old_primary, "new_primary": new.name,
+                                      "at": change.at or time.time()}  # for diagnose and check
             _persist_role(cluster, node, primary=False)
             with contextlib.suppress(SqlError, pymysql.MySQLError):
                 _run(cluster, node.name, [cluster.flavor.stop_replica(), *cluster.flavor.fence_statements()])
@@ -438,7 +443,7 @@ class Errant:
     def sentence(self) -> str:
         if not self.count:
             return f"{self.node}: no errant transaction: everything it wrote reached {self.primary}"
-        return (f"{self.node}: {self.count} errant transaction(s) that no other node received "
+        return (f"{self.node}: {self.count} errant transaction(s) that {self.primary} never had "
                 f"({', '.join(self.gtids[:4])}{', ...' if len(self.gtids) > 4 else ''})")
 
 
@@ -482,6 +487,7 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
     was_primary = info.role == roles.DEMOTED
     info.role = roles.REPLICA
     info.extra.pop("demoted", None)
+    info.extra.pop("left_out", None)
     if found.count:
         report = repair(cluster, node, timeout=timeout)
         cluster.save()

@@ -28,7 +28,7 @@ import pymysql
 from ..cluster import replication, roles
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
-from ..engines.base import RUNNING
+from ..engines.base import RUNNING, bring_back
 from ..servers import db
 from . import ledger
 from .rowhash import (
@@ -467,7 +467,7 @@ class _Collector:
         state = cluster.engine.state(cluster.primary)
         if state != RUNNING:
             raise CheckError(f"the primary {self.primary} is {state}: cannot check without it", node=self.primary,
-                             hint=f"start it: replab start {self.primary}")
+                             hint=f"bring it back: {bring_back(self.primary, state)}")
         try:
             self.conn(self.primary)
         except SqlError as exc:

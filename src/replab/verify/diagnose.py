@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication
+from ..cluster import replication, roles
 from ..core.config import quote_ident
 from ..core.errors import ReplabError, SqlError
 from ..engines.base import RUNNING
 from ..servers import db
 from ..servers.flavor import ReplicaStatus
+from ..servers.gtid import GtidSet
 from .causes import (
     BinlogGap,
     Column,
@@ -266,6 +267,9 @@ def _one(cluster: Cluster, name: str, pconn: Any, stamps: dict[tuple[str, int], 
 def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
              stamps: dict[tuple[str, int], tuple[Stamps, bool] | None]) -> Diagnosis:
     st = replication.replica_status(rconn, cluster.flavor)
+    out = _out_of_replication(cluster, name, rconn, pconn)
+    if out is not None:
+        return out
     if st is None:
         return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
                          causes=["RESET SLAVE ALL or a rebuild left it without a source"])
@@ -340,6 +344,48 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         d.summary = "replicating, but drifted from the primary: " + "; ".join(d.causes[:2])
     if pconn is not None and d.severity != "down" and st.sql_running and (gap is None or gap.kind == "reissued"):
         _row_drift(d, cluster, pconn, rconn, pschema, drift_tables)
+    return d
+
+
+def _out_of_replication(cluster: Cluster, name: str, rconn: Any, pconn: Any) -> Diagnosis | None:
+    """A node a role change took out of replication on purpose: the demoted former primary, or a replica a
+    forced failover left out because it holds transactions the new primary never had. Said as such, with
+    the one command that brings it back (what failover and start print too), not as a broken replica."""
+    info = cluster.node(name)
+    left: dict[str, Any] = info.extra.get("left_out") or {}
+    if info.role != roles.DEMOTED and not left:
+        return None
+    primary, flavor = cluster.primary.name, cluster.flavor
+    errant: list[str] = []
+    count = 0
+    if pconn is not None:  # what its binary log holds that the primary's lacks, per source (as rejoin counts)
+        rstate = str(db.scalar(rconn, flavor.binlog_gtid_state()) or "")
+        pstate = str(db.scalar(pconn, flavor.binlog_gtid_state()) or "")
+        diff = GtidSet.parse(rstate).subtract(GtidSet.parse(pstate), by_source=True)
+        errant, count = diff.ranges(by_source=True), diff.count()
+    held = f"{count} transaction(s) (" + ", ".join(errant[:4]) + (", ...)" if len(errant) > 4 else ")")
+    if info.role == roles.DEMOTED:
+        change = info.extra.get("demoted") or {}
+        d = Diagnosis(name, "broken", f"demoted former primary: read-only and out of replication since "
+                                      f"{change.get('new_primary') or primary} was promoted",
+                      errant_gtids=errant)
+        if errant:
+            d.causes.append(f"it holds {count} transaction(s) {primary} never had ({', '.join(errant[:4])}"
+                            f"{', ...' if len(errant) > 4 else ''}): written while it was the primary, never "
+                            f"received by {primary}")
+            d.next_writes.append(f"rebuild it from {primary}: replab rejoin {name} --rebuild (those transactions "
+                                 "are discarded)")
+        else:
+            d.next_writes.append(f"nothing it wrote is missing on {primary}: replab rejoin {name} makes it a "
+                                 f"replica of {primary}")
+        return d
+    d = Diagnosis(name, "broken", f"left out of replication by the failover to {left.get('new_primary')}: it "
+                                  f"holds transaction(s) {primary} never had; read-only", errant_gtids=errant)
+    d.causes.append(f"{held if count else 'those transactions'}: received from {left.get('old_primary')} before the "
+                    f"failover, never by {left.get('new_primary')} (promoted with --force although it lacked "
+                    "them)")
+    d.next_writes.append(f"rebuild it from {primary}: replab rejoin {name} --rebuild (those transactions are "
+                         "discarded)")
     return d
 
 
