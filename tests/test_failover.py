@@ -251,3 +251,30 @@ def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, 
     rep = checker.check(cluster)
     assert rep.consistent, rep.render()
     assert [(lw.acknowledged_by, set(lw.ids)) for lw in rep.lost] == [(new, acked_async)]
+
+
+def test_switchover_refuses_to_break_the_version_rule_without_force(replab_cluster_factory, cli):
+    """Issue 23.17: in an upgrade rehearsal (a 10.11 primary, 11.8 replicas) a switchover silently made the
+    10.11 node replicate from 11.8, the order up refuses. Refused without --force, nothing changed; with
+    --force it is done and the result says what it broke."""
+    require("mariadb-10.11")
+    require("mariadb-11.8")
+    cluster = replab_cluster_factory(server="mariadb-10.11", replica_server="mariadb-11.8")
+    home = cluster.home
+    old = cluster.sql(M, "SELECT VERSION()").rows[0][0].split("-")[0]
+    new = cluster.sql(S1, "SELECT VERSION()").rows[0][0].split("-")[0]
+    before = _roles(home)
+    r = cli("switchover", S1, home=home)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: {S1} runs {new}, newer than {M} ({old}): after a switchover it would replicate from a newer "
+        "server, and a replica must run the same version as its primary or a newer one (the rule up enforces)",
+        f"hint: upgrade {M} first, or pass --force to switch over anyway"], r.stderr
+    assert _roles(home) == before and _sources(cluster) == {S1: M, S2: M}
+    r = cli("switchover", S1, "--force", home=home)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith(f"; warning: {M} ({old}) replicates from {S1} ({new}), a newer server "
+                                     "(--force)"), r.stdout
+    assert _roles(home) == {M: "replica", S1: "primary", S2: "replica"}
+    # S2 runs 11.8 too: M would follow it as well, so it is refused the same way
+    r = cli("switchover", S2, home=home)
+    assert r.returncode == 2 and f"newer than {M} ({old})" in r.stderr, r.stderr
