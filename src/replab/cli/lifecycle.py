@@ -102,20 +102,33 @@ _READ_ONLY = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "SET", "S
               "DO", "CHECKSUM", "CHECK", "BEGIN", "COMMIT", "ROLLBACK", "LOCK", "UNLOCK", "CHANGE", "RESET",
               "VALUES", "TABLE"}
 _WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# Statements that may change data, schema or accounts, or run code that does (and be binlogged).
+_WRITES = {*_WRITE_WORDS, "CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "GRANT", "REVOKE", "LOAD", "CALL",
+           "OPTIMIZE", "ANALYZE", "REPAIR", "INSTALL", "UNINSTALL", "XA", "FLUSH", "PURGE", "HANDLER", "IMPORT",
+           "BINLOG", "EXECUTE", "PREPARE", "DEALLOCATE", "SAVEPOINT", "RELEASE", "CACHE", "SHUTDOWN", "RESTART",
+           "CLONE", "SIGNAL", "RESIGNAL", "GET", "BACKUP"}
 
 
-def writes_data(statement: str) -> bool:
-    """Whether a statement may change data or schema (and be binlogged): anything but the read-only and
-    replication-control statements above; ``WITH ...`` counts when it holds an INSERT/UPDATE/DELETE."""
+def statement_kind(statement: str) -> str:
+    """``read`` (neither data nor schema changes: the read-only and replication-control statements above),
+    ``write`` (may change data or schema, and be binlogged; ``WITH ...`` when it holds an INSERT, UPDATE or
+    DELETE) or ``unknown`` (its first word starts no statement replab knows, e.g. a typo)."""
     text = re.sub(r"/\*.*?\*/|(--|#)[^\n]*", " ", statement, flags=re.S).strip().lstrip("(").upper()
     words = re.findall(r"[A-Z_]+", text)
     if not words:
-        return False
+        return "read"
     if words[0] == "WITH":
-        return any(w in _WRITE_WORDS for w in words)
+        return "write" if any(w in _WRITE_WORDS for w in words) else "read"
     if words[0] == "SET" and len(words) > 1 and words[1] in ("PASSWORD", "ROLE", "DEFAULT"):
-        return True  # SET PASSWORD / SET DEFAULT ROLE are binlogged account changes
-    return words[0] not in _READ_ONLY
+        return "write"  # SET PASSWORD / SET DEFAULT ROLE are binlogged account changes
+    if words[0] in _READ_ONLY:
+        return "read"
+    return "write" if words[0] in _WRITES else "unknown"
+
+
+def writes_data(statement: str) -> bool:
+    """Whether a statement may change data or schema (and be binlogged); see statement_kind."""
+    return statement_kind(statement) == "write"
 
 
 def sql(
@@ -136,16 +149,22 @@ def sql(
     Example: replab sql mysql-s1 "SELECT COUNT(*) FROM mydb.events"
     """
     cluster = common.open_cluster()
-    if cluster.node(node).role == "replica" and writes_data(statement):
+    kind = statement_kind(statement)
+    if cluster.node(node).role == "replica" and kind != "read":
         verb = statement.split(None, 1)[0].upper() if statement.split() else "it"
+        if kind == "unknown" and not allow_replica_write:
+            raise ConfigError(f"{verb} is not a statement replab recognises, so it cannot tell whether it writes "
+                              f"on replica {node}", hint="check the spelling; to send it to the server as it is, "
+                              "pass --allow-replica-write")
         if not allow_replica_write:
             raise ConfigError(f"{node} is a replica: {verb} there bypasses read_only (replab's admin may) and "
                               f"becomes an errant transaction, a GTID {cluster.primary.name} never had",
                               hint=f"write on {cluster.primary.name}; for a deliberate replica-only change use "
                               "replab drift, or pass --allow-replica-write")
-        common.err_console.print(f"warning: writing on replica {node} (--allow-replica-write): this is an errant "
-                                 f"transaction unless you keep it out of the binary log; replab check will "
-                                 "report it", markup=False)
+        if kind == "write":
+            common.err_console.print(f"warning: writing on replica {node} (--allow-replica-write): this is an errant "
+                                     f"transaction unless you keep it out of the binary log; replab check will "
+                                     "report it", markup=False)
     result = cluster.sql(node, statement, database=database)
     if json_out:
         common.print_json({"node": node, **result.to_dict()})

@@ -196,9 +196,10 @@ class LocalEngine(Engine):
         if os.geteuid() == 0:
             argv.append("--user=root")
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
-        if proc.returncode != 0:
+        if proc.returncode != 0 or not (datadir / "mysql").is_dir():
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
-            raise NodeStartError("initializing the data dir failed", action=" ".join(argv[:1]), log_tail=tail,
+            what = "failed" if proc.returncode != 0 else "made no system tables (no mysql/ in the data dir)"
+            raise NodeStartError(f"initializing the data dir {what}", action=" ".join(argv[:1]), log_tail=tail,
                                  hint="check the server installation and free disk space")
 
     def _drop_sys_schema(self, server: Server, datadir: Path) -> None:

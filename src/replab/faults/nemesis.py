@@ -172,9 +172,10 @@ def partition(cluster: Cluster, node: str) -> str:
     cluster.engine.require("partition", node)
     # read before the cut (a node cut off may be out of replab's reach too); every node has the same setting
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
-    timeout = _net_timeout(cluster, other)
+    timeout = _net_timeout(cluster, [other, *(n.name for n in cluster.nodes if n.name != other)])
     how = cluster.engine.partition(info, cluster.nodes)  # NodeStateError, nothing changed, if already cut off
-    return _done(cluster, f"{node}: partitioned: {how}; the IO thread notices after slave_net_timeout={timeout}s; "
+    after = f"slave_net_timeout={timeout}s" if timeout else "slave_net_timeout (not read: no node answers)"
+    return _done(cluster, f"{node}: partitioned: {how}; the IO thread notices after {after}; "
                           f"heal with: replab heal {node}")
 
 
@@ -197,11 +198,16 @@ def heal(cluster: Cluster, node: str | None = None) -> str:
     return _done(cluster, f"healed: {where}; replication resumes where it stopped")
 
 
-def _net_timeout(cluster: Cluster, node: str) -> str:
-    try:
-        return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout").rows[0][0])
-    except (SqlError, NodeStateError):
-        return "?"
+def _net_timeout(cluster: Cluster, nodes: list[str]) -> str | None:
+    """The replicas' slave_net_timeout (every node has the same), from the first of ``nodes`` that answers."""
+    for node in nodes:
+        if cluster.engine.state(cluster.node(node)) != RUNNING:
+            continue
+        try:
+            return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout", timeout=3).rows[0][0])
+        except (SqlError, NodeStateError):
+            continue
+    return None
 
 
 # --- drift -----------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class Flavor:
     """Base class: the statements every flavor must provide."""
 
     name = "generic"
+    conversion_errno = 1677  # a ROW event value that does not fit the replica's column (MariaDB)
     version: tuple[int, ...] = ()
     version_string = ""
 
@@ -434,6 +435,7 @@ class MySQLFlavor(Flavor):
 
     name = "mysql"
     reconnects_after_read_error = False
+    conversion_errno = 13146  # ER_REPLICA_CONVERSION_FAILED, observed on MySQL 9.7 (where MariaDB says 1677)
 
     def server_section(self) -> str:
         return "mysqld"
