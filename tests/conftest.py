@@ -17,7 +17,7 @@ REPLAB = [sys.executable, "-m", "replab"]
 
 
 def servers_under(base: Path) -> list[int]:
-    """Pids of server processes whose command line names a config file under ``base``."""
+    """Pids of server (and proxy) processes whose command line names a config file under ``base``."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -29,7 +29,8 @@ def servers_under(base: Path) -> list[int]:
                 state = fh.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and "--defaults-file=" in cmd and str(base) in cmd:
+        ours = "--defaults-file=" in cmd or "/proxy/haproxy.cfg" in cmd or "proxy_agent.py" in cmd
+        if state != "Z" and ours and str(base) in cmd:
             pids.append(int(entry))
     return pids
 

@@ -178,6 +178,32 @@ def test_writes_data(statement, writes):
     assert writes_data(statement) is writes
 
 
+@pytest.mark.parametrize("statement,kind", [
+    ("SELEC 1", "unknown"), ("selct * from t", "unknown"), ("CALL p()", "write"), ("LOAD DATA INFILE 'x'", "write"),
+    ("GRANT ALL ON *.* TO x", "write"), ("SHOW TABLES", "read"), ("FROBNICATE", "unknown"),
+])
+def test_statement_kind(statement, kind):
+    from replab.cli.lifecycle import statement_kind
+
+    assert statement_kind(statement) == kind
+
+
+def test_a_typo_on_a_replica_is_not_called_a_write(replab_cluster_factory, server, cli):
+    """Issue 23.13: `sql mysql-s1 'SELEC 1'` answered "SELEC there bypasses read_only ...". A word that
+    starts no statement is said to be one replab does not recognise; with --allow-replica-write the server
+    rejects it itself, and nothing is written."""
+    cluster = replab_cluster_factory(nodes=2, server=server)
+    proc = cli("sql", "mysql-s1", "SELEC 1", home=cluster.home)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: SELEC is not a statement replab recognises, so it cannot tell whether it writes on replica mysql-s1",
+        "hint: check the spelling; to send it to the server as it is, pass --allow-replica-write"]
+    sent = cli("sql", "mysql-s1", "SELEC 1", "--allow-replica-write", home=cluster.home)
+    assert sent.returncode == 2 and "error 1064" in sent.stderr and "warning" not in sent.stderr, sent.stderr
+    write = cli("sql", "mysql-s1", "INSERT INTO mydb.events (name) VALUES ('x')", home=cluster.home)
+    assert write.returncode == 2 and "INSERT there bypasses read_only" in write.stderr
+
+
 def test_json_feed_output_has_counts(replab_cluster, cli):
     out = cli("feed", "--rows", "20", "--json", home=replab_cluster.home)
     data = json.loads(out.stdout)

@@ -173,3 +173,21 @@ def topology_line(cluster: Cluster, rows: list[NodeStatus]) -> str:
         last = changes[-1]
         line += f" (since the {last['kind']} from {last['old_primary']})"
     return line
+
+
+def proxy_line(proxy: dict[str, Any] | None) -> str | None:
+    """One line on the proxy for status: its state, where each endpoint routes, and why a node is out."""
+    if not proxy:
+        return None
+    head = f"proxy ({proxy['kind']}, {proxy['state']}" + (f", pid {proxy['pid']}" if proxy.get("pid") else "") + ")"
+    if proxy["state"] != "running":
+        return f"{head}: writes {proxy['host']}:{proxy['write_port']}, reads {proxy['host']}:{proxy['read_port']}"
+    parts = []
+    for pool, label in (("write", "writes"), ("read", "reads")):
+        mine = [b for b in proxy["backends"] if b["pool"] == pool]
+        up = [b["node"] for b in mine if b["status"] == "UP"]
+        out = [f"{b['node']} out: {b['why']}" for b in mine
+               if b["status"] != "UP" and pool == "read" and "writable" not in b["why"]]
+        parts.append(f"{label} {proxy['host']}:{proxy[f'{pool}_port']} -> {', '.join(up) or 'nobody'}"
+                     + (f" ({'; '.join(out)})" if out else ""))
+    return f"{head}: " + "; ".join(parts)

@@ -12,10 +12,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..core.errors import ConfigError
 from ..runs.timeline import LANE_CUT, LANE_RUNNING, Sample, Sampler, lane_of, rows_behind_of
 from ..verify import checker
 from ..workload import feed as workload
 from ..workload.feed import Feeder, FeedOptions, NodeSample
+from ..workload.reads import ReadOptions, Reads
 from . import common
 from .diagnosis_lines import print_predictions
 
@@ -94,6 +96,15 @@ def feed(
     threads: int = typer.Option(1, "--threads", "-t", help="Concurrent connections."),
     batch: int = typer.Option(1, "--batch", "-b", help="Rows per INSERT statement."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
+    via: str = typer.Option("direct", "--via", help="direct (default: the primary's own address) or proxy "
+                            "(the proxy's write endpoint, as an application would; needs up --proxy)."),
+    reads: float = typer.Option(None, "--reads", help="Also run read sessions, this many reads a second: each "
+                                "writes a row, then reads it back; read-your-writes and monotonic-read violations "
+                                "are counted, with their staleness."),
+    read_from: str = typer.Option("replicas", "--read-from", help="With --reads: replicas (in turn), proxy (its "
+                                  "read endpoint) or a node's name."),
+    causal: bool = typer.Option(False, "--causal", help="With --reads: each read first waits until its server "
+                                "applied the session's last write (GTID wait): no violation, at a latency cost."),
 ) -> None:
     """Insert rows into mydb.events (some-event-N, N, some-descr-N) and record every acknowledged write in
     the ledger; show each node's state, rows, rows behind the primary, rows/s and lag while it runs.
@@ -103,17 +114,30 @@ def feed(
     live view's last frame shows the same exact counts.
 
     Example: replab feed --rate 200 --duration 30 --threads 4
+
+    Example: replab feed --via proxy --rate 100 --duration 60
+
+    Example: replab feed --duration 10 --reads 200 --read-from proxy
+
+    Example: replab feed --duration 10 --reads 200 --read-from mysql-s2 --causal
     """
-    options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch)
+    options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch, via=via)
     options.validate()
+    if reads is None and (causal or read_from != "replicas"):
+        raise ConfigError("--read-from and --causal go with --reads", hint="example: replab feed --duration 10 "
+                          "--reads 200 --read-from replicas")
     cluster = common.open_cluster()
     feeder = Feeder(cluster, options)
+    reader = None if reads is None else Reads(cluster, ReadOptions(rate=reads, read_from=read_from, causal=causal))
+    read_result = None
     sampler = Sampler(cluster, interval=0.25).start()
     taken_down = False
     live: Live | None = None
     with common.feed_marker(cluster.home):
         try:
             feeder.start()
+            if reader is not None:
+                reader.start()
             sampler.wait_first(timeout=1.0)  # the first frame shows every node as sampled, not a guess
             if not json_out:
                 live = Live(_display(feeder, sampler), console=common.console, refresh_per_second=4,
@@ -130,6 +154,8 @@ def feed(
                 feeder.result.interrupted = True
                 common.say("interrupted: finishing the statements in flight and closing the ledger")
             result = feeder.stop(timeout=5 if taken_down else 30)
+            if reader is not None:
+                read_result = reader.stop()
             counts = [] if taken_down else workload.final_counts(cluster)
             time.sleep(sampler.interval * 1.5)  # a state sample after the counts, for the last frame
             sampler.stop()
@@ -141,11 +167,14 @@ def feed(
                 common.console.print()
         finally:
             sampler.stop()
+            if reader is not None:
+                reader.stop()
             if live is not None:
                 live.__exit__(None, None, None)
     if json_out:
         common.print_json({**result.to_dict(), "taken_down": taken_down,
-                           "counts": {s.name: s.rows for s in counts}})
+                           "counts": {s.name: s.rows for s in counts},
+                           "reads": read_result.summary() if read_result else None})
         if taken_down:
             raise typer.Exit(1)
         return
@@ -157,6 +186,8 @@ def feed(
         raise typer.Exit(1)
     for s in counts:
         common.console.print(f"{s.name} count: {'OUT' if s.rows is None else s.rows}")
+    if read_result is not None:
+        common.console.print(read_result.line(), markup=False)
 
 
 def check(

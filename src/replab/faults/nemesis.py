@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import proxy, replication, roles
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
 from ..engines.base import PAUSED, RUNNING, STOPPED
@@ -47,6 +47,8 @@ def _state(cluster: Cluster, name: str) -> str:
 # --- process faults --------------------------------------------------------------------------------
 def kill(cluster: Cluster, node: str) -> str:
     """SIGKILL the node's server (no clean shutdown; InnoDB recovers at the next start)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "kill")
     info = cluster.node(node)
     cluster.engine.require("kill", node)
     if _state(cluster, node) == STOPPED:
@@ -58,6 +60,8 @@ def kill(cluster: Cluster, node: str) -> str:
 
 def stop(cluster: Cluster, node: str) -> str:
     """Clean shutdown of the node's server."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "stop")
     cluster.engine.require("stop", cluster.node(node).name)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already stopped", node=node, hint=f"start it with: replab start {node}")
@@ -94,6 +98,8 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
 
 def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tuple[str, dict[str, Any] | None]:
     """``start``, and the catch-up it measured (``catch_up_stats``; None when it did not measure one)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "start"), None
     state = _state(cluster, node)
     if state == PAUSED:
         raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
@@ -159,6 +165,8 @@ def restart(cluster: Cluster, node: str) -> str:
 
 def pause(cluster: Cluster, node: str) -> str:
     """Freeze the server (SIGSTOP, docker pause): it keeps its connections but answers nothing (a hung server)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "pause")
     cluster.engine.require("pause", cluster.node(node).name)
     state = _state(cluster, node)
     if state == STOPPED:
@@ -170,6 +178,8 @@ def pause(cluster: Cluster, node: str) -> str:
 
 def resume(cluster: Cluster, node: str) -> str:
     """Let a paused server run again."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "resume")
     cluster.engine.require("pause", cluster.node(node).name)
     if _state(cluster, node) != PAUSED:
         raise NodeStateError(f"{node} is not paused (it is {_state(cluster, node)})", node=node)
@@ -189,9 +199,10 @@ def partition(cluster: Cluster, node: str) -> str:
     cluster.engine.require("partition", node)
     # read before the cut (a node cut off may be out of replab's reach too); every node has the same setting
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
-    timeout = _net_timeout(cluster, other)
+    timeout = _net_timeout(cluster, [other, *(n.name for n in cluster.nodes if n.name != other)])
     how = cluster.engine.partition(info, cluster.nodes)  # NodeStateError, nothing changed, if already cut off
-    return _done(cluster, f"{node}: partitioned: {how}; the IO thread notices after slave_net_timeout={timeout}s; "
+    after = f"slave_net_timeout={timeout}s" if timeout else "slave_net_timeout (not read: no node answers)"
+    return _done(cluster, f"{node}: partitioned: {how}; the IO thread notices after {after}; "
                           f"heal with: replab heal {node}")
 
 
@@ -214,11 +225,16 @@ def heal(cluster: Cluster, node: str | None = None) -> str:
     return _done(cluster, f"healed: {where}; replication resumes where it stopped")
 
 
-def _net_timeout(cluster: Cluster, node: str) -> str:
-    try:
-        return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout").rows[0][0])
-    except (SqlError, NodeStateError):
-        return "?"
+def _net_timeout(cluster: Cluster, nodes: list[str]) -> str | None:
+    """The replicas' slave_net_timeout (every node has the same), from the first of ``nodes`` that answers."""
+    for node in nodes:
+        if cluster.engine.state(cluster.node(node)) != RUNNING:
+            continue
+        try:
+            return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout", timeout=3).rows[0][0])
+        except (SqlError, NodeStateError):
+            continue
+    return None
 
 
 # --- drift -----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from ..core.errors import ConfigError
 from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
+from . import app_scenarios
 from .scenarios import (
     ByFlavor,
     Context,
@@ -437,7 +438,8 @@ def _notes(ctx: Context) -> list[str]:
     return [e.text for e in ctx.timeline.events if e.kind == "action"]
 
 
-for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin()):
+for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
+           *app_scenarios.scenarios()):
     BUILTIN[_s.name] = _s
 
 

@@ -168,14 +168,16 @@ def act(name: str, fn: Callable[[Context], str | None]) -> Step:
     return Step(name, fn)
 
 
-def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
-    """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed."""
+def start_feed(rate: float | None = None, threads: int | None = None, via: str = "direct") -> Step:
+    """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed;
+    ``via="proxy"``: through the proxy's write endpoint, as an application would."""
     def fn(ctx: Context) -> str:
 
         r = rate if rate is not None else ctx.params.rate
-        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
+        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads, via=via).start()
         speed = f"{r:g} rows/s" if r > 0 else "as fast as possible"
-        return f"feed started: {speed} on {ctx.cluster.primary.name}"
+        where = "through the proxy's write endpoint" if via == "proxy" else f"on {ctx.cluster.primary.name}"
+        return f"feed started: {speed} {where}"
     return Step("start feed", fn)
 
 
