@@ -52,7 +52,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("up", "status", "sql", "connect", "down", "endpoints"), "lifecycle"),
     **dict.fromkeys(("feed", "check"), "data"),
     **dict.fromkeys(("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal", "drift",
-                     "diagnose", "repair"), "faults"),
+                     "diagnose", "repair", "sync"), "faults"),
     **dict.fromkeys(("switchover", "failover", "rejoin"), "failover_cmd"),
     "scenario": "scenario_cmd",
     **dict.fromkeys(("compose", "image"), "compose_cmd"),

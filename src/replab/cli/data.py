@@ -81,6 +81,8 @@ def _display(feeder: Feeder, sampler: Sampler, exact: list[NodeSample] | None = 
         if exact is not None and rows is None and (s is None or s.state == "running"):
             state = Text("not answering", style="red")  # it did not give its exact count
         shown = "-" if s is None and exact is None else "OUT" if rows is None else f"{rows:,}"
+        if rows is None and exact is None and s is not None and s.counting and now - s.t <= STALE_S:
+            shown = "counting…"  # a big table's one exact count is still running; the node answers
         table.add_row(node.name, state, shown, behind,
                       "-" if rate is None else f"{rate:,.0f}", "-" if lag is None else f"{lag:,} ms")
     parts: list[Any] = [title, table]
@@ -156,7 +158,8 @@ def feed(
             result = feeder.stop(timeout=5 if taken_down else 30)
             if reader is not None:
                 read_result = reader.stop()
-            counts = [] if taken_down else workload.final_counts(cluster)
+            sampler.stop_counting()  # the final counts scan the table themselves
+            counts = [] if taken_down else workload.final_counts(cluster, progress=common.say)
             time.sleep(sampler.interval * 1.5)  # a state sample after the counts, for the last frame
             sampler.stop()
             if live is not None:
