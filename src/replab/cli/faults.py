@@ -106,7 +106,9 @@ def drift(
 ) -> None:
     """Change one node behind replication's back (local change, sql_log_bin=0, unless --binlog).
 
-    Tables are in the cluster's database (mydb). Example: replab drift mysql-s2 --drop-column events.name
+    Tables are in the cluster's database (mydb).
+
+    Example: replab drift mysql-s2 --drop-column events.name
     """
     cluster = common.open_cluster(change=True)
     sentence = nemesis.drift(cluster, node, drop_column=drop_column, add_column=add_column,

@@ -46,6 +46,7 @@ class FeedOptions:
     batch: int = 1
     table: str = "events"
     heartbeat: bool = True
+    via: str = "direct"  # "proxy": through the proxy's write endpoint, as an application would
 
     def validate(self) -> None:
         errors: list[str] = []
@@ -61,6 +62,8 @@ class FeedOptions:
             errors.append(f"--threads must be between 1 and 256 (got {self.threads})")
         if self.batch < 1 or self.batch > MAX_BATCH:
             errors.append(f"--batch must be between 1 and {MAX_BATCH} (got {self.batch})")
+        if self.via not in ("direct", "proxy"):
+            errors.append(f"--via must be direct or proxy (got {self.via!r})")
         try:
             validate_identifier(self.table, "table name")
         except ConfigError as exc:
@@ -184,6 +187,15 @@ class Feeder:
         self.cluster = cluster
         self.options = options or FeedOptions(**kwargs)
         self.options.validate()
+        self._proxy: tuple[str, int] | None = None
+        if self.options.via == "proxy":
+            state = cluster.state.get("proxy")
+            if not state:
+                raise ConfigError("--via proxy: this cluster has no proxy",
+                                  hint="build one with a proxy in front: replab down && replab up --proxy haproxy; "
+                                  "or leave out --via to write to the primary directly")
+            self._proxy = (str(state["host"]), int(state["write_port"]))
+        self._by_server_id = {n.server_id: n.name for n in cluster.nodes}
         # As fast as it can, single-row inserts go PIPELINE_DEPTH to a packet: each is still its own
         # autocommitted transaction with its own acknowledgement, but the client waits one round trip
         # per packet instead of per row.
@@ -338,8 +350,10 @@ class Feeder:
                 if primary is None:
                     self._stop.wait(0.05)
                     continue
-                self._follow(primary.name)
                 user, password = self.cluster.credentials(db.APP)
+                if self._proxy is not None:
+                    return self._connect_proxy(user, password)
+                self._follow(primary.name)
                 # the engine's own way in: a local server's Unix socket (as sysbench in the bench), else TCP
                 socket = self.cluster.engine.connect_params(primary).get("unix_socket")
                 return db.connect_fast(host=primary.host, port=primary.port, unix_socket=socket, user=user,
@@ -351,6 +365,26 @@ class Feeder:
                     self._result.last_error = str(exc)
                 self._stop.wait(0.2)
         return None
+
+    def _connect_proxy(self, user: str, password: str) -> Any:
+        """Through the proxy's write endpoint: the node it routed to is asked for (its server_id), so the
+        ledger's epochs still say which primary acknowledged which ids."""
+        host, port = self._proxy or ("127.0.0.1", 0)
+        conn = db.connect_fast(host=host, port=port, user=user, password=password, database=self.cluster.database,
+                               timeout=2, read_timeout=10, multi_statements=self._pipelined, node="proxy")
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT @@server_id")
+            row = cur.fetchone()
+            cur.close()
+        except Exception as exc:  # noqa: BLE001 - either driver's error: the endpoint broke the session
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise SqlError(f"proxy {host}:{port}: {exc}", node="proxy") from None
+        name = self._by_server_id.get(int(row[0])) if row else None
+        if name:
+            self._follow(name)
+        return conn
 
     def _follow(self, name: str) -> None:
         """Record the epoch when this feed first writes to a new primary: ids from here on are its."""
@@ -441,12 +475,15 @@ def sample_nodes(cluster: Cluster, table: str = "events", silent_after: float = 
     t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
     samples = {n.name: NodeSample(n.name) for n in cluster.nodes}
     hbs: dict[str, Any] = {}
+    statuses: dict[str, Any] = {}  # a replica's status: lag is '-' when it is not replicating
     done: dict[str, threading.Event] = {n.name: threading.Event() for n in cluster.nodes}
 
     def one(node: Any) -> None:
         try:
             with cluster.connect(node.name, timeout=2.0, read_timeout=3600) as conn:
                 hbs[node.name] = replication.heartbeat(conn)  # before the scan: lag as of now
+                if node.role != "primary":
+                    statuses[node.name] = replication.replica_status(conn, cluster.flavor)
                 samples[node.name].rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
         except (SqlError, pymysql.MySQLError, OSError):
             pass
@@ -494,7 +531,7 @@ def sample_nodes(cluster: Cluster, table: str = "events", silent_after: float = 
     for node in cluster.nodes:
         s = samples[node.name]
         if node.role != "primary" and s.rows is not None:
-            s.lag_ms = replication.lag_ms(primary_hb, hbs.get(node.name), None)
+            s.lag_ms = replication.lag_ms(primary_hb, hbs.get(node.name), statuses.get(node.name))
     return [samples[n.name] for n in cluster.nodes]
 
 
