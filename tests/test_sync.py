@@ -68,6 +68,15 @@ def test_sync_every_kind_of_difference_under_a_feed(matrix_cluster):
         assert _problems(cluster, "mysql-s1") == []
         again = sync(cluster, "mysql-s1")
         assert again.tables == [] and again.verified
+        # --from-check: the ids of the last check, without comparing the tables again
+        _damage(cluster, "mysql-s1")
+        assert not checker.check(cluster, wait=30).consistent
+        fast = sync(cluster, "mysql-s1", via="replica", from_check=True)
+        assert fast.verified and _counts(fast) == {"events": (3, 1, 2), "items": (3, 1, 2)}
+        stale = sync(cluster, "mysql-s1", from_check=True)  # the same ids again: they match now, left alone
+        assert stale.fixed == 0 and stale.verified
+        assert {t.table: len(t.lagged) for t in stale.tables} == {"events": 6, "items": 6}
+        assert _problems(cluster, "mysql-s1") == []
     finally:
         feeder.stop()
     assert checker.check(cluster, wait=30).consistent

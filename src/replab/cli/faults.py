@@ -170,6 +170,8 @@ def sync(
     table: list[str] = typer.Option(None, "--table", help="Only this table (repeatable; default: all in mydb)."),  # noqa: B008
     wait: float = typer.Option(30.0, "--wait", "-w", help="Seconds to wait for the replica to apply the "
                                "primary's position."),
+    from_check: bool = typer.Option(False, "--from-check", help="Use the row ids of the last replab check "
+                                    "instead of comparing the tables again."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Repair exactly the rows of a replica that differ from the primary (the ids check finds: insert the
@@ -181,7 +183,7 @@ def sync(
     Example: replab sync mysql-s1 --via replica
     """
     report = run_sync(common.open_cluster(change=True), node, via=via, tables=list(table) if table else None,
-                      wait=wait)
+                      wait=wait, from_check=from_check)
     if json_out:
         common.print_json(report.to_dict())
     else:

@@ -89,9 +89,14 @@ class SyncReport:
 
 
 def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | None = None, wait: float = 30.0,
-         say: Callable[[str], None] | None = None) -> SyncReport:
+         say: Callable[[str], None] | None = None, from_check: bool = False) -> SyncReport:
     """Make replica ``node``'s rows equal to the primary's where they differ (``via`` auto, replica or
-    primary). Raises ``SyncRefused`` where a row sync cannot help, ``ConfigError`` on bad arguments."""
+    primary). Raises ``SyncRefused`` where a row sync cannot help, ``ConfigError`` on bad arguments.
+
+    ``from_check``: take the ids from the last ``check`` of this cluster instead of comparing the tables
+    again (the cost then grows with the rows to fix, not with the table). Every id is still compared
+    under lock before it is written, so an id that no longer differs is left alone; a row that diverged
+    after that check is not seen."""
     say = say or cluster.say
     if via not in WAYS:
         raise ConfigError(f"unknown sync way {via!r}: choose auto, replica or primary",
@@ -105,7 +110,14 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
         verb = "resume" if state == PAUSED else "start"
         raise NodeStateError(f"{node} is {state}", node=node, hint=f"replab {verb} {node} first")
     t0 = time.monotonic()
-    facts = checker.collect(cluster, wait=wait, tables=tables)
+    last = checker.last_row_diffs(cluster.home) if from_check else None
+    if from_check and last is None:
+        raise ConfigError("no check has been run on this cluster yet, so there are no ids to sync from",
+                          hint=f"run replab check first, or leave out --from-check: replab sync {node}")
+    facts = checker.collect(cluster, wait=wait, tables=tables, compare=last is None)
+    if last is not None:
+        facts.row_diffs = [d for d in last[1] if tables is None or d.table in tables]
+        say(f"{node}: the row ids of the check of {time.strftime('%H:%M:%S', time.localtime(last[0]))}")
     primary = next(n for n in facts.nodes if n.name == facts.primary)
     me = next((n for n in facts.nodes if n.name == node), None)
     _refuse_if_unfixable(node, facts, primary, me)

@@ -18,9 +18,11 @@ Nothing here writes: no checksum table, no statement that replicates.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pymysql
@@ -592,18 +594,19 @@ class _Collector:
         return out
 
 
-def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> Facts:
-    """Gather every fact a verdict needs. Read-only on every node."""
+def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None, compare: bool = True) -> Facts:
+    """Gather every fact a verdict needs. Read-only on every node. ``compare=False``: replication health
+    and schemas only (no row comparison, no ledger): what ``sync`` needs besides the ids."""
     t0 = time.monotonic()
     roles.refresh(cluster)  # a role change made by another process
     col = _Collector(cluster, wait, tables)
     try:
-        return _collect(col, t0)
+        return _collect(col, t0, compare)
     finally:
         col.close()
 
 
-def _collect(col: _Collector, t0: float) -> Facts:
+def _collect(col: _Collector, t0: float, compare: bool = True) -> Facts:
     cluster = col.cluster
     col.open_primary()
     table_names = col.resolve_tables()
@@ -633,6 +636,9 @@ def _collect(col: _Collector, t0: float) -> Facts:
                   role_changes=roles.role_changes(cluster),
                   demoted=[n.name for n in cluster.nodes if n.role == roles.DEMOTED])
     behind = [n for n in nodes if n.reachable and n.name != col.primary and not n.caught_up]
+    if not compare:
+        facts.elapsed = time.monotonic() - t0
+        return facts
     for t in table_names:
         facts.row_diffs.extend(_compare_table(col, t, by_name[col.primary], comparable))
         _count_rows(col, t, behind)
@@ -871,4 +877,29 @@ def check(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None)
     """Collect facts from every node and judge them. Raises CheckError when a check is impossible."""
     if wait < 0:
         raise ConfigError(f"--wait must be >= 0 seconds (got {wait})")
-    return judge(collect(cluster, wait, tables))
+    facts = collect(cluster, wait, tables)
+    save_row_diffs(cluster.home, facts)
+    return judge(facts)
+
+
+LAST_DIFFS = "last-check-rows.json"
+
+
+def save_row_diffs(home: Any, facts: Facts) -> None:
+    """Keep the row ids the check found (in the home, for ``replab sync --from-check``)."""
+    path = Path(home) / "run" / LAST_DIFFS
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"at": time.time(), "gtid": facts.gtid, "tables": facts.tables,
+                                   "row_diffs": [asdict(d) for d in facts.row_diffs]}))
+        tmp.replace(path)
+
+
+def last_row_diffs(home: Any) -> tuple[float, list[RowDiff]] | None:
+    """(when, row diffs) of the last check run on this cluster, or None."""
+    try:
+        data = json.loads((Path(home) / "run" / LAST_DIFFS).read_text())
+        return float(data["at"]), [RowDiff(**d) for d in data["row_diffs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
