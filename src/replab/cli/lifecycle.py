@@ -46,6 +46,10 @@ def up(
     semi_sync_timeout: int = typer.Option(None, "--semi-sync-timeout", metavar="MS", help="With --semi-sync: "
                                           "after this long without a replica's acknowledgement the primary "
                                           "goes asynchronous (default 10000)."),
+    link_delay: str = typer.Option(None, "--link-delay", help="Shape every replica link from the start: delay "
+                                   "added to each direction, e.g. 20ms (see replab link)."),
+    link_jitter: str = typer.Option(None, "--link-jitter", help="With --link-delay: its spread, e.g. 5ms."),
+    link_rate: str = typer.Option(None, "--link-rate", help="Every replica link's bandwidth, e.g. 2mbit."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -58,12 +62,14 @@ def up(
     Example: replab up --engine compose --image mysql:8.0
     Example: replab up --engine external --config replab.toml
     Example: replab up --semi-sync --semi-sync-timeout 2000
+    Example: replab up --link-delay 20ms --link-jitter 2ms
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
-                         semi_sync_timeout_ms=semi_sync_timeout)
+                         semi_sync_timeout_ms=semi_sync_timeout, link_delay=link_delay, link_jitter=link_jitter,
+                         link_rate=link_rate)
     common.console.print(common.status_table(cluster.status()))
 
 

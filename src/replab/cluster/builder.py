@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..core import links
 from ..core.config import ClusterSpec
 from ..core.errors import NotSupported, ReplicationError
 from ..core.state import STATE_VERSION, new_password, remove_state
@@ -35,6 +36,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
     t0 = time.monotonic()
     plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
     flavor = plan.flavor
+    if spec.link_conditions():
+        get_engine_class(spec.engine).from_spec(home, say, spec).require("shape")
     if spec.semi_sync and flavor.semisync_available():
         raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
     created_home = not home.exists()
@@ -122,6 +125,11 @@ def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool,
         addresses = {r.name: pool.submit(engine.source_address, primary, r) for r in cluster.replicas}
         list(pool.map(ready_and_secure, nodes))
         sources = {name: fut.result() for name, fut in addresses.items()}
+    shaped = spec.link_conditions()
+    if shaped:  # before attaching: the replication connections are shaped from their first byte
+        how = [engine.shape(replica, shaped) for replica in cluster.replicas][-1:]
+        text = links.describe({d: links.Conditions.from_dict(c) for d, c in shaped.items()})
+        cluster.say(f"every replica link shaped: {text} (by the {''.join(how)})")
     if not version_exact:  # e.g. an image tag "mysql:8.0": ask the server which 8.0 it is
         with cluster.connect(primary.name) as conn:
             cluster.flavor = flavor = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()")))

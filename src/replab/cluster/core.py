@@ -52,6 +52,9 @@ class NodeStatus:
     pid: int | None = None
     read_only: bool | None = None
     source: str | None = None
+    # the replica's link to its source as the engine applies it: {"cut": [directions], "conditions":
+    # {direction: {delay_ms, jitter_ms, rate_bps}}, "mechanism": ...}; None for a node without a link
+    link: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,7 +171,7 @@ class ClusterCore:
     # --- status ----------------------------------------------------------------------------------
     def node_status(self, node: NodeInfo, primary_hb: tuple[Any, Any] | None = None) -> NodeStatus:
         st = NodeStatus(name=node.name, role=node.role, state=self.engine.state(node), host=node.host,
-                        port=node.port, pid=self.engine.pid(node))
+                        port=node.port, pid=self.engine.pid(node), link=self.engine.link_state(node))
         if st.state != RUNNING:
             return st
         try:

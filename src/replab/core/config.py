@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import links
 from .errors import ConfigError
 
 BINLOG_FORMATS = ("ROW", "MIXED", "STATEMENT")
@@ -64,6 +65,10 @@ class ClusterSpec:
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
     semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
+    # every replica link shaped from the start (each direction), e.g. "20ms", "5ms", "2mbit"; see links.py
+    link_delay: str | None = None
+    link_jitter: str | None = None
+    link_rate: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
     sources: dict[str, str] = field(default_factory=dict)
@@ -100,10 +105,23 @@ class ClusterSpec:
         if not isinstance(self.semi_sync_timeout_ms, int) or not 1 <= self.semi_sync_timeout_ms <= 3_600_000:
             errors.append(("semi_sync_timeout_ms", "semi_sync_timeout_ms must be between 1 and 3600000 "
                            f"(got {self.semi_sync_timeout_ms})"))
+        if any(v is not None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            try:
+                links.conditions(self.link_delay, self.link_jitter, self.link_rate)
+            except ConfigError as exc:
+                errors.append(("link_delay", exc.message.replace("--delay", "--link-delay")
+                               .replace("--jitter", "--link-jitter").replace("--rate", "--link-rate")))
         if not _IDENT.match(str(self.database)):
             errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
                            "underscores only"))
         return errors
+
+    def link_conditions(self) -> dict[str, dict[str, float]]:
+        """The conditions ``--link-delay/--link-jitter/--link-rate`` give each direction of every link."""
+        if all(v is None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            return {}
+        c = links.conditions(self.link_delay, self.link_jitter, self.link_rate).to_dict()
+        return {d: dict(c) for d in links.DIRECTIONS}
 
     def normalized(self) -> ClusterSpec:
         self.binlog_format = str(self.binlog_format).upper()
