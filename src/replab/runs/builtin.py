@@ -11,6 +11,7 @@ from ..core.errors import ConfigError
 from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
+from .link_steps import expect_lost_between, mark, on_primary, settle
 from .scenarios import (
     ByFlavor,
     Context,
@@ -436,6 +437,55 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin()):
+    BUILTIN[_s.name] = _s
+
+
+# --- links: crash vs kill, one-way cuts, shaped links (link_steps.py) ---------------------------------
+def crash_vs_kill() -> Scenario:
+    cut_kill = [fault("partition", M), mark("cut-1"), start_feed(), hold(0.2), stop_feed(), mark("kill")]
+    return Scenario(
+        "crash-vs-kill",
+        "Asynchronous replication; the replicas' links are cut and the primary takes writes alone, then is "
+        "lost. Killed (kill: the process dies, its host's kernel still delivers what it had sent): after heal "
+        "and failover no acknowledged write is lost. Crashed (crash: the host dies with its unsent bytes): "
+        "after heal and failover exactly the writes acknowledged after the cut are lost, by id.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.2), stop_feed(), wait_caught_up(), check("before")],
+                  "inserts; every replica in sync"),
+            Phase("kill", [*cut_kill, fault("kill", M), heal("heal", None), settle(), _failover("failover_kill_s"),
+                           start_feed(), hold(0.1), stop_feed(), wait_caught_up(), check("after-kill"),
+                           _truth("after-kill")],
+                  f"links of {M} cut, writes on {M} alone, {M} killed, links healed, failover"),
+            Phase("crash", [on_primary("partition"), mark("cut-2"), start_feed(), hold(0.2), stop_feed(),
+                            mark("crash"), on_primary("crash"), heal("heal", None), settle(),
+                            _failover("failover_crash_s"), start_feed(), hold(0.1), stop_feed(), wait_caught_up(),
+                            check("after-crash"), _truth("after-crash")],
+                  "the new primary's links cut, writes on it alone, its host crashed, links healed, failover"),
+        ],
+        expectations=[expect_consistent("before"), expect_lost("after-kill", none=True),
+                      expect_consistent("after-kill"), expect_lost("after-crash"),
+                      expect_lost_between("after-crash", "cut-2", "crash"),
+                      expect_metric_above("crash_dropped_bytes", 0, " bytes"), expect_consistent("after-crash")],
+    )
+
+
+def crash_semisync() -> Scenario:
+    return Scenario(
+        "crash-semisync",
+        "Semi-synchronous replication (AFTER_SYNC) over links with 20 ms each way: the primary's host crashes "
+        "under load, taking the bytes its links had not yet delivered; a replica is promoted and no "
+        "acknowledged write is lost (each was on a replica before its commit returned).",
+        phases=[
+            Phase("load", [start_feed(), hold(0.3), check("under-load")], "semi-synchronous inserts"),
+            Phase("crash", [on_primary("crash"), _failover(), hold(0.2), stop_feed(), wait_caught_up(),
+                            check("final"), _truth("final")], f"{M}'s host crashes under load; failover"),
+        ],
+        expectations=[expect_consistent("under-load"), expect_lost("final", none=True), expect_consistent("final")],
+        options={"semi_sync": True, "semi_sync_timeout_ms": 60_000, "link_delay": "20ms"},
+    )
+
+
+for _s in (crash_vs_kill(), crash_semisync()):
     BUILTIN[_s.name] = _s
 
 
