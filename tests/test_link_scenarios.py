@@ -1,6 +1,7 @@
 """The link scenarios end to end on MariaDB 10.11 and MySQL 9.7: each must pass its own expectations
 (crash-vs-kill: kill + heal + failover loses nothing, crash + failover loses exactly the writes acknowledged
-after the cut, by id; crash-semisync: nothing lost)."""
+after the cut, by id; crash-semisync: nothing lost; one-way-partition: the IO thread's and the primary's
+views of a link cut one way, nothing lost after heal)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from replab.runs import scenarios
 
 
 @pytest.mark.parametrize("server", params("mariadb-10.11", "mysql-9.7"))
-@pytest.mark.parametrize("name", ["crash-vs-kill", "crash-semisync"])
+@pytest.mark.parametrize("name", ["crash-vs-kill", "crash-semisync", "one-way-partition"])
 def test_link_scenario_passes(name, server, tmp_path):
     require(server)
     report = scenarios.run(builtin_scenarios.get(name), home=tmp_path / "home", duration=4, rate=200, server=server)
@@ -21,5 +22,7 @@ def test_link_scenario_passes(name, server, tmp_path):
     names = {e.name for e in report.expectations}
     if name == "crash-vs-kill":
         assert {"lost-after-kill", "lost-exactly-after-crash"} <= names
+    elif name == "one-way-partition":
+        assert {"link-view-to-replica", "link-view-to-primary", "diagnosis-mysql-s1"} <= names
     else:
         assert "lost-final" in names

@@ -88,6 +88,9 @@ def link_text(state: dict[str, Any] | None) -> str:
     if cut:
         where = "both ways" if len(cut) == 2 else cut[0]
         text = f"[red]CUT {where}[/red]" + ("" if text == "plain" else f"; {text}")
+        if "primary_view" in state:
+            view = state["primary_view"]
+            text += f"; source: dump thread {view['id']} up" if view else "; source: no dump thread"
     return text
 
 

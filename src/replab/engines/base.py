@@ -252,6 +252,11 @@ class Engine(ABC):
         {delay_ms, jitter_ms, rate_bps}}, "mechanism": words}``; None when it has no link of its own."""
         return None
 
+    def link_ports(self, node: NodeInfo) -> list[int]:
+        """The client ports ``node``'s link uses at its source's end now (what the source's processlist shows
+        for the replica's connections); empty when the engine cannot tell."""
+        return []
+
     def shape(self, node: NodeInfo, conditions: dict[str, dict[str, float]]) -> str:
         """Give ``node``'s link these conditions per direction (a direction left out is plain); return the
         mechanism, in a few words. Engines that can declare ``shape``."""

@@ -415,6 +415,11 @@ class LocalEngine(Engine):
                 "mechanism": "user-space relay" if running else "relay not running",
                 "port": int(node.extra["relay_port"])}
 
+    def link_ports(self, node: NodeInfo) -> list[int]:
+        if node.role != "replica" or not node.extra.get("relay_port"):
+            return []
+        return [int(c["upstream_port"]) for c in relay.connections(self.home, node.name) if c.get("upstream_port")]
+
     def shape(self, node: NodeInfo, conditions: dict[str, dict[str, float]]) -> str:
         self._links(node, [node])
         relay.set_shape(self.home, node.name, conditions)

@@ -223,6 +223,23 @@ def set_shape(home: Path, name: str, conditions: dict[str, dict[str, float]], ti
              and _applied(home, name).get("shape") == expected else None, timeout, node=name)
 
 
+def connections(home: Path, name: str, timeout: float = 3.0) -> list[dict[str, Any]]:
+    """The relay's connections now (asked for with a SIGHUP): per connection, the port the primary sees as
+    its client (``upstream_port``) and the bytes held toward each side; empty without a running relay."""
+    running = pid(home, name)
+    if running is None:
+        return []
+    before = int(_applied(home, name).get("generation") or 0)
+    os.kill(running, signal.SIGHUP)
+    try:
+        wait_for(f"{name}: the link relay reporting its connections",
+                 lambda: True if int(_applied(home, name).get("generation") or 0) > before else None, timeout,
+                 node=name)
+    except ReplabError:
+        return []
+    return list(_applied(home, name).get("connections") or [])
+
+
 def sever(home: Path, name: str, side: str, timeout: float = 5.0) -> int:
     """A host died (``side``: the primary or the replica end of this link): its connections are reset and
     whatever the relay holds from it is dropped, at once. Returns, once the relay has done it, how many

@@ -118,6 +118,7 @@ class Relay:
         self.timed: set[_Pair] = set()  # pairs with shaped bytes not yet due
         self.severed = ""
         self.dropped = 0  # bytes the last crash dropped: held by the relay or unread in its socket buffers
+        self.generation = 0  # reloads so far: a caller that signals waits for the next one
         self.reload = True
         self.running = True
 
@@ -138,7 +139,9 @@ class Relay:
             else:
                 self._update(pair)
         tmp = self.dir / f"{self.name}.ack.tmp"
-        applied = {"shape": self.shape_conf, "severed": self.severed, "dropped": self.dropped}
+        self.generation += 1
+        applied = {"shape": self.shape_conf, "severed": self.severed, "dropped": self.dropped,
+                   "generation": self.generation, "connections": [self._describe(p) for p in self.pairs]}
         tmp.write_text(f"{self.mode} {self.port} {os.getpid()}\n{json.dumps(applied, sort_keys=True)}\n")
         os.replace(tmp, self.dir / f"{self.name}.ack")
 
@@ -206,6 +209,15 @@ class Relay:
         pair.dead = survivor
         self.timed.discard(pair)
         self._update(pair)
+
+    def _describe(self, pair: _Pair) -> dict[str, object]:
+        """A connection as the other end sees it: the primary sees the relay's upstream port as its client."""
+        out: dict[str, object] = {"held_to_replica": pair.queued(pair.client), "dead": pair.dead is not None}
+        if pair.upstream is not None:
+            with contextlib.suppress(OSError):
+                out["upstream_port"] = pair.upstream.getsockname()[1]
+            out["held_to_primary"] = pair.queued(pair.upstream)
+        return out
 
     # --- sockets ---------------------------------------------------------------------------------
     def _direction(self, dest: socket.socket, pair: _Pair) -> str:

@@ -171,8 +171,7 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
     timeout = _net_timeout(cluster, other)
     how = cluster.engine.partition(info, cluster.nodes, direction if len(ways) == 1 else None)
     if ways == (links.TO_PRIMARY,):
-        notice = (f"the replica's IO thread still receives events and heartbeats; {cluster.primary.name} gets no "
-                  "acknowledgements or requests from it (its dump thread keeps sending into the cut)")
+        notice = "its IO thread keeps receiving events and heartbeats"
     else:
         notice = f"the IO thread notices after slave_net_timeout={timeout}s (silence, no reset)"
     return _done(cluster, f"{node}: partitioned: {how}; {notice}; heal with: replab heal {node}")

@@ -11,7 +11,7 @@ from ..core.errors import ConfigError
 from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
-from .link_steps import expect_lost_between, mark, on_primary, settle
+from .link_steps import expect_link_view, expect_lost_between, mark, on_primary, record_link, settle
 from .scenarios import (
     ByFlavor,
     Context,
@@ -485,7 +485,34 @@ def crash_semisync() -> Scenario:
     )
 
 
-for _s in (crash_vs_kill(), crash_semisync()):
+def one_way_partition() -> Scenario:
+    return Scenario(
+        "one-way-partition",
+        f"Under load, {S1}'s link is cut toward the replica only: its IO thread hears nothing and shows no "
+        f"error (silence until slave_net_timeout), while {M} keeps its dump thread, writing into the cut; status "
+        f"and diagnose show both views. Then {S2}'s link is cut toward the primary only: {S2} keeps receiving "
+        "and applying, the primary hears nothing from it. After heal nothing is lost.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.2), wait_caught_up()], "inserts; every replica in sync"),
+            Phase("to-replica", [fault("partition", S1, direction="to-replica"), hold(0.25),
+                                 record_link(S1, "to-replica"), diagnose(S1), heal("heal", S1),
+                                 wait_caught_up([S1], metric="s1_catch_up_s")],
+                  f"{M} -> {S1} cut; {S1} -> {M} still carried"),
+            Phase("to-primary", [fault("partition", S2, direction="to-primary"), hold(0.25),
+                                 wait_caught_up([S2], timeout=20, metric="s2_while_cut_s"),
+                                 record_link(S2, "to-primary"), diagnose(S2), heal("heal", S2)],
+                  f"{S2} -> {M} cut; {M} -> {S2} still carried"),
+            Phase("final", [stop_feed(), wait_caught_up(), check("final"), _truth("final")], "healed; all applied"),
+        ],
+        expectations=[expect_link_view("to-replica", ["to-replica"], io_running=True, dump_thread=True),
+                      expect_diagnosis(S1, "cut toward the replica only", "hears nothing", "dump thread"),
+                      expect_link_view("to-primary", ["to-primary"], io_running=True, dump_thread=True),
+                      expect_diagnosis(S2, "cut toward the primary only", "still receives"),
+                      expect_caught_up([S1, S2]), expect_consistent("final"), expect_lost("final", none=True)],
+    )
+
+
+for _s in (crash_vs_kill(), crash_semisync(), one_way_partition()):
     BUILTIN[_s.name] = _s
 
 

@@ -64,3 +64,34 @@ def expect_lost_between(check_name: str, after: str, upto: str) -> Expectation:
                     f"{len(truth)} lost: {sorted(truth)[:8]}{'...' if len(truth) > 8 else ''}"]
     return Expectation(f"lost-exactly-{check_name}",
                        f"the writes lost are exactly those acknowledged between {after} and {upto}", fn)
+
+
+def record_link(node: str, key: str) -> Step:
+    """Record ``node``'s status row now (its link with the primary's view of it, its IO thread), as ``key``."""
+    def fn(ctx: Context) -> str:
+        row = next(r for r in ctx.cluster.status() if r.name == node)
+        link = row.link or {}
+        ctx.facts.setdefault("links", {})[key] = {"io_running": row.io_running, "last_errno": row.last_errno,
+                                                  "cut": link.get("cut"), "primary_view": link.get("primary_view"),
+                                                  "gtid": row.gtid}
+        view = link.get("primary_view")
+        dump = f"dump thread {view['id']} ({view['state']})" if view else "no dump thread"
+        return (f"{node}: link cut {', '.join(link.get('cut') or []) or 'nowhere'}; IO thread "
+                f"{'running' if row.io_running else 'not running'}; the primary's view: {dump}")
+    return act(f"record {node}'s link", fn)
+
+
+def expect_link_view(key: str, cut: list[str], io_running: bool, dump_thread: bool) -> Expectation:
+    """The link recorded as ``key`` was cut ``cut``, the replica's IO thread was (not) running without an
+    error, and the primary did (not) still have its dump thread for it."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        got = ctx.facts.get("links", {}).get(key)
+        if got is None:
+            return False, [f"link view {key!r} was not recorded"]
+        ok = (got["cut"] == cut and bool(got["io_running"]) == io_running and not got["last_errno"]
+              and (got["primary_view"] is not None) == dump_thread)
+        return ok, [f"cut {got['cut']}, IO thread running {got['io_running']} (error {got['last_errno'] or 'none'}), "
+                    f"primary's dump thread: {got['primary_view']}"]
+    return Expectation(f"link-view-{key}", f"{key}: cut {', '.join(cut)}; IO thread "
+                       f"{'running' if io_running else 'not running'}; the primary's dump thread "
+                       f"{'still there' if dump_thread else 'gone'}", fn)
