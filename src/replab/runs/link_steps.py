@@ -95,3 +95,104 @@ def expect_link_view(key: str, cut: list[str], io_running: bool, dump_thread: bo
     return Expectation(f"link-view-{key}", f"{key}: cut {', '.join(cut)}; IO thread "
                        f"{'running' if io_running else 'not running'}; the primary's dump thread "
                        f"{'still there' if dump_thread else 'gone'}", fn)
+
+
+# --- commits over distance ----------------------------------------------------------------------------
+PROBE_TABLE = "commit_probe"
+
+
+def _shape_all(ctx: Context, rtt_ms: float) -> None:
+    """Every replica link: half the round trip each way (plain at 0)."""
+    for name in ctx.cluster.engine.links(ctx.cluster.nodes):
+        if rtt_ms:
+            nemesis.link(ctx.cluster, name, delay=f"{rtt_ms / 2:g}ms")
+        else:
+            nemesis.link(ctx.cluster, name, clear=True)
+
+
+def _commit_latencies(ctx: Context, count: int, seconds: float) -> tuple[list[float], float]:
+    """``count`` autocommitted INSERTs (or as many as fit in ``seconds``) on one connection to the primary:
+    each commit's latency in ms, and the commits per second of that connection."""
+    cluster = ctx.cluster
+    out: list[float] = []
+    with cluster.connect(cluster.primary.name, user="app", database=cluster.database, read_timeout=120) as conn, \
+            conn.cursor() as cur:
+        t_start = time.perf_counter()
+        while len(out) < count and time.perf_counter() - t_start < seconds:
+            t0 = time.perf_counter()
+            cur.execute(f"INSERT INTO {PROBE_TABLE} (at) VALUES (NOW(6))")
+            out.append((time.perf_counter() - t0) * 1000)
+        elapsed = time.perf_counter() - t_start
+    return out, len(out) / elapsed if elapsed > 0 else 0.0
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else 0.0
+
+
+def commits_over_distance(rtts: tuple[float, ...] = (0, 10, 40, 80), commits: int = 40,
+                          seconds: float = 4.0) -> Step:
+    """At each round trip (ms, half each way on every replica link): one connection's commit latency p50/p99
+    and commits/s, semi-synchronous then asynchronous, against the 1/RTT bound. Facts ``distance`` (rows) and
+    table ``commits-over-distance``; metrics ``<mode>_rtt<N>_p50_ms``, ``..._commits_s``."""
+    def fn(ctx: Context) -> str:
+        cluster, flavor = ctx.cluster, ctx.cluster.flavor
+        cluster.sql(cluster.primary.name, f"CREATE TABLE IF NOT EXISTS {cluster.database}.{PROBE_TABLE} "
+                    "(id BIGINT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6))")
+        rows = []
+        for mode in ("semi-sync", "async"):
+            cluster.sql(cluster.primary.name, f"SET GLOBAL {flavor.semisync_enabled_variable()} = "
+                        f"{int(mode == 'semi-sync')}")
+            for rtt in rtts:
+                _shape_all(ctx, rtt)
+                _commit_latencies(ctx, 3, 2.0)  # warm: the first commit after a change may wait longer
+                lat, rate = _commit_latencies(ctx, commits, seconds)
+                bound = 1000.0 / rtt if rtt else None
+                row = {"mode": mode, "rtt_ms": rtt, "commits": len(lat), "p50_ms": round(_pct(lat, 0.5), 2),
+                       "p99_ms": round(_pct(lat, 0.99), 2), "commits_s": round(rate, 1),
+                       "bound_commits_s": round(bound, 1) if bound else None}
+                rows.append(row)
+                key = f"{mode.replace('-', '')}_rtt{rtt:g}"
+                ctx.metrics[f"{key}_p50_ms"] = row["p50_ms"]
+                ctx.metrics[f"{key}_commits_s"] = row["commits_s"]
+        _shape_all(ctx, 0)
+        cluster.sql(cluster.primary.name, f"SET GLOBAL {flavor.semisync_enabled_variable()} = 1")
+        ctx.facts["distance"] = rows
+        columns = ["mode", "rtt_ms", "commits", "p50_ms", "p99_ms", "commits_s", "bound_commits_s"]
+        ctx.facts.setdefault("tables", {})["commits-over-distance"] = {
+            "columns": columns, "rows": [[r[c] for c in columns] for r in rows],
+            "plot": {"x": "rtt_ms", "y": "commits_s", "by": "mode", "bound": "bound_commits_s",
+                     "title": "commits/s per connection vs round trip (bound: 1000/RTT)"}}
+        lines = [f"{r['mode']:9} RTT {r['rtt_ms']:>3g} ms: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+                 f"{r['commits_s']:.1f} commits/s" + (f" (bound {r['bound_commits_s']:.1f})" if r["bound_commits_s"]
+                                                      else "") for r in rows]
+        return "commits over distance:\n" + "\n".join(lines)
+    return act("measure commits over distance", fn)
+
+
+def expect_semisync_bound() -> Expectation:
+    """Semi-sync: every commit waits at least one round trip, and commits/s per connection stay under 1/RTT
+    (within 5%) and come within 60% of it; async: commit latency does not grow with the distance."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        rows = ctx.facts.get("distance")
+        if not rows:
+            return False, ["commits over distance were not measured"]
+        ok, ev = True, []
+        base = {r["mode"]: r["p50_ms"] for r in rows if r["rtt_ms"] == 0}
+        for r in rows:
+            rtt = r["rtt_ms"]
+            if r["mode"] == "semi-sync" and rtt:
+                good = r["p50_ms"] >= rtt * 0.95 and 0.6 * r["bound_commits_s"] <= r["commits_s"] <= \
+                    1.05 * r["bound_commits_s"]
+            elif r["mode"] == "async":
+                good = r["p50_ms"] <= base["async"] + max(2.0, 0.1 * rtt)
+            else:
+                good = True
+            ok = ok and good
+            bound = f" (bound {r['bound_commits_s']})" if r["bound_commits_s"] else ""
+            ev.append(f"{'ok' if good else 'NOT'}: {r['mode']} RTT {rtt:g} ms: p50 {r['p50_ms']} ms, "
+                      f"{r['commits_s']} commits/s{bound}")
+        return ok, ev
+    return Expectation("semisync-bound", "semi-sync commits wait a round trip each (1/RTT commits/s per "
+                       "connection); asynchronous commits do not depend on the distance", fn)
