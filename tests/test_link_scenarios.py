@@ -13,7 +13,8 @@ from replab.runs import scenarios
 
 
 @pytest.mark.parametrize("server", params("mariadb-10.11", "mysql-9.7"))
-@pytest.mark.parametrize("name", ["crash-vs-kill", "crash-semisync", "one-way-partition"])
+@pytest.mark.parametrize("name", ["crash-vs-kill", "crash-semisync", "one-way-partition",
+                                  "semi-sync-over-distance"])
 def test_link_scenario_passes(name, server, tmp_path):
     require(server)
     report = scenarios.run(builtin_scenarios.get(name), home=tmp_path / "home", duration=4, rate=200, server=server)
@@ -22,6 +23,10 @@ def test_link_scenario_passes(name, server, tmp_path):
     names = {e.name for e in report.expectations}
     if name == "crash-vs-kill":
         assert {"lost-after-kill", "lost-exactly-after-crash"} <= names
+    elif name == "semi-sync-over-distance":
+        table = report.tables["commits-over-distance"]
+        assert [r[:2] for r in table["rows"]] == [[m, rtt] for m in ("semi-sync", "async") for rtt in (0, 10, 40, 80)]
+        assert "semisync-bound" in names
     elif name == "one-way-partition":
         assert {"link-view-to-replica", "link-view-to-primary", "diagnosis-mysql-s1"} <= names
     else:
