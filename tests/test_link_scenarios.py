@@ -14,7 +14,7 @@ from replab.runs import scenarios
 
 @pytest.mark.parametrize("server", params("mariadb-10.11", "mysql-9.7"))
 @pytest.mark.parametrize("name", ["crash-vs-kill", "crash-semisync", "one-way-partition",
-                                  "semi-sync-over-distance"])
+                                  "semi-sync-over-distance", "thin-link"])
 def test_link_scenario_passes(name, server, tmp_path):
     require(server)
     report = scenarios.run(builtin_scenarios.get(name), home=tmp_path / "home", duration=4, rate=200, server=server)

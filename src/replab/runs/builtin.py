@@ -16,10 +16,13 @@ from .link_steps import (
     expect_link_view,
     expect_lost_between,
     expect_semisync_bound,
+    expect_thin_link,
     mark,
     on_primary,
     record_link,
     settle,
+    thin_measure,
+    thin_start,
 )
 from .scenarios import (
     ByFlavor,
@@ -536,7 +539,25 @@ def semisync_over_distance() -> Scenario:
     )
 
 
-for _s in (crash_vs_kill(), crash_semisync(), one_way_partition(), semisync_over_distance()):
+def thin_link() -> Scenario:
+    return Scenario(
+        "thin-link",
+        f"{S1}'s link toward it is throttled to 96 kbit/s while the feed writes a binary log that needs more: "
+        f"its lag grows steadily (the report gives the slope, against the one the two rates predict); when the "
+        f"rate is restored, the catch-up is measured. {S2}, on a plain link, keeps up throughout.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.15), wait_caught_up()], "inserts; every replica in sync"),
+            Phase("thin", [thin_start(S1, "96kbit"), hold(0.5), thin_measure()],
+                  f"{S1}'s link carries less than the binary log grows"),
+            Phase("restore", [heal("link", S1, clear=True), wait_caught_up([S1], metric="catch_up_s"), hold(0.1),
+                              stop_feed(), wait_caught_up(), check("final")], f"{S1}'s link plain again"),
+        ],
+        expectations=[expect_thin_link(), expect_metric_below("catch_up_s", 30), expect_caught_up([S1, S2]),
+                      expect_consistent("final")],
+    )
+
+
+for _s in (crash_vs_kill(), crash_semisync(), one_way_partition(), semisync_over_distance(), thin_link()):
     BUILTIN[_s.name] = _s
 
 

@@ -196,3 +196,67 @@ def expect_semisync_bound() -> Expectation:
         return ok, ev
     return Expectation("semisync-bound", "semi-sync commits wait a round trip each (1/RTT commits/s per "
                        "connection); asynchronous commits do not depend on the distance", fn)
+
+
+# --- a thin link --------------------------------------------------------------------------------------
+def _binlog_bytes(ctx: Context) -> int:
+    """Bytes the primary's current binary log holds (its write position)."""
+    cluster = ctx.cluster
+    row = cluster.sql(cluster.primary.name, cluster.flavor.show_source_status())
+    return int(row.rows[0][row.columns.index("Position")]) if row.rows else 0
+
+
+def thin_start(node: str, rate: str) -> Step:
+    """Throttle ``node``'s link toward the replica to ``rate`` and note the binary log's position and time."""
+    def fn(ctx: Context) -> str:
+        ctx.facts["thin"] = {"node": node, "t0": ctx.timeline.now(), "pos0": _binlog_bytes(ctx),
+                             "m0": time.monotonic()}
+        return nemesis.link(ctx.cluster, node, rate=rate, direction="to-replica")
+    return Step(f"thin {node}'s link to {rate}", fn, "fault", node)
+
+
+def thin_measure() -> Step:
+    """While the link is thin: the binary log's byte rate, the link's, and the slope of the replica's lag
+    (least squares over the samples since the link was throttled). Metrics ``binlog_kbit_s``,
+    ``link_kbit_s``, ``lag_slope_ms_per_s``, ``expected_slope_ms_per_s`` (1000 x (1 - link / binlog))."""
+    def fn(ctx: Context) -> str:
+        thin = ctx.facts["thin"]
+        node, t0 = thin["node"], thin["t0"]
+        seconds = time.monotonic() - thin["m0"]
+        binlog_bps = (_binlog_bytes(ctx) - thin["pos0"]) * 8 / seconds if seconds > 0 else 0.0
+        conds = nemesis.link_conditions(ctx.cluster, node)
+        link_bps = float(conds["to-replica"].rate_bps) if "to-replica" in conds else 0.0
+        pts = [(s.t, float(s.lag_ms)) for s in ctx.timeline.samples
+               if s.node == node and s.t >= t0 + 0.5 and s.lag_ms is not None]
+        slope = _slope(pts)
+        ctx.metrics["binlog_kbit_s"] = round(binlog_bps / 1000, 1)
+        ctx.metrics["link_kbit_s"] = round(link_bps / 1000, 1)
+        ctx.metrics["lag_slope_ms_per_s"] = round(slope, 1) if slope is not None else None
+        expected = 1000 * (1 - link_bps / binlog_bps) if binlog_bps > link_bps > 0 else 0.0
+        ctx.metrics["expected_slope_ms_per_s"] = round(expected, 1)
+        return (f"{node}: the binary log grows at {binlog_bps / 1000:.0f} kbit/s, its link carries "
+                f"{link_bps / 1000:.0f} kbit/s; lag grows by {slope or 0:.0f} ms per second "
+                f"(expected {expected:.0f}) over {len(pts)} samples")
+    return act("measure the thin link", fn)
+
+
+def _slope(pts: list[tuple[float, float]]) -> float | None:
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mx, my = sum(p[0] for p in pts) / n, sum(p[1] for p in pts) / n
+    var = sum((p[0] - mx) ** 2 for p in pts)
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / var if var else None
+
+
+def expect_thin_link() -> Expectation:
+    """The binary log outgrew the link; lag grew steadily, at a slope near 1000 x (1 - link / binlog)."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        m = ctx.metrics
+        slope, expected = m.get("lag_slope_ms_per_s"), m.get("expected_slope_ms_per_s") or 0.0
+        ok = (m.get("binlog_kbit_s", 0) > m.get("link_kbit_s", 0) > 0 and slope is not None
+              and expected > 0 and 0.5 * expected <= slope <= 1.5 * expected)
+        return ok, [f"binary log {m.get('binlog_kbit_s')} kbit/s over a {m.get('link_kbit_s')} kbit/s link: lag "
+                    f"slope {slope} ms/s (expected {expected} ms/s)"]
+    return Expectation("thin-link-lag", "the binary log outgrows the link: lag grows steadily, at the slope "
+                       "the two rates predict", fn)

@@ -120,7 +120,8 @@ class RunReport:
 
 
 # --- facts derived from the history ------------------------------------------------------------------
-UNITS = (("_tx_s", "tx/s"), ("_ms", "ms"), ("_s", "s"), ("_tx", "transactions"))
+UNITS = (("_tx_s", "tx/s"), ("_kbit_s", "kbit/s"), ("_ms_per_s", "ms/s"), ("_bytes", "bytes"), ("_ms", "ms"),
+         ("_s", "s"), ("_tx", "transactions"))
 
 
 def with_unit(name: str, value: Any) -> str:
