@@ -63,7 +63,8 @@ def test_cli_list_and_bad_input(cli) -> None:
     names = [x["name"] for x in json.loads(out.stdout)]
     assert names[0] == "seed" and "lag-under-load" in names and "upgrade-rehearsal" in names
     assert len(names) == 20
-    assert {"crash-vs-kill", "crash-semisync", "one-way-partition", "semi-sync-over-distance", "thin-link"} <= set(names)
+    links = {"crash-vs-kill", "crash-semisync", "one-way-partition", "semi-sync-over-distance", "thin-link"}
+    assert links <= set(names)
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
     bad = cli("scenario", "run", "seed", "--rate", "-1")  # 0 is "as fast as possible", as in feed
