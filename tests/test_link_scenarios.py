@@ -29,5 +29,7 @@ def test_link_scenario_passes(name, server, tmp_path):
         assert "semisync-bound" in names
     elif name == "one-way-partition":
         assert {"link-view-to-replica", "link-view-to-primary", "diagnosis-mysql-s1"} <= names
+    elif name == "thin-link":
+        assert "thin-link-lag" in names and report.metrics["lag_slope_ms_per_s"] > 0
     else:
         assert "lost-final" in names
