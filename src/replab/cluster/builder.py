@@ -34,10 +34,11 @@ REPL_USER, APP_USER = "replab_repl", "replab_app"
 
 def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[str], None]) -> C:
     t0 = time.monotonic()
-    plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
+    engine = get_engine_class(spec.engine).from_spec(home, say, spec)
+    if spec.link_conditions():  # before anything is checked or created: this engine may not shape links
+        engine.require("shape")
+    plan = engine.prepare(spec)  # fails fast, creates nothing
     flavor = plan.flavor
-    if spec.link_conditions():
-        get_engine_class(spec.engine).from_spec(home, say, spec).require("shape")
     if spec.semi_sync and flavor.semisync_available():
         raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
     created_home = not home.exists()
