@@ -125,8 +125,9 @@ def test_jitter_spreads_the_delay_and_keeps_the_order(echo: tuple[Path, int, int
         while len(got) < 40 * 6:
             got += s.recv(4096)
         assert got == b"".join(f"<{i:04d}>".encode() for i in range(40))
-    rtts = _rtts(port, 30)
-    assert 10 <= min(rtts) and max(rtts) <= 36 and max(rtts) - min(rtts) > 4, rtts  # 20 ± 10 ms, some slack
+    rtts = sorted(_rtts(port, 40))  # 20 ± 10 ms; percentiles, as other work on the machine delays some
+    p10, p90 = rtts[4], rtts[35]
+    assert 10 <= rtts[0] and 10 <= p10 <= 22 <= p90 <= 31 and p90 - p10 > 4, rtts
 
 
 def test_rate_is_the_links_throughput(echo: tuple[Path, int, int]) -> None:
