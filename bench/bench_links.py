@@ -86,6 +86,17 @@ def _backlog_fetch(cluster: Cluster, rows: int) -> tuple[float, float, float]:
     return (pos - pos0) / 1e6, via, direct
 
 
+def _backlog_rounds(cluster: Cluster, rows: int, rounds: int) -> tuple[float, float, float]:
+    """``_backlog_fetch`` a few times (replicas caught up in between); the median of each figure."""
+    got = []
+    for _ in range(rounds):
+        got.append(_backlog_fetch(cluster, rows))
+        for node in ("mysql-s1", "mysql-s2"):
+            cluster.sql(node, cluster.flavor.start_replica())
+        assert all(cluster.wait_caught_up(300).values())
+    return tuple(statistics.median(g[i] for g in got) for i in range(3))  # type: ignore[return-value]
+
+
 def run(quick: bool = False) -> list[dict]:
     out = []
     with bench_cluster(3) as cluster:
@@ -106,7 +117,7 @@ def run(quick: bool = False) -> list[dict]:
         out.append(result("link --rate 16mbit: a 2 MB result through it", size * 8 / seconds / 1e6, "requested",
                           16.0, "mbit/s", True, "16 ± 1.6 mbit/s"))
         nemesis.link(cluster, "mysql-s1", clear=True)
-        mb, via, direct = _backlog_fetch(cluster, 20_000 if quick else 200_000)
+        mb, via, direct = _backlog_rounds(cluster, 20_000 if quick else 100_000, 1 if quick else 3)
         out.append(result(f"replica IO thread fetching a {mb:.0f} MB binary-log backlog through its unshaped link",
                           mb / via, "the same fetch straight from the primary (no relay)", mb / direct, "MB/s",
                           True, ">= 0.95x direct"))

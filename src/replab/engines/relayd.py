@@ -33,7 +33,7 @@ OPEN, BLOCKED = "open", "blocked"
 TO_REPLICA, TO_PRIMARY = "to-replica", "to-primary"
 DIRECTIONS = (TO_REPLICA, TO_PRIMARY)
 MODES = (OPEN, BLOCKED, f"{BLOCKED}-{TO_REPLICA}", f"{BLOCKED}-{TO_PRIMARY}")
-BUF = 65536
+BUF = 262144  # bytes read at once: a binary-log backlog moves in few system calls
 MAX_PENDING = 4 * 1024 * 1024  # bytes queued toward one side before the other side is no longer read
 IDLE = 0.2  # seconds between checks for a signal when nothing happens
 
@@ -378,7 +378,21 @@ class Relay:
             elif data:
                 shape = self.shape[self._direction(other, pair)]
                 if shape is None:
-                    pair.pending[other] += data
+                    queue = pair.pending[other]
+                    if not queue and self._direction(other, pair) not in self.blocked:
+                        # the fast path: straight on to the other side, queueing only what it cannot take now
+                        # (no wait for the next select, no change of what the selector watches)
+                        try:
+                            sent = other.send(data)
+                        except BlockingIOError:
+                            sent = 0
+                        except OSError:
+                            self._close(pair)
+                            return
+                        if sent < len(data):
+                            queue += data[sent:]
+                    else:
+                        queue += data
                 else:
                     self._shaped(pair, other, shape, data, time.monotonic())
         self._update(pair)
