@@ -162,8 +162,8 @@ def commits_over_distance(rtts: tuple[float, ...] = (0, 10, 40, 80), commits: in
         columns = ["mode", "rtt_ms", "commits", "p50_ms", "p99_ms", "commits_s", "bound_commits_s"]
         ctx.facts.setdefault("tables", {})["commits-over-distance"] = {
             "columns": columns, "rows": [[r[c] for c in columns] for r in rows],
-            "plot": {"x": "rtt_ms", "y": "commits_s", "by": "mode", "bound": "bound_commits_s",
-                     "title": "commits/s per connection vs round trip (bound: 1000/RTT)"}}
+            "plot": {"x": "rtt_ms", "y": "commits_s", "by": "mode", "bound": "bound_commits_s", "log": True,
+                     "title": "commits/s per connection vs round trip (log scale; bound: 1000/RTT)"}}
         lines = [f"{r['mode']:9} RTT {r['rtt_ms']:>3g} ms: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
                  f"{r['commits_s']:.1f} commits/s" + (f" (bound {r['bound_commits_s']:.1f})" if r["bound_commits_s"]
                                                       else "") for r in rows]

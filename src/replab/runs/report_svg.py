@@ -342,17 +342,28 @@ def table_svg(table: dict[str, object]) -> str:
     if not xs or not ys:
         return ""
     w, h, left, bottom, top = 640, 300, 64, 40, 30
+    log = bool(plot.get("log"))  # a log y axis: semi-sync's 12 commits/s and async's 1000 on one plot
     x1, y1 = max(xs) or 1.0, max(ys) * 1.1 or 1.0
+    lo = 10 ** math.floor(math.log10(max(min(y for y in ys if y > 0), 1e-3))) if log and any(y > 0 for y in ys) \
+        else 0.0
+
     def px(x: float) -> float:
         return round(left + x / x1 * (w - left - 20), 1)
+
     def py(y: float) -> float:
-        return round(h - bottom - y / y1 * (h - bottom - top), 1)
+        if log and lo > 0:
+            frac = (math.log10(max(y, lo)) - math.log10(lo)) / max(math.log10(y1) - math.log10(lo), 1e-9)
+        else:
+            frac = y / y1
+        return round(h - bottom - frac * (h - bottom - top), 1)
     parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' {FONT} font-size='11' "
              f"id='plot-{_e(plot.get('y'))}'>",
              f"<text x='{left}' y='16' font-size='13' font-weight='600'>{_e(plot.get('title', ''))}</text>",
              f"<line x1='{left}' y1='{h - bottom}' x2='{w - 20}' y2='{h - bottom}' stroke='#888'/>",
              f"<line x1='{left}' y1='{top}' x2='{left}' y2='{h - bottom}' stroke='#888'/>"]
-    for t in _ticks(0, y1, 5):
+    ticks = [10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(y1)) + 1)
+             if lo <= 10.0 ** k <= y1] if log and lo > 0 else _ticks(0, y1, 5)
+    for t in ticks:
         parts.append(f"<text x='{left - 6}' y='{py(t) + 4}' text-anchor='end'>{_fmt(t)}</text>"
                      f"<line x1='{left}' y1='{py(t)}' x2='{w - 20}' y2='{py(t)}' stroke='#eee'/>")
     for x in sorted(set(xs)):
