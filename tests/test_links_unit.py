@@ -199,3 +199,20 @@ def test_up_with_link_shaping_on_compose_is_refused_before_anything(tmp_path: Pa
     assert "Traceback" not in r.stderr and not home.exists()
     r = cli("up", "--link-delay", "10h", home=home)
     assert r.returncode == 2 and "--link-delay 10h is absurd" in r.stderr and not home.exists(), r.stderr
+
+
+def test_a_measured_table_is_rendered_with_its_plot() -> None:
+    from replab.runs.report import RunReport, render_html, summary
+
+    rows = [["semi-sync", 0, 680.0, None], ["semi-sync", 40, 22.7, 25.0], ["semi-sync", 80, 11.7, 12.5],
+            ["async", 0, 600.0, None], ["async", 40, 630.0, None], ["async", 80, 1000.0, None]]
+    report = RunReport("semi-sync-over-distance", "d", tables={"commits-over-distance": {
+        "columns": ["mode", "rtt_ms", "commits_s", "bound_commits_s"], "rows": rows,
+        "plot": {"x": "rtt_ms", "y": "commits_s", "by": "mode", "bound": "bound_commits_s", "log": True}}})
+    html = render_html(report)
+    assert "id='table-commits-over-distance'" in html and "id='plot-commits_s'" in html
+    for series in ("semi-sync", "async", "bound"):
+        assert f"data-series='{series}'" in html
+    again = RunReport.from_dict(report.to_dict())
+    assert again.tables == report.tables
+    assert "commits-over-distance:" in summary(report) and "11.7" in summary(report)
