@@ -23,6 +23,7 @@ from .link_steps import (
     settle,
     thin_measure,
     thin_start,
+    wait_sent,
 )
 from .scenarios import (
     ByFlavor,
@@ -454,7 +455,8 @@ for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_pri
 
 # --- links: crash vs kill, one-way cuts, shaped links (link_steps.py) ---------------------------------
 def crash_vs_kill() -> Scenario:
-    cut_kill = [fault("partition", M), mark("cut-1"), start_feed(), hold(0.2), stop_feed(), mark("kill")]
+    cut_kill = [fault("partition", M), mark("cut-1"), start_feed(), hold(0.2), stop_feed(), mark("kill"),
+                wait_sent()]
     return Scenario(
         "crash-vs-kill",
         "Asynchronous replication; the replicas' links are cut and the primary takes writes alone, then is "
@@ -469,7 +471,7 @@ def crash_vs_kill() -> Scenario:
                            _truth("after-kill")],
                   f"links of {M} cut, writes on {M} alone, {M} killed, links healed, failover"),
             Phase("crash", [on_primary("partition"), mark("cut-2"), start_feed(), hold(0.2), stop_feed(),
-                            mark("crash"), on_primary("crash"), heal("heal", None), settle(),
+                            mark("crash"), wait_sent(), on_primary("crash"), heal("heal", None), settle(),
                             _failover("failover_crash_s"), start_feed(), hold(0.1), stop_feed(), wait_caught_up(),
                             check("after-crash"), _truth("after-crash")],
                   "the new primary's links cut, writes on it alone, its host crashed, links healed, failover"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from ..cluster import replication
 from ..faults import nemesis
 from ..verify import ledger
 from .scenarios import Context, Expectation, Step, act
@@ -40,6 +41,25 @@ def on_primary(action: str, **kwargs: object) -> Step:
                 ctx.metrics["crash_dropped_bytes"] += int(words[1].split()[0])
         return sentence
     return Step(f"{action} the primary", fn, "fault", None)
+
+
+def wait_sent(timeout: float = 10.0) -> Step:
+    """Wait until the primary's binlog dump threads say they have sent all of the binary log: what the server
+    acknowledged has been written to the links (and is in them, or in the relays, while they are cut). A
+    kill right after a commit could otherwise beat the dump thread to its last event."""
+    def fn(ctx: Context) -> str:
+        cluster, deadline = ctx.cluster, time.monotonic() + timeout
+        while True:
+            with cluster.connect(cluster.primary.name) as conn:
+                dumps = replication.dump_threads(conn)
+            done = [d for d in dumps if "has sent all binlog" in str(d["state"])]
+            if dumps and len(done) == len(dumps):
+                return f"{cluster.primary.name}: its {len(dumps)} dump thread(s) have sent all of the binary log"
+            if time.monotonic() > deadline:
+                return f"{cluster.primary.name}: dump threads still sending after {timeout:g}s: " + \
+                    ", ".join(str(d["state"]) for d in dumps)
+            time.sleep(0.02)
+    return act("wait until the primary has sent its binary log", fn)
 
 
 def settle(seconds: float = 1.0) -> Step:
