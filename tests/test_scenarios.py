@@ -63,7 +63,10 @@ def test_cli_list_and_bad_input(cli) -> None:
     out = cli("scenario", "list", "--json")
     assert out.returncode == 0
     names = [x["name"] for x in json.loads(out.stdout)]
-    assert names[0] == "seed" and "lag-under-load" in names and "upgrade-rehearsal" in names and len(names) == 18
+    assert names[0] == "seed" and "lag-under-load" in names and "upgrade-rehearsal" in names
+    assert len(names) == 23
+    links = {"crash-vs-kill", "crash-semisync", "one-way-partition", "semi-sync-over-distance", "thin-link"}
+    assert links <= set(names)
     assert {"read-your-writes", "monotonic-reads", "proxy-failover"} <= set(names)
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr

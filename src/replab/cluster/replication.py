@@ -130,6 +130,20 @@ def replica_status(conn: pymysql.connections.Connection, flavor: Flavor) -> Repl
     return status
 
 
+def dump_threads(conn: pymysql.connections.Connection) -> list[dict[str, Any]]:
+    """The primary's binlog dump threads (one per connected replica): id, client host and port, seconds in
+    their state, state. The same SHOW PROCESSLIST on MariaDB and MySQL."""
+    out = []
+    for row in db.query(conn, "SHOW PROCESSLIST"):
+        r = {str(k).lower(): v for k, v in row.items()}
+        if not str(r.get("command") or "").startswith("Binlog Dump"):
+            continue
+        host, _, port = str(r.get("host") or "").rpartition(":")
+        out.append({"id": int(r["id"]), "host": host, "port": int(port) if port.isdigit() else None,
+                    "time_s": int(r.get("time") or 0), "state": r.get("state") or ""})
+    return out
+
+
 def executed_gtid(conn: pymysql.connections.Connection, flavor: Flavor) -> str:
     return str(db.scalar(conn, flavor.executed_gtid()) or "")
 
