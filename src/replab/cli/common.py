@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cluster.cluster import Cluster, NodeStatus
+from ..cluster.core import EdgeStatus
 from ..core.config import resolve_home
 from ..core.state import STATE_FILE, home_lock
 
@@ -66,6 +67,43 @@ def status_table(rows: list[NodeStatus]) -> Table:
                       f"[{colors.get(st.state, 'white')}]{st.state}[/]",
                       _yes_no(st.io_running), _yes_no(st.sql_running), lag, err, st.gtid or "-")
     return table
+
+
+def edge_table(rows: list[EdgeStatus]) -> Table:
+    """Every replication edge of a shaped cluster, each with its own threads, lag and error."""
+    table = Table(title=None, show_lines=False, header_style="bold")
+    for col in ("edge", "channel", "IO", "SQL", "lag", "last error"):
+        table.add_column(col, overflow="fold")
+    for e in rows:
+        lag = "-" if e.lag_ms is None else f"{e.lag_ms} ms"
+        if e.state != "running":
+            err = f"{e.replica} is {e.state}"
+        elif not e.configured:
+            err = "not configured on the replica"
+        else:
+            err = f"{e.last_errno}: {e.last_error}" if e.last_errno else "-"
+        table.add_row(f"{e.source} -> {e.replica}", e.channel or "(default)", _yes_no(e.io_running),
+                      _yes_no(e.sql_running), lag, err)
+    return table
+
+
+def edge_lines(shape: str, rows: list[EdgeStatus]) -> list[str]:
+    """``chain: 2 edges, all replicating`` or one line per edge that is not, saying why."""
+    broken = [e for e in rows if not (e.io_running and e.sql_running)]
+    if not broken:
+        return [f"{shape}: {len(rows)} edges, all replicating"]
+    out = []
+    for e in broken:
+        if e.state != "running":
+            why = f"the replica {e.replica} is {e.state}"
+        elif e.last_errno:
+            why = f"error {e.last_errno}: {e.last_error}"
+        elif e.io_state == "Connecting":
+            why = f"its IO thread cannot reach {e.source} (is it down?)"
+        else:
+            why = "its threads are stopped"
+        out.append(f"{e.source} -> {e.replica}{' (' + e.channel + ')' if e.channel else ''}: not replicating: {why}")
+    return out
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

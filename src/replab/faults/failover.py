@@ -206,6 +206,7 @@ def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout:
     Refused (nothing changed) when ``target`` is not a healthy running replica, is more than ``max_lag``
     seconds behind, or the primary does not answer (that is a failover).
     """
+    cluster.topology.require_role_change("switchover")  # refused before anything changes
     with cluster.locked():
         roles.refresh(cluster)
         old = cluster.primary
@@ -362,6 +363,7 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
     ``to`` lacks transactions another replica has (unless ``force``: those are lost then, and a replica
     holding them is left out of replication, named, to be rebuilt with ``rejoin --rebuild``).
     """
+    cluster.topology.require_role_change("failover")  # refused before anything changes
     t0 = time.monotonic()
     with cluster.locked():
         roles.refresh(cluster)
@@ -461,6 +463,7 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
     With them: ``rebuild=True`` rebuilds it from the primary (its errant writes are discarded),
     ``rebuild=None`` (what ``replab start`` does) leaves it fenced and says so, ``rebuild=False`` refuses.
     """
+    cluster.topology.require_role_change("rejoin")  # refused before anything changes
     info = cluster.node(node)
     roles.refresh(cluster)
     if info.role == roles.PRIMARY:

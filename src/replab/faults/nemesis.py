@@ -77,6 +77,8 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
     if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
         return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0)
     info = cluster.node(node)
+    if cluster.topology.name != "star":
+        return _start_shaped(cluster, node, catch_up)
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
     t0 = time.monotonic()
     # a replica comes up with its threads held, so the position it restarts from is read exactly
@@ -94,6 +96,35 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
     return _done(cluster, f"{node}: started in {started:.1f}s; fetched and applied the {count} "
                           f"transaction(s) it missed in {c['seconds']:.2f}s ({c['rate']:.0f} tx/s) and has "
                           f"caught up with {cluster.primary.name}")
+
+
+def _start_shaped(cluster: Cluster, node: str, catch_up: float) -> str:
+    """Start a node of a shape other than the star: it reconnects along its own edges; the sentence says
+    how long it took until it held what every writer it must hold had written when it started (at least
+    that many transactions: its threads were not held)."""
+    t0 = time.monotonic()
+    cluster.start_node(node)
+    started = time.monotonic() - t0
+    sources = [e.source for e in cluster.edges_into(node)]
+    if not sources or catch_up <= 0:
+        return _done(cluster, f"{node}: started in {started:.1f}s; the nodes that replicate from it reconnect "
+                              "within a few seconds")
+    with cluster.connect(node) as conn:
+        before = replication.executed_gtid(conn, cluster.flavor)
+    t1 = time.monotonic()
+    wanted = {w: g for w, g in cluster.writer_positions().items() if w != node and node in cluster.holders(w)}
+    ok, todo = True, 0
+    for gtid in wanted.values():
+        ok = cluster.wait_caught_up(max(0.0, catch_up - (time.monotonic() - t1)), names=[node],
+                                    gtid=gtid).get(node, False) and ok
+        todo += transactions_between(before, gtid)
+    seconds = time.monotonic() - t1
+    if not ok:
+        return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
+                              f"{', '.join(wanted) or 'its sources'} (waited {seconds:.1f}s); see: replab status")
+    return _done(cluster, f"{node}: started in {started:.1f}s; applied at least {todo} transaction(s) it missed "
+                          f"from {', '.join(sources)} in {seconds:.2f}s and holds every write of "
+                          f"{', '.join(wanted) or 'its sources'}")
 
 
 def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0, held: bool = False) -> dict[str, Any]:
@@ -159,6 +190,7 @@ def partitioned(cluster: Cluster) -> list[str]:
 def partition(cluster: Cluster, node: str) -> str:
     """Cut ``node`` off, both ways: a replica from the primary, or the primary from every replica."""
     info = cluster.node(node)
+    cluster.topology.require_fault("partition")
     cluster.engine.require("partition", node)
     # read before the cut (a node cut off may be out of replab's reach too); every node has the same setting
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
@@ -170,6 +202,7 @@ def partition(cluster: Cluster, node: str) -> str:
 
 def heal(cluster: Cluster, node: str | None = None) -> str:
     """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
+    cluster.topology.require_fault("heal")
     if node is None:
         cut = partitioned(cluster)
         if not cut:

@@ -10,7 +10,7 @@ class Star(Topology):
     name = "star"
     summary = "one primary, the other nodes its replicas"
     min_nodes, default_nodes = 2, 3
-    role_changes = frozenset({"switchover", "failover", "repoint", "rejoin"})
+    role_changes = frozenset({"switchover", "failover", "rejoin"})
     link_faults = frozenset({"partition", "heal", "shape"})
 
     def node_names(self, count: int) -> list[str]:
