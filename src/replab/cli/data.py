@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ..core.errors import ReplabError
 from ..runs.timeline import LANE_RUNNING, Sample, Sampler, lane_of
 from ..verify import checker
 from ..workload import feed as workload
@@ -88,6 +90,9 @@ def feed(
     threads: int = typer.Option(1, "--threads", "-t", help="Concurrent connections."),
     batch: int = typer.Option(1, "--batch", "-b", help="Rows per INSERT statement."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
+    on: str = typer.Option(None, "--on", metavar="NODES", help="Write on these nodes at once (comma-separated "
+                           "writers of the cluster's shape, e.g. mysql-m1,mysql-m2; --rate and --rows are per "
+                           "writer). Default: the primary; every writer of a multi-writer shape."),
 ) -> None:
     """Insert rows into mydb.events (some-event-N, N, some-descr-N) and record every acknowledged write in
     the ledger; show each node's state, rows, rows behind the primary, rows/s and lag while it runs.
@@ -97,10 +102,15 @@ def feed(
     live view's last frame shows the same exact counts.
 
     Example: replab feed --rate 200 --duration 30 --threads 4
+    Example: replab feed --on mysql-m1,mysql-m2 --rows 1000
     """
     options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch)
     options.validate()
     cluster = common.open_cluster()
+    targets = workload.writer_targets(cluster, [n.strip() for n in on.split(",") if n.strip()] if on else None)
+    if cluster.topology.name != "star":
+        _feed_shaped(cluster, options, targets, json_out)
+        return
     feeder = Feeder(cluster, options)
     sampler = Sampler(cluster, interval=0.25).start()
     taken_down = False
@@ -150,6 +160,46 @@ def feed(
         raise typer.Exit(1)
     for s in counts:
         common.console.print(f"{s.name} count: {'OUT' if s.rows is None else s.rows}")
+
+
+def _feed_shaped(cluster: Any, options: FeedOptions, targets: list[tuple[str | None, str]], json_out: bool) -> None:
+    """Feed a shape other than the star: one feed per writer (its own table and ledger); a progress line a
+    second instead of the star's live view; at the end the exact count of each writer's table on every node
+    that must hold it."""
+    group = workload.FeedGroup(cluster, options, targets)
+    interrupted = False
+    with common.feed_marker(cluster.home):
+        group.start()
+        try:
+            while group.running:
+                group.wait(1.0)
+                if common.down_requested(cluster.home):
+                    break
+                if not json_out and group.running:
+                    r = group.result
+                    common.say(f"feed: {r.ok:,} rows acknowledged, {r.errors} error(s), {group.elapsed:.1f} s")
+        except KeyboardInterrupt:
+            interrupted = True
+        result = group.stop()
+    result.interrupted = interrupted
+    with contextlib.suppress(ReplabError):
+        cluster.wait_holders(timeout=10.0)
+    counts: dict[str, dict[str, int | None]] = {}
+    for writer in group.results:
+        table = cluster.writer_table(writer)
+        holders = cluster.holders(writer)
+        counts[table] = {s.name: s.rows for s in workload.sample_nodes(cluster, table) if s.name in holders}
+    if json_out:
+        common.print_json({**result.to_dict(), "writers": {w: r.to_dict() for w, r in group.results.items()},
+                           "counts": counts})
+        return
+    for writer, r in group.results.items():
+        common.console.print(f"{writer}: acknowledged {r.ok} rows in {r.elapsed:.1f}s ({r.rate:,.0f} rows/s) into "
+                             f"{cluster.writer_table(writer)}; failed {r.failed}, unknown outcome {r.unknown}, "
+                             f"errors {r.errors}")
+    for table, by_node in counts.items():
+        for name, n in by_node.items():
+            common.console.print(f"{name} {table} count: {'OUT' if n is None else n}")
 
 
 def check(

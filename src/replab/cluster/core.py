@@ -220,7 +220,9 @@ class ClusterCore:
             with self.connect(node.name, timeout=2, read_timeout=5) as conn:
                 st.gtid = replication.executed_gtid(conn, self.flavor)
                 st.read_only = bool(int(db.scalar(conn, "SELECT @@GLOBAL.read_only") or 0))
-                if node.role != "primary":
+                if self.topology.name != "star":
+                    self._shaped_status(st, conn, primary_hb)
+                elif node.role != "primary":
                     rs = replication.replica_status(conn, self.flavor)
                     if rs:
                         st.io_running, st.sql_running = rs.io_running, rs.sql_running
@@ -233,6 +235,26 @@ class ClusterCore:
         except (SqlError, pymysql.MySQLError):
             st.state = UNREACHABLE
         return st
+
+    def _shaped_status(self, st: NodeStatus, conn: Any, primary_hb: tuple[Any, Any] | None) -> None:
+        """A node of a shape other than the star: its threads and error over all its edges (each edge is in
+        ``edge_status``), its sources by name."""
+        into = self.edges_into(st.name)
+        if not into:
+            return
+        channels = replication.replica_statuses(conn, self.flavor)
+        found = [channels[e.channel] for e in into if e.channel in channels]
+        st.source = ", ".join(e.source for e in into)
+        st.io_running = len(found) == len(into) and all(rs.io_running for rs in found)
+        st.sql_running = len(found) == len(into) and all(rs.sql_running for rs in found)
+        bad = next((rs for rs in found if rs.last_errno), None)
+        if bad is not None:
+            st.last_errno, st.last_error = bad.last_errno, bad.last_error or None
+        lags = [rs.seconds_behind for rs in found if rs.seconds_behind is not None]
+        st.lag_ms = replication.lag_ms(primary_hb, replication.heartbeat(conn), None) \
+            if st.name != self.primary.name else None
+        if st.lag_ms is None and lags:
+            st.lag_ms = max(lags) * 1000
 
     def status(self) -> list[NodeStatus]:
         """Status of every node, gathered in parallel."""
