@@ -44,7 +44,7 @@ def test_relay_process_is_found_by_its_directory_not_its_name(replab_cluster):
     assert pid is not None
     with open(f"/proc/{pid}/cmdline", "rb") as fh:
         cmd = fh.read().replace(b"\0", b" ").decode()
-    assert f"replab/relayd.py {cluster.home / 'relay'} mysql-s1" in cmd
+    assert f"replab/engines/relayd.py {cluster.home / 'relay'} mysql-s1" in cmd
     assert relay.pid(cluster.home, "mysql-s9") is None
 
 

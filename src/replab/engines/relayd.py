@@ -2,7 +2,7 @@
 
 Standard library only, and run as a script with ``python -S``: one starts per replica, so its start-up
 cost counts in `replab up` (~30 ms of CPU instead of ~70 ms through ``-m replab.engines.relay``).
-Command line: ``python -S .../replab/relayd.py DIR NAME``.
+Command line: ``python -S .../replab/engines/relayd.py DIR NAME``.
 """
 
 from __future__ import annotations
