@@ -296,10 +296,11 @@ class ClusterCore:
             out.append(es)
         return out
 
-    def wait_edges(self, timeout: float = 30.0) -> None:
-        """Wait until every edge's threads run; explain the first that fails or does not come up."""
+    def wait_edges(self, timeout: float = 30.0, only: list[Edge] | None = None) -> None:
+        """Wait until every edge's threads run (or those of ``only``); explain the first that fails or does
+        not come up."""
         last: dict[Edge, EdgeStatus] = {}
-        pending = list(self.edges)
+        pending = list(self.edges if only is None else only)
 
         def check() -> bool | None:
             for es, e in zip(self.edge_status(), self.edges, strict=True):

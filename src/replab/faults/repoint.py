@@ -68,7 +68,7 @@ def repoint(cluster: Cluster, node: str, to: str, *, force: bool = False, timeou
     cluster.edges = [new if e == edge else e for e in cluster.edges]
     cluster.save()
     try:
-        cluster.wait_edges(timeout=timeout)
+        cluster.wait_edges(timeout=timeout, only=[new])
     except ReplicationError as exc:
         raise NodeStateError(f"{node} now replicates from {to} but: {exc.message}", node=node,
                              hint=f"run: replab diagnose {node}") from None
