@@ -87,25 +87,6 @@ def edge_table(rows: list[EdgeStatus]) -> Table:
     return table
 
 
-def edge_lines(shape: str, rows: list[EdgeStatus]) -> list[str]:
-    """``chain: 2 edges, all replicating`` or one line per edge that is not, saying why."""
-    broken = [e for e in rows if not (e.io_running and e.sql_running)]
-    if not broken:
-        return [f"{shape}: {len(rows)} edges, all replicating"]
-    out = []
-    for e in broken:
-        if e.state != "running":
-            why = f"the replica {e.replica} is {e.state}"
-        elif e.last_errno:
-            why = f"error {e.last_errno}: {e.last_error}"
-        elif e.io_state == "Connecting":
-            why = f"its IO thread cannot reach {e.source} (is it down?)"
-        else:
-            why = "its threads are stopped"
-        out.append(f"{e.source} -> {e.replica}{' (' + e.channel + ')' if e.channel else ''}: not replicating: {why}")
-    return out
-
-
 def hoist_global_options(argv: list[str]) -> list[str]:
     """Move ``--home DIR`` / ``--home=DIR`` / ``-q`` written after the command in front of it, where the
     parser expects them (``replab status --home lab`` = ``replab --home lab status``). Nothing after a

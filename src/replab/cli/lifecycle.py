@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from ..cluster.cluster import Cluster, remove_state
+from ..cluster.core import edge_sentences
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from ..servers import strays
@@ -93,7 +94,7 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     elif shaped:
         common.console.print(common.status_table(rows))
         common.console.print(common.edge_table(edges))
-        for line in common.edge_lines(cluster.topology.name, edges):
+        for line in edge_sentences(cluster.topology.name, edges):
             common.console.print(line, markup=False)
     else:
         common.console.print(common.status_table(rows))

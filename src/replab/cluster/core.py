@@ -73,6 +73,7 @@ class EdgeStatus:
     last_errno: int | None = None
     last_error: str | None = None
     configured: bool = False  # the replica has this connection/channel at all
+    source_state: str = RUNNING  # the source's server state
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +87,27 @@ class SqlResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "rows": [list(r) for r in self.rows], "rowcount": self.rowcount}
+
+
+def edge_sentences(shape: str, rows: list[EdgeStatus]) -> list[str]:
+    """``chain: 2 edges, all replicating`` or one line per edge that is not, saying why."""
+    broken = [e for e in rows if not (e.io_running and e.sql_running)]
+    if not broken:
+        return [f"{shape}: {len(rows)} edges, all replicating"]
+    out = []
+    for e in broken:
+        if e.state != "running":
+            why = f"the replica {e.replica} is {e.state}"
+        elif e.source_state != "running":
+            why = f"its source {e.source} is {'down' if e.source_state == 'stopped' else e.source_state}"
+        elif e.last_errno:
+            why = f"error {e.last_errno}: {e.last_error}"
+        elif e.io_state == "Connecting":
+            why = f"its IO thread cannot reach {e.source} (is it down?)"
+        else:
+            why = "its threads are stopped"
+        out.append(f"{e.source} -> {e.replica}{' (' + e.channel + ')' if e.channel else ''}: not replicating: {why}")
+    return out
 
 
 class ClusterCore:
@@ -284,7 +306,8 @@ class ClusterCore:
         out = []
         for e in self.edges:
             state, channels = seen[e.replica]
-            es = EdgeStatus(e.source, e.replica, e.channel, state)
+            es = EdgeStatus(e.source, e.replica, e.channel, state,
+                            source_state=self.engine.state(self.node(e.source)))
             rs = (channels or {}).get(e.channel)
             if rs is not None:
                 es.configured = True

@@ -44,6 +44,7 @@ from .scenarios import (
     wait_caught_up,
     wait_lag_below,
 )
+from .shape_scenarios import SHAPE_SCENARIOS
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 # What a replica-only drop of a middle column does under ROW: the same failure, numbered per server
@@ -435,7 +436,7 @@ def _notes(ctx: Context) -> list[str]:
     return [e.text for e in ctx.timeline.events if e.kind == "action"]
 
 
-for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin()):
+for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(), *SHAPE_SCENARIOS):
     BUILTIN[_s.name] = _s
 
 

@@ -39,7 +39,7 @@ from ..core.errors import ConfigError, ReplabError
 from ..faults import nemesis
 from ..verify.checker import check as run_check
 from ..verify.diagnose import diagnose as run_diagnose
-from ..workload.feed import Feeder
+from ..workload.feed import Feeder, FeedGroup, FeedOptions, writer_targets
 from .report import ExpectationResult, PhaseResult, RunReport, write_all
 from .timeline import Sampler, Timeline
 
@@ -160,8 +160,13 @@ def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
     def fn(ctx: Context) -> str:
 
         r = rate if rate is not None else ctx.params.rate
-        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
         speed = f"{r:g} rows/s" if r > 0 else "as fast as possible"
+        if ctx.cluster.topology.name != "star":  # every writer of the shape, each into its own table
+            targets = writer_targets(ctx.cluster, None)
+            ctx.feeder = FeedGroup(ctx.cluster, FeedOptions(rate=r, threads=threads or ctx.params.threads),
+                                   targets).start()
+            return f"feed started: {speed} on each of {', '.join(ctx.cluster.writers())}"
+        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
         return f"feed started: {speed} on {ctx.cluster.primary.name}"
     return Step("start feed", fn)
 
@@ -194,7 +199,11 @@ def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric
     node's); for others, the time this step waited."""
     def fn(ctx: Context) -> str:
         t0 = time.monotonic()
-        result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
+        if ctx.cluster.topology.name != "star":  # every node holds what each writer it must hold wrote
+            result = {n: ok for n, ok in ctx.cluster.wait_holders(timeout=timeout).items()
+                      if nodes is None or n in nodes}
+        else:
+            result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
         took = round(time.monotonic() - t0, 3)
         late = [n for n, ok in result.items() if not ok]
         ctx.facts.setdefault("caught_up", {}).update(result)

@@ -881,7 +881,8 @@ class ShapeReport:
         return [p for r in self.reports.values() for p in r.problems]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"consistent": self.consistent, "topology": self.shape,
+        acked = sum(int((r.facts.ledger or {}).get("acknowledged", 0)) for r in self.reports.values())
+        return {"consistent": self.consistent, "topology": self.shape, "ledger": {"acknowledged": acked},
                 "writers": {w: {"holders": self.holders[w], **r.to_dict()} for w, r in self.reports.items()}}
 
     def render(self) -> str:
