@@ -212,3 +212,17 @@ def test_bad_up(tmp_path):
         r = run_cli("up", *args, home=tmp_path / "h")
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "h").exists()
+
+
+@pytest.mark.parametrize("name", ["chain-relay-down", "fan-in", "ring-break"])
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_shape_scenarios(name, server_name, tmp_path):
+    from replab.runs import builtin
+    from replab.runs.scenarios import run
+
+    require(server_name)
+    report = run(builtin.get(name), home=tmp_path / "home", duration=3, server=server_name)
+    failed = [f"{e.name}: {e.evidence}" for e in report.expectations if not e.passed]
+    assert report.error is None, report.error
+    assert not failed, failed
+    assert len(report.expectations) >= 6 and report.verdict == "pass"

@@ -16,6 +16,7 @@ from rich.text import Text
 from ..core.errors import ReplabError
 from ..runs.timeline import LANE_RUNNING, Sample, Sampler, lane_of
 from ..verify import checker
+from ..workload import counter
 from ..workload import feed as workload
 from ..workload.feed import Feeder, FeedOptions, NodeSample
 from . import common
@@ -93,6 +94,9 @@ def feed(
     on: str = typer.Option(None, "--on", metavar="NODES", help="Write on these nodes at once (comma-separated "
                            "writers of the cluster's shape, e.g. mysql-m1,mysql-m2; --rate and --rows are per "
                            "writer). Default: the primary; every writer of a multi-writer shape."),
+    updates: bool = typer.Option(False, "--updates", help="The counter workload instead of inserts: concurrent "
+                                 "increments of a few hot rows (mydb.counters); check counts the lost ones."),
+    hot_rows: int = typer.Option(10, "--hot-rows", help="With --updates: how many rows the increments share."),
 ) -> None:
     """Insert rows into mydb.events (some-event-N, N, some-descr-N) and record every acknowledged write in
     the ledger; show each node's state, rows, rows behind the primary, rows/s and lag while it runs.
@@ -103,10 +107,14 @@ def feed(
 
     Example: replab feed --rate 200 --duration 30 --threads 4
     Example: replab feed --on mysql-m1,mysql-m2 --rows 1000
+    Example: replab feed --updates --hot-rows 10 --duration 5
     """
     options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch)
     options.validate()
     cluster = common.open_cluster()
+    if updates:
+        _feed_counters(cluster, on, hot_rows, threads, duration, rows, json_out)
+        return
     targets = workload.writer_targets(cluster, [n.strip() for n in on.split(",") if n.strip()] if on else None)
     if cluster.topology.name != "star":
         _feed_shaped(cluster, options, targets, json_out)
@@ -160,6 +168,23 @@ def feed(
         raise typer.Exit(1)
     for s in counts:
         common.console.print(f"{s.name} count: {'OUT' if s.rows is None else s.rows}")
+
+
+def _feed_counters(cluster: Any, on: str | None, hot_rows: int, threads: int, duration: float | None,
+                   rows: int | None, json_out: bool) -> None:
+    """``feed --updates``: increments of hot rows on each writer; the totals go to the record check reads."""
+    writers = counter.shared_writers(cluster, [n.strip() for n in on.split(",") if n.strip()] if on else None)
+    if duration is None and rows is None:
+        duration = 10.0
+    with common.feed_marker(cluster.home):
+        result = counter.run(cluster, writers, hot_rows=hot_rows, threads=threads, duration=duration,
+                             increments=rows)
+    if json_out:
+        common.print_json(result.to_dict())
+        return
+    per = ", ".join(f"{w} {n}" for w, n in result.by_writer.items())
+    common.console.print(f"acknowledged {result.ok} increments of {hot_rows} hot rows in {result.elapsed:.1f}s "
+                         f"({per}); failed {result.failed}, unknown outcome {result.unknown}", markup=False)
 
 
 def _feed_shaped(cluster: Any, options: FeedOptions, targets: list[tuple[str | None, str]], json_out: bool) -> None:

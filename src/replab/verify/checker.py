@@ -30,7 +30,8 @@ from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
 from ..engines.base import RUNNING
 from ..servers import db
-from . import ledger
+from . import counters, ledger
+from .counters import CounterVerdict
 from .rowhash import (
     DIGEST_MAX_LEN,
     INT_TYPES,
@@ -157,6 +158,7 @@ class CheckReport:
     problems: list[Problem]
     facts: Facts
     lost: list[LostWrites] = field(default_factory=list)
+    counters: CounterVerdict | None = None  # the counter workload's increments, when one ran
 
     def to_dict(self) -> dict[str, Any]:
         f = self.facts
@@ -173,7 +175,8 @@ class CheckReport:
                  for n in f.nodes]
         return {"consistent": self.consistent, "primary": f.primary, "database": f.database, "gtid": f.gtid,
                 "ledger": ledger_out, "nodes": nodes, "problems": [p.to_dict() for p in self.problems],
-                "lost_in_failover": [lw.to_dict() for lw in self.lost], "elapsed": round(f.elapsed, 3)}
+                "lost_in_failover": [lw.to_dict() for lw in self.lost], "elapsed": round(f.elapsed, 3),
+                **({"counters": self.counters.to_dict()} if self.counters is not None else {})}
 
     def render(self) -> str:
         """Verdict first, then per problem kind: how many, first, worst and last example."""
@@ -207,6 +210,8 @@ class CheckReport:
         lines.extend(lw.sentence() for lw in self.lost)
         lines.extend(f"{name}: demoted former primary, out of the cluster (not checked)" for name in f.demoted)
         lines += _checksum_notes(f)
+        if self.counters is not None:
+            lines.append(self.counters.render())
         return "\n".join(lines)
 
 
@@ -871,19 +876,26 @@ class ShapeReport:
     shape: str
     reports: dict[str, CheckReport]  # writer -> its verdict
     holders: dict[str, list[str]]
+    shared: CheckReport | None = None  # the tables every writer writes (the counter workload's), on every node
+    counters: CounterVerdict | None = None
 
     @property
     def consistent(self) -> bool:
-        return all(r.consistent for r in self.reports.values())
+        return all(r.consistent for r in self._all()) and (self.counters is None or self.counters.consistent)
+
+    def _all(self) -> list[CheckReport]:
+        return [*self.reports.values(), *([self.shared] if self.shared is not None else [])]
 
     @property
     def problems(self) -> list[Problem]:
-        return [p for r in self.reports.values() for p in r.problems]
+        return [p for r in self._all() for p in r.problems]
 
     def to_dict(self) -> dict[str, Any]:
         acked = sum(int((r.facts.ledger or {}).get("acknowledged", 0)) for r in self.reports.values())
         return {"consistent": self.consistent, "topology": self.shape, "ledger": {"acknowledged": acked},
-                "writers": {w: {"holders": self.holders[w], **r.to_dict()} for w, r in self.reports.items()}}
+                "writers": {w: {"holders": self.holders[w], **r.to_dict()} for w, r in self.reports.items()},
+                **({"shared": self.shared.to_dict()} if self.shared is not None else {}),
+                **({"counters": self.counters.to_dict()} if self.counters is not None else {})}
 
     def render(self) -> str:
         verdict = "CONSISTENT" if self.consistent else "INCONSISTENT"
@@ -892,6 +904,11 @@ class ShapeReport:
         for w, r in self.reports.items():
             lines.append(f"-- writes of {w} ({', '.join(r.facts.tables)}), must be on: {', '.join(self.holders[w])}")
             lines.extend("   " + line for line in r.render().splitlines())
+        if self.shared is not None:
+            lines.append(f"-- tables every writer writes ({', '.join(self.shared.facts.tables)}), on every node")
+            lines.extend("   " + line for line in self.shared.render().splitlines())
+        if self.counters is not None:
+            lines.append(self.counters.render())
         return "\n".join(lines)
 
 
@@ -903,7 +920,10 @@ def check(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None)
     if wait < 0:
         raise ConfigError(f"--wait must be >= 0 seconds (got {wait})")
     if cluster.topology.name == "star":
-        return judge(collect(cluster, wait, tables))
+        report = judge(collect(cluster, wait, tables))
+        report.counters = counters.collect(cluster, wait)
+        report.consistent = report.consistent and (report.counters is None or report.counters.consistent)
+        return report
     reports: dict[str, CheckReport] = {}
     holders: dict[str, list[str]] = {}
     multi = len(cluster.writers()) > 1
@@ -915,4 +935,10 @@ def check(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None)
         holders[writer] = cluster.holders(writer)
         reports[writer] = judge(collect(cluster, wait, wanted, reference=writer, members=holders[writer],
                                         ledger_table=table))
-    return ShapeReport(cluster.topology.name, reports, holders)
+    shape = ShapeReport(cluster.topology.name, reports, holders)
+    if multi and counters.read_record(cluster.home) and (not tables or counters.TABLE in tables):
+        everywhere = [n for n in cluster.names if all(n in holders.get(w, []) for w in cluster.writers())]
+        shape.shared = judge(collect(cluster, wait, [counters.TABLE], reference=cluster.writers()[0],
+                                     members=everywhere, ledger_table=counters.TABLE))
+    shape.counters = counters.collect(cluster, wait)
+    return shape
