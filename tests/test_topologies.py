@@ -214,7 +214,7 @@ def test_bad_up(tmp_path):
         assert not (tmp_path / "h").exists()
 
 
-@pytest.mark.parametrize("name", ["chain-relay-down", "fan-in", "ring-break"])
+@pytest.mark.parametrize("name", ["chain-relay-down", "fan-in", "ring-break", "active-active-conflict"])
 @pytest.mark.parametrize("server_name", SERVERS)
 def test_shape_scenarios(name, server_name, tmp_path):
     from replab.runs import builtin

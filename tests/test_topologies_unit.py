@@ -132,3 +132,32 @@ def test_channel_statements():
         mysql.start_replica("m1' OR 1")
     assert maria.normalize_status({"Connection_name": "m1", "Slave_IO_Running": "Yes"}).channel == "m1"
     assert mysql.normalize_status({"Channel_Name": "m2", "Replica_IO_Running": "Yes"}).channel == "m2"
+
+
+def test_lost_increments_arithmetic_on_recorded_numbers():
+    from replab.verify import counters
+
+    record = {1: (259, 0), 2: (100, 3), 3: (10, 0), 4: (0, 0)}
+    observed = {"mysql-m1": {1: 59, 2: 99, 3: 12, 4: 0}, "mysql-m2": {1: 259, 2: 103, 3: 10}}
+    v = counters.judge(record, observed)
+    m1 = {r.id: r for r in v.nodes["mysql-m1"]}
+    assert (m1[1].lost_min, m1[1].lost_max, m1[1].exact) == (200, 200, True)  # no unknowns: exact
+    assert (m1[2].lost_min, m1[2].lost_max) == (1, 4)  # 3 unknown: lost between ok-v and ok+u-v
+    assert m1[3].extra == 2 and m1[3].lost_min == 0  # more than was ever sent: applied twice
+    assert v.lost("mysql-m1") == (201, 204) and v.extra("mysql-m1") == 2
+    m2 = {r.id: r for r in v.nodes["mysql-m2"]}
+    assert m2[2].lost_min == 0 and m2[2].extra == 0  # all 3 unknown ones applied: fine
+    assert m2[4].observed is None  # the row is missing there
+    assert not v.consistent
+    assert counters.judge({1: (5, 0)}, {"a": {1: 5}, "b": {1: 5}}).consistent
+    text = v.render()
+    assert "counters on mysql-m1: 369 acknowledged increments of 4 hot rows, 201 to 204 lost, 2 extra" in text
+    assert "row 1: holds 59, 259 acknowledged" in text
+
+
+def test_counter_record_adds_up(tmp_path):
+    from replab.verify import counters
+
+    counters.add_to_record(tmp_path, {1: (3, 1), 2: (0, 0)})
+    counters.add_to_record(tmp_path, {1: (2, 0), 3: (1, 0)})
+    assert counters.read_record(tmp_path) == {1: (5, 1), 2: (0, 0), 3: (1, 0)}

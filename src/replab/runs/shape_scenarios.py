@@ -3,10 +3,17 @@ expects. Hold fractions are of the run's --duration, as in ``builtin.py``."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pymysql
 
 from ..cluster.core import edge_sentences
+from ..core.errors import ReplabError
 from ..faults import repoint as rp
+from ..servers import db
+from ..workload import counter
 from ..workload.feed import sample_nodes
 from .scenarios import (
     Context,
@@ -174,3 +181,121 @@ def ring_break() -> Scenario:
 
 
 SHAPE_SCENARIOS = [chain_relay_down(), fan_in(), ring_break()]
+
+
+def _increments(fraction: float, hot_rows: int = 10) -> Step:
+    """Both primaries increment the same few hot rows for ``fraction`` of the run's duration."""
+    def fn(ctx: Context) -> str:
+        r = counter.run(ctx.cluster, ctx.cluster.writers(), hot_rows=hot_rows, threads=ctx.params.threads,
+                        duration=max(1.0, fraction * ctx.params.duration), seed=ctx.params.seed)
+        ctx.metrics["increments_acknowledged"] = r.ok
+        per = ", ".join(f"{w} {n}" for w, n in r.by_writer.items())
+        return f"{r.ok} increments of {hot_rows} hot rows acknowledged ({per})"
+    return act("increment hot rows on both primaries", fn)
+
+
+def _lost_increments(check_name: str) -> Step:
+    def fn(ctx: Context) -> str:
+        rep = ctx.checks.get(check_name)
+        cv = getattr(rep, "counters", None)
+        if cv is None:
+            return "no counter verdict"
+        for node in cv.nodes:
+            ctx.metrics[f"lost_increments_{node}"] = cv.lost(node)[0]
+        return "; ".join(f"{n} lost {cv.lost(n)[0]} acknowledged increments" for n in cv.nodes)
+    return act("count lost increments", fn)
+
+
+def _inserts(label: str, per_node: int, offsets: bool) -> Step:
+    """Both primaries insert ``per_node`` rows with AUTO_INCREMENT ids into one table at once; without
+    ``offsets`` their sessions use increment 1, offset 1 (as two servers without replab's settings would)."""
+    def fn(ctx: Context) -> str:
+        cluster = ctx.cluster
+        first = cluster.writers()[0]
+        with cluster.connect(first, database=cluster.database) as conn:
+            db.query(conn, f"CREATE TABLE IF NOT EXISTS {label} (id INT AUTO_INCREMENT PRIMARY KEY, "
+                           "who VARCHAR(16) NOT NULL) ENGINE=InnoDB")
+        cluster.wait_holders(timeout=30)
+        errors: list[str] = []
+
+        def insert(node: str) -> None:
+            with cluster.connect(node, database=cluster.database) as conn:
+                if not offsets:
+                    db.query(conn, "SET SESSION auto_increment_increment = 1, auto_increment_offset = 1")
+                for _ in range(per_node):
+                    try:
+                        db.query(conn, f"INSERT INTO {label} (who) VALUES (%s)", (node,))
+                    except pymysql.MySQLError as exc:
+                        errors.append(str(exc.args[0]))
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(insert, cluster.writers()))
+        time.sleep(1.0)
+        with contextlib.suppress(ReplabError):
+            cluster.wait_holders(timeout=5)
+        rows = cluster.edge_status()
+        ctx.facts[label] = {"edges": [e.to_dict() for e in rows], "client_errors": errors,
+                            "counts": {n: _count(ctx, n, label) for n in cluster.writers()}}
+        broken = [f"{e.source} -> {e.replica}: error {e.last_errno}" for e in rows if e.last_errno]
+        tail = f"; edges failing: {', '.join(broken)}" if broken else ""
+        return f"{label}: counts {ctx.facts[label]['counts']}{tail}"
+    return act(f"concurrent AUTO_INCREMENT inserts ({'with' if offsets else 'without'} offsets)", fn)
+
+
+def _edge_errno(label: str, errno: int | None) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        f = ctx.facts.get(label)
+        if not f:
+            return False, [f"{label} was not recorded"]
+        seen = [(e["source"], e["replica"], e["last_errno"], e["last_error"]) for e in f["edges"] if e["last_errno"]]
+        evidence = [f"{s} -> {r}: error {n}: {m}" for s, r, n, m in seen] or ["no edge has an error"]
+        evidence.append(f"rows: {f['counts']}")
+        if errno is None:
+            return not seen, evidence
+        return any(n == errno for _s, _r, n, _m in seen), evidence
+    what = "no edge stops on an error" if errno is None else f"an edge stops with error {errno} (duplicate key)"
+    return expect(f"{label}-{'clean' if errno is None else errno}", what, fn)
+
+
+def _lost_above_zero() -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        lost = {k: v for k, v in ctx.metrics.items() if k.startswith("lost_increments_")}
+        return bool(lost) and any(v > 0 for v in lost.values()), [f"{k} = {v}" for k, v in lost.items()]
+    return expect("increments-lost", "asynchronous active-active loses acknowledged increments, counted exactly", fn)
+
+
+def active_active_conflict() -> Scenario:
+    return Scenario(
+        "active-active-conflict",
+        f"{M1} <-> {M2}, both taking writes. Both increment the same hot rows: the updates overwrite each other "
+        "and the primaries diverge silently; check names the rows that differ and counts the lost increments "
+        "exactly. Concurrent AUTO_INCREMENT inserts never collide with replab's auto_increment offsets; "
+        "without them they collide (1062 on a replication edge).",
+        phases=[
+            Phase("conflict", [_increments(0.5), check("after-increments", wait=10),
+                               _lost_increments("after-increments")],
+                  "both primaries increment the same 10 rows at once"),
+            Phase("inserts", [_inserts("aa_offsets", 100, offsets=True)],
+                  "both insert with AUTO_INCREMENT ids, with replab's offsets"),
+            Phase("no-offsets", [_inserts("aa_no_offsets", 100, offsets=False)],
+                  "both insert with AUTO_INCREMENT ids, increment 1 offset 1 on both"),
+        ],
+        expectations=[
+            expect_inconsistent_table("after-increments", "counters"), _lost_above_zero(),
+            _edge_errno("aa_offsets", None), _edge_errno("aa_no_offsets", 1062),
+        ],
+        nodes=2, options={"topology": "active-active"},
+    )
+
+
+def expect_inconsistent_table(check_name: str, table: str) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        rep = ctx.checks.get(check_name)
+        if rep is None:
+            return False, [f"check {check_name!r} did not run"]
+        hits = [p for p in rep.problems if p.table == table]
+        return bool(hits), [f"{p.node} {p.table}: {p.kind} {p.detail}" for p in hits[:3]] or ["no problem found"]
+    return expect(f"diverged-{table}", f"check names the rows of {table} that differ between the primaries", fn)
+
+
+SHAPE_SCENARIOS.append(active_active_conflict())
