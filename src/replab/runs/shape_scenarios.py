@@ -23,9 +23,11 @@ from .scenarios import (
     Step,
     act,
     check,
+    diagnose,
     expect,
     expect_caught_up,
     expect_consistent,
+    expect_diagnosis,
     expect_metric_below,
     expect_no_replication_error,
     fault,
@@ -108,7 +110,8 @@ def chain_relay_down() -> Scenario:
         "acknowledged write lost, none applied twice.",
         phases=[
             Phase("load", [start_feed(), hold(0.25), check("under-load")], "writes on the primary, down the chain"),
-            Phase("relay-down", [fault("kill", S1), hold(0.15), _counts("tail", S2, "events"), _edges("cut")],
+            Phase("relay-down", [fault("kill", S1), hold(0.15), _counts("tail", S2, "events"), _edges("cut"),
+                                 diagnose(S2)],
                   f"kill -9 of the intermediate source {S1} while the writes go on"),
             Phase("repoint", [_repoint(S2, M), wait_caught_up([S2], metric="tail_catch_up_s")],
                   f"{S2} replicates from {M} now"),
@@ -117,7 +120,8 @@ def chain_relay_down() -> Scenario:
         ],
         expectations=[
             expect_consistent("under-load"), _stalled("tail", f"{S2} receives nothing while {S1} is down"),
-            _says("cut", f"{S1} -> {S2}", f"its source {S1} is down"), expect_caught_up([S1, S2]),
+            _says("cut", f"{S1} -> {S2}", f"its source {S1} is down"),
+            expect_diagnosis(S2, f"its source {S1} is down", "repoint"), expect_caught_up([S1, S2]),
             expect_metric_below("tail_catch_up_s", 30), expect_no_replication_error([S1, S2]),
             expect_consistent("final"),
         ],
@@ -164,7 +168,7 @@ def ring_break() -> Scenario:
         phases=[
             Phase("load", [start_feed(), hold(0.25), check("under-load")], "every node writes its own table"),
             Phase("cut", [fault("kill", M2), hold(0.15), _counts("m1-writes", M3, "events_m1"),
-                          _counts("m3-writes", M1, "events_m3"), _edges("cut")], f"kill -9 of {M2}"),
+                          _counts("m3-writes", M1, "events_m3"), _edges("cut"), diagnose(M3)], f"kill -9 of {M2}"),
             Phase("heal", [heal("start", M2), wait_caught_up(metric="catch_up_s"), stop_feed(), check("final")],
                   f"{M2} started again: the ring heals"),
         ],
@@ -173,6 +177,7 @@ def ring_break() -> Scenario:
             _stalled("m1-writes", f"{M1}'s writes no longer reach {M3} (the ring is cut at {M2})"),
             _grows("m3-writes", f"{M3}'s writes still reach {M1} ({M3} -> {M1} is whole)"),
             _says("cut", f"{M2} -> {M3}", f"its source {M2} is down"),
+            expect_diagnosis(M3, f"{M2} -> {M3}", f"its source {M2} is down"),
             expect_caught_up([M1, M2, M3]), expect_metric_below("catch_up_s", 30),
             expect_no_replication_error([M1, M3]), expect_consistent("final"),
         ],
@@ -277,15 +282,22 @@ def active_active_conflict() -> Scenario:
                   "both primaries increment the same 10 rows at once"),
             Phase("inserts", [_inserts("aa_offsets", 100, offsets=True)],
                   "both insert with AUTO_INCREMENT ids, with replab's offsets"),
-            Phase("no-offsets", [_inserts("aa_no_offsets", 100, offsets=False)],
+            Phase("no-offsets", [_inserts("aa_no_offsets", 100, offsets=False), diagnose(M1), diagnose(M2)],
                   "both insert with AUTO_INCREMENT ids, increment 1 offset 1 on both"),
         ],
         expectations=[
             expect_inconsistent_table("after-increments", "counters"), _lost_above_zero(),
             _edge_errno("aa_offsets", None), _edge_errno("aa_no_offsets", 1062),
+            expect("diagnosis-1062", "diagnose explains the collision (two primaries inserted the same key)",
+                   lambda ctx: _diagnosed_collision(ctx)),
         ],
         nodes=2, options={"topology": "active-active"},
     )
+
+
+def _diagnosed_collision(ctx: Context) -> tuple[bool, list[str]]:
+    lines = [line for n in (M1, M2) for line in ctx.diagnoses.get(n, [])]
+    return any("two primaries inserted the same key" in line for line in lines), lines[:4] or ["not diagnosed"]
 
 
 def expect_inconsistent_table(check_name: str, table: str) -> Expectation:
