@@ -162,10 +162,10 @@ def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
         r = rate if rate is not None else ctx.params.rate
         speed = f"{r:g} rows/s" if r > 0 else "as fast as possible"
         if ctx.cluster.topology.name != "star":  # every writer of the shape, each into its own table
-            targets = writer_targets(ctx.cluster, None)
-            ctx.feeder = FeedGroup(ctx.cluster, FeedOptions(rate=r, threads=threads or ctx.params.threads),
-                                   targets).start()
-            return f"feed started: {speed} on each of {', '.join(ctx.cluster.writers())}"
+            targets = writer_targets(ctx.cluster, None)  # the run's rate shared among them
+            ctx.feeder = FeedGroup(ctx.cluster, FeedOptions(rate=r / len(targets), threads=threads or
+                                                            ctx.params.threads), targets).start()
+            return f"feed started: {speed} in all, shared by {', '.join(ctx.cluster.writers())}"
         ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
         return f"feed started: {speed} on {ctx.cluster.primary.name}"
     return Step("start feed", fn)

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pymysql
 
+from ..cluster import replication
 from ..cluster.core import edge_sentences
 from ..core.errors import ReplabError
 from ..faults import repoint as rp
@@ -50,12 +51,23 @@ def _counts(label: str, node: str, table: str, pause: float = 0.15) -> Step:
     """Record ``node``'s and the table writer's row counts now and a moment later (``facts[label]``)."""
     def fn(ctx: Context) -> str:
         writer = next((w for w in ctx.cluster.writers() if ctx.cluster.writer_table(w) == table), None)
+        _drain_relay_log(ctx, node)  # what it received before the fault is applied: only new arrivals count
         first = (_count(ctx, node, table), _count(ctx, writer, table) if writer else None)
         time.sleep(max(pause, 0.1 * ctx.params.duration))
         second = (_count(ctx, node, table), _count(ctx, writer, table) if writer else None)
         ctx.facts[label] = {"node": node, "writer": writer, "table": table, "first": first, "second": second}
         return f"{node} {table}: {first[0]} then {second[0]} rows (its writer {writer}: {first[1]} then {second[1]})"
     return act(f"count {node} {table}", fn)
+
+
+def _drain_relay_log(ctx: Context, node: str, timeout: float = 20.0) -> None:
+    """Wait (at most ``timeout``) until ``node`` applied everything its edges had received: a backlog in its
+    relay log is not a write still arriving."""
+    cluster = ctx.cluster
+    with contextlib.suppress(ReplabError, pymysql.MySQLError), cluster.connect(node) as conn:
+        for st in replication.replica_statuses(conn, cluster.flavor).values():
+            if st.gtid_io_pos:
+                replication.wait_applied(conn, cluster.flavor, st.gtid_io_pos, timeout, received=True)
 
 
 def _edges(label: str) -> Step:
