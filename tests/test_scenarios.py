@@ -16,8 +16,9 @@ from replab.runs.report import FAIL, PASS
 
 DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
 # seed has its own tests below; the failover scenarios run in test_failover_scenarios.py and
-# upgrade-rehearsal in test_servers_matrix.py
-ELSEWHERE = {"seed", "switchover", "failover-async", "failover-semisync", "old-primary-rejoin", "upgrade-rehearsal"}
+# upgrade-rehearsal in test_servers_matrix.py, the shapes' scenarios in test_topologies.py (both servers)
+ELSEWHERE = {"seed", "switchover", "failover-async", "failover-semisync", "old-primary-rejoin", "upgrade-rehearsal",
+             "chain-relay-down", "fan-in", "active-active-conflict", "ring-break"}
 NOT_SEED = [n for n in builtin_scenarios.builtin() if n not in ELSEWHERE]
 
 
