@@ -30,7 +30,7 @@ demo: install
 servers: $(VENV)/.installed
 	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
 
-test: DEPS = core venv browser servers docker
+test: DEPS = core venv browser servers docker proxy
 test: install servers
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -44,7 +44,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: DEPS = core venv bench servers
+bench: DEPS = core venv bench servers proxy
 bench: install servers
 	$(PY) bench/run.py
 

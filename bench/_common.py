@@ -14,8 +14,9 @@ from replab import Cluster
 
 
 @contextlib.contextmanager
-def bench_cluster(nodes: int = 3, server_options: dict[str, str] | None = None) -> Iterator[Cluster]:
-    """A fresh cluster in a temp dir (``server_options`` go to every node's my.cnf), always torn down."""
+def bench_cluster(nodes: int = 3, server_options: dict[str, str] | None = None, **up_args: object) -> Iterator[Cluster]:
+    """A fresh cluster in a temp dir (``server_options`` go to every node's my.cnf; ``up_args`` to
+    ``Cluster.up``, e.g. ``proxy="haproxy"``), always torn down."""
     with tempfile.TemporaryDirectory(prefix="replab-bench-") as tmp:
         config = Path(tmp) / "replab.toml"
         lines = ["[server_options]", *(f'{k} = "{v}"' for k, v in (server_options or {}).items())]
@@ -24,7 +25,7 @@ def bench_cluster(nodes: int = 3, server_options: dict[str, str] | None = None) 
         if threading.current_thread() is threading.main_thread():  # a TERM still runs the clean-up below
             previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         try:
-            cluster = Cluster.up(nodes=nodes, home=Path(tmp) / "home", config_file=str(config))
+            cluster = Cluster.up(nodes=nodes, home=Path(tmp) / "home", config_file=str(config), **up_args)
             try:
                 yield cluster
             finally:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages replab needs, only those missing. Usage: install-deps.sh GROUP...
-# Groups: core (MariaDB server, client, backup, client library headers), servers (mmdebstrap: fetches other
+# Groups: core (MariaDB server, client, backup, client library headers), proxy (HAProxy, for up --proxy), servers (mmdebstrap: fetches other
 # servers from Debian's archive into private trees), bench (sysbench, percona-toolkit), net (nftables,
 # iproute2), browser (chromium for report tests), venv (python3-venv when ensurepip is missing), docker (Debian 12's
 # docker.io, plus Compose v2 taken from Debian 13's docker-compose package: a static binary, installed as the
@@ -13,6 +13,7 @@ declare -A GROUPS_PKGS=(
   [net]="nftables iproute2"
   [browser]="chromium chromium-driver fonts-dejavu-core"
   [docker]="docker.io"
+  [proxy]="haproxy"
 )
 COMPOSE_PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 want_compose=0

@@ -17,7 +17,7 @@ REPLAB = [sys.executable, "-m", "replab"]
 
 
 def servers_under(base: Path) -> list[int]:
-    """Pids of server processes whose command line names a config file under ``base``."""
+    """Pids of server (and proxy) processes whose command line names a config file under ``base``."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -29,7 +29,8 @@ def servers_under(base: Path) -> list[int]:
                 state = fh.read().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if state != "Z" and "--defaults-file=" in cmd and str(base) in cmd:
+        ours = "--defaults-file=" in cmd or "/proxy/haproxy.cfg" in cmd or "proxy_agent.py" in cmd
+        if state != "Z" and ours and str(base) in cmd:
             pids.append(int(entry))
     return pids
 
@@ -67,6 +68,25 @@ def wait_for(pred: Callable[[], object], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def status_rows(stdout: str) -> dict[str, dict[str, str]]:
+    """The status table as printed: {node: {column: cell}}; a cell folded over more lines is joined with
+    spaces (a long GTID or error is cut anywhere, so compare those from JSON)."""
+    head = next(line for line in stdout.splitlines() if line.startswith("┃"))
+    cols = [c.strip() for c in head.strip("┃").split("┃")]
+    rows: dict[str, dict[str, str]] = {}
+    last: dict[str, str] | None = None
+    for line in stdout.splitlines():
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.strip("│").split("│")]
+            if cells[0]:
+                last = rows[cells[0]] = dict(zip(cols, cells, strict=True))
+            elif last is not None:
+                for col, cell in zip(cols, cells, strict=True):
+                    if cell:
+                        last[col] = f"{last[col]} {cell}".strip()
+    return rows
 
 
 @pytest.fixture(params=params("mariadb-10.11", "mysql-9.7"))

@@ -46,21 +46,38 @@ def test_consistent_facts():
 def test_row_diffs_and_ledger_become_problems_with_first_worst_last():
     f = facts(row_diffs=[RowDiff("mysql-s1", "events", missing=[5]), RowDiff("mysql-s2", "events",
                                                                               missing=[7, 8, 9], changed=[77])])
-    f.ledger_diffs["mysql-s2"].update(missing=[7, 8, 9], missing_count=3)
+    f.ledger_diffs["mysql-s2"].update(missing=[7, 8, 9, 4000], missing_count=4)
     report = judge(f)
     assert not report.consistent
     kinds = [(p.node, p.kind, p.rows, p.source) for p in report.problems]
+    # the rows the comparison and the ledger both name are one problem; the ledger keeps only its own 4000
     assert kinds == [("mysql-s1", "missing_rows", [5], "checksum"), ("mysql-s2", "missing_rows", [7, 8, 9], "checksum"),
-                     ("mysql-s2", "missing_rows", [7, 8, 9], "ledger"), ("mysql-s2", "changed_rows", [77], "checksum")]
+                     ("mysql-s2", "missing_rows", [4000], "ledger"), ("mysql-s2", "changed_rows", [77], "checksum")]
     lines = report.render().splitlines()
     assert lines[0].startswith("INCONSISTENT: 4 problem(s): missing_rows, changed_rows")
-    assert lines[1] == "missing_rows: 3 problem(s), 7 row(s)"
+    assert lines[1] == "missing_rows: 3 problem(s), 5 row(s)"
     assert lines[2].startswith("  first: mysql-s1 events") and "ids 5" in lines[2]
-    assert lines[3].startswith("  worst: mysql-s2 events") and "ids 7, 8, 9" in lines[3]
-    assert lines[4].startswith("  last: mysql-s2 events: ledger")
+    assert lines[3] == ("  worst: mysql-s2 events: 3 row(s) missing (on the primary, not here); the ledger agrees on 3 "
+                        "of them (ids 7, 8, 9)")
+    assert lines[4] == "  last: mysql-s2 events: ledger: 1 acknowledged write(s) missing besides those (ids 4000)"
     d = report.to_dict()
-    assert d["ledger"]["missing"]["mysql-s2"] == 3
+    assert d["ledger"]["missing"]["mysql-s2"] == 4
     assert set(d["problems"][0]) >= {"node", "kind", "table", "detail", "rows"}
+
+
+def test_ledger_naming_the_same_rows_is_not_a_second_problem():
+    f = facts(row_diffs=[RowDiff("mysql-s2", "events", missing=[1, 2, 3, 4, 5])])
+    f.ledger_diffs["mysql-s2"].update(missing=[1, 2, 3, 4, 5], missing_count=5)
+    lines = judge(f).render().splitlines()
+    assert lines[:3] == ["INCONSISTENT: 1 problem(s): missing_rows", "missing_rows: 1 problem(s), 5 row(s)",
+                         "  first: mysql-s2 events: 5 row(s) missing (on the primary, not here); the ledger agrees "
+                         "(ids 1, 2, 3, 4, 5)"]
+    # more ids than were kept: the overlap cannot be told, so the larger count stands alone
+    f = facts(row_diffs=[RowDiff("mysql-s2", "events", missing=list(range(1, 1501)))])
+    f.ledger_diffs["mysql-s2"].update(missing=list(range(1, 1001)), missing_count=1600)
+    report = judge(f)
+    assert [(p.source, p.row_count) for p in report.problems] == [("checksum", 1600)]
+    assert "the ledger finds 1600 acknowledged write(s) missing" in report.problems[0].detail
 
 
 def test_replication_and_unreachable():

@@ -61,3 +61,31 @@ def test_root_help_and_unknown_commands_see_every_command() -> None:
     proc = subprocess.run([sys.executable, "-m", "replab", "stauts"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "status" in proc.stderr  # click's "did you mean" needs every command registered
+
+
+def _commands(app: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    out = []
+    for c in app.registered_commands:
+        if c.callback is not None and c.callback.__doc__:
+            out.append(((*prefix, c.name or c.callback.__name__.replace("_", "-")), c.callback.__doc__))
+    for g in app.registered_groups:
+        if g.typer_instance is not None:
+            out += _commands(g.typer_instance, (*prefix, g.name or ""))
+    return out
+
+
+def test_every_help_example_is_a_line_of_its_own() -> None:
+    """Issue 23.18: `up --help` and `failover --help` ran their examples together on one line (and `drift`
+    ran its example into the prose). Every command's examples each stand on a line of their own."""
+    app = cli.register()
+    commands = _commands(app)
+    assert len(commands) > 25
+    for words, doc in commands:
+        examples = [line.strip() for line in doc.splitlines() if line.strip().startswith("Example:")]
+        if not examples:
+            continue
+        proc = subprocess.run([sys.executable, "-m", "replab", *words, "--help"], capture_output=True, text=True,
+                              timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+        shown = [line.strip(" │") for line in proc.stdout.splitlines()]
+        for example in examples:
+            assert example in shown, (words, example, proc.stdout)

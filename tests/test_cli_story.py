@@ -9,7 +9,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import REPLAB, run_cli, servers_under
+from conftest import REPLAB, run_cli, servers_under, wait_for
 
 from replab import Cluster
 from replab.runs.timeline import Sampler
@@ -130,7 +130,7 @@ def test_sampler_rows_constant_time_path_and_skew(replab_cluster):
     from replab.workload.feed import Feeder, sample_nodes
 
     cluster = replab_cluster
-    sampler = Sampler(cluster, interval=0.05, exact_below=0).start()
+    sampler = Sampler(cluster, interval=0.05, exact_below=0, settle=0.5).start()
     feeder = Feeder(cluster, rate=2000, threads=4, duration=3).start()
     try:
         seen = 0
@@ -178,7 +178,94 @@ def test_writes_data(statement, writes):
     assert writes_data(statement) is writes
 
 
+@pytest.mark.parametrize("statement,kind", [
+    ("SELEC 1", "unknown"), ("selct * from t", "unknown"), ("CALL p()", "write"), ("LOAD DATA INFILE 'x'", "write"),
+    ("GRANT ALL ON *.* TO x", "write"), ("SHOW TABLES", "read"), ("FROBNICATE", "unknown"),
+])
+def test_statement_kind(statement, kind):
+    from replab.cli.lifecycle import statement_kind
+
+    assert statement_kind(statement) == kind
+
+
+def test_a_typo_on_a_replica_is_not_called_a_write(replab_cluster_factory, server, cli):
+    """Issue 23.13: `sql mysql-s1 'SELEC 1'` answered "SELEC there bypasses read_only ...". A word that
+    starts no statement is said to be one replab does not recognise; with --allow-replica-write the server
+    rejects it itself, and nothing is written."""
+    cluster = replab_cluster_factory(nodes=2, server=server)
+    proc = cli("sql", "mysql-s1", "SELEC 1", home=cluster.home)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "error: SELEC is not a statement replab recognises, so it cannot tell whether it writes on replica mysql-s1",
+        "hint: check the spelling; to send it to the server as it is, pass --allow-replica-write"]
+    sent = cli("sql", "mysql-s1", "SELEC 1", "--allow-replica-write", home=cluster.home)
+    assert sent.returncode == 2 and "error 1064" in sent.stderr and "warning" not in sent.stderr, sent.stderr
+    write = cli("sql", "mysql-s1", "INSERT INTO mydb.events (name) VALUES ('x')", home=cluster.home)
+    assert write.returncode == 2 and "INSERT there bypasses read_only" in write.stderr
+
+
 def test_json_feed_output_has_counts(replab_cluster, cli):
     out = cli("feed", "--rows", "20", "--json", home=replab_cluster.home)
     data = json.loads(out.stdout)
     assert data["ok"] == 20 and data["counts"] == {"mysql-m": 20, "mysql-s1": 20, "mysql-s2": 20}
+
+
+def _view(feeder, sampler) -> dict[str, list[str]]:
+    """The live view of ``replab feed`` as printed: {node: [state, rows, behind primary, rows/s, lag]}."""
+    import re
+
+    from rich.console import Console
+
+    from replab.cli.data import _display
+
+    con = Console(width=120, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    con.print(_display(feeder, sampler))
+    rows = {}
+    for line in con.export_text().splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if cells and cells[0].startswith("mysql-"):
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_live_view_compares_one_moment_and_says_what_each_node_is_doing(replab_cluster_factory, server):
+    """The live view at 200 rows/s: healthy replicas are not shown behind by rate x refresh (it showed up to
+    50 rows, whatever the replicas had applied), 0 once at the primary's position; a partitioned replica
+    shows `cut off` (it showed `running`), a killed one `OUT` with no rows/s (it kept its old rate); the
+    first frame has every node."""
+    from statistics import median
+
+    from replab.faults import nemesis
+    from replab.workload.feed import Feeder
+
+    cluster = replab_cluster_factory(server=server)
+    sampler = Sampler(cluster, interval=0.25).start()
+    feeder = Feeder(cluster, rate=200).start()
+    try:
+        assert sampler.wait_first(timeout=2.0)
+        first = _view(feeder, sampler)
+        assert [first[n][0] for n in ("mysql-m", "mysql-s1", "mysql-s2")] == ["running"] * 3, first
+        assert "OUT" not in {first[n][1] for n in first}, first  # it showed `starting OUT`
+        behind: list[int] = []
+        for _ in range(12):  # 3 s of frames, every 0.25 s as replab feed draws them
+            time.sleep(0.25)
+            view = _view(feeder, sampler)
+            behind += [int(view[n][2].replace(",", "")) for n in ("mysql-s1", "mysql-s2")]
+        assert median(behind) <= 10, behind  # what is left is real: the replica's GTID position is as far behind
+        nemesis.partition(cluster, "mysql-s1")
+        assert wait_for(lambda: _view(feeder, sampler)["mysql-s1"][0] == "cut off", timeout=3)
+        nemesis.kill(cluster, "mysql-s2")
+        time.sleep(0.6)  # two frames
+        assert _view(feeder, sampler)["mysql-s2"][0] == "OUT"
+        assert _view(feeder, sampler)["mysql-s2"][3] == "-"  # no rows/s for a node that is down
+        nemesis.heal(cluster, "mysql-s1")
+        assert wait_for(lambda: _view(feeder, sampler)["mysql-s1"][0] == "running", timeout=5)
+    finally:
+        feeder.stop()
+    try:
+        assert cluster.wait_caught_up(timeout=20, names=["mysql-s1"])["mysql-s1"]
+        time.sleep(0.6)
+        view = _view(feeder, sampler)
+        assert view["mysql-s1"][1] == view["mysql-m"][1] and view["mysql-s1"][2] == "0", view
+    finally:
+        sampler.stop()

@@ -43,8 +43,10 @@ def test_layers_defaults_toml_env_flags(tmp_path, monkeypatch):
 def test_bad_env_value_is_a_config_error(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("REPLAB_NODES", "three")
-    with pytest.raises(ConfigError, match="whole number"):
+    with pytest.raises(ConfigError, match="whole number") as err:
         load_spec()
+    # issue 23.14: the value already refused is not checked again ("... between 2 and 9 (got None)")
+    assert str(err.value) == "REPLAB_NODES: nodes must be a whole number (got 'three')"
 
 
 def test_unknown_toml_setting(tmp_path):

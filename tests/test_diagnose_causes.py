@@ -5,11 +5,12 @@ never wrote, source DDL meeting a replica-only change (1091, 1054), a stopped pr
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import status_rows, wait_for
 
 from replab.faults import nemesis
 from replab.faults.repair import repair
@@ -260,6 +261,7 @@ def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster
     cluster.sql("mysql-m", "CREATE TABLE mydb.t1091 (id INT PRIMARY KEY, a INT, b INT)")
     cluster.sql("mysql-m", "CREATE TABLE mydb.t1054 (id INT PRIMARY KEY, name VARCHAR(20), description "
                            "VARCHAR(20), c INT)")
+    feed(cluster, rows=10)  # the heartbeat row exists on every node
     assert all(cluster.wait_caught_up(10).values())
     nemesis.drift(cluster, "mysql-s1", drop_column="t1091.b")
     nemesis.drift(cluster, "mysql-s2", drop_column="t1054.description")
@@ -275,6 +277,12 @@ def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster
     assert s2.summary == ("SQL thread stopped: error 1054: the primary's ALTER TABLE on mydb.t1054 names column "
                           "`description`, which was dropped on this replica only (the primary still had it)")
     assert not any("`x`" in c for c in s2.causes), s2.causes  # x is the statement's own new column
+    # writes (and heartbeats) go on: a replica whose SQL thread stopped has no lag, "-" (it showed 0 ms)
+    feed(cluster, rows=20)
+    lags = {n["name"]: n["lag_ms"] for n in json.loads(cli("status", "--json", home=home).stdout)["nodes"]}
+    assert lags == {"mysql-m": None, "mysql-s1": None, "mysql-s2": None}, lags
+    table = status_rows(cli("status", home=home).stdout)
+    assert [table[n]["lag"] for n in ("mysql-s1", "mysql-s2")] == ["-", "-"]
     assert any(c.startswith("column `description`") for c in s2.causes), s2.causes
     # check on a replica whose SQL thread stopped: says so at once, no advice to wait longer
     t0 = time.monotonic()

@@ -9,10 +9,12 @@ import time
 
 import pytest
 from catalogue import params, require
+from conftest import status_rows
 
 from replab import Cluster
 from replab.cluster import replication
 from replab.faults import failover, nemesis
+from replab.servers.flavor import server_name
 from replab.verify import checker
 from replab.workload.feed import Feeder, feed
 
@@ -41,6 +43,13 @@ def _leave_s2_behind(cluster: Cluster, everywhere: int, s1_too: int) -> None:
     nemesis.partition(cluster, S2)
     feed(cluster, rows=s1_too)
     assert cluster.wait_caught_up(20, names=[S1])[S1]
+
+
+def _lag(cli, home, node: str) -> tuple[object, str]:
+    """(lag_ms of ``status --json``, the lag cell of the status table) for ``node``."""
+    data = json.loads(cli("status", "--json", home=home).stdout)
+    lag = next(n["lag_ms"] for n in data["nodes"] if n["name"] == node)
+    return lag, status_rows(cli("status", home=home).stdout)[node]["lag"]
 
 
 def _roles(home) -> dict[str, str]:
@@ -111,8 +120,18 @@ def test_async_failover_names_exactly_the_lost_writes_then_rejoin(replab_cluster
     # the old primary comes back: its errant transactions are named and it stays out
     r = cli("start", M, home=home)
     assert r.returncode == 0 and "errant transaction(s)" in r.stdout and "--rebuild" in r.stdout, r.stdout
+    # issue 23.12: they reached no replica, but "no other node" was not the claim to make: the primary lacks them
+    assert f"errant transaction(s) that {S1} never had" in r.stdout, r.stdout
+    # ... and diagnose explains the demoted primary, not "RESET SLAVE ALL or a rebuild left it without a source"
+    d = json.loads(cli("diagnose", M, "--json", home=home).stdout)[0]
+    assert d["summary"] == f"demoted former primary: read-only and out of replication since {S1} was promoted", d
+    assert re.fullmatch(rf"it holds \d+ transaction\(s\) {S1} never had \(.+\): written while it was the "
+                        rf"primary, never received by {S1}", d["causes"][0]), d
+    assert d["next_writes"] == [f"rebuild it from {S1}: replab rejoin {M} --rebuild (those transactions are "
+                                "discarded)"], d
     assert set(range(131, 151)) <= _ids(cluster, M)
     assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+    assert _lag(cli, home, M) == (None, "-")  # demoted, not replicating: no lag (it showed 0 ms)
     r = cli("rejoin", M, home=home)
     assert r.returncode == 2 and "errant" in r.stderr
     r = cli("rejoin", M, "--rebuild", home=home)
@@ -133,6 +152,7 @@ def test_failover_without_loss_rejoins_the_old_primary_as_is(replab_cluster):
     nemesis.kill(cluster, M)
     change = failover.failover(cluster)
     assert change.new_primary == S1 and change.repointed == [S2] and change.to_writable_s < 10
+    assert f"; {S2} replicates from it; {M} is demoted" in change.sentence()  # it said "replicate"
     feed(cluster, rows=10)
     sentence = nemesis.start(cluster, M)  # nothing errant: it rejoins by itself
     assert "no errant transaction" in sentence and f"rejoined as a replica of {S1}" in sentence, sentence
@@ -145,6 +165,23 @@ def test_failover_without_loss_rejoins_the_old_primary_as_is(replab_cluster):
     nemesis.restart(cluster, M)
     assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 0
     assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+
+
+def test_a_paused_primary_is_resumed_not_started(replab_cluster, cli):
+    """Issue 23.12: check and switchover told a paused primary to be started; resume is what brings it back."""
+    home = replab_cluster.home
+    assert cli("pause", M, home=home).returncode == 0
+    try:
+        r = cli("check", home=home)
+        assert r.returncode == 2 and r.stderr.splitlines() == [
+            f"error: {M}: the primary {M} is paused: cannot check without it",
+            f"hint: bring it back: replab resume {M}"], r.stderr
+        r = cli("switchover", S1, home=home)
+        assert r.returncode == 2 and r.stderr.splitlines() == [
+            f"error: the primary {M} does not answer (paused): a switchover needs it",
+            f"hint: bring it back (replab resume {M}), or promote a replica without it: replab failover"], r.stderr
+    finally:
+        assert cli("resume", M, home=home).returncode == 0
 
 
 def _receiving(cluster: Cluster, node: str) -> bool:
@@ -169,9 +206,23 @@ def test_forced_failover_to_a_lagging_replica_leaves_the_one_ahead_out(replab_cl
     assert set(range(51, 71)) <= _ids(cluster, S1) and not set(range(51, 71)) & _ids(cluster, S2)
     assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1 and not _receiving(cluster, S1)
     feed(cluster, rows=10)                          # 71..80 on S2
+    assert _lag(cli, home, S1) == (None, "-")       # left out, not replicating: no lag (it showed 0 ms)
+    assert _lag(cli, home, S2)[0] is None           # the new primary has no lag either
     rep = checker.check(cluster, wait=3)
     assert [(lw.acknowledged_by, lw.ids) for lw in rep.lost] == [(M, list(range(51, 71)))], rep.render()
     assert {p.node for p in rep.problems} == {S1}, rep.render()  # out of replication: reported, not hidden
+    # issue 23.12: check and diagnose say what failover said (rejoin --rebuild), not "SQL thread stopped ...
+    # replab repair" and "errant transaction(s) ... written on this replica"
+    out = cli("check", "--wait", "3", home=home).stdout
+    assert (f"diagnosis: {S1}: left out of replication by the failover to {S2}: it holds transaction(s) {S2} "
+            f"never had; read-only") in out, out
+    assert f"  rebuild it from {S2}: replab rejoin {S1} --rebuild (those transactions are discarded)" in out, out
+    assert "replab repair" not in out and "written on this replica" not in out, out
+    d = json.loads(cli("diagnose", S1, "--json", home=home).stdout)[0]
+    assert d["next_writes"] == [f"rebuild it from {S2}: replab rejoin {S1} --rebuild (those transactions are "
+                                "discarded)"], d
+    assert re.fullmatch(rf"\d+ transaction\(s\) \(.+\): received from {M} before the failover, never by {S2} "
+                        r"\(promoted with --force although it lacked them\)", d["causes"][0]), d
     r = cli("rejoin", S1, "--rebuild", home=home)
     assert r.returncode == 0 and f"rebuilt from {S2}" in r.stdout, r.stdout + r.stderr
     cluster = Cluster.open(home)
@@ -190,6 +241,17 @@ def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, 
     st = failover.semisync_status(cluster, M)
     # up's own transactions never waited out a timeout (it used to: a whole semi-sync timeout per up)
     assert st["on"] and st["clients"] >= 2 and st["no_tx"] == 0, st
+    # status shows each node's semi-sync (and, as an upgrade rehearsal wants, its server and binlog format)
+    version = str(cluster.sql(M, "SELECT VERSION()").rows[0][0])
+    shown = status_rows(cli("status", home=cluster.home).stdout)
+    assert {n: (r["semi-sync"], r["server"], r["binlog"]) for n, r in shown.items()} == {
+        M: ("on (2 replicas)", server_name(version), "ROW"), S1: ("replica: on", server_name(version), "ROW"),
+        S2: ("replica: on", server_name(version), "ROW")}
+    assert server_name(version).startswith({"mariadb-10.11": "MariaDB 10.11.", "mysql-9.7": "MySQL 9.7."}[server])
+    nodes = {n["name"]: n for n in json.loads(cli("status", "--json", home=cluster.home).stdout)["nodes"]}
+    assert nodes[M]["semi_sync"]["side"] == "source" and nodes[M]["semi_sync"]["active"] is True
+    assert nodes[M]["semi_sync"]["clients"] == 2 and nodes[S1]["semi_sync"] == {"side": "replica", "active": True}
+    assert nodes[S2]["version"] == version and nodes[S2]["binlog_format"] == "ROW"
     f = Feeder(cluster, rate=300, threads=2).start()
     time.sleep(1.0)
     assert failover.semisync_status(cluster, M)["on"]
@@ -207,9 +269,39 @@ def test_semi_sync_holds_then_falls_back(replab_cluster_factory, cli, tmp_path, 
     feed(cluster, rows=20)
     st = failover.semisync_status(cluster, new)
     assert not st["on"] and st["fallbacks"] >= 1
+    assert status_rows(cli("status", home=cluster.home).stdout)[new]["semi-sync"] == "fell back to async"
+    fell = next(n for n in json.loads(cli("status", "--json", home=cluster.home).stdout)["nodes"] if n["name"] == new)
+    assert fell["semi_sync"]["side"] == "source" and fell["semi_sync"]["active"] is False
     acked_async = set(range(rep.facts.ledger["end"], rep.facts.ledger["end"] + 20))
     nemesis.kill(cluster, new)
     assert failover.failover(cluster).new_primary == other
     rep = checker.check(cluster)
     assert rep.consistent, rep.render()
     assert [(lw.acknowledged_by, set(lw.ids)) for lw in rep.lost] == [(new, acked_async)]
+
+
+def test_switchover_refuses_to_break_the_version_rule_without_force(replab_cluster_factory, cli):
+    """Issue 23.17: in an upgrade rehearsal (a 10.11 primary, 11.8 replicas) a switchover silently made the
+    10.11 node replicate from 11.8, the order up refuses. Refused without --force, nothing changed; with
+    --force it is done and the result says what it broke."""
+    require("mariadb-10.11")
+    require("mariadb-11.8")
+    cluster = replab_cluster_factory(server="mariadb-10.11", replica_server="mariadb-11.8")
+    home = cluster.home
+    old = cluster.sql(M, "SELECT VERSION()").rows[0][0].split("-")[0]
+    new = cluster.sql(S1, "SELECT VERSION()").rows[0][0].split("-")[0]
+    before = _roles(home)
+    r = cli("switchover", S1, home=home)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: {S1} runs {new}, newer than {M} ({old}): after a switchover it would replicate from a newer "
+        "server, and a replica must run the same version as its primary or a newer one (the rule up enforces)",
+        f"hint: upgrade {M} first, or pass --force to switch over anyway"], r.stderr
+    assert _roles(home) == before and _sources(cluster) == {S1: M, S2: M}
+    r = cli("switchover", S1, "--force", home=home)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith(f"; warning: {M} ({old}) replicates from {S1} ({new}), a newer server "
+                                     "(--force)"), r.stdout
+    assert _roles(home) == {M: "replica", S1: "primary", S2: "replica"}
+    # S2 runs 11.8 too: M would follow it as well, so it is refused the same way
+    r = cli("switchover", S2, home=home)
+    assert r.returncode == 2 and f"newer than {M} ({old})" in r.stderr, r.stderr

@@ -1,11 +1,16 @@
-"""The four built-in failover scenarios end to end on MariaDB: each must pass its own expectations."""
+"""The four built-in failover scenarios end to end on MariaDB: each must pass its own expectations; and what
+their reports say about roles after a failover, on MariaDB 10.11 and MySQL 9.7."""
 
 from __future__ import annotations
 
 import pytest
+from catalogue import params, require
 
 from replab.runs import builtin as builtin_scenarios
 from replab.runs import scenarios
+from replab.runs.report import final_grid, summary
+
+M = "mysql-m"
 
 
 @pytest.mark.parametrize("name", ["switchover", "failover-async", "failover-semisync", "old-primary-rejoin"])
@@ -16,3 +21,46 @@ def test_failover_scenario_passes(name, tmp_path):
     if name != "switchover":
         actions = [e.text for e in report.timeline.events if e.kind == "action"]
         assert any(t.startswith("failover: ") for t in actions)  # the role change is on the timeline
+
+
+def _run(name: str, server: str, tmp_path):
+    require(server)
+    report = scenarios.run(builtin_scenarios.get(name), home=tmp_path / "home", duration=4, rate=200,
+                           server=server)
+    failed = [(e.name, e.evidence) for e in report.expectations if not e.passed]
+    assert report.error is None and not failed, (report.error, failed)
+    return report, {g["node"]: g for g in final_grid(report)}
+
+
+@pytest.mark.parametrize("server", params("mariadb-10.11", "mysql-9.7"))
+def test_failover_async_report_names_the_roles_at_the_end(server, tmp_path):
+    """It listed the killed mysql-m as `primary ... consistent` and kept both replicas `cut off` to the end."""
+    report, grid = _run("failover-async", server, tmp_path)
+    new = report.timeline.final_primary
+    other = next(n for n in ("mysql-s1", "mysql-s2") if n != new)
+    assert {n: g["role"] for n, g in grid.items()} == {M: "demoted", new: "primary", other: "replica"}
+    assert grid[M]["verdict"] == "demoted former primary, out of the cluster (not checked)"
+    assert grid[new]["verdict"] == grid[other]["verdict"] == "consistent" and grid[new]["extra"] == []
+    failover_at = report.timeline.primary_changes()[-1][0]
+    for node in (new, other):
+        lanes = report.timeline.segments(node)
+        assert lanes[-1].label == "running" and lanes[-1].start <= failover_at + 1.5, (node, lanes)
+        assert any(seg.label == "cut off" for seg in lanes)  # while mysql-m was the primary
+    text = summary(report)
+    assert "LOST IN FAILOVER: " in text
+    assert "[PASS] consistent-final: every node: no acknowledged write lost" not in text  # item 11
+
+
+@pytest.mark.parametrize("server", params("mariadb-10.11", "mysql-9.7"))
+def test_failover_semisync_report_measures_against_the_new_primary(server, tmp_path):
+    """It showed the last primary as `replica` with schema `+id, +name, ...`, and "rows behind mysql-m" at 0
+    for the node that fell 450 rows behind the primary of the moment."""
+    report, grid = _run("failover-semisync", server, tmp_path)
+    last = report.timeline.final_primary
+    assert last is not None and last != M and grid[last]["role"] == "primary"
+    assert grid[last]["extra"] == [] and grid[last]["missing"] == [] and grid[last]["verdict"] == "consistent"
+    assert [g["role"] for n, g in grid.items() if n != last] == ["demoted", "demoted"]
+    lost = sum(len(lw["ids"]) for lw in report.checks["final"]["lost_in_failover"])
+    ts, behind = report.timeline.rows_behind(last)
+    assert lost > 50 and max(v for v in behind if v is not None) >= lost // 2, (lost, behind)
+    assert "consistent-final: every node: no acknowledged write lost" not in summary(report)  # item 11

@@ -3,8 +3,12 @@ lost-in-failover accounting on recorded facts, and both flavors' role statements
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from replab.cluster import roles
-from replab.faults.failover import Candidate, ahead_of, choose, gtid_missing
+from replab.faults.failover import Candidate, RoleChange, ahead_of, choose, gtid_missing, replicate_from
+from replab.runs import builtin
+from replab.runs.scenarios import expect_consistent
 from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
 from replab.verify.checker import Facts, NodeFacts, judge
 
@@ -82,6 +86,29 @@ def test_checker_reports_failover_losses_apart_from_divergence():
     assert rep.to_dict()["lost_in_failover"][0]["ids"][:2] == [201, 202]
 
 
+def test_consistent_never_passes_beside_lost_writes_it_claims_are_not_lost():
+    """consistent-final said "every node: no acknowledged write lost" and PASS next to LOST IN FAILOVER: 450."""
+    lost = list(range(201, 251))
+    ctx = SimpleNamespace(checks={"final": judge(_facts({"mysql-s1": lost, "mysql-s2": lost}))})
+    plain = expect_consistent("final")
+    assert plain.description == "every node: no acknowledged write lost, nothing extra (check final)"
+    held, evidence = plain.fn(ctx)
+    assert not held and evidence[0] == "check 'final': 50 of 280 acknowledged writes lost"
+    assert evidence[1].startswith("LOST IN FAILOVER: 50 acknowledged write(s) acknowledged by mysql-m")
+    meant = expect_consistent("final", lost_in_failover=True)  # a scenario that loses writes on purpose
+    assert "no acknowledged write lost" not in meant.description
+    assert meant.description == ("every node: every acknowledged write the primary kept, nothing extra; writes "
+                                 "lost in a failover are judged by lost-final (check final)")
+    assert meant.fn(ctx) == (True, ["check 'final': the nodes agree; 230 acknowledged writes on every node, "
+                                    "50 lost in a failover (judged by lost-final)"])
+    ctx.checks["final"] = judge(_facts({"mysql-s1": [], "mysql-s2": []}))
+    assert plain.fn(ctx) == (True, ["check 'final': consistent (280 acknowledged writes checked on every node)"])
+    # the built-in scenarios that lose writes say so next to their consistency claim
+    for name in ("failover-async", "failover-semisync", "old-primary-rejoin"):
+        final = next(e for e in builtin.get(name).expectations if e.name == "consistent-final")
+        assert "no acknowledged write lost" not in final.description, name
+
+
 def test_missing_writes_of_the_current_primary_stay_a_problem():
     # 260 was acknowledged by mysql-s1 itself (the current primary): missing there is divergence, not loss;
     # 205 is missing on the replica only: a replica problem
@@ -129,3 +156,16 @@ def test_semi_sync_options_of_both_flavors():
                                                    "SET GLOBAL rpl_semi_sync_replica_enabled = 1"]
     assert new.semisync_status_query() == "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_source_%'"
     assert new.semisync_enabled_variable() == "rpl_semi_sync_source_enabled"
+
+
+def test_role_change_sentences_agree_in_number():
+    assert replicate_from(["mysql-s2"], "it") == "mysql-s2 replicates from it"
+    assert replicate_from(["mysql-m", "mysql-s2"], "it") == "mysql-m and mysql-s2 replicate from it"
+    assert replicate_from(["a", "b", "c"], "x") == "a, b and c replicate from x"
+    assert replicate_from([], "mysql-s1") == "no replica replicates from mysql-s1"
+    one = RoleChange("failover", "mysql-m", "mysql-s1", to_writable_s=0.5, repointed=["mysql-s2"])
+    assert one.sentence().startswith("failover: mysql-s1 is the primary (0.50s to accept writes); mysql-s2 "
+                                     "replicates from it; mysql-m is demoted")
+    sw = RoleChange("switchover", "mysql-m", "mysql-s1", write_pause_s=0.02, repointed=["mysql-m", "mysql-s2"])
+    assert sw.sentence() == ("switchover: mysql-s1 is the primary; mysql-m and mysql-s2 replicate from it; writes "
+                             "paused 0.020s; no acknowledged write lost")

@@ -7,7 +7,7 @@ import pytest
 from replab.core.errors import ConfigError
 from replab.faults.nemesis import _parse
 from replab.verify.causes import errant_gtids, gtid_sources
-from replab.verify.diagnose import Column, Diagnosis, schema_findings
+from replab.verify.diagnose import Column, Diagnosis, conversion, event_group, schema_findings, worker_gtid
 
 
 def _cols(spec: str) -> list[Column]:
@@ -76,3 +76,50 @@ def test_diagnosis_renders_every_part():
     text = d.render()
     assert text.splitlines()[0] == "mysql-s2: SQL thread stopped: error 1032"
     assert "  cause: row deleted here" in text and d.to_dict()["errno"] == 1032
+
+
+# mysqlbinlog -v from MySQL 9.7's applied position (recorded, shortened): the heartbeat another worker had
+# applied comes first, then the transaction worker 1 failed on (issue 23.1)
+_MYSQL_BINLOG = """# at 3911
+#261203 13:56:25 server id 1  end_log_pos 3990 CRC32 0xbae40c03 \tGTID\tlast_committed=13\tsequence_number=14
+SET @@SESSION.GTID_NEXT= '5331d61f-ef21-11f1-a88f-02fc00000001:14'/*!*/;
+BEGIN
+/*!*/;
+### INSERT INTO `replab`.`heartbeat`
+### SET
+###   @1=1
+###   @2='2026-12-03 13:56:25.115574'
+###   @3=1
+COMMIT/*!*/;
+#261203 13:56:25 server id 1  end_log_pos 4295 CRC32 0x1d2582b4 \tGTID\tlast_committed=13\tsequence_number=15
+SET @@SESSION.GTID_NEXT= '5331d61f-ef21-11f1-a88f-02fc00000001:15'/*!*/;
+BEGIN
+/*!*/;
+### INSERT INTO `mydb`.`events`
+### SET
+###   @1=1
+###   @2='some-event-1'
+COMMIT/*!*/;
+SET @@SESSION.GTID_NEXT= '5331d61f-ef21-11f1-a88f-02fc00000001:16'/*!*/;
+### INSERT INTO `mydb`.`events`
+""".splitlines(keepends=True)
+
+
+def test_event_group_is_the_workers_transaction_not_the_first_after_the_position():
+    error = ("worker 1: Worker 1 failed executing transaction '5331d61f-ef21-11f1-a88f-02fc00000001:15' at source "
+             "log mysql-bin.000001, end_log_pos 4506; Column 2 (counting the first column as number 1) of table "
+             "'mydb.events' cannot be converted from type 'varchar(256(bytes))' to type 'int'")
+    gtid = worker_gtid(error)
+    assert gtid == "5331d61f-ef21-11f1-a88f-02fc00000001:15"
+    assert event_group(_MYSQL_BINLOG, gtid) == ([], ["INSERT INTO `mydb`.`events`", "SET", "  @1=1",
+                                                     "  @2='some-event-1'"])
+    assert event_group(_MYSQL_BINLOG, None)[1][0] == "INSERT INTO `replab`.`heartbeat`"  # MariaDB: the first
+    assert event_group(_MYSQL_BINLOG, "5331d61f-ef21-11f1-a88f-02fc00000001:99") == ([], [])
+    assert conversion(error) == (1, "varchar(256(bytes))", "int")  # MySQL counts from 1
+    assert conversion("Column 1 of table 'mydb.events' cannot be converted from type 'varchar(256 octets)' to "
+                      "type 'int(11)'") == (1, "varchar(256 octets)", "int(11)")  # MariaDB from 0
+    mariadb = ["#261203 13:56:25 server id 1  end_log_pos 380 CRC32 0x5e1f2d3c \tGTID 0-1-15 trans\n",
+               "### UPDATE `mydb`.`events`\n", "COMMIT/*!*/;\n",
+               "#261203 13:56:25 server id 1  end_log_pos 480 CRC32 0x5e1f2d3c \tGTID 0-1-16 trans\n",
+               "### DELETE FROM `mydb`.`events`\n"]
+    assert event_group(mariadb, "0-1-16")[1] == ["DELETE FROM `mydb`.`events`"]

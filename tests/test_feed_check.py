@@ -271,3 +271,43 @@ def test_semi_sync_row_not_yet_visible_on_the_primary_is_not_extra(replab_cluste
     assert done.get("insert"), "the insert did not return"
     report = done["report"]
     assert report.consistent, report.render()  # type: ignore[attr-defined]
+
+
+def test_check_counts_each_missing_row_once(replab_cluster_factory, server, cli):
+    """Issue 23.5: rows deleted on a replica are found by the row comparison and by the ledger; they are
+    one problem and counted once (it said "2 problem(s), 10 row(s)" for 5 rows)."""
+    cluster = replab_cluster_factory(server=server)
+    assert feed(cluster, rows=100).ok == 100
+    cli("drift", "mysql-s2", "--delete-rows", "events:5", home=cluster.home)
+    out = cli("check", home=cluster.home)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 1, out.stdout
+    assert lines[:3] == ["INCONSISTENT: 1 problem(s): missing_rows", "missing_rows: 1 problem(s), 5 row(s)",
+                         "  first: mysql-s2 events: 5 row(s) missing (on the primary, not here); the ledger agrees "
+                         "(ids 1, 2, 3, 4, 5)"], out.stdout
+    assert json.loads(cli("check", "--json", home=cluster.home).stdout)["ledger"]["missing"]["mysql-s2"] == 5
+
+
+def test_check_checksum_covers_each_nodes_own_rows(replab_cluster_factory, server, cli):
+    """Issue 23.6: a replica holding 3 rows more than the primary (past the primary's highest id) printed the
+    primary's checksum next to its own 103 rows. A node's checksum covers the rows its line counts."""
+    cluster = replab_cluster_factory(server=server)
+    assert feed(cluster, rows=100).ok == 100
+    cli("drift", "mysql-s2", "--insert-rows", "events:3", "--binlog", home=cluster.home)
+    out = cli("check", home=cluster.home).stdout
+    primary, s1, s2 = _summaries(out)
+    assert primary.startswith("100 rows, checksum ") and s1 == primary, out
+    assert s2.startswith("103 rows, checksum ") and s2.split()[-1] != primary.split()[-1], out
+    # and it is that node's data: removing the extra rows gives the primary's checksum back
+    with cluster.connect("mysql-s2", database="mydb") as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_log_bin=0")
+        cur.execute("DELETE FROM events WHERE id > 100")
+    again = cli("check", home=cluster.home).stdout
+    assert _summaries(again)[2] == primary, again
+
+
+def _summaries(out: str) -> list[str]:
+    """What check's summary line says of mysql-m, mysql-s1 and mysql-s2 ("100 rows, checksum ...")."""
+    lines = {line.split(" (")[0]: line.split("): ", 1)[1] for line in out.splitlines()
+             if line.startswith(("mysql-m (", "mysql-s1 (", "mysql-s2 ("))}
+    return [lines["mysql-m"], lines["mysql-s1"], lines["mysql-s2"]]

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
-from conftest import servers_under
+from catalogue import require
+from conftest import REPLAB, servers_under, wait_for
 
 from replab import Cluster
+from replab.cluster.cluster import teardown_home
 from replab.core.errors import ClusterNotFound
+from replab.servers import strays
 
 
 def test_up_status_sql_down(tmp_path, cli):
@@ -136,6 +143,23 @@ def test_server_binary_missing(tmp_path, cli):
     assert not home.exists()
 
 
+@pytest.mark.parametrize("program", ["/usr/bin/true", "/usr/bin/mariadb", "mysql-9.7 client"])
+def test_a_binary_that_is_not_a_server_is_refused(tmp_path, cli, program):
+    """Issue 23.7 and 23.15: ``--server /usr/bin/true`` ended in a FileNotFoundError traceback, and the
+    ``mariadb`` client was taken for a server (failing later with a disk-space hint). Both are refused at
+    once, saying why."""
+    if program == "mysql-9.7 client":
+        program = os.path.join(require("mysql-9.7").bindirs[-1], "mysql")
+    if not os.path.exists(program):
+        pytest.skip(f"{program} is not installed")
+    home = tmp_path / "notserver"
+    proc = cli("up", "--server", program, home=home)
+    _assert_clean_error(proc, f"error: {program} is not a MySQL or MariaDB server (")
+    assert proc.stderr.splitlines()[0].endswith("): --server takes a mysqld or mariadbd binary"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 2
+    assert not home.exists()
+
+
 def test_read_only_home(tmp_path, cli):
     ro = tmp_path / "ro"
     ro.mkdir()
@@ -172,11 +196,104 @@ def test_unknown_node_and_bad_sql(replab_cluster, cli):
     _assert_clean_error(cli("sql", "mysql-m", "SELEC 1", home=home), "error 1064")
 
 
-def test_node_dies_at_start(tmp_path, cli):
+def test_node_dies_at_start(tmp_path, cli, server):
     home = tmp_path / "dies"
     toml = tmp_path / "replab.toml"
     toml.write_text("[server_options]\nno_such_server_option = 1\n")
-    proc = cli("up", "--config", str(toml), home=home)
+    proc = cli("up", "--config", str(toml), "--server", server, home=home)
     _assert_clean_error(proc, "exited while starting", "last lines of the server log", "no_such_server_option")
     assert not home.exists()
+    # issue 23.8: the hint named the error log inside the home the failed up had just removed; it names a
+    # copy that is kept, and says so
+    hint = next(line for line in proc.stderr.splitlines() if line.startswith("hint: "))
+    assert str(home) not in hint.split(" (a copy: ")[0], hint
+    assert hint.endswith(f" (a copy: {home} was removed with what this up had started)"), hint
+    kept = Path(hint.removeprefix("hint: see ").split(" (a copy: ")[0])
+    assert kept.name == "nodes-mysql-m-error.log" and "unknown variable 'no_such_server_option=1'" in \
+        kept.read_text(), kept.read_text()
     assert servers_under(tmp_path) == []
+
+
+def _replab_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("REPLAB_HOME", None)
+    return env
+
+
+@pytest.mark.parametrize("after,twice", [(0.05, False), (0.3, False), (0.6, True), (0.9, True)])
+def test_ctrl_c_during_up_stops_cleanly_and_leaves_nothing(tmp_path, after, twice):
+    """Issue 23.7: Ctrl-C during up (`timeout -s INT 0.28 replab up`) printed a raw KeyboardInterrupt
+    traceback, and later in the build left processes running. Wherever it lands: no traceback, exit 130,
+    one line saying so, and either nothing is left or (it came too late) the whole cluster is. ``twice``:
+    as `timeout -s INT` does (to the command, then to its process group), or a user pressing it again."""
+    home = tmp_path / "h"
+    proc = subprocess.Popen([*REPLAB, "--home", str(home), "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_replab_env())
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    if twice:
+        time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    try:
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+        if proc.returncode == 0:  # finished before the signal: a complete cluster
+            assert {s.state for s in Cluster.open(home).status()} == {"running"}
+            return
+        if proc.returncode == -signal.SIGINT:  # so early that Python had not set its handler: the default ends it
+            assert err == "", err
+        else:
+            assert proc.returncode == 130, (proc.returncode, err)
+            assert err.splitlines()[-1].startswith("interrupted"), err
+        assert not home.exists(), list(home.iterdir())
+        assert strays.find(home) == [], strays.find(home)
+    finally:
+        teardown_home(home)
+        strays.stop(strays.find(home))
+
+
+def test_up_while_another_up_builds_waits_and_is_not_undone(tmp_path):
+    """Issue 23.9: a second `up` on a home whose cluster another `up` was still building said "already
+    running; nothing changed"; the first was then interrupted, and its clean-up removed the cluster the
+    second had called running. Now the second waits for the first (the home's lock) and, the first having
+    left nothing, builds its own."""
+    home = tmp_path / "race"
+    first = subprocess.Popen([*REPLAB, "--home", str(home), "up"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=_replab_env())
+    second = None
+    try:
+        assert wait_for(lambda: (home / "cluster.json").exists(), 60)  # the first is building now
+        second = subprocess.Popen([*REPLAB, "--home", str(home), "up"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=_replab_env())
+        time.sleep(0.3)
+        first.send_signal(signal.SIGINT)
+        _, err1 = first.communicate(timeout=120)
+        _, err2 = second.communicate(timeout=120)
+        assert first.returncode == 130 or "cluster ready" in err1, err1
+        assert second.returncode == 0, err2
+        assert "already running; nothing changed" not in err2 or first.returncode == 0, err2
+        status = Cluster.open(home).status()  # the cluster the second up printed is there and replicates
+        assert [(s.name, s.state, s.io_running, s.sql_running) for s in status] == [
+            ("mysql-m", "running", None, None), ("mysql-s1", "running", True, True),
+            ("mysql-s2", "running", True, True)]
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        teardown_home(home)
+        strays.stop(strays.find(home))
+
+
+def test_a_cluster_whose_up_never_finished_is_not_called_running(tmp_path, cli):
+    """A state left by an up that stopped part-way (killed before its clean-up) is not a running cluster."""
+    home = tmp_path / "half"
+    assert cli("up", "--nodes", "2", home=home).returncode == 0
+    try:
+        state = json.loads((home / "cluster.json").read_text())
+        (home / "cluster.json").write_text(json.dumps({**state, "status": "creating"}))
+        proc = cli("up", home=home)
+        _assert_clean_error(proc, f"the cluster in {home} was never finished: an earlier replab up stopped "
+                                  "part-way", f"replab --home {home} down")
+    finally:
+        assert cli("down", home=home).returncode == 0

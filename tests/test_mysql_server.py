@@ -88,3 +88,25 @@ def test_mysql_worker_error_names_the_cause_not_the_commit_order_stop(replab_clu
     st = {s.name: s for s in cluster.status()}["mysql-s1"]
     assert st.last_errno == 13146 and "cannot be converted" in (st.last_error or ""), (st.last_error, raw)
     print("worker errors:", sorted(r[0] for r in raw))
+
+
+def test_mysql_diagnose_shows_the_failing_workers_own_event(replab_cluster_factory, cli):
+    """Issue 23.1: with the multi-threaded applier, Exec_Source_Log_Pos can lie before transactions other
+    workers already applied (here the feed's heartbeat), so the first event there is not the failing one.
+    diagnose must show the transaction the worker names by GTID, with that table's columns, and explain
+    MySQL's 13146 as it explains MariaDB's 1677."""
+    cluster = replab_cluster_factory(server_binary=MYSQLD)
+    cli("drift", "mysql-s2", "--drop-column", "events.name", home=cluster.home)
+    predicted = cli("diagnose", "mysql-s2", home=cluster.home).stdout
+    assert "the next row event on mydb.events stops the SQL thread with error 13146" in predicted, predicted
+    assert cli("feed", "--rows", "20", home=cluster.home).returncode == 0
+    assert wait_for(lambda: {s.name: s for s in cluster.status()}["mysql-s2"].last_errno, 20)
+    out = cli("diagnose", "mysql-s2", home=cluster.home).stdout.splitlines()
+    assert out[0] == ("mysql-s2: SQL thread stopped: error 13146: a ROW event for mydb.events carries the primary's "
+                      "`name` (varchar(256(bytes))) at column 2, where this replica has `counter` (int)"), out
+    events = [line for line in out if line.startswith("  event: ")]
+    assert events == ["  event: INSERT INTO `mydb`.`events`", "  event: SET", "  event:   id(@1)=1",
+                      "  event:   name(@2)='some-event-1'", "  event:   counter(@3)=1",
+                      "  event:   description(@4)='some-descr-1'"], out
+    assert "  cause: column `name` (column 2 of 4) of mydb.events exists on the primary but was dropped on this " \
+           "replica only" in out

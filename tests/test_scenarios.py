@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
+from catalogue import params, require
 from test_report import chromium, render_in_chromium
 
 from replab.cluster.cluster import Cluster
+from replab.faults.nemesis import catch_up_phrase, seconds_text
 from replab.runs import builtin as builtin_scenarios
 from replab.runs import scenarios as s
-from replab.runs.report import FAIL, PASS
+from replab.runs.report import FAIL, PASS, render_html, summary
 
 DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
 # seed has its own tests below; the failover scenarios run in test_failover_scenarios.py and
@@ -62,13 +64,18 @@ def test_cli_list_and_bad_input(cli) -> None:
     assert out.returncode == 0
     names = [x["name"] for x in json.loads(out.stdout)]
     assert names[0] == "seed" and "lag-under-load" in names and "upgrade-rehearsal" in names
-    assert len(names) == 20
+    assert len(names) == 23
+    assert {"read-your-writes", "monotonic-reads", "proxy-failover"} <= set(names)
     links = {"crash-vs-kill", "crash-semisync", "one-way-partition", "semi-sync-over-distance", "thin-link"}
     assert links <= set(names)
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
     bad = cli("scenario", "run", "seed", "--rate", "-1")  # 0 is "as fast as possible", as in feed
-    assert bad.returncode == 2 and "--rate" in bad.stderr
+    refused = "error: --rate must be between 0 (as fast as possible) and 100000 rows/s (got -1.0)"
+    assert bad.returncode == 2 and refused in bad.stderr
+    # docs/scenarios.md quotes that refusal and says what --rate 0 does (it said 0 was refused)
+    doc = (Path(__file__).parents[1] / "docs" / "scenarios.md").read_text()
+    assert f"`{refused}`" in doc and "`--rate 0` inserts as fast as possible" in doc
 
 
 def test_seed_cli_report_renders(cli, tmp_path: Path) -> None:
@@ -105,3 +112,29 @@ def test_seed_cli_report_renders(cli, tmp_path: Path) -> None:
 def _max_gap(samples: list[dict], node: str) -> float:
     ts = sorted(x["t"] for x in samples if x["node"] == node)
     return max((b - a for a, b in zip(ts, ts[1:], strict=False)), default=0.0)
+
+
+@pytest.mark.parametrize("server", params("mariadb-10.11", "mysql-9.7"))
+def test_one_catch_up_one_figure(server: str, tmp_path: Path) -> None:
+    """A replica killed under load and started again: `start`, the wait step, its metric, the summary and
+    the report print one catch-up (the seed printed 0.34 s, 0.03 s and 0.41 s for one; a custom scenario's
+    wait said 0.12 s and its metric 0.8 s)."""
+    require(server)
+    mine = s.Scenario("s2-kill", "kill -9 a replica under load", phases=[
+        s.Phase("load", [s.start_feed(rate=300), s.hold(0.4)]),
+        s.Phase("kill", [s.fault("kill", "mysql-s2"), s.hold(0.4), s.heal("start", "mysql-s2"),
+                         s.wait_caught_up(metric="catch_up_s"), s.stop_feed()]),
+    ], expectations=[s.expect_metric_below("catch_up_s", 30)])
+    report = s.run(mine, duration=3, server=server)
+    assert report.verdict == PASS, [(e.name, e.evidence) for e in report.expectations]
+    (c,) = report.timeline.catch_ups()
+    assert c.node == "mysql-s2" and c.missed_tx and c.missed_tx > 50 and c.seconds is not None
+    phrase = catch_up_phrase(c.missed_tx, c.seconds)
+    started, waited = report.phases[1].notes[1:3]
+    assert started.startswith("mysql-s2: started in ") and f"; {phrase} (mysql-m's position" in started, started
+    assert waited == f"mysql-s2 {phrase} after it came back; mysql-s1 applied everything the primary has too"
+    assert report.metrics["catch_up_s"] == c.seconds
+    text = summary(report)
+    assert f"mysql-s2 out for {c.outage_s:g} s, {phrase}" in text
+    assert f"catch_up_s = {seconds_text(c.seconds)} s" in text
+    assert phrase in render_html(report)

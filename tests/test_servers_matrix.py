@@ -5,9 +5,11 @@ says so per flavor."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from catalogue import params, require
-from conftest import wait_for
+from conftest import status_rows, wait_for
 
 from replab import Cluster
 from replab.cluster.replication import executed_gtid, replica_status
@@ -16,6 +18,7 @@ from replab.faults.repair import repair
 from replab.runs.builtin import MIDDLE_DROP
 from replab.runs.builtin import get as get_scenario
 from replab.runs.scenarios import run as run_scenario
+from replab.servers.flavor import server_name
 from replab.servers.gtid import GtidSet
 from replab.verify import checker
 from replab.verify.diagnose import diagnose
@@ -140,3 +143,19 @@ def test_upgrade_rehearsal_scenario(tmp_path):
     assert report.error is None, report.error
     assert report.verdict == "pass", [e.evidence for e in report.expectations if not e.passed]
     assert report.cluster["server"] == "mariadb-10.11" and report.cluster["replica_server"] == "mariadb-11.8"
+
+
+def test_status_shows_each_nodes_server_and_binlog_format(replab_cluster_factory, cli):
+    """An upgrade rehearsal: status names each node's server version and binlog format (and semi-sync `-`
+    when it is off), in the table and in JSON."""
+    require("mariadb-11.8")
+    cluster = _up(replab_cluster_factory, "mariadb-10.11", replica_server="mariadb-11.8", binlog_format="MIXED")
+    versions = {n.name: str(cluster.sql(n.name, "SELECT VERSION()").rows[0][0]) for n in cluster.nodes}
+    rows = status_rows(cli("status", home=cluster.home).stdout)
+    assert {n: (r["server"], r["binlog"], r["semi-sync"]) for n, r in rows.items()} == {
+        n: (server_name(v), "MIXED", "-") for n, v in versions.items()}
+    assert rows["mysql-m"]["server"].startswith("MariaDB 10.11.") and rows["mysql-s1"]["server"].startswith(
+        "MariaDB 11.8.")
+    nodes = json.loads(cli("status", "--json", home=cluster.home).stdout)["nodes"]
+    assert {n["name"]: (n["version"], n["binlog_format"], n["semi_sync"]) for n in nodes} == {
+        n: (v, "MIXED", None) for n, v in versions.items()}

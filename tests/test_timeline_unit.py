@@ -6,7 +6,7 @@ from __future__ import annotations
 from test_report import make_report, synthetic_timeline
 
 from replab.runs.report import final_grid, summary, with_unit
-from replab.runs.timeline import Sample, Timeline, gtid_transactions, lane_of
+from replab.runs.timeline import Event, Sample, Timeline, frame_of, gtid_transactions, lane_of, rows_behind_of
 
 
 def test_gtid_transactions_both_flavors() -> None:
@@ -58,7 +58,7 @@ def test_summary_says_the_diagnosis_once_in_the_tasks_words() -> None:
     assert text.count("SQL thread stopped: error 1677") == 1
     assert text.count("cause:") == 1
     assert "mysql-s1 count: OUT" in text
-    assert "mysql-s1 out for 3 s, 320 transactions missed" in text
+    assert "mysql-s1 out for 3 s, caught up in 0.61 s: 320 transactions missed, applied at ~525 tx/s" in text
     assert "catch_up_s = 1.2 s" in text and "peak_lag_ms = 3000 ms" in text
 
 
@@ -81,3 +81,145 @@ def test_old_reports_still_load() -> None:
     tl = Timeline.from_dict({"started_at": 1.0, "samples": [{"t": 0.0, "node": "mysql-m", "state": "running",
                                                               "rows": 3}], "events": []})
     assert tl.primary == "mysql-m" and tl.samples[0].tx is None
+
+
+def _ticked(rate: float = 400, interval: float = 0.25) -> Timeline:
+    """4 s sampled as the sampler does now: every node at the multiples of the interval, each replica's
+    count read just before the primary's; mysql-s1 healthy (1 row behind: the one written meanwhile), and
+    mysql-s2 really 120 rows behind."""
+    tl = Timeline(started_at=1.0)
+    tl.interval, tl.primary = interval, "mysql-m"
+    for k in range(17):
+        t = k * interval
+        rows = int(rate * t)
+        tl.samples.append(Sample(t + 0.004, "mysql-m", "running", rows=rows + 1, tx=rows + 1, took=0.002,
+                                 counted=t + 0.005, role="primary"))
+        for name, late in (("mysql-s1", 0), ("mysql-s2", 120)):
+            r = max(0, rows - late)
+            tl.samples.append(Sample(t, name, "running", rows=r, tx=r, took=0.003, counted=t + 0.002,
+                                     io_running=True, sql_running=True, role="replica"))
+    return tl
+
+
+def test_frame_compares_samples_of_one_moment() -> None:
+    """The live view showed healthy replicas rate x refresh behind (100 rows at 400 rows/s, 0.25 s)."""
+    tl = _ticked()
+    frame = tl.frame()
+    assert {n: round(s.t / 0.25) for n, s in frame.items()} == {"mysql-m": 16, "mysql-s1": 16, "mysql-s2": 16}
+    assert rows_behind_of(frame["mysql-s1"], frame["mysql-m"]) == 1
+    assert rows_behind_of(frame["mysql-s2"], frame["mysql-m"]) == 121
+    # at the same GTID position: 0, whatever the counts (rows deleted on the replica are check's business)
+    same = Sample(4.0, "mysql-s1", "running", rows=1500, tx=1601)
+    assert rows_behind_of(same, frame["mysql-m"]) == 0
+    assert rows_behind_of(None, frame["mysql-m"]) is None
+    # a replica whose sample of the newest tick is not finished yet: the frame shows the tick before, for all
+    recent = {n: tl.of(n) for n in tl.nodes()}
+    recent["mysql-s1"] = recent["mysql-s1"][:-1]
+    older = frame_of(recent, "mysql-m", 0.25)
+    assert {round(s.t / 0.25) for s in older.values() if s} == {15}
+    assert rows_behind_of(older["mysql-s1"], older["mysql-m"]) == 1
+
+
+def _failover_timeline() -> Timeline:
+    """failover-async, recorded: every replica link cut at 3 s (a partition of mysql-m, never healed), mysql-m
+    killed at 4.8 s, mysql-s2 promoted at 5.2 s; mysql-s1 follows it. Samples carry no ``cut`` (the fault
+    windows decide), as in the reports this was found in."""
+    tl = Timeline(started_at=1.0)
+    tl.interval, tl.primary = 0.2, "mysql-m"
+    for k in range(40):
+        t = round(k * 0.2, 3)
+        after = t >= 5.2
+        m_rows = int(100 * min(t, 4.8))
+        if t < 4.8:
+            tl.samples.append(Sample(t + 0.01, "mysql-m", "running", rows=m_rows, tx=m_rows, role="primary"))
+        else:
+            tl.samples.append(Sample(t + 0.01, "mysql-m", "stopped", role="demoted" if after else "primary"))
+        cut_rows = int(100 * min(t, 3.0))
+        s2 = cut_rows + (int(100 * (t - 5.2)) if after else 0)
+        s1 = s2 - (40 if after and t < 6.0 else 0)
+        tl.samples.append(Sample(t, "mysql-s2", "running", rows=s2, tx=s2, role="primary" if after else "replica",
+                                 io_running=None if after else True, sql_running=None if after else True))
+        tl.samples.append(Sample(t, "mysql-s1", "running", rows=s1, tx=s1, role="replica", io_running=True,
+                                 sql_running=True))
+    tl.events = [Event(3.0, "fault", "partition mysql-m", "mysql-m"), Event(4.8, "fault", "kill mysql-m", "mysql-m")]
+    return tl
+
+
+def test_after_a_failover_the_timeline_measures_against_the_new_primary() -> None:
+    tl = _failover_timeline()
+    assert tl.primary_changes() == [(0.0, "mysql-m"), (5.2, "mysql-s2")]
+    assert tl.primary_at(5.0) == "mysql-m" and tl.primary_at(6.0) == "mysql-s2" and tl.final_primary == "mysql-s2"
+    lanes = {n: [(round(g.start, 1), g.label) for g in tl.segments(n)] for n in ("mysql-s1", "mysql-s2")}
+    # cut off from mysql-m while it was the primary; not "cut off until the end" (they replicate from mysql-s2)
+    assert lanes["mysql-s1"] == [(0.0, "running"), (3.0, "cut off"), (5.2, "running")]
+    assert lanes["mysql-s2"] == [(0.0, "running"), (3.0, "cut off"), (5.2, "running")]
+    ts, behind = tl.rows_behind("mysql-s1")
+    at = dict(zip(ts, behind, strict=True))
+    assert at[5.6] == 40 and at[6.2] == 0  # against mysql-s2, not the dead mysql-m's last count
+    ts, behind = tl.rows_behind("mysql-s2")
+    assert [v for t, v in zip(ts, behind, strict=True) if t >= 5.2] == [None] * 14  # it is the primary then
+    assert tl.catch_ups() == []  # mysql-m went down as the primary: no replica's outage
+    assert {n: s.role for n, s in tl.frame().items()} == {"mysql-m": "demoted", "mysql-s1": "replica",
+                                                          "mysql-s2": "primary"}
+
+
+def test_lanes_from_what_the_engine_said() -> None:
+    """A partitioned replica: the sample's ``cut`` decides (the live view has no fault events to go by)."""
+    cut = Sample(0, "mysql-s1", "running", io_running=True, sql_running=True, last_errno=0, cut=True)
+    assert lane_of(cut, cut=bool(cut.cut)) == ("cut off", None)
+    tl = Timeline()
+    tl.primary = "mysql-m"
+    tl.samples = [Sample(0.0, "mysql-m", "running", role="primary"), cut,
+                  Sample(0.2, "mysql-s1", "running", io_running=True, sql_running=True, cut=False)]
+    assert [g.label for g in tl.segments("mysql-s1")] == ["cut off", "running"]
+    assert lane_of(Sample(0, "mysql-m", "running", role="demoted")) == ("demoted", None)
+
+
+def test_report_names_the_roles_at_the_end() -> None:
+    """failover-semisync showed the new primary as `replica` with schema `+id, +name, ...`, and the killed
+    mysql-m of failover-async as `primary ... consistent`."""
+    from replab.runs.report import RunReport
+    from replab.runs.report_svg import story_svg
+
+    cols = ["id", "name", "counter", "description"]
+    report = RunReport("failover-semisync", "recorded", timeline=_failover_timeline(),
+                       cluster={"nodes": [{"name": "mysql-m", "role": "primary"},
+                                          {"name": "mysql-s1", "role": "replica"},
+                                          {"name": "mysql-s2", "role": "replica"}]},
+                       final={"mysql-m": {"state": "stopped", "role": "demoted"},
+                              "mysql-s1": {"state": "running", "role": "replica", "rows": 780, "columns": cols},
+                              "mysql-s2": {"state": "running", "role": "primary", "rows": 780, "columns": cols}},
+                       checks={"final": {"consistent": True, "nodes": [], "problems": []}})
+    grid = {g["node"]: g for g in final_grid(report)}
+    assert [(n, g["role"]) for n, g in grid.items()] == [("mysql-m", "demoted"), ("mysql-s1", "replica"),
+                                                         ("mysql-s2", "primary")]
+    assert grid["mysql-s2"]["extra"] == [] and grid["mysql-s2"]["missing"] == [] and grid["mysql-s2"]["ok"]
+    assert grid["mysql-m"]["verdict"] == "demoted former primary, out of the cluster (not checked)"
+    assert grid["mysql-m"]["ok"] is None
+    # a report written before final roles were recorded: the samples' last roles decide
+    for fin in report.final.values():
+        fin.pop("role")
+    assert {n: g["role"] for n, g in ((g["node"], g) for g in final_grid(report))} == {
+        "mysql-m": "demoted", "mysql-s1": "replica", "mysql-s2": "primary"}
+    assert "rows behind the primary (mysql-m, then mysql-s2 from 5.2 s) per replica" in story_svg(report.timeline)
+
+
+def test_one_catch_up_printed_the_same_way_everywhere() -> None:
+    """The seed printed "501 transactions in 0.34 s" (start), "caught up in 0.03 s" (the wait) and "547
+    missed, caught up 0.41 s" (the summary): where ``start`` measured a catch-up, that is the one."""
+    from replab.faults.nemesis import catch_up_phrase
+
+    assert catch_up_phrase(501, 0.3412) == "caught up in 0.34 s: 501 transactions missed, applied at ~1,474 tx/s"
+    assert catch_up_phrase(5, 2.0, exact=False) == ("caught up in 2 s: at least 5 transactions missed, applied "
+                                                    "at ~2 tx/s")
+    assert catch_up_phrase(7, None) == "7 transactions missed, not caught up"
+    tl = synthetic_timeline()
+    tl.events.append(Event(6.5, "note", "mysql-s1: caught up ...", "mysql-s1",
+                           {"catch_up": {"transactions": 301, "seconds": 0.34, "exact": True}}))
+    (c,) = tl.catch_ups()
+    assert (c.node, c.out_from, c.back_at, c.missed_tx, c.caught_up_at, c.seconds) == \
+        ("mysql-s1", 3.02, 6.16, 301, 6.5, 0.34)
+    report = make_report()
+    report.timeline = tl
+    assert "mysql-s1 out for 3.14 s, caught up in 0.34 s: 301 transactions missed, applied at ~885 tx/s" in \
+        summary(report)

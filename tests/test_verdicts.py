@@ -110,8 +110,10 @@ def test_primary_changes_rows_then_repair_is_consistent(replab_cluster):
     cluster.sql("mysql-m", "INSERT INTO mydb.events VALUES (5, 'some-event-5', 5, 'some-descr-5')")
     _on(cluster, "mysql-s1", "DELETE FROM events WHERE id = 30")
     report = checker.check(cluster, wait=10)
+    # the row comparison and the ledger find the same row: one problem (issue 23.5), the ledger agreeing
     assert {(p.node, p.kind, tuple(p.rows), p.source) for p in report.problems} == {
-        ("mysql-s1", "missing_rows", (30,), "checksum"), ("mysql-s1", "missing_rows", (30,), "ledger")}
+        ("mysql-s1", "missing_rows", (30,), "checksum")}
+    assert report.problems[0].detail == "1 row(s) missing (on the primary, not here); the ledger agrees"
     rebuilt = repair(cluster, "mysql-s1", method="dump")
     assert rebuilt.verified, rebuilt.to_dict()
     assert "consistent with the primary" in rebuilt.sentence() and "NOT" not in rebuilt.sentence()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 
+import click
 import typer
 
 from ..core.errors import ReplabError
@@ -47,10 +49,10 @@ def _root(
 # register.
 MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compose_cmd", "servers_cmd")
 COMMAND_MODULES = {
-    **dict.fromkeys(("up", "status", "sql", "connect", "down"), "lifecycle"),
+    **dict.fromkeys(("up", "status", "sql", "connect", "down", "endpoints"), "lifecycle"),
     **dict.fromkeys(("feed", "check"), "data"),
     **dict.fromkeys(("kill", "crash", "stop", "start", "restart", "pause", "resume", "partition", "heal", "link",
-                     "drift", "diagnose", "repair"), "faults"),
+                     "drift", "diagnose", "repair", "sync"), "faults"),
     **dict.fromkeys(("switchover", "failover", "rejoin"), "failover_cmd"),
     "scenario": "scenario_cmd",
     **dict.fromkeys(("compose", "image"), "compose_cmd"),
@@ -66,7 +68,33 @@ def register(command: str | None = None) -> typer.Typer:
         if name not in _registered:
             importlib.import_module(f"{__name__}.{name}").register(app)
             _registered.add(name)
+    _keep_example_lines(app)
     return app
+
+
+def keep_lines(doc: str) -> str:
+    """A help text whose ``Example:`` lines each stay a line of their own: click joins the lines of a
+    paragraph (an example ran into the prose and into the next example) unless it starts with ``\\b``."""
+    out = []
+    for paragraph in inspect.cleandoc(doc).split("\n\n"):
+        lines = paragraph.splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith("Example:")), None)
+        if first is None:
+            out.append(paragraph)
+            continue
+        if first:
+            out.append("\n".join(lines[:first]))
+        out.append("\b\n" + "\n".join(lines[first:]))
+    return "\n\n".join(out)
+
+
+def _keep_example_lines(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        if info.callback is not None and info.callback.__doc__ and "\b" not in info.callback.__doc__:
+            info.callback.__doc__ = keep_lines(info.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _keep_example_lines(group.typer_instance)
 
 
 def command_of(argv: list[str]) -> str | None:
@@ -98,3 +126,9 @@ def main() -> None:
     except KeyboardInterrupt:
         common.err_console.print("interrupted", markup=False)
         sys.exit(130)
+    except SystemExit as exc:  # typer turns a Ctrl-C inside a command into a silent exit 130: say so
+        inner = exc.__context__
+        if exc.code == 130 and isinstance(inner, click.exceptions.Exit) and \
+                isinstance(inner.__cause__, KeyboardInterrupt):
+            common.err_console.print("interrupted", markup=False)
+        raise

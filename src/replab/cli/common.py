@@ -17,6 +17,7 @@ from ..cluster.cluster import Cluster, NodeStatus
 from ..core import links
 from ..core.config import resolve_home
 from ..core.state import STATE_FILE, home_lock
+from ..servers.flavor import server_name
 
 OPTIONS: dict[str, Any] = {"home": None, "quiet": False}
 _GLOBAL_FLAGS = ("-q", "--quiet")
@@ -55,11 +56,24 @@ def _yes_no(value: bool | None) -> str:
     return "[green]Yes[/green]" if value else "[red]No[/red]"
 
 
+def semi_sync_text(semi: dict[str, Any] | None) -> str:
+    """A node's semi-sync in the status table: the primary's ``on (2 replicas)`` or ``fell back to async``,
+    a replica's ``replica: on`` / ``replica: off``, ``-`` without semi-sync."""
+    if not semi:
+        return "-"
+    if semi.get("side") == "replica":
+        return f"replica: {'on' if semi.get('active') else 'off'}"
+    if semi.get("active"):
+        clients = int(semi.get("clients") or 0)
+        return f"on ({clients} replica{'' if clients == 1 else 's'})"
+    return "fell back to async"
+
+
 def status_table(rows: list[NodeStatus]) -> Table:
     table = Table(title=None, show_lines=False, header_style="bold")
     with_links = any(st.link for st in rows)
     cols = ("node", "role", "source", *(("link",) if with_links else ()), "address", "state", "IO", "SQL", "lag",
-            "last error", "GTID")
+            "last error", "GTID", "server", "binlog", "semi-sync")
     for col in cols:
         table.add_column(col, overflow="fold")
     colors = {"running": "green", "stopped": "red", "paused": "yellow", "unreachable": "red"}
@@ -69,7 +83,9 @@ def status_table(rows: list[NodeStatus]) -> Table:
         link = (link_text(st.link),) if with_links else ()
         table.add_row(st.name, st.role, st.source or "-", *link, f"{st.host}:{st.port}",
                       f"[{colors.get(st.state, 'white')}]{st.state}[/]",
-                      _yes_no(st.io_running), _yes_no(st.sql_running), lag, err, st.gtid or "-")
+                      _yes_no(st.io_running), _yes_no(st.sql_running), lag, err, st.gtid or "-",
+                      server_name(st.version) if st.version else "-", st.binlog_format or "-",
+                      semi_sync_text(st.semi_sync))
     return table
 
 
@@ -182,3 +198,21 @@ def topology_line(cluster: Cluster, rows: list[NodeStatus]) -> str:
         last = changes[-1]
         line += f" (since the {last['kind']} from {last['old_primary']})"
     return line
+
+
+def proxy_line(proxy: dict[str, Any] | None) -> str | None:
+    """One line on the proxy for status: its state, where each endpoint routes, and why a node is out."""
+    if not proxy:
+        return None
+    head = f"proxy ({proxy['kind']}, {proxy['state']}" + (f", pid {proxy['pid']}" if proxy.get("pid") else "") + ")"
+    if proxy["state"] != "running":
+        return f"{head}: writes {proxy['host']}:{proxy['write_port']}, reads {proxy['host']}:{proxy['read_port']}"
+    parts = []
+    for pool, label in (("write", "writes"), ("read", "reads")):
+        mine = [b for b in proxy["backends"] if b["pool"] == pool]
+        up = [b["node"] for b in mine if b["status"] == "UP"]
+        out = [f"{b['node']} out: {b['why']}" for b in mine
+               if b["status"] != "UP" and pool == "read" and "writable" not in b["why"]]
+        parts.append(f"{label} {proxy['host']}:{proxy[f'{pool}_port']} -> {', '.join(up) or 'nobody'}"
+                     + (f" ({'; '.join(out)})" if out else ""))
+    return f"{head}: " + "; ".join(parts)

@@ -12,10 +12,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..runs.timeline import LANE_RUNNING, Sample, Sampler, lane_of
+from ..core.errors import ConfigError
+from ..runs.timeline import LANE_CUT, LANE_RUNNING, Sample, Sampler, lane_of, rows_behind_of
 from ..verify import checker
 from ..workload import feed as workload
 from ..workload.feed import Feeder, FeedOptions, NodeSample
+from ..workload.reads import ReadOptions, Reads
 from . import common
 from .diagnosis_lines import print_predictions
 
@@ -26,15 +28,16 @@ def register(app: typer.Typer) -> None:
 
 
 STALE_S = 2.5  # a node whose latest sample is older than this has stopped answering
-_LANE_STYLE = {LANE_RUNNING: "green", "OUT": "bold red", "paused": "yellow", "not answering": "red"}
+_LANE_STYLE = {LANE_RUNNING: "green", "OUT": "bold red", "paused": "yellow", "not answering": "red",
+               LANE_CUT: "bold red", "demoted": "yellow"}
 
 
 def _state_cell(sample: Sample | None, now: float) -> Text:
     if sample is None:
-        return Text("starting", style="dim")
+        return Text("no sample yet", style="dim")
     if now - sample.t > STALE_S:
         return Text("not answering", style="red")
-    lane, errno = lane_of(sample)
+    lane, errno = lane_of(sample, cut=bool(sample.cut))
     label = f"{lane} {errno}" if errno else lane
     return Text(label, style=_LANE_STYLE.get(lane, "bold red"))
 
@@ -67,13 +70,20 @@ def _display(feeder: Feeder, sampler: Sampler, exact: list[NodeSample] | None = 
     for node in sampler.cluster.nodes:
         s = frame.get(node.name)
         rows = rows_of(node.name)
-        behind = "-" if node.name == primary or rows is None or top is None else f"{max(0, top - rows):,}"
+        if exact is None:  # two samples of one moment: 0 when at the primary's GTID position
+            gap = None if rows is None or top is None else rows_behind_of(s, frame.get(primary))
+        else:
+            gap = None if rows is None or top is None else max(0, top - rows)
+        behind = "-" if node.name == primary or gap is None else f"{gap:,}"
         rate = sampler.rate(node.name) if exact is None else None
         lag = counts[node.name].lag_ms if exact is not None and node.name in counts else (s.lag_ms if s else None)
         state = _state_cell(s, now)
         if exact is not None and rows is None and (s is None or s.state == "running"):
             state = Text("not answering", style="red")  # it did not give its exact count
-        table.add_row(node.name, state, "OUT" if rows is None else f"{rows:,}", behind,
+        shown = "-" if s is None and exact is None else "OUT" if rows is None else f"{rows:,}"
+        if rows is None and exact is None and s is not None and s.counting and now - s.t <= STALE_S:
+            shown = "counting…"  # a big table's one exact count is still running; the node answers
+        table.add_row(node.name, state, shown, behind,
                       "-" if rate is None else f"{rate:,.0f}", "-" if lag is None else f"{lag:,} ms")
     parts: list[Any] = [title, table]
     if r.last_error:
@@ -88,6 +98,15 @@ def feed(
     threads: int = typer.Option(1, "--threads", "-t", help="Concurrent connections."),
     batch: int = typer.Option(1, "--batch", "-b", help="Rows per INSERT statement."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
+    via: str = typer.Option("direct", "--via", help="direct (default: the primary's own address) or proxy "
+                            "(the proxy's write endpoint, as an application would; needs up --proxy)."),
+    reads: float = typer.Option(None, "--reads", help="Also run read sessions, this many reads a second: each "
+                                "writes a row, then reads it back; read-your-writes and monotonic-read violations "
+                                "are counted, with their staleness."),
+    read_from: str = typer.Option("replicas", "--read-from", help="With --reads: replicas (in turn), proxy (its "
+                                  "read endpoint) or a node's name."),
+    causal: bool = typer.Option(False, "--causal", help="With --reads: each read first waits until its server "
+                                "applied the session's last write (GTID wait): no violation, at a latency cost."),
 ) -> None:
     """Insert rows into mydb.events (some-event-N, N, some-descr-N) and record every acknowledged write in
     the ledger; show each node's state, rows, rows behind the primary, rows/s and lag while it runs.
@@ -97,17 +116,31 @@ def feed(
     live view's last frame shows the same exact counts.
 
     Example: replab feed --rate 200 --duration 30 --threads 4
+
+    Example: replab feed --via proxy --rate 100 --duration 60
+
+    Example: replab feed --duration 10 --reads 200 --read-from proxy
+
+    Example: replab feed --duration 10 --reads 200 --read-from mysql-s2 --causal
     """
-    options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch)
+    options = FeedOptions(rate=rate, rows=rows, duration=duration, threads=threads, batch=batch, via=via)
     options.validate()
+    if reads is None and (causal or read_from != "replicas"):
+        raise ConfigError("--read-from and --causal go with --reads", hint="example: replab feed --duration 10 "
+                          "--reads 200 --read-from replicas")
     cluster = common.open_cluster()
     feeder = Feeder(cluster, options)
+    reader = None if reads is None else Reads(cluster, ReadOptions(rate=reads, read_from=read_from, causal=causal))
+    read_result = None
     sampler = Sampler(cluster, interval=0.25).start()
     taken_down = False
     live: Live | None = None
     with common.feed_marker(cluster.home):
         try:
             feeder.start()
+            if reader is not None:
+                reader.start()
+            sampler.wait_first(timeout=1.0)  # the first frame shows every node as sampled, not a guess
             if not json_out:
                 live = Live(_display(feeder, sampler), console=common.console, refresh_per_second=4,
                             transient=False).__enter__()
@@ -123,7 +156,10 @@ def feed(
                 feeder.result.interrupted = True
                 common.say("interrupted: finishing the statements in flight and closing the ledger")
             result = feeder.stop(timeout=5 if taken_down else 30)
-            counts = [] if taken_down else workload.final_counts(cluster)
+            if reader is not None:
+                read_result = reader.stop()
+            sampler.stop_counting()  # the final counts scan the table themselves
+            counts = [] if taken_down else workload.final_counts(cluster, progress=common.say)
             time.sleep(sampler.interval * 1.5)  # a state sample after the counts, for the last frame
             sampler.stop()
             if live is not None:
@@ -134,11 +170,14 @@ def feed(
                 common.console.print()
         finally:
             sampler.stop()
+            if reader is not None:
+                reader.stop()
             if live is not None:
                 live.__exit__(None, None, None)
     if json_out:
         common.print_json({**result.to_dict(), "taken_down": taken_down,
-                           "counts": {s.name: s.rows for s in counts}})
+                           "counts": {s.name: s.rows for s in counts},
+                           "reads": read_result.summary() if read_result else None})
         if taken_down:
             raise typer.Exit(1)
         return
@@ -150,6 +189,8 @@ def feed(
         raise typer.Exit(1)
     for s in counts:
         common.console.print(f"{s.name} count: {'OUT' if s.rows is None else s.rows}")
+    if read_result is not None:
+        common.console.print(read_result.line(), markup=False)
 
 
 def check(

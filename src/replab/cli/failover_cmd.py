@@ -15,6 +15,8 @@ def switchover(
                                   "than this."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for the replica to apply the "
                                   "primary's last transaction before giving up (the old primary is restored)."),
+    force: bool = typer.Option(False, "--force", help="Switch over although the replica runs a newer server "
+                               "than a node that would then replicate from it (refused otherwise)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Planned promotion: writes pause, the replica catches up, it becomes the primary, every other node
@@ -22,7 +24,7 @@ def switchover(
 
     Example: replab switchover mysql-s1
     """
-    change = fo.switchover(common.open_cluster(change=True), node, max_lag=max_lag, timeout=timeout)
+    change = fo.switchover(common.open_cluster(change=True), node, max_lag=max_lag, timeout=timeout, force=force)
     _print(change, json_out)
 
 

@@ -13,6 +13,7 @@ import typer
 
 from ..faults import nemesis
 from ..faults.repair import repair as run_repair
+from ..faults.sync import sync as run_sync
 from ..verify.diagnose import diagnose as run_diagnose
 from . import common
 
@@ -152,7 +153,9 @@ def drift(
 ) -> None:
     """Change one node behind replication's back (local change, sql_log_bin=0, unless --binlog).
 
-    Tables are in the cluster's database (mydb). Example: replab drift mysql-s2 --drop-column events.name
+    Tables are in the cluster's database (mydb).
+
+    Example: replab drift mysql-s2 --drop-column events.name
     """
     cluster = common.open_cluster(change=True)
     sentence = nemesis.drift(cluster, node, drop_column=drop_column, add_column=add_column,
@@ -202,6 +205,36 @@ def repair(
         raise typer.Exit(1)
 
 
+def sync(
+    node: str = NODE,
+    via: str = typer.Option("auto", "--via", help="auto, replica (on the node, sql_log_bin=0) or primary "
+                            "(statement-based, replicates)."),
+    table: list[str] = typer.Option(None, "--table", help="Only this table (repeatable; default: all in mydb)."),  # noqa: B008
+    wait: float = typer.Option(30.0, "--wait", "-w", help="Seconds to wait for the replica to apply the "
+                               "primary's position."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Repair exactly the rows of a replica that differ from the primary (the ids check finds: insert the
+    missing, delete the extra, rewrite the changed), then verify them. Safe while a feed runs.
+
+    Refused where a row sync cannot help (schema differs, replication broken, no primary key): use repair.
+    Exit code 0: synced and verified; 1: rows still differ; 2: refused.
+
+    Example: replab sync mysql-s1 --via replica
+    """
+    report = run_sync(common.open_cluster(change=True), node, via=via, tables=list(table) if table else None,
+                      wait=wait)
+    if json_out:
+        common.print_json(report.to_dict())
+    else:
+        for step in report.steps:
+            common.say(step)
+        common.console.print(report.sentence(), markup=False)
+    if not report.verified:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    for fn in (kill, crash, stop, start, restart, pause, resume, partition, heal, link, drift, diagnose, repair):
+    for fn in (kill, crash, stop, start, restart, pause, resume, partition, heal, link, drift, diagnose, repair,
+               sync):
         app.command(fn.__name__)(fn)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from ..cluster import proxy as proxy_mod
 from ..cluster.cluster import Cluster, remove_state
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
@@ -23,6 +24,7 @@ def register(app: typer.Typer) -> None:
     app.command("sql")(sql)
     app.command("connect")(connect)
     app.command("down")(down)
+    app.command("endpoints")(endpoints)
 
 
 def up(
@@ -50,6 +52,9 @@ def up(
                                    "added to each direction, e.g. 20ms (see replab link)."),
     link_jitter: str = typer.Option(None, "--link-jitter", help="With --link-delay: its spread, e.g. 5ms."),
     link_rate: str = typer.Option(None, "--link-rate", help="Every replica link's bandwidth, e.g. 2mbit."),
+    proxy: str = typer.Option(None, "--proxy", help="A real proxy in front: haproxy (a write endpoint that "
+                              "follows the primary, a read endpoint over the healthy replicas; see replab "
+                              "endpoints)."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -63,14 +68,19 @@ def up(
     Example: replab up --engine external --config replab.toml
     Example: replab up --semi-sync --semi-sync-timeout 2000
     Example: replab up --link-delay 20ms --link-jitter 2ms
+
+    Example: replab up --proxy haproxy
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
                          semi_sync_timeout_ms=semi_sync_timeout, link_delay=link_delay, link_jitter=link_jitter,
-                         link_rate=link_rate)
+                         link_rate=link_rate, proxy=proxy)
     common.console.print(common.status_table(cluster.status()))
+    line = common.proxy_line(proxy_mod.status(cluster))
+    if line:
+        common.console.print(line, markup=False)
 
 
 def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
@@ -83,10 +93,13 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     if json_out:
         common.print_json({"home": str(cluster.home), "primary": cluster.primary.name,
                            "topology": {r.name: r.source for r in rows if r.role != "primary"},
-                           "nodes": [r.to_dict() for r in rows]})
+                           "nodes": [r.to_dict() for r in rows], "proxy": proxy_mod.status(cluster)})
     else:
         common.console.print(common.status_table(rows))
         common.console.print(common.topology_line(cluster, rows), markup=False)
+        line = common.proxy_line(proxy_mod.status(cluster))
+        if line:
+            common.console.print(line, markup=False)
         print_diagnosis_lines(cluster, rows)
 
 
@@ -95,20 +108,33 @@ _READ_ONLY = {"SELECT", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "SET", "S
               "DO", "CHECKSUM", "CHECK", "BEGIN", "COMMIT", "ROLLBACK", "LOCK", "UNLOCK", "CHANGE", "RESET",
               "VALUES", "TABLE"}
 _WRITE_WORDS = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+# Statements that may change data, schema or accounts, or run code that does (and be binlogged).
+_WRITES = {*_WRITE_WORDS, "CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "GRANT", "REVOKE", "LOAD", "CALL",
+           "OPTIMIZE", "ANALYZE", "REPAIR", "INSTALL", "UNINSTALL", "XA", "FLUSH", "PURGE", "HANDLER", "IMPORT",
+           "BINLOG", "EXECUTE", "PREPARE", "DEALLOCATE", "SAVEPOINT", "RELEASE", "CACHE", "SHUTDOWN", "RESTART",
+           "CLONE", "SIGNAL", "RESIGNAL", "GET", "BACKUP"}
 
 
-def writes_data(statement: str) -> bool:
-    """Whether a statement may change data or schema (and be binlogged): anything but the read-only and
-    replication-control statements above; ``WITH ...`` counts when it holds an INSERT/UPDATE/DELETE."""
+def statement_kind(statement: str) -> str:
+    """``read`` (neither data nor schema changes: the read-only and replication-control statements above),
+    ``write`` (may change data or schema, and be binlogged; ``WITH ...`` when it holds an INSERT, UPDATE or
+    DELETE) or ``unknown`` (its first word starts no statement replab knows, e.g. a typo)."""
     text = re.sub(r"/\*.*?\*/|(--|#)[^\n]*", " ", statement, flags=re.S).strip().lstrip("(").upper()
     words = re.findall(r"[A-Z_]+", text)
     if not words:
-        return False
+        return "read"
     if words[0] == "WITH":
-        return any(w in _WRITE_WORDS for w in words)
+        return "write" if any(w in _WRITE_WORDS for w in words) else "read"
     if words[0] == "SET" and len(words) > 1 and words[1] in ("PASSWORD", "ROLE", "DEFAULT"):
-        return True  # SET PASSWORD / SET DEFAULT ROLE are binlogged account changes
-    return words[0] not in _READ_ONLY
+        return "write"  # SET PASSWORD / SET DEFAULT ROLE are binlogged account changes
+    if words[0] in _READ_ONLY:
+        return "read"
+    return "write" if words[0] in _WRITES else "unknown"
+
+
+def writes_data(statement: str) -> bool:
+    """Whether a statement may change data or schema (and be binlogged); see statement_kind."""
+    return statement_kind(statement) == "write"
 
 
 def sql(
@@ -129,16 +155,22 @@ def sql(
     Example: replab sql mysql-s1 "SELECT COUNT(*) FROM mydb.events"
     """
     cluster = common.open_cluster()
-    if cluster.node(node).role == "replica" and writes_data(statement):
+    kind = statement_kind(statement)
+    if cluster.node(node).role == "replica" and kind != "read":
         verb = statement.split(None, 1)[0].upper() if statement.split() else "it"
+        if kind == "unknown" and not allow_replica_write:
+            raise ConfigError(f"{verb} is not a statement replab recognises, so it cannot tell whether it writes "
+                              f"on replica {node}", hint="check the spelling; to send it to the server as it is, "
+                              "pass --allow-replica-write")
         if not allow_replica_write:
             raise ConfigError(f"{node} is a replica: {verb} there bypasses read_only (replab's admin may) and "
                               f"becomes an errant transaction, a GTID {cluster.primary.name} never had",
                               hint=f"write on {cluster.primary.name}; for a deliberate replica-only change use "
                               "replab drift, or pass --allow-replica-write")
-        common.err_console.print(f"warning: writing on replica {node} (--allow-replica-write): this is an errant "
-                                 f"transaction unless you keep it out of the binary log; replab check will "
-                                 "report it", markup=False)
+        if kind == "write":
+            common.err_console.print(f"warning: writing on replica {node} (--allow-replica-write): this is an errant "
+                                     f"transaction unless you keep it out of the binary log; replab check will "
+                                     "report it", markup=False)
     result = cluster.sql(node, statement, database=database)
     if json_out:
         common.print_json({"node": node, **result.to_dict()})
@@ -219,3 +251,37 @@ def _down_without_state(home: Path, why: ReplabError) -> None:
     remove_state(home)
     common.console.print(f"stopped {len(left)} process(es) of {home} (found by their home path); removed "
                          "replab's files there")
+
+
+def endpoints(
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    show_password: bool = typer.Option(False, "--show-password", help="Print the application user's password "
+                                       "(in the URLs too); otherwise use the option files."),
+) -> None:
+    """How your application connects: the proxy's write and read endpoints (with --proxy) and every node,
+    as host, port, user, an option file (mode 0600, for --defaults-file) and a URL.
+
+    Passwords are printed only with --show-password. On a stopped cluster it says what would be there.
+
+    Example: replab endpoints
+
+    Example: mariadb --defaults-file=$(replab endpoints --json | jq -r '.endpoints[0].option_file')
+
+    Example: replab endpoints --json --show-password
+    """
+    cluster = common.open_cluster()
+    eps = proxy_mod.endpoints(cluster, show_password=show_password)
+    running = {n.name for n in cluster.nodes if cluster.engine.state(n) == "running"}
+    proxy = proxy_mod.status(cluster)
+    if proxy:
+        running |= {"write", "read"} if proxy["state"] == "running" else set()
+    if json_out:
+        common.print_json({"home": str(cluster.home), "endpoints": [
+            {**e.to_dict(), "running": e.name in running} for e in eps]})
+        return
+    for e in eps:
+        what = {"write": "write endpoint", "read": "read endpoint"}.get(e.name, "node")
+        to = f" -> {', '.join(e.routes_to) or 'nobody now'}" if e.name in ("write", "read") else ""
+        down = "" if e.name in running else "  (not running now: this is where it will be)"
+        common.console.print(f"{e.name:<10} {what:<15} {e.host}:{e.port}{to}  user {e.user}  "
+                             f"--defaults-file={e.option_file}  {e.url}{down}", markup=False)

@@ -8,23 +8,28 @@ hooks in their module; nothing of theirs is stopped here.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core import links
 from ..core.config import ClusterSpec
-from ..core.errors import NotSupported, ReplicationError
-from ..core.state import STATE_VERSION, new_password, remove_state
+from ..core.errors import NotSupported, ReplabError, ReplicationError
+from ..core.state import STATE_VERSION, cache_root, new_password, remove_state
 from ..engines import NodeInfo, get_engine_class
 from ..engines.external import same_endpoint
-from ..servers import db
+from ..servers import db, strays
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import wait_for
-from . import replication
+from . import proxy, replication
 from .core import ClusterCore
 
 C = TypeVar("C", bound=ClusterCore)
@@ -32,16 +37,25 @@ C = TypeVar("C", bound=ClusterCore)
 REPL_USER, APP_USER = "replab_repl", "replab_app"
 
 
-def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[str], None]) -> C:
+def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[str], None],
+                  created_home: bool | None = None) -> C:
+    """A new cluster in ``home`` (which holds none). ``created_home``: the caller made ``home`` for it, so a
+    failed build removes it again (default: whether it is missing now)."""
     t0 = time.monotonic()
-    engine = get_engine_class(spec.engine).from_spec(home, say, spec)
-    if spec.link_conditions():  # before anything is checked or created: this engine may not shape links
-        engine.require("shape")
-    plan = engine.prepare(spec)  # fails fast, creates nothing
-    flavor = plan.flavor
-    if spec.semi_sync and flavor.semisync_available():
-        raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
-    created_home = not home.exists()
+    if created_home is None:
+        created_home = not home.exists()
+    try:
+        engine = get_engine_class(spec.engine).from_spec(home, say, spec)
+        if spec.link_conditions():  # before anything is checked or created: this engine may not shape links
+            engine.require("shape")
+        plan = engine.prepare(spec)  # fails fast, creates nothing
+        flavor = plan.flavor
+        if spec.semi_sync and flavor.semisync_available():
+            raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
+    except BaseException:
+        if created_home:
+            remove_empty_home(home)
+        raise
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)
     state: dict[str, Any] = {
@@ -55,7 +69,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
         "database": spec.database,
         "spec": {"nodes": len(plan.nodes), "binlog_format": spec.binlog_format, "base_port": spec.base_port,
                  "host": spec.host, "semi_sync": spec.semi_sync,
-                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None},
+                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None,
+                 "proxy": spec.proxy},
         "created": time.time(),
         "status": "creating",
         "nodes": [n.to_dict() for n in plan.nodes],
@@ -76,21 +91,76 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
             _setup_existing(cluster, spec, repl=(REPL_USER, repl_pw), app=app)
         else:
             _build_servers(cluster, spec, plan.version_exact, admin_pw, (REPL_USER, repl_pw), (APP_USER, app_pw))
+        if spec.proxy:
+            proxy.start(cluster, spec.proxy, say)
         cluster.state["status"] = "ready"
         cluster.save()
         say(f"cluster ready: {len(nodes)} nodes replicating with GTID ({spec.binlog_format}) "
             f"in {time.monotonic() - t0:.2f}s")
         return cluster
-    except BaseException:
-        say("set-up failed; stopping and removing what was started" if cluster.engine.owns_servers
-            else "set-up failed; removing replab's state (the servers are left as they are)")
-        try:
-            cluster.engine.destroy(nodes, keep_data=False)
-        finally:
-            remove_state(home)
-            if created_home and home.exists() and not any(home.iterdir()):
-                home.rmdir()
+    except BaseException as exc:
+        with no_interrupt():  # a second Ctrl-C must not leave the clean-up half done
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "set-up failed"
+            say(f"{why}; stopping and removing what was started" if cluster.engine.owns_servers
+                else f"{why}; removing replab's state (the servers are left as they are)")
+            if isinstance(exc, ReplabError):
+                keep_named_files(exc, home)  # the log a hint names is about to go with the home
+            try:
+                cluster.engine.destroy(nodes, keep_data=False)
+                if cluster.engine.owns_servers:  # a server or relay started as the interrupt came, before
+                    strays.stop(strays.find(home), timeout=10)  # its pid was recorded: found by home path
+            finally:
+                remove_state(home)
+                if created_home:
+                    remove_empty_home(home)
         raise
+
+
+KEPT_FAILURES = 10  # failed ups whose logs are kept in the cache (the oldest go)
+
+
+def keep_named_files(exc: ReplabError, home: Path) -> None:
+    """Copy the files under ``home`` that ``exc``'s hint names (a server's error log) to the cache, and
+    point the hint at the copies: a failed up removes the home, and a hint must not name a removed file."""
+    named = sorted(set(re.findall(rf"{re.escape(str(home))}/[^\s,;()]+", exc.hint or "")))
+    files = [Path(n) for n in named if Path(n).is_file()]
+    if not files:
+        return
+    root = cache_root() / "failed-up"
+    keep = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    try:
+        keep.mkdir(parents=True, mode=0o700)
+        for old in sorted(p for p in root.iterdir() if p.is_dir())[:-KEPT_FAILURES]:
+            shutil.rmtree(old, ignore_errors=True)
+        hint = exc.hint or ""
+        for f in files:
+            copy = keep / "-".join(f.relative_to(home).parts)
+            shutil.copyfile(f, copy)
+            hint = hint.replace(str(f), str(copy))
+        exc.hint = f"{hint} (a copy: {home} was removed with what this up had started)"
+    except OSError:  # cannot keep it: name no file
+        exc.hint = re.sub(rf"\s*see {re.escape(str(home))}/\S+", "", exc.hint or "").strip() or None
+
+
+def remove_empty_home(home: Path) -> None:
+    """Remove ``home`` if nothing but the lock is left in it (up made it)."""
+    with contextlib.suppress(OSError):
+        if home.exists() and all(p.name == ".lock" for p in home.iterdir()):
+            (home / ".lock").unlink(missing_ok=True)
+            home.rmdir()
+
+
+@contextlib.contextmanager
+def no_interrupt() -> Iterator[None]:
+    """SIGINT ignored for the block (main thread only; elsewhere the block runs as it is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool, admin_pw: str,

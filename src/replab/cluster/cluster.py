@@ -23,12 +23,13 @@ from ..core.errors import (
     ReplabError,
     StateError,
 )
-from ..core.state import STATE_FILE, check_home, check_ports, remove_state
+from ..core.state import STATE_FILE, check_home, check_ports, home_lock, remove_state
 from ..engines import NodeInfo
 from ..engines.base import STOPPED
 from ..servers import catalogue as servers
 from ..servers import db, strays
-from .builder import build_cluster
+from . import proxy
+from .builder import build_cluster, no_interrupt, remove_empty_home
 from .core import ClusterCore, NodeStatus, Say, SqlResult
 
 
@@ -76,8 +77,30 @@ class Cluster(ClusterCore):
                          server_binary=server or server_binary, **flags)
         path = resolve_home(home)
         check_home(path)
+        # One up at a time per home, under the home's lock: another up must neither take a cluster still
+        # being built for a running one nor build over it (the build it saw could then fail and remove
+        # what it had just called running). A home a failed build removed while we waited: lock it again.
+        for _ in range(5):
+            created = not path.exists()
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                with home_lock(path, say):
+                    if (path / ".lock").exists():
+                        return cls._up_locked(spec, path, say, created)
+            except BaseException:
+                if created:
+                    remove_empty_home(path)
+                raise
+        raise StateError(f"{path} keeps being removed while replab up waits for it",
+                         hint="another program removes it; choose another --home")
+
+    @classmethod
+    def _up_locked(cls, spec: ClusterSpec, path: Path, say: Say | None, created_home: bool) -> Cluster:
         if (path / STATE_FILE).exists():
             existing = cls.open(path, say)
+            if existing.state.get("status") == "creating":
+                raise StateError(f"the cluster in {path} was never finished: an earlier replab up stopped "
+                                 "part-way", hint=f"remove it with: replab --home {path} down; then replab up")
             differ = settings_differ(spec, existing.state)
             if differ:
                 raise ConfigError(f"the cluster in {path} was built with other settings: {'; '.join(differ)}",
@@ -90,15 +113,17 @@ class Cluster(ClusterCore):
             raise StateError(f"{len(left)} replab process(es) of an earlier cluster in {path} still run, though "
                              f"its state is gone: {', '.join(map(str, left))}",
                              hint=f"stop them with: replab --home {path} down (found by their home path)")
-        return build_cluster(cls, spec, path, say or (lambda _m: None))
+        return build_cluster(cls, spec, path, say or (lambda _m: None), created_home=created_home)
 
     def _start_stopped(self) -> None:
         stopped = [n for n in self.nodes if self.engine.state(n) == STOPPED]
-        if not stopped:
-            self.say(f"cluster in {self.home} is already running; nothing changed")
-            return
         for node in stopped:
             self.start_node(node.name)
+        proxy_started = proxy.ensure_running(self)
+        if proxy_started:
+            self.say("proxy: started")
+        if not stopped and not proxy_started:
+            self.say(f"cluster in {self.home} is already running; nothing changed")
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _shutdown_fn(self, node: NodeInfo) -> Callable[[], None]:
@@ -133,6 +158,10 @@ class Cluster(ClusterCore):
         """Stop every node and remove the state. ``keep_data``: each node shuts down cleanly (SHUTDOWN, then
         TERM, then KILL) and its data stays; else engines that can end servers at once do (the data goes
         next), the others stop them cleanly first."""
+        with no_interrupt():  # a Ctrl-C must not leave servers stopped but their state kept, or half removed
+            self._down(keep_data, timeout)
+
+    def _down(self, keep_data: bool, timeout: float) -> None:
         def stop(node: NodeInfo) -> None:
             if self.engine.owns_servers and self.engine.state(node) != STOPPED:
                 self.engine.stop(node, timeout, shutdown=self._shutdown_fn(node))  # type: ignore[call-arg]
@@ -186,6 +215,7 @@ def settings_differ(spec: ClusterSpec, state: dict[str, Any]) -> list[str]:
         "database": state.get("database"),
         "host": state.get("spec", {}).get("host"),
         "server_binary": state.get("server_binary"),
+        "proxy": state.get("spec", {}).get("proxy") or "none",
     }
     out = []
     for name, source in spec.sources.items():

@@ -52,6 +52,9 @@ class NodeStatus:
     pid: int | None = None
     read_only: bool | None = None
     source: str | None = None
+    version: str | None = None  # SELECT VERSION()
+    binlog_format: str | None = None  # @@GLOBAL.binlog_format
+    semi_sync: dict[str, Any] | None = None  # replication.semisync_side(): None when semi-sync is off
     # the replica's link to its source as the engine applies it: {"cut": [directions], "conditions":
     # {direction: {delay_ms, jitter_ms, rate_bps}}, "mechanism": ...}; None for a node without a link
     link: dict[str, Any] | None = None
@@ -177,7 +180,10 @@ class ClusterCore:
         try:
             with self.connect(node.name, timeout=2, read_timeout=5) as conn:
                 st.gtid = replication.executed_gtid(conn, self.flavor)
-                st.read_only = bool(int(db.scalar(conn, "SELECT @@GLOBAL.read_only") or 0))
+                row = db.query(conn, "SELECT @@GLOBAL.read_only AS ro, VERSION() AS v, @@GLOBAL.binlog_format AS f")[0]
+                st.read_only = bool(int(row["ro"] or 0))
+                st.version, st.binlog_format = str(row["v"]), str(row["f"])
+                st.semi_sync = replication.semisync_side(conn, self.flavor)
                 if node.role != "primary":
                     rs = replication.replica_status(conn, self.flavor)
                     if rs:

@@ -96,6 +96,30 @@ def semisync_status(conn: pymysql.connections.Connection, flavor: Flavor) -> dic
             "fallbacks": num("_no_times"), "yes_tx": num("_yes_tx"), "no_tx": num("_no_tx")}
 
 
+def semisync_side(conn: pymysql.connections.Connection, flavor: Flavor) -> dict[str, Any] | None:
+    """This server's semi-sync, whichever side is enabled: ``{"side": "source", "active", "clients",
+    "off_times"}`` (``active`` False: it fell back to asynchronous replication, no replica acknowledged
+    within the timeout; ``off_times``: how many times the server switched it off, replab's own switch while
+    building the cluster included) or ``{"side": "replica", "active"}``; None when semi-sync is off on both
+    sides (or the plugin is not loaded)."""
+    src, rep = flavor.semisync_words()
+    variables = {str(r["Variable_name"]).lower(): str(r["Value"]).upper()
+                 for r in db.query(conn, "SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync_%'")}
+    status = {str(r["Variable_name"]).lower(): str(r["Value"])
+              for r in db.query(conn, "SHOW GLOBAL STATUS LIKE 'rpl_semi_sync_%'")}
+
+    def num(name: str) -> int:
+        value = status.get(name, "0")
+        return int(value) if value.isdigit() else 0
+
+    if variables.get(f"rpl_semi_sync_{src}_enabled") in ("ON", "1"):
+        return {"side": "source", "active": status.get(f"rpl_semi_sync_{src}_status", "").upper() == "ON",
+                "clients": num(f"rpl_semi_sync_{src}_clients"), "off_times": num(f"rpl_semi_sync_{src}_no_times")}
+    if variables.get(f"rpl_semi_sync_{rep}_enabled") in ("ON", "1"):
+        return {"side": "replica", "active": status.get(f"rpl_semi_sync_{rep}_status", "").upper() == "ON"}
+    return None
+
+
 def replica_status(conn: pymysql.connections.Connection, flavor: Flavor) -> ReplicaStatus | None:
     rows = db.query(conn, flavor.show_replica_status())
     status = flavor.normalize_status(rows[0] if rows else None)
@@ -139,9 +163,14 @@ def lag_ms(primary_hb: tuple[Any, Any] | None, replica_hb: tuple[Any, Any] | Non
            status: ReplicaStatus | None) -> int | None:
     """Lag in milliseconds from the heartbeat row (written every 100 ms while replab drives writes).
 
+    None when the node is not replicating: no replication configured (``status`` None: a primary, a demoted
+    former primary, a replica left out by a forced failover) or its SQL thread stopped (an error, or
+    stopped by hand); what its heartbeat row says then is no lag, it is where it stopped.
     Equal heartbeat values on both sides mean caught up (0); otherwise lag is the age, on the replica's
     clock, of the last heartbeat it applied. Without heartbeats, fall back to Seconds_Behind_Master.
     """
+    if status is None or not status.sql_running:
+        return None
     if primary_hb and replica_hb:
         if replica_hb[0] >= primary_hb[0]:
             return 0

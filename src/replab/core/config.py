@@ -17,6 +17,7 @@ from .errors import ConfigError
 
 BINLOG_FORMATS = ("ROW", "MIXED", "STATEMENT")
 ENGINES = ("local", "compose", "external")
+PROXIES = ("haproxy",)  # a proxy in front: --proxy
 MIN_NODES, MAX_NODES = 2, 9
 DEFAULT_HOME = ".replab"
 DEFAULT_DATABASE = "mydb"
@@ -69,6 +70,7 @@ class ClusterSpec:
     link_delay: str | None = None
     link_jitter: str | None = None
     link_rate: str | None = None
+    proxy: str | None = None  # a real proxy in front (haproxy): a write and a read endpoint
     extra: dict[str, Any] = field(default_factory=dict)
     # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
     sources: dict[str, str] = field(default_factory=dict)
@@ -111,6 +113,16 @@ class ClusterSpec:
             except ConfigError as exc:
                 errors.append(("link_delay", exc.message.replace("--delay", "--link-delay")
                                .replace("--jitter", "--link-jitter").replace("--rate", "--link-rate")))
+        if self.proxy is not None:
+            if self.proxy == "mysql-router":
+                errors.append(("proxy", "--proxy mysql-router is not supported: MySQL Router routes by the metadata "
+                               "MySQL Shell writes for an InnoDB Cluster or ReplicaSet, which a plain replication "
+                               "cluster lacks; use --proxy haproxy"))
+            elif self.proxy not in PROXIES:
+                errors.append(("proxy", f"unknown proxy {self.proxy!r}: choose one of {', '.join(PROXIES)}"))
+            elif self.engine != "local":
+                errors.append(("proxy", f"--proxy {self.proxy} needs --engine local (the {self.engine} engine does "
+                               "not run a proxy yet)"))
         if not _IDENT.match(str(self.database)):
             errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
                            "underscores only"))
@@ -136,16 +148,18 @@ _INT_FIELDS = {"nodes", "base_port", "semi_sync_timeout_ms"}
 _BOOL_FIELDS = {"semi_sync"}
 
 
-def _coerce(name: str, value: Any, source: str, errors: list[str]) -> Any:
+def _coerce(name: str, value: Any, source: str, errors: list[str], unusable: set[str]) -> Any:
     if name in _INT_FIELDS and value is not None and not isinstance(value, int):
         try:
             return int(str(value))
         except ValueError:
             errors.append(f"{source}: {name} must be a whole number (got {value!r})")
+            unusable.add(name)
             return None
     if name in _BOOL_FIELDS and isinstance(value, str):
         if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
             errors.append(f"{source}: {name} must be true or false (got {value!r})")
+            unusable.add(name)
             return None
         return value.lower() in ("1", "true", "yes", "on")
     return value
@@ -154,6 +168,7 @@ def _coerce(name: str, value: Any, source: str, errors: list[str]) -> Any:
 def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -> ClusterSpec:
     """Build a ClusterSpec from the layers; raise ConfigError listing every problem."""
     errors: list[str] = []
+    unusable: set[str] = set()  # settings whose value could not even be read
     values: dict[str, Any] = {}
     known = {f.name for f in fields(ClusterSpec)} - {"extra", "sources"}
     sources: dict[str, str] = {}
@@ -169,7 +184,7 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
             key = key.replace("-", "_")
             if key in known:
                 sources[key] = f"{path} [cluster].{key}"
-                values[key] = _coerce(key, value, sources[key], errors)
+                values[key] = _coerce(key, value, sources[key], errors, unusable)
             else:
                 errors.append(f"{path}: unknown setting [cluster].{key}")
         extra = {k: v for k, v in data.items() if k != "cluster"}
@@ -179,7 +194,7 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
         env = os.environ.get(f"REPLAB_{name.upper()}")
         if env not in (None, ""):
             sources[name] = f"REPLAB_{name.upper()}"
-            values[name] = _coerce(name, env, sources[name], errors)
+            values[name] = _coerce(name, env, sources[name], errors, unusable)
     for name, value in flags.items():
         if value is not None:
             if name not in known:
@@ -187,7 +202,9 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
             values[name] = value
             sources[name] = "flag"
     spec = ClusterSpec(**values, extra=extra, sources=sources)
-    errors.extend(_name_source(name, msg, sources.get(name, "flag")) for name, msg in spec.problems())
+    # a value already refused (not a number) is not checked again: no "(got None)" after "(got 'abc')"
+    errors.extend(_name_source(name, msg, sources.get(name, "flag")) for name, msg in spec.problems()
+                  if name not in unusable)
     if errors:
         raise ConfigError(errors)
     return spec.normalized()

@@ -135,8 +135,13 @@ def _free_ports(host: str, count: int) -> list[int]:
             s.close()
 
 
+def free_ports(host: str, count: int) -> list[int]:
+    """``count`` free ports on ``host`` for replab's own listeners (servers, a proxy)."""
+    return _free_ports(host, count)
+
+
 OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock")
-OWN_DIRS = ("nodes", "run", "ledger", "logs", "relay")
+OWN_DIRS = ("nodes", "run", "ledger", "logs", "relay", "proxy")
 
 
 def remove_state(home: Path) -> None:

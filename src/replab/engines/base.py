@@ -22,6 +22,11 @@ Say = Callable[[str], None]
 RUNNING, STOPPED, PAUSED, UNREACHABLE = "running", "stopped", "paused", "unreachable"
 
 
+def bring_back(name: str, state: str) -> str:
+    """The command that brings a node in ``state`` back: a paused one is resumed, not started."""
+    return f"replab resume {name}" if state == PAUSED else f"replab start {name}"
+
+
 @dataclass
 class NodeInfo:
     """One server of the cluster, as persisted in cluster.json."""

@@ -26,7 +26,7 @@ from ..servers import catalogue as servers
 from ..servers.catalogue import Server
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import Process, proc_state
-from . import relay
+from . import haproxy, relay
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
@@ -197,9 +197,10 @@ class LocalEngine(Engine):
         if os.geteuid() == 0:
             argv.append("--user=root")
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
-        if proc.returncode != 0:
+        if proc.returncode != 0 or not (datadir / "mysql").is_dir():
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
-            raise NodeStartError("initializing the data dir failed", action=" ".join(argv[:1]), log_tail=tail,
+            what = "failed" if proc.returncode != 0 else "made no system tables (no mysql/ in the data dir)"
+            raise NodeStartError(f"initializing the data dir {what}", action=" ".join(argv[:1]), log_tail=tail,
                                  hint="check the server installation and free disk space")
 
     def _drop_sys_schema(self, server: Server, datadir: Path) -> None:
@@ -448,6 +449,7 @@ class LocalEngine(Engine):
         return f"SIGKILL to pid {pid}; {links}"
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
+        haproxy.stop(self.home)
         relay.stop_all(self.home)
         procs = [self.process(n) for n in nodes]
         # Data kept: TERM (a clean shutdown) all first, then wait, so the servers shut down in parallel.

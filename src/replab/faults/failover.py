@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import proxy, replication, roles
 from ..core.errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
-from ..engines.base import RUNNING, STOPPED, NodeInfo
+from ..engines.base import RUNNING, STOPPED, NodeInfo, bring_back
 from ..servers import db
+from ..servers.flavor import flavor_from_version_string
 from ..servers.gtid import GtidSet
 from .repair import repair
 
@@ -48,26 +49,39 @@ class RoleChange:
     left_out: dict[str, list[str]] = field(default_factory=dict)  # replica -> transactions the new primary lacks
     steps: list[str] = field(default_factory=list)
     at: float = 0.0  # wall clock of the promotion
+    proxy_s: float | None = None  # with a proxy: promotion -> its write endpoint routes to the new primary
+    warnings: list[str] = field(default_factory=list)  # what the change breaks that was asked for anyway
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def sentence(self) -> str:
         if self.kind == "switchover":
-            head = (f"switchover: {self.new_primary} is the primary; {self.old_primary} and "
-                    f"{', '.join(n for n in self.repointed if n != self.old_primary) or 'no other node'} replicate "
-                    f"from it; writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
+            following = [self.old_primary, *(n for n in self.repointed if n != self.old_primary)]
+            head = (f"switchover: {self.new_primary} is the primary; {replicate_from(following, 'it')}; "
+                    f"writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
         else:
             head = (f"failover: {self.new_primary} is the primary ({self.to_writable_s:.2f}s to accept writes); "
-                    f"{', '.join(self.repointed) or 'no replica'} replicate from it; {self.old_primary} is "
+                    f"{replicate_from(self.repointed, 'it')}; {self.old_primary} is "
                     f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
                     "(replab check lists the acknowledged writes lost)")
+        if self.proxy_s is not None:
+            head += f"; the proxy's write endpoint routes to {self.new_primary} {self.proxy_s:.2f}s after the promotion"
         if self.pending:
             head += f"; {', '.join(self.pending)} down: they follow {self.new_primary} once started"
         for name, ranges in self.left_out.items():
             head += (f"; {name} holds transactions {self.new_primary} never had ({', '.join(ranges[:3])}): it is "
                      f"read-only and out of replication, rebuild it: replab rejoin {name} --rebuild")
+        head += "".join(f"; warning: {w}" for w in self.warnings)
         return head
+
+
+def replicate_from(names: list[str], source: str) -> str:
+    """``mysql-s2 replicates from it`` / ``mysql-m and mysql-s2 replicate from it`` / ``no replica ...``."""
+    if not names:
+        return f"no replica replicates from {source}"
+    who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{who} {'replicates' if len(names) == 1 else 'replicate'} from {source}"
 
 
 # --- GTIDs --------------------------------------------------------------------------------------------
@@ -195,23 +209,29 @@ def _require_replica(cluster: Cluster, name: str, what: str) -> NodeInfo:
     if not _answers(cluster, node):
         state = cluster.engine.state(node)
         raise ConfigError(f"cannot {what} {name}: it is {'unreachable' if state == RUNNING else state}",
-                          hint=f"start it (replab start {name}) or choose another replica")
+                          hint=f"bring it back ({bring_back(name, state)}) or choose another replica")
     return node
 
 
 # --- switchover ----------------------------------------------------------------------------------------
-def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout: float = 30.0) -> RoleChange:
+def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout: float = 30.0,
+               force: bool = False) -> RoleChange:
     """Planned promotion of replica ``target``: no acknowledged write is lost; writes pause meanwhile.
 
     Refused (nothing changed) when ``target`` is not a healthy running replica, is more than ``max_lag``
-    seconds behind, or the primary does not answer (that is a failover).
+    seconds behind, or the primary does not answer (that is a failover); and, unless ``force`` (then the
+    result says so), when ``target`` runs a newer server than a node that would replicate from it: a replica
+    runs the same version as its primary or a newer one, the rule ``up`` enforces.
     """
     with cluster.locked():
         roles.refresh(cluster)
         old = cluster.primary
         if not _answers(cluster, old):
-            raise ConfigError(f"the primary {old.name} does not answer: a switchover needs it",
-                              hint="promote a replica without it: replab failover")
+            state = cluster.engine.state(old)
+            raise ConfigError(f"the primary {old.name} does not answer ({'unreachable' if state == RUNNING else state})"
+                              ": a switchover needs it",
+                              hint=f"bring it back ({bring_back(old.name, state)}), or promote a replica without "
+                              "it: replab failover")
         new = _require_replica(cluster, target, "switch over to")
         st = _status(cluster, new.name)
         if st is None or not (st.io_running and st.sql_running) or st.last_sql_errno:
@@ -228,7 +248,48 @@ def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout:
             raise ConfigError(f"{target} is {lag / 1000:.1f}s behind {old.name} ({behind} transaction(s) not "
                               f"applied yet; at most {max_lag:g}s allowed)",
                               hint=f"wait until it catches up (replab status), or pass --max-lag {lag // 1000 + 5}")
-        return _switch(cluster, old, new, timeout)
+        older = older_than(cluster, new)
+        if older and not force:
+            raise ConfigError(f"{target} runs {older[0][2]}, newer than {_list_older(older)}: after a switchover "
+                              f"{'they' if len(older) > 1 else 'it'} would replicate from a newer server, and a "
+                              "replica must run the same version as its primary or a newer one (the rule up "
+                              "enforces)", hint=f"upgrade {' and '.join(n for n, _, _ in older)} first, or pass "
+                              "--force to switch over anyway")
+        change = _switch(cluster, old, new, timeout)
+        change.warnings += _version_warnings(older, new.name)
+        return change
+
+
+def older_than(cluster: Cluster, new: NodeInfo) -> list[tuple[str, str, str]]:
+    """(node, its version, ``new``'s version) for each answering node that would replicate from ``new`` but
+    runs an older server than it (by ``SELECT VERSION()``, whatever the engine)."""
+    def version(node: NodeInfo) -> tuple[str, tuple[int, ...]] | None:
+        if not _answers(cluster, node):
+            return None
+        with contextlib.suppress(SqlError, pymysql.MySQLError), cluster.connect(node.name, timeout=2) as conn:
+            parsed = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()") or "")).version
+            return ".".join(map(str, parsed)), parsed
+        return None
+
+    mine = version(new)
+    if mine is None or not mine[1]:
+        return []
+    out = []
+    for node in cluster.nodes:
+        if node.name == new.name or node.role not in (roles.PRIMARY, roles.REPLICA):
+            continue
+        theirs = version(node)
+        if theirs is not None and theirs[1] and theirs[1] < mine[1]:
+            out.append((node.name, theirs[0], mine[0]))
+    return out
+
+
+def _list_older(older: list[tuple[str, str, str]]) -> str:
+    return ", ".join(f"{name} ({v})" for name, v, _ in older)
+
+
+def _version_warnings(older: list[tuple[str, str, str]], new: str) -> list[str]:
+    return [f"{name} ({v}) replicates from {new} ({newer}), a newer server (--force)" for name, v, newer in older]
 
 
 def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> RoleChange:
@@ -256,6 +317,7 @@ def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> R
         _end(cluster)
         change.write_pause_s = round(time.monotonic() - t_fenced, 4)
         change.steps.append(f"{new.name}: applied it and was promoted (writable) after {change.write_pause_s:.3f}s")
+        change.proxy_s = proxy.follow(cluster, say=change.steps.append)
     except BaseException:
         if not promoted:
             with contextlib.suppress(Exception):
@@ -277,6 +339,8 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
         if node.role != roles.REPLICA:
             continue
         if leave and node.name in leave:
+            node.extra["left_out"] = {"old_primary": change.old_primary, "new_primary": new.name,
+                                      "at": change.at or time.time()}  # for diagnose and check
             _persist_role(cluster, node, primary=False)
             with contextlib.suppress(SqlError, pymysql.MySQLError):
                 _run(cluster, node.name, [cluster.flavor.stop_replica(), *cluster.flavor.fence_statements()])
@@ -288,7 +352,7 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
     cluster.save()
     if change.repointed:
         cluster.wait_threads(change.repointed, timeout=30)
-    change.steps.append(f"{', '.join(change.repointed) or 'no replica'} replicate from {new.name}")
+    change.steps.append(replicate_from(change.repointed, new.name))
 
 
 # --- failover -----------------------------------------------------------------------------------------
@@ -416,6 +480,7 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
                                   [n.name for n in reachable])
         change.to_writable_s = round(time.monotonic() - t0, 3)
         change.steps.append(f"{new.name}: promoted at GTID {best.gtid} (writable after {change.to_writable_s:.2f}s)")
+        change.proxy_s = proxy.follow(cluster, say=change.steps.append)
         _persist_role(cluster, new, primary=True)
         _persist_role(cluster, old, primary=False)  # if it comes back, it comes back read-only
         for name, (ranges, count) in ahead.items():
@@ -423,6 +488,8 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
             change.steps.append(f"{name}: holds {count} transaction(s) {new.name} never had "
                                 f"({', '.join(ranges[:3])}): left out of replication, read-only")
         _follow_new_primary(cluster, change, new, former=None, leave=set(ahead))
+        change.warnings += [w.replace(" (--force)", "") for w in _version_warnings(
+            [o for o in older_than(cluster, new) if o[0] not in ahead], new.name)]  # a failover is not refused
         change.seconds = round(time.monotonic() - t0, 3)
         return change
 
@@ -438,7 +505,7 @@ class Errant:
     def sentence(self) -> str:
         if not self.count:
             return f"{self.node}: no errant transaction: everything it wrote reached {self.primary}"
-        return (f"{self.node}: {self.count} errant transaction(s) that no other node received "
+        return (f"{self.node}: {self.count} errant transaction(s) that {self.primary} never had "
                 f"({', '.join(self.gtids[:4])}{', ...' if len(self.gtids) > 4 else ''})")
 
 
@@ -482,6 +549,7 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
     was_primary = info.role == roles.DEMOTED
     info.role = roles.REPLICA
     info.extra.pop("demoted", None)
+    info.extra.pop("left_out", None)
     if found.count:
         report = repair(cluster, node, timeout=timeout)
         cluster.save()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import proxy, replication, roles
 from ..core import links
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
@@ -49,6 +49,8 @@ def _state(cluster: Cluster, name: str) -> str:
 # --- process faults --------------------------------------------------------------------------------
 def kill(cluster: Cluster, node: str) -> str:
     """SIGKILL the node's server (no clean shutdown; InnoDB recovers at the next start)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "kill")
     info = cluster.node(node)
     cluster.engine.require("kill", node)
     if _state(cluster, node) == STOPPED:
@@ -60,6 +62,8 @@ def kill(cluster: Cluster, node: str) -> str:
 
 def stop(cluster: Cluster, node: str) -> str:
     """Clean shutdown of the node's server."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "stop")
     cluster.engine.require("stop", cluster.node(node).name)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already stopped", node=node, hint=f"start it with: replab start {node}")
@@ -67,17 +71,44 @@ def stop(cluster: Cluster, node: str) -> str:
     return _done(cluster, f"{node}: stopped cleanly")
 
 
+def seconds_text(seconds: float) -> str:
+    """Seconds as every catch-up figure prints them: two decimals at most (``0.34``, ``2``, ``0.3``)."""
+    return f"{round(seconds, 2):.2f}".rstrip("0").rstrip(".")
+
+
+def catch_up_phrase(missed: int | None, seconds: float | None, *, exact: bool = True) -> str:
+    """The one way a catch-up is printed (by ``start``, the scenario steps and metrics, the summary and the
+    report): the time from when the replica replicated again after an outage until it had applied every
+    transaction the primary had then, and how many it had missed (``exact`` False: at least that many)."""
+    count = None if missed is None else f"{'' if exact else 'at least '}{missed} transactions missed"
+    if seconds is None:
+        return f"{count}, not caught up" if count else "not caught up"
+    head = f"caught up in {seconds_text(seconds)} s"
+    if count is None:
+        return head
+    shown = round(seconds, 2)  # the rate of the figure printed, so every place that prints it agrees
+    rate = f", applied at ~{missed / shown:,.0f} tx/s" if missed and shown > 0 else ""
+    return f"{head}: {count}{rate}"
+
+
 def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
     """Start a stopped or killed node. A replica reconnects and fetches what it missed: the sentence says
     how long it took to catch up with the primary and at what rate it applied (``catch_up`` = 0: don't wait).
     """
+    return start_measured(cluster, node, catch_up=catch_up)[0]
+
+
+def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tuple[str, dict[str, Any] | None]:
+    """``start``, and the catch-up it measured (``catch_up_stats``; None when it did not measure one)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "start"), None
     state = _state(cluster, node)
     if state == PAUSED:
         raise NodeStateError(f"{node} is paused, not stopped", node=node, hint=f"replab resume {node}")
     if state == RUNNING:
         raise NodeStateError(f"{node} is already running", node=node)
     if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
-        return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0)
+        return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0), None
     info = cluster.node(node)
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
     t0 = time.monotonic()
@@ -85,17 +116,19 @@ def start(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> str:
     held = cluster.start_node(node, hold_replication=measure)
     started = time.monotonic() - t0
     if info.role != "replica":
-        return _done(cluster, f"{node}: started in {started:.1f}s; replicas reconnect to it within a few seconds")
+        return _done(cluster, f"{node}: started in {started:.1f}s; replicas reconnect to it within a few "
+                              "seconds"), None
     if not measure:
-        return _done(cluster, f"{node}: started in {started:.1f}s; replication resumes from its saved GTID position")
+        return _done(cluster, f"{node}: started in {started:.1f}s; replication resumes from its saved GTID "
+                              "position"), None
     c = catch_up_stats(cluster, node, catch_up, held=held)
+    c["exact"] = held
     if not c["caught_up"]:
         return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
-                              f"{cluster.primary.name} (waited {c['seconds']:.1f}s); see: replab diagnose {node}")
-    count = f"{c['transactions']}" if held else f"at least {c['transactions']}"
-    return _done(cluster, f"{node}: started in {started:.1f}s; fetched and applied the {count} "
-                          f"transaction(s) it missed in {c['seconds']:.2f}s ({c['rate']:.0f} tx/s) and has "
-                          f"caught up with {cluster.primary.name}")
+                              f"{cluster.primary.name} (waited {c['seconds']:.1f}s); see: replab diagnose {node}"), c
+    phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=held)
+    return _done(cluster, f"{node}: started in {started:.1f}s; {phrase} ({cluster.primary.name}'s position "
+                          "when it came back)"), c
 
 
 def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0, held: bool = False) -> dict[str, Any]:
@@ -134,6 +167,8 @@ def restart(cluster: Cluster, node: str) -> str:
 
 def pause(cluster: Cluster, node: str) -> str:
     """Freeze the server (SIGSTOP, docker pause): it keeps its connections but answers nothing (a hung server)."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "pause")
     cluster.engine.require("pause", cluster.node(node).name)
     state = _state(cluster, node)
     if state == STOPPED:
@@ -145,6 +180,8 @@ def pause(cluster: Cluster, node: str) -> str:
 
 def resume(cluster: Cluster, node: str) -> str:
     """Let a paused server run again."""
+    if node == proxy.PROXY_NODE:
+        return proxy.fault(cluster, "resume")
     cluster.engine.require("pause", cluster.node(node).name)
     if _state(cluster, node) != PAUSED:
         raise NodeStateError(f"{node} is not paused (it is {_state(cluster, node)})", node=node)
@@ -168,12 +205,13 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
         cluster.engine.require("partition-one-way", node)
     # read before the cut (a node cut off may be out of replab's reach too); every node has the same setting
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
-    timeout = _net_timeout(cluster, other)
+    timeout = _net_timeout(cluster, [other, *(n.name for n in cluster.nodes if n.name != other)])
     how = cluster.engine.partition(info, cluster.nodes, direction if len(ways) == 1 else None)
+    after = f"slave_net_timeout={timeout}s" if timeout else "slave_net_timeout (not read: no node answers)"
     if ways == (links.TO_PRIMARY,):
         notice = "its IO thread keeps receiving events and heartbeats"
     else:
-        notice = f"the IO thread notices after slave_net_timeout={timeout}s (silence, no reset)"
+        notice = f"the IO thread notices after {after} (silence, no reset)"
     return _done(cluster, f"{node}: partitioned: {how}; {notice}; heal with: replab heal {node}")
 
 
@@ -280,11 +318,16 @@ def crash(cluster: Cluster, node: str) -> str:
                           f"with it; bring it back with: replab start {node}")
 
 
-def _net_timeout(cluster: Cluster, node: str) -> str:
-    try:
-        return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout").rows[0][0])
-    except (SqlError, NodeStateError):
-        return "?"
+def _net_timeout(cluster: Cluster, nodes: list[str]) -> str | None:
+    """The replicas' slave_net_timeout (every node has the same), from the first of ``nodes`` that answers."""
+    for node in nodes:
+        if cluster.engine.state(cluster.node(node)) != RUNNING:
+            continue
+        try:
+            return str(cluster.sql(node, "SELECT @@GLOBAL.slave_net_timeout", timeout=3).rows[0][0])
+        except (SqlError, NodeStateError):
+            continue
+    return None
 
 
 # --- drift -----------------------------------------------------------------------------------------

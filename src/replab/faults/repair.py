@@ -187,6 +187,7 @@ def repair(cluster: Cluster, node: str, method: str = "dump", timeout: float = 1
         for statement, args in flavor.after_restore(gtid):
             cur.execute(statement, args or None)
     cluster.attach(node)
+    info.extra.pop("left_out", None)  # a replica a forced failover left out replicates again
     cluster.save()
     steps.append(f"{node}: reattached to {cluster.primary.name} with GTID auto-positioning from {gtid}")
     cluster.say(steps[-1])

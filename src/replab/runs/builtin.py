@@ -11,6 +11,7 @@ from ..core.errors import ConfigError
 from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
+from . import app_scenarios
 from .link_steps import (
     commits_over_distance,
     expect_link_view,
@@ -255,7 +256,7 @@ def _on_primary(action: str) -> Step:
         name = ctx.cluster.primary.name
         ctx.facts.setdefault("primaries", []).append(name)
         return getattr(nemesis, action)(ctx.cluster, name)
-    return Step(f"{action} the primary", fn, "fault", None)
+    return Step(f"{action} the primary", fn, "fault", target=lambda ctx: ctx.cluster.primary.name)
 
 
 def _wait_fallback(timeout: float = 10.0) -> Step:
@@ -393,8 +394,8 @@ def failover_async() -> Scenario:
                                _old_primary_rows(M)],
                   f"{M} killed; failover; the feed follows the new primary"),
         ],
-        expectations=[expect_consistent("under-load"), expect_consistent("final"), expect_topology(),
-                      expect_lost("final", from_node=M), expect_metric_below("failover_s", 10)],
+        expectations=[expect_consistent("under-load"), expect_consistent("final", lost_in_failover=True),
+                      expect_topology(), expect_lost("final", from_node=M), expect_metric_below("failover_s", 10)],
     )
 
 
@@ -419,7 +420,8 @@ def failover_semisync() -> Scenario:
         ],
         expectations=[expect_consistent("under-load"), expect_lost("after-failover", none=True),
                       expect_consistent("after-failover"), expect_metric_below("fallback_s", 5),
-                      expect_lost("final", above_check="after-failover"), expect_consistent("final"),
+                      expect_lost("final", above_check="after-failover"),
+                      expect_consistent("final", lost_in_failover=True),
                       expect_topology()],
         options={"semi_sync": True, "semi_sync_timeout_ms": 1000},
     )
@@ -438,7 +440,8 @@ def old_primary_rejoin() -> Scenario:
             Phase("return", [_old_primary_rows(M), _rejoin(M, rebuild=True), wait_caught_up(), _topology(),
                              check("final"), _truth("final")], f"{M} back: errant transactions named; rebuilt"),
         ],
-        expectations=[expect_consistent("final"), expect_topology(), expect_lost("final", from_node=M),
+        expectations=[expect_consistent("final", lost_in_failover=True), expect_topology(),
+                      expect_lost("final", from_node=M),
                       expect("errant-named", f"{M}'s errant transactions are named when it starts",
                              lambda ctx: (any("errant transaction" in n for n in _notes(ctx)),
                                           [n for n in _notes(ctx) if "errant" in n][:2]))],
@@ -449,7 +452,8 @@ def _notes(ctx: Context) -> list[str]:
     return [e.text for e in ctx.timeline.events if e.kind == "action"]
 
 
-for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin()):
+for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
+           *app_scenarios.scenarios()):
     BUILTIN[_s.name] = _s
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..faults.nemesis import catch_up_phrase
+from ..servers.flavor import server_name
 from .report_svg import story_svg, table_svg
 from .timeline import Timeline
 
@@ -137,16 +138,12 @@ def catch_up_lines(report: RunReport) -> list[str]:
     fast it caught up."""
     out = []
     for c in report.timeline.catch_ups():
-        line = f"{c.node} out for {c.outage_s:g} s"
-        if c.missed_tx is not None:
-            line += f", {c.missed_tx} transactions missed"
-        if c.seconds is not None:
-            line += f", caught up {c.seconds:g} s after it came back"
-            if c.rate:
-                line += f" (applied at ~{c.rate:,.0f} tx/s)"
-        elif c.missed_tx:
-            line += ", never caught up during the run"
-        out.append(line)
+        if c.seconds is None and not c.missed_tx:
+            out.append(f"{c.node} out for {c.outage_s:g} s")
+            continue
+        what = catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact)
+        what = what.replace("not caught up", "not caught up during the run")
+        out.append(f"{c.node} out for {c.outage_s:g} s, {what}")
     return out
 
 
@@ -167,7 +164,12 @@ def final_grid(report: RunReport, table: str = "events") -> list[dict[str, Any]]
     for p in chk.get("problems", []):
         if isinstance(p, dict) and p.get("node"):
             problems.setdefault(p["node"], []).append(p)
+    # roles at the end: a failover or switchover changed them since the cluster was built
     roles = {n.get("name"): n.get("role") for n in report.cluster.get("nodes", []) if isinstance(n, dict)}
+    roles.update({n: f["role"] for n, f in report.final.items() if isinstance(f, dict) and f.get("role")})
+    if not any(isinstance(f, dict) and f.get("role") for f in report.final.values()) and report.timeline.samples:
+        seen = {n: report.timeline.last_sample(str(n)) for n in roles}  # a report from before final roles
+        roles.update({n: s.role for n, s in seen.items() if s is not None and s.role})
     names = [str(n) for n in roles] or list(report.final) or report.timeline.nodes()
     primary = next((n for n, r in roles.items() if r == "primary"), names[0] if names else None)
     reference = report.final.get(primary or "", {}).get("columns") or []
@@ -183,7 +185,9 @@ def final_grid(report: RunReport, table: str = "events") -> list[dict[str, Any]]
         extra = [c for c in (cols or []) if c not in reference]
         mine = problems.get(name, [])
         state = fin.get("state") or (last.state if last else "unknown")
-        if state == "stopped":
+        if roles.get(name) == "demoted":
+            verdict, ok = "demoted former primary, out of the cluster (not checked)", None
+        elif state == "stopped":
             verdict, ok = "OUT", False
         elif last is not None and last.sql_running is False and last.sql_errno:
             verdict, ok = f"SQL stopped, error {last.sql_errno}", False
@@ -334,15 +338,6 @@ def _esc(value: Any) -> str:
 
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts)) if ts else "unknown date"
-
-
-def server_name(version: str) -> str:
-    """``10.11.19-MariaDB-0+deb12u1-log`` or ``mariadbd Ver 10.11.19-MariaDB...`` -> ``MariaDB 10.11.19``;
-    ``9.7.0`` -> ``MySQL 9.7.0``."""
-    m = re.search(r"(\d+\.\d+\.\d+)(-MariaDB)?", version)
-    if not m:
-        return version
-    return f"{'MariaDB' if m.group(2) or 'mariadb' in version.lower() else 'MySQL'} {m.group(1)}"
 
 
 def _server_versions(report: RunReport) -> str:

@@ -13,6 +13,7 @@ import html
 import math
 from collections.abc import Sequence
 
+from ..faults.nemesis import catch_up_phrase
 from .timeline import STOPPED, Timeline
 
 W = 1120
@@ -241,7 +242,10 @@ def _behind_chart(fig: _Fig, tl: Timeline, nodes: Sequence[str], colors: dict[st
     h = 120
     series = {n: tl.rows_behind(n) for n in replicas}
     ymax = float(max([v for ts, vs in series.values() for v in vs if v is not None] + [10]))
-    top, scale = _chart_frame(fig, f"rows behind {primary} per replica (dashed: node down, count frozen)", h,
+    changes = tl.primary_changes()
+    against = primary if len(changes) == 1 else "the primary (" + ", then ".join(
+        n if i == 0 else f"{n} from {t:.1f} s" for i, (t, n) in enumerate(changes)) + ")"
+    top, scale = _chart_frame(fig, f"rows behind {against} per replica (dashed: node down, count frozen)", h,
                               ymax * 1.15, "")
     for node in replicas:
         ts, vs = series[node]
@@ -260,13 +264,8 @@ def _behind_chart(fig: _Fig, tl: Timeline, nodes: Sequence[str], colors: dict[st
         x = fig.x(c.back_at)
         y = top + h - (at or 0) * scale
         lines = [f"{c.node} back after {c.outage_s:g} s out"]
-        more = []
-        if c.missed_tx is not None:
-            more.append(f"{c.missed_tx} transactions missed")
-        if c.seconds is not None:
-            more.append(f"caught up in {c.seconds:g} s" + (f" (~{c.rate:,.0f} tx/s)" if c.rate else ""))
-        if more:
-            lines.append(", ".join(more))
+        if c.missed_tx is not None or c.seconds is not None:
+            lines.append(catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact))
         width = 7.0 * max(len(line) for line in lines)
         if x + 10 + width < LEFT + PLOT_W:
             tx, anchor = x + 10, "start"

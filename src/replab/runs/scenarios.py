@@ -37,11 +37,12 @@ from ..cluster.cluster import Cluster, teardown_home
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError
 from ..faults import nemesis
+from ..faults.nemesis import catch_up_phrase, seconds_text
 from ..verify.checker import check as run_check
 from ..verify.diagnose import diagnose as run_diagnose
 from ..workload.feed import Feeder
 from .report import ExpectationResult, PhaseResult, RunReport, write_all
-from .timeline import Sampler, Timeline
+from .timeline import CatchUp, Sampler, Timeline
 
 Say = Callable[[str], None]
 
@@ -83,6 +84,7 @@ class Context:
     metrics: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    phase_started: float = 0.0  # on the timeline's clock
 
     def note(self, text: str, echo: bool = True) -> None:
         self.notes.append(text)
@@ -99,6 +101,7 @@ class Step:
     fn: Callable[[Context], str | None]
     kind: str = "action"  # action | fault | heal
     node: str | None = None
+    target: Callable[[Context], str] | None = None  # the node it acts on, known only when it runs
 
 
 @dataclass
@@ -144,8 +147,18 @@ def fault(action: str, node: str, **kwargs: Any) -> Step:
 
 
 def heal(action: str, node: str | None = None, **kwargs: Any) -> Step:
-    """Undo a fault with ``nemesis.<action>`` (start, resume, heal); ends the fault window on ``node``."""
+    """Undo a fault with ``nemesis.<action>`` (start, resume, heal); ends the fault window on ``node``.
+
+    A replica that ``start`` brings back is measured there (``nemesis.catch_up_stats``, exact): that
+    catch-up goes on the timeline, and the summary, the report and ``wait_caught_up``'s metric print it."""
     def fn(ctx: Context) -> str:
+        if action == "start" and node is not None:
+            sentence, c = nemesis.start_measured(ctx.cluster, node, **kwargs)
+            if c is not None and c["caught_up"]:
+                phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=c["exact"])
+                ctx.timeline.event("note", f"{node}: {phrase}", node, catch_up={
+                    "transactions": c["transactions"], "seconds": c["seconds"], "exact": c["exact"]})
+            return sentence
         return _nemesis(action)(ctx.cluster, node, **kwargs)
     return Step(f"{action} {node or 'all'}", fn, "heal", node)
 
@@ -155,14 +168,16 @@ def act(name: str, fn: Callable[[Context], str | None]) -> Step:
     return Step(name, fn)
 
 
-def start_feed(rate: float | None = None, threads: int | None = None) -> Step:
-    """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed."""
+def start_feed(rate: float | None = None, threads: int | None = None, via: str = "direct") -> Step:
+    """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed;
+    ``via="proxy"``: through the proxy's write endpoint, as an application would."""
     def fn(ctx: Context) -> str:
 
         r = rate if rate is not None else ctx.params.rate
-        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads).start()
+        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads, via=via).start()
         speed = f"{r:g} rows/s" if r > 0 else "as fast as possible"
-        return f"feed started: {speed} on {ctx.cluster.primary.name}"
+        where = "through the proxy's write endpoint" if via == "proxy" else f"on {ctx.cluster.primary.name}"
+        return f"feed started: {speed} {where}"
     return Step("start feed", fn)
 
 
@@ -189,34 +204,41 @@ def hold(fraction: float) -> Step:
 def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric: str | None = None) -> Step:
     """Wait until replicas (default: all) applied everything the primary has.
 
-    ``metric``: for replicas back from an outage, the seconds from their return until they had applied
-    what they missed, as the timeline saw it (the same figure as the report's catch-up line; the slowest
-    node's); for others, the time this step waited."""
+    For a replica back from an outage the sentence and ``metric`` give its catch-up (the timeline's, the
+    same figure the summary and the report print; the slowest node's); for others, the time this step
+    waited."""
     def fn(ctx: Context) -> str:
         t0 = time.monotonic()
         result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
         took = round(time.monotonic() - t0, 3)
         late = [n for n, ok in result.items() if not ok]
         ctx.facts.setdefault("caught_up", {}).update(result)
+        outages = {} if late else _timeline_catch_ups(ctx, list(result))
         if metric:
-            ctx.metrics[metric] = None if late else _timeline_catch_up(ctx, list(result), took)
+            slowest = max((c.seconds for c in outages.values() if c.seconds is not None), default=None)
+            ctx.metrics[metric] = None if late else (slowest if slowest is not None else took)
         if late:
             return f"{', '.join(late)} not caught up after {timeout:.0f}s"
-        return f"{', '.join(result) or 'no replica'} caught up in {took:.2f}s"
+        said = [f"{n} {catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact)} after it came back"
+                for n, c in outages.items()]
+        rest = [n for n in result if n not in outages]
+        if said and rest:
+            said.append(f"{', '.join(rest)} applied everything the primary has too")
+        elif not said:
+            said.append(f"{', '.join(rest) or 'no replica'} applied everything the primary has "
+                        f"(waited {seconds_text(took)} s)")
+        return "; ".join(said)
     return Step("wait caught up", fn)
 
 
-def _timeline_catch_up(ctx: Context, nodes: list[str], fallback: float, wait: float = 1.0) -> float:
-    """The slowest of ``nodes``' latest catch-ups on the timeline, once a sample shows it done (the sampler
-    may be one interval behind); ``fallback`` when none of them had an outage."""
+def _timeline_catch_ups(ctx: Context, nodes: list[str], wait: float = 1.0) -> dict[str, CatchUp]:
+    """The latest catch-up on the timeline of each of ``nodes`` back from an outage in this phase, once the
+    timeline shows it done (the sampler may be one interval behind)."""
     deadline = time.monotonic() + wait
     while True:
-        last = {c.node: c for c in ctx.timeline.catch_ups() if c.node in nodes}
-        if not last:
-            return fallback
-        seconds = [c.seconds for c in last.values()]
-        if all(x is not None for x in seconds) or time.monotonic() >= deadline:
-            return max((x for x in seconds if x is not None), default=fallback)
+        last = {c.node: c for c in ctx.timeline.catch_ups() if c.node in nodes and c.back_at >= ctx.phase_started}
+        if all(c.seconds is not None for c in last.values()) or time.monotonic() >= deadline:
+            return last
         time.sleep(0.05)
 
 
@@ -290,20 +312,36 @@ def _text(d: Any) -> str:
 
 
 # --- expectations -----------------------------------------------------------------------------------
-def expect_consistent(check_name: str, nodes: list[str] | None = None) -> Expectation:
-    """Every acknowledged write is on every node (or on ``nodes``), and nothing else is."""
+def expect_consistent(check_name: str, nodes: list[str] | None = None, lost_in_failover: bool = False) -> Expectation:
+    """Every acknowledged write is on every node (or on ``nodes``), and nothing else is.
+
+    An acknowledged write lost in a failover is lost: it fails this expectation, unless the scenario loses
+    writes on purpose (``lost_in_failover``); then this one claims only that the nodes agree on what the
+    primary kept, and says how many writes it leaves to the expectation that judges the loss
+    (``builtin.expect_lost``)."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         rep = ctx.checks.get(check_name)
         if rep is None:
             return False, [f"check {check_name!r} did not run"]
         problems = [p for p in rep.problems if nodes is None or _problem_node(p) in (*nodes, None)]
-        acked = rep.to_dict().get("ledger", {}).get("acknowledged", "?")
+        acked = int(rep.to_dict().get("ledger", {}).get("acknowledged") or 0)
+        lost = sum(lw.count for lw in getattr(rep, "lost", []))
         if problems:
             return False, [f"{len(problems)} problem(s) in check {check_name!r}"] + [_text(p) for p in problems[:6]]
+        if lost and not lost_in_failover:
+            return False, [f"check {check_name!r}: {lost} of {acked} acknowledged writes lost"] + \
+                [lw.sentence() for lw in rep.lost]
+        if lost:
+            return True, [f"check {check_name!r}: the nodes agree; {acked - lost} acknowledged writes on every node, "
+                          f"{lost} lost in a failover (judged by lost-{check_name})"]
         return True, [f"check {check_name!r}: consistent ({acked} acknowledged writes checked on every node)"]
     who = ", ".join(nodes) if nodes else "every node"
-    return Expectation(f"consistent-{check_name}", f"{who}: no acknowledged write lost, nothing extra "
-                       f"(check {check_name})", fn)
+    if lost_in_failover:
+        what = (f"{who}: every acknowledged write the primary kept, nothing extra; writes lost in a failover "
+                f"are judged by lost-{check_name}")
+    else:
+        what = f"{who}: no acknowledged write lost, nothing extra"
+    return Expectation(f"consistent-{check_name}", f"{what} (check {check_name})", fn)
 
 
 def expect_inconsistent(check_name: str, node: str) -> Expectation:
@@ -513,10 +551,12 @@ def _run_phase(ctx: Context, phase: Phase) -> PhaseResult:
     tl.event("phase_start", phase.name)
     ctx.notes = []
     result = PhaseResult(phase.name, phase.description, start=tl.now())
+    ctx.phase_started = result.start
     ctx.say(f"phase {phase.name}: {phase.description}" if phase.description else f"phase {phase.name}")
     try:
         for step in phase.steps:
-            ev = tl.event(step.kind, step.name, step.node) if step.kind in ("fault", "heal") else None
+            node = step.target(ctx) if step.target is not None else step.node
+            ev = tl.event(step.kind, step.name, node) if step.kind in ("fault", "heal") else None
             sentence = step.fn(ctx)
             if ev is not None and sentence:
                 ev.data["result"] = sentence
@@ -573,14 +613,14 @@ def _finish_report(ctx: Context, report: RunReport) -> None:
 
 
 def final_snapshot(cluster: Cluster, table: str = "events") -> dict[str, dict[str, Any]]:
-    """Each node at the end of a run: exact row count, columns of ``table``, server version and state
-    (for the report's final grid); a node that does not answer gets its state only."""
+    """Each node at the end of a run: its role then, exact row count, columns of ``table``, server version
+    and state (for the report's final grid); a node that does not answer gets its state and role only."""
     t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
     cols_sql = ("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
                 "ORDER BY ORDINAL_POSITION")
 
     def one(name: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": cluster.engine.state(cluster.node(name))}
+        out: dict[str, Any] = {"state": cluster.engine.state(cluster.node(name)), "role": cluster.node(name).role}
         if out["state"] != "running":
             return out
         with contextlib.suppress(ReplabError, pymysql.MySQLError):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ DEFAULT_TIMEOUT = 0.8  # per query, per node: a silent node costs its own thread
 
 # lanes: what a DBA reads off a node at a glance (the seed's own word OUT for a node that is down)
 LANE_RUNNING, LANE_OUT, LANE_PAUSED, LANE_SILENT, LANE_CUT = "running", "OUT", "paused", "not answering", "cut off"
+LANE_DEMOTED = "demoted"  # a former primary after a failover: running, out of replication
 
 
 @dataclass
@@ -54,6 +57,10 @@ class Sample:
     sql_errno: int | None = None
     tx: int | None = None  # transactions in the node's executed GTID set
     took: float = 0.0
+    role: str | None = None  # primary | replica | demoted when sampled (None: a report older than roles)
+    cut: bool | None = None  # a replica whose link the engine has cut (partition); None: not known
+    counted: float | None = None  # when its GTID position and count had been read (``t`` <= it <= ``done``)
+    counting: bool = False  # rows unknown only because the table's one exact count is still running
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +123,8 @@ class CatchUp:
     back_at: float
     missed_tx: int | None
     caught_up_at: float | None
+    exact: bool = True  # False: at least ``missed_tx`` (it may have applied some before it was measured)
+    measured_s: float | None = None  # the catch-up ``start`` measured (the figure it printed)
 
     @property
     def outage_s(self) -> float:
@@ -123,6 +132,8 @@ class CatchUp:
 
     @property
     def seconds(self) -> float | None:
+        if self.measured_s is not None:
+            return round(self.measured_s, 2)
         return None if self.caught_up_at is None else round(self.caught_up_at - self.back_at, 2)
 
     @property
@@ -163,6 +174,8 @@ def lane_of(sample: Sample, cut: bool = False) -> tuple[str, int | None]:
         return LANE_PAUSED, None
     if sample.state != RUNNING:
         return LANE_SILENT, None
+    if sample.role == "demoted":
+        return LANE_DEMOTED, None
     if sample.sql_running is False and sample.sql_errno:
         return "SQL stopped", sample.sql_errno
     if cut:
@@ -172,6 +185,65 @@ def lane_of(sample: Sample, cut: bool = False) -> tuple[str, int | None]:
     if sample.sql_running is False or (sample.io_running is False and sample.sql_running is not None):
         return "replication stopped", None
     return LANE_RUNNING, None
+
+
+def tick_of(s: Sample, interval: float) -> int:
+    """The sampling tick a sample belongs to: every node's thread samples at the same multiples of the
+    interval (see ``Sampler``)."""
+    return round(s.t / interval)
+
+
+def frame_of(recent: dict[str, list[Sample]], primary: str, interval: float | None) -> dict[str, Sample | None]:
+    """One moment of every node, for the live view and the phase tables: the newest tick that the primary
+    and every replica keeping up with the sampling have sampled, each node's sample of that tick. A
+    replica's sample counts for a tick only if its count was read before the primary's sample began (the
+    sampler has the primary wait for that), so a replica is never shown ahead. A node whose samples lag (it does not
+    answer) shows its latest sample that ended before the primary's began.
+
+    ``recent``: each node's samples in time order. Without an interval (a report older than ticks), the
+    latest primary sample and, for a replica, its latest that ended before that one began."""
+    prim = recent.get(primary) or []
+    out: dict[str, Sample | None] = {n: (mine[-1] if mine else None) for n, mine in recent.items()}
+    if not prim:
+        return out
+    if not interval:
+        p = prim[-1]
+        for name, mine in recent.items():
+            if name != primary and mine and p.rows is not None:
+                out[name] = next((s for s in reversed(mine) if s.done <= p.t), mine[0])
+        return out
+    by_tick = {tick_of(s, interval): s for s in prim}
+    newest = tick_of(prim[-1], interval)
+    paired: dict[str, dict[int, Sample]] = {}
+    for name, mine in recent.items():
+        if name != primary:
+            paired[name] = {tick_of(s, interval): s for s in mine[-8:] if tick_of(s, interval) in by_tick
+                            and _read_by(s) <= by_tick[tick_of(s, interval)].t}
+    keeping_up = [max(ticks) for ticks in paired.values() if ticks and max(ticks) >= newest - 2]
+    shown = min(keeping_up, default=newest)
+    p = by_tick[shown]
+    out[primary] = p
+    for name, ticks in paired.items():
+        mine = recent[name]
+        if shown in ticks:
+            out[name] = ticks[shown]
+        elif mine:
+            out[name] = next((s for s in reversed(mine) if s.done <= p.t), mine[0])
+    return out
+
+
+def _read_by(s: Sample) -> float:
+    return s.counted if s.counted is not None else s.done
+
+
+def rows_behind_of(replica: Sample | None, primary: Sample | None) -> int | None:
+    """Rows ``replica`` lacks of what ``primary`` held, from two samples of one frame: 0 when both are at the
+    same GTID position, else the difference of their counts (never below 0); None when either is unknown."""
+    if replica is None or primary is None or replica.rows is None or primary.rows is None:
+        return None
+    if replica.tx is not None and replica.tx == primary.tx:
+        return 0
+    return max(0, primary.rows - replica.rows)
 
 
 class Timeline:
@@ -249,17 +321,48 @@ class Timeline:
                 out[-1] = (ev.text, out[-1][1], ev.t)
         return out
 
-    def _cut_windows(self, node: str) -> list[tuple[float, float]]:
-        return [(w.start, w.end if w.end is not None else self.end) for w in self.fault_windows()
-                if w.text.startswith("partition") and (w.node == node or w.node == self.primary)]
+    # --- who was the primary when -------------------------------------------------------------------
+    def primary_changes(self) -> list[tuple[float, str]]:
+        """(since, node) for each primary in turn, from the roles the samples recorded: the first primary
+        since 0, then each node from its first sample as primary (a switchover or failover). A report
+        older than roles on samples has one primary all along."""
+        first = next((s.node for s in sorted(self.samples, key=lambda s: s.t) if s.role == "primary"), None)
+        out = [(0.0, self.primary or first or "")]
+        for s in sorted(self.samples, key=lambda s: s.t):
+            if s.role == "primary" and s.node != out[-1][1]:
+                out.append((s.t, s.node))
+        return out
+
+    def primary_at(self, t: float) -> str | None:
+        """The primary at time ``t`` (see ``primary_changes``)."""
+        changes = self.primary_changes()
+        i = bisect.bisect_right([c[0] for c in changes], t)
+        return changes[max(0, i - 1)][1] or None
+
+    @property
+    def final_primary(self) -> str | None:
+        return self.primary_changes()[-1][1] or None
+
+    def _cut_windows(self, node: str) -> list[tuple[float, float, str | None]]:
+        return [(w.start, w.end if w.end is not None else self.end, w.node) for w in self.fault_windows()
+                if w.text.startswith("partition")]
+
+    def _is_cut(self, s: Sample, windows: list[tuple[float, float, str | None]]) -> bool:
+        """Cut off: what the engine said when the sample was taken (a replica's ``cut``); otherwise a
+        partition window on the node itself or, for a replica, on the primary of that moment."""
+        if s.cut is not None:
+            return s.cut
+        primary = self.primary_at(s.t)
+        return any(a <= s.t <= b and (w == s.node or (w == primary and s.role != "demoted"))
+                   for a, b, w in windows)
 
     def segments(self, node: str) -> list[Segment]:
         """The node's state lane: consecutive samples in the same lane merged into one segment."""
-        cuts = self._cut_windows(node)
+        windows = self._cut_windows(node)
         out: list[Segment] = []
         mine = self.of(node)
         for i, s in enumerate(mine):
-            lane, errno = lane_of(s, any(a <= s.t <= b for a, b in cuts))
+            lane, errno = lane_of(s, self._is_cut(s, windows))
             end = mine[i + 1].t if i + 1 < len(mine) else s.done
             if out and out[-1].lane == lane and out[-1].errno == errno:
                 out[-1].end = end
@@ -279,8 +382,9 @@ class Timeline:
         return out
 
     def primary_rows_at(self, t: float) -> float | None:
-        """The primary's row count at time ``t``, interpolated between its samples (None before the first)."""
-        pts = [(s.t + s.took / 2, s.rows) for s in self.of(self.primary or "") if s.rows is not None]
+        """The row count of the primary of that moment at time ``t``, interpolated between its samples
+        (None before its first)."""
+        pts = [(s.t + s.took / 2, s.rows) for s in self.of(self.primary_at(t) or "") if s.rows is not None]
         if not pts or t < pts[0][0]:
             return None
         i = bisect.bisect_right([p[0] for p in pts], t)
@@ -290,8 +394,9 @@ class Timeline:
         return r0 + (r1 - r0) * (t - t0) / (t1 - t0) if t1 > t0 else float(r1)
 
     def rows_behind(self, node: str) -> tuple[list[float], list[int | None]]:
-        """Rows a replica holds fewer than the primary, per sample (the primary interpolated at the middle of
-        the replica's sample, so skew between the two threads cannot make a replica look ahead).
+        """Rows a replica holds fewer than the primary of that moment, per sample (the primary interpolated
+        at the middle of the replica's sample, so skew between the two threads cannot make a replica look
+        ahead); None while the node is the primary itself.
 
         While a node is down or paused its data cannot change: its last count is carried on."""
         ts: list[float] = []
@@ -301,35 +406,50 @@ class Timeline:
             rows = s.rows if s.rows is not None else (last_rows if s.state in (STOPPED, PAUSED) else None)
             if s.rows is not None:
                 last_rows = s.rows
-            p = self.primary_rows_at(s.t + s.took / 2)
+            mid = s.t + s.took / 2
+            p = None if self.primary_at(mid) == node else self.primary_rows_at(mid)
             ts.append(s.t)
             vals.append(None if rows is None or p is None else max(0, round(p) - rows))
         return ts, vals
 
     def catch_ups(self) -> list[CatchUp]:
-        """Each replica outage (OUT, paused, not answering) and its catch-up once back: transactions missed
-        (the primary's GTID count when it came back minus the node's before it went) and when it had
-        applied them."""
+        """Each replica outage (OUT, paused, not answering) and its catch-up once back. Where ``start``
+        measured it (a ``catch_up`` event: from when its replication threads started until it had applied
+        what the primary had then, transactions counted exactly), that; otherwise from the samples: the
+        primary's GTID count when it came back minus the node's before it went, and when its count reached
+        that. An outage that began while the node was the primary (or a demoted one) is no replica's."""
         out: list[CatchUp] = []
-        prim = [s for s in self.of(self.primary or "") if s.tx is not None]
         for node in self.nodes():
-            if node == self.primary:
-                continue
             mine = self.of(node)
+            measures = sorted((e for e in self.events if e.node == node and "catch_up" in e.data), key=lambda e: e.t)
+            used: set[int] = set()
             last_tx: int | None = None
             down_from: float | None = None
+            replica_then = False
             for i, s in enumerate(mine):
                 if s.state != RUNNING or s.tx is None:
                     if down_from is None:
                         down_from = s.t
+                        replica_then = s.role in ("replica", None) and self.primary_at(s.t) != node
                     continue
-                if down_from is not None:
+                if down_from is not None and replica_then:
+                    measured = next((e for e in measures if e.t >= down_from and id(e) not in used), None)
+                    if measured is not None:  # what ``start`` measured: from START SLAVE, exact
+                        used.add(id(measured))
+                        c = measured.data["catch_up"]
+                        back = round(measured.t - float(c["seconds"]), 3)
+                        out.append(CatchUp(node, down_from, back, int(c["transactions"]), measured.t,
+                                           bool(c.get("exact", True)), float(c["seconds"])))
+                        down_from = None
+                        last_tx = s.tx
+                        continue
+                    prim = [p for p in self.of(self.primary_at(s.t) or "") if p.tx is not None]
                     target = next((p.tx for p in reversed(prim) if p.t <= s.t), None)
                     missed = None if target is None or last_tx is None else max(0, target - last_tx)
                     done = next((x.done for x in mine[i:] if x.tx is not None and target is not None
                                  and x.tx >= target), None)
                     out.append(CatchUp(node, down_from, s.t, missed, done))
-                    down_from = None
+                down_from = None
                 last_tx = s.tx
         return out
 
@@ -343,19 +463,10 @@ class Timeline:
         return best
 
     def frame(self) -> dict[str, Sample]:
-        """The latest sample of each node; for a replica, the latest that ended before the primary's latest
-        began (so sampling skew never shows a replica ahead of the primary)."""
+        """The latest moment every node was sampled at (see ``frame_of``), with the primary of now."""
         latest = {n: self.of(n) for n in self.nodes()}
-        p = latest.get(self.primary or "", [])
-        out: dict[str, Sample] = {}
-        for node, mine in latest.items():
-            if not mine:
-                continue
-            if node == self.primary or not p:
-                out[node] = mine[-1]
-            else:
-                out[node] = next((s for s in reversed(mine) if s.done <= p[-1].t), mine[0])
-        return out
+        found = frame_of(latest, self.final_primary or "", self.interval)
+        return {n: s for n, s in found.items() if s is not None}
 
     def last_sample(self, node: str) -> Sample | None:
         mine = [s for s in self.samples if s.node == node]
@@ -382,45 +493,113 @@ class Timeline:
         return tl
 
 
-class RowCounter:
-    """Counts a table's rows in time independent of its size: one exact ``COUNT(*)`` while the table is
-    small (or on the first sample), then only the rows above a settled primary-key watermark.
+class BaseCount:
+    """One exact ``COUNT(*)`` of the rows with ``id <= mark``, on its own thread and connection, with no read
+    timeout: however long the scan takes, it is issued once. If its connection breaks (the node was
+    restarted), the next attempt first ends the old scan (``KILL QUERY``) so scans never pile up."""
 
-    Rows below the watermark are counted once. The watermark moves up to the highest id seen at least
-    ``settle`` seconds earlier, while the node kept answering, so a transaction that commits late (a
-    slow thread, a node that was paused) still lands above it. Deleting or updating old rows is not
-    seen here (``replab check`` counts exactly).
+    def __init__(self, table: str, connect: Callable[[], Any]) -> None:
+        self.table = table
+        self.connect = connect
+        self.mark: int | None = None
+        self.rows: int | None = None
+        self._thread: threading.Thread | None = None
+        self._server_id: int | None = None  # the connection id of a scan that may still run
+        self._cancelled = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, mark: int) -> None:
+        if self.running or self.rows is not None or self._cancelled:
+            return
+        self.mark = mark
+        self._thread = threading.Thread(target=self._run, name="sampler-count", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            conn = self.connect()
+            with conn.cursor() as cur:
+                if self._server_id is not None:  # an earlier scan whose connection broke: end it first
+                    with contextlib.suppress(pymysql.MySQLError):
+                        cur.execute(f"KILL QUERY {int(self._server_id)}")
+                self._server_id = conn.thread_id()
+                cur.execute(f"SELECT COUNT(*) FROM {self.table} WHERE id <= %s", (self.mark,))
+                self.rows = int((cur.fetchone() or (0,))[0] or 0)
+                self._server_id = None
+        except (pymysql.MySQLError, ReplabError, OSError):
+            pass  # retried at a later tick
+        finally:
+            _close(conn)
+
+    def cancel(self, connect: Callable[[], Any]) -> None:
+        """Stop counting: end the scan on the server if one runs (nothing else to wait for)."""
+        self._cancelled = True
+        if self.running and self._server_id is not None:
+            with contextlib.suppress(Exception), connect() as conn, conn.cursor() as cur:
+                cur.execute(f"KILL QUERY {int(self._server_id)}")
+
+
+class RowCounter:
+    """Counts a table's rows in time independent of its size.
+
+    While the table is small (its id span is below ``exact_below``, a bound MIN/MAX read from the index
+    gives at no cost), every sample is an exact ``COUNT(*)``. A big table is counted in two parts: the
+    rows with ``id <= mark`` (``mark`` is the highest id of the first sample) by one ``BaseCount`` off the
+    sampling path, started once ``settle`` seconds have passed (so a transaction that commits late is in
+    it); and at every sample the rows above a settled watermark, a range read of the newest ids. Until
+    the base count is known the rows are unknown (the view says "counting…"); the watermark moves up to
+    the highest id seen at least ``settle`` seconds earlier while the node kept answering. Deleting or
+    updating old rows is not seen here (``replab check`` counts exactly).
     """
 
-    def __init__(self, table: str, exact_below: int = 50_000, settle: float = 5.0) -> None:
+    def __init__(self, table: str, exact_below: int = 50_000, settle: float = 5.0,
+                 connect: Callable[[], Any] | None = None) -> None:
         self.table = table
         self.exact_below = exact_below
         self.settle = settle
-        self.settled: int | None = None  # rows with id <= watermark
-        self.watermark = 0
+        self.base = BaseCount(table, connect) if connect is not None else None
+        self.settled: int | None = None  # rows with mark < id <= watermark (all rows while small)
+        self.watermark: int | None = None
+        self._mark_at = 0.0
         self._marks: deque[tuple[float, int]] = deque()
+
+    @property
+    def counting(self) -> bool:
+        """Whether the rows are unknown only because the base count has not finished yet."""
+        return self.base is not None and self.base.mark is not None and self.base.rows is None
 
     def gap(self) -> None:
         """The node stopped answering: ids seen so far may not be final; settle again from scratch."""
         self._marks.clear()
 
-    def count(self, conn: Any, now: float) -> int:
-        if self.settled is None or self.settled < self.exact_below:
-            total, top = (int(v or 0) for v in _row(conn, f"SELECT COUNT(*), MAX(id) FROM {self.table}"))
-            self.settled, self.watermark = total, top
-            self._marks.clear()
-            return total
+    def count(self, conn: Any, now: float) -> int | None:
+        if self.watermark is None:  # small table (or no base counter): exact, as long as that is cheap
+            lo, hi = _row(conn, f"SELECT MIN(id), MAX(id) FROM {self.table}")
+            if self.base is None or hi is None or int(hi) - int(lo) < self.exact_below:
+                return int(_row(conn, f"SELECT COUNT(*) FROM {self.table}")[0] or 0)
+            hi = int(hi)
+            self.watermark, self.settled, self._mark_at = hi, 0, now
+            self.base.mark = hi
         new = self.watermark
         while self._marks and self._marks[0][0] <= now - self.settle:
             new = max(new, self._marks.popleft()[1])
         above, top, below_new = _row(
             conn, f"SELECT COUNT(*), MAX(id), COALESCE(SUM(id <= %s), 0) FROM {self.table} WHERE id > %s",
             (new, self.watermark))
-        total = self.settled + int(above or 0)
-        self.settled += int(below_new or 0)
+        total = (self.settled or 0) + int(above or 0)
+        self.settled = (self.settled or 0) + int(below_new or 0)
         self.watermark = new
         self._marks.append((now, int(top or new)))
-        return total
+        assert self.base is not None and self.base.mark is not None
+        if self.base.rows is None:
+            if now - self._mark_at >= self.settle:
+                self.base.start(self.base.mark)
+            return None
+        return self.base.rows + total
 
 
 class Sampler:
@@ -429,12 +608,14 @@ class Sampler:
 
     A stopped or paused node is recorded without SQL (a paused server would hang the query); a node that
     does not answer within the timeout is recorded as unreachable ("not answering") and retried at the
-    next tick. Replication errors and state changes are recorded as events as they appear. ``frame()``
-    is the live view: the latest sample of each node, a replica's taken before the primary's began.
+    next tick. Replication errors and state changes are recorded as events as they appear. Every thread
+    samples at the same moments (the multiples of ``interval``), the primary's just after the others', so
+    ``frame()``, the live view, compares counts taken at about the same moment.
     """
 
     def __init__(self, cluster: Cluster, timeline: Timeline | None = None, interval: float = DEFAULT_INTERVAL,
-                 table: str = "events", timeout: float = DEFAULT_TIMEOUT, exact_below: int = 50_000) -> None:
+                 table: str = "events", timeout: float = DEFAULT_TIMEOUT, exact_below: int = 50_000,
+                 settle: float = 5.0) -> None:
         if not 0.01 <= interval <= 1.0:
             raise ValueError("sampling interval must be between 0.01 and 1 s")
         self.cluster = cluster
@@ -443,12 +624,17 @@ class Sampler:
         self.interval = interval
         self.timeout = timeout
         self.exact_below = exact_below
+        self.settle = settle
         self.table = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._primary_hb: tuple[Any, Any] | None = None
         self._recent: dict[str, deque[Sample]] = {n.name: deque(maxlen=64) for n in cluster.nodes}
         self._mu = threading.Lock()
+        self._read: dict[str, int] = {}  # node -> the newest tick it has sampled
+        self._ticked = threading.Condition()
+        self._cut: tuple[float, set[str] | None] = (-1.0, None)  # (when asked, the engine's cut-off nodes)
+        self._counters: dict[str, RowCounter] = {}
 
     def start(self) -> Sampler:
         self.timeline.interval = self.interval
@@ -463,6 +649,17 @@ class Sampler:
         for t in self._threads:
             t.join(timeout=self.timeout + 2)
         self._threads.clear()
+        self.stop_counting()
+
+    def stop_counting(self) -> None:
+        """End the big tables' exact counts still running (before the final counts take their own)."""
+        for name, counter in list(self._counters.items()):
+            if counter.base is not None:
+                counter.base.cancel(functools.partial(self.cluster.connect, name, timeout=1, read_timeout=2))
+
+    def _count_connection(self, name: str) -> Any:
+        # no read timeout that matters: the scan takes what it takes, off the sampling path
+        return self.cluster.connect(name, timeout=2, read_timeout=3600)
 
     def __enter__(self) -> Sampler:
         return self.start()
@@ -472,26 +669,29 @@ class Sampler:
 
     # --- the live view -------------------------------------------------------------------------------
     def frame(self) -> dict[str, Sample | None]:
-        """The latest sample of each node; for a replica, the latest one that ended before the primary's
-        latest began, so sampling skew never shows a replica ahead of the primary."""
-        primary = self.cluster.primary.name
+        """One moment of every node (see ``frame_of``): the samples of the newest tick they all have."""
         with self._mu:
             recent = {n: list(q) for n, q in self._recent.items()}
-        out: dict[str, Sample | None] = {}
-        p = recent[primary][-1] if recent[primary] else None
-        for name, mine in recent.items():
-            if not mine:
-                out[name] = None
-            elif name == primary or p is None or p.rows is None:
-                out[name] = mine[-1]
-            else:
-                out[name] = next((s for s in reversed(mine) if s.done <= p.t), mine[0])
-        return out
+        return frame_of(recent, self.cluster.primary.name, self.interval)
+
+    def wait_first(self, timeout: float = 1.0) -> bool:
+        """Wait until every node has one sample (the live view's first frame); whether they all have."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._mu:
+                if all(self._recent.values()):
+                    return True
+            time.sleep(0.01)
+        return False
 
     def rate(self, node: str, window: float = 2.0) -> float | None:
-        """Rows per second on ``node`` over the last ``window`` seconds of its samples."""
+        """Rows per second on ``node`` over the last ``window`` seconds of its samples; None once its
+        latest sample has no count (it is down, paused or not answering: it applies nothing now)."""
         with self._mu:
-            mine = [s for s in self._recent[node] if s.rows is not None]
+            everything = list(self._recent[node])
+        if not everything or everything[-1].rows is None:
+            return None
+        mine = [s for s in everything if s.rows is not None]
         if len(mine) < 2:
             return None
         last = mine[-1]
@@ -503,53 +703,98 @@ class Sampler:
     def _loop(self, name: str) -> None:
         conn: Any = None
         prev: Sample | None = None
-        counter = RowCounter(self.table, exact_below=self.exact_below)
+        counter = RowCounter(self.table, exact_below=self.exact_below, settle=self.settle,
+                             connect=lambda: self._count_connection(name))
+        self._counters[name] = counter
         while not self._stop.is_set():
-            t_next = time.monotonic() + self.interval
-            sample, conn = self._sample(name, conn, counter)
+            tick = round(self.timeline.now() / self.interval)
+            if self.cluster.node(name).role == "primary":
+                self._after_replicas(name, tick)
+            sample, conn = self._sample(name, conn, counter, functools.partial(self._counted, name, tick))
+            self._counted(name, tick)
             self.timeline.add_sample(sample)
             with self._mu:
                 self._recent[name].append(sample)
             self._note_changes(prev, sample)
             prev = sample
-            self._stop.wait(max(0.0, t_next - time.monotonic()))
+            # every node's thread samples at the same moments: the multiples of the interval
+            self._stop.wait(self.interval - self.timeline.now() % self.interval)
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
 
-    def _sample(self, name: str, conn: Any, counter: RowCounter) -> tuple[Sample, Any]:
+    def _counted(self, name: str, tick: int) -> None:
+        """``name`` has read its position and count for ``tick`` (the primary may read its own now)."""
+        with self._ticked:
+            if self._read.get(name, -1) < tick:
+                self._read[name] = tick
+                self._ticked.notify_all()
+
+    def _after_replicas(self, primary: str, tick: int) -> None:
+        """The primary samples a tick once the other nodes have (at most a quarter interval later): a
+        replica's count is then never taken after the primary's, so it never looks ahead, and both are
+        taken at about the same moment, so a healthy replica does not look behind either."""
+        others = [n.name for n in self.cluster.nodes if n.name != primary]
+        with self._ticked:
+            self._ticked.wait_for(lambda: self._stop.is_set() or all(self._read.get(o, -1) >= tick for o in others),
+                                  timeout=min(0.05, self.interval / 4))
+
+    def _cut_off(self) -> set[str] | None:
+        """The nodes the engine has cut off now (asked at most every 0.5 s: for containers it is a docker
+        call); None when the engine cannot say."""
+        asked, cut = self._cut
+        if time.monotonic() - asked < 0.5:
+            return cut
+        try:
+            cut = set(self.cluster.engine.partitioned(self.cluster.nodes))
+        except Exception:  # noqa: BLE001 - a lane left to the fault windows, never a dead sampler
+            cut = None
+        self._cut = (time.monotonic(), cut)
+        return cut
+
+    def _sample(self, name: str, conn: Any, counter: RowCounter,
+                counted: Callable[[], None] | None = None) -> tuple[Sample, Any]:
         node = self.cluster.node(name)
         t = self.timeline.now()
+        role = node.role
         state = self.cluster.engine.state(node)
         if state in (STOPPED, PAUSED):
             counter.gap()
             _close(conn)
-            return Sample(t, name, state, took=round(self.timeline.now() - t, 3)), None
+            return Sample(t, name, state, took=round(self.timeline.now() - t, 3), role=role), None
         try:
             if conn is None:
                 conn = self.cluster.connect(name, timeout=self.timeout, read_timeout=self.timeout)
-            sample = Sample(t, name, RUNNING)
+            sample = Sample(t, name, RUNNING, role=role)
             sample.tx = gtid_transactions(str(db.scalar(conn, self.cluster.flavor.executed_gtid()) or ""))
             with contextlib.suppress(pymysql.err.ProgrammingError, pymysql.err.OperationalError):
                 sample.rows = counter.count(conn, t)  # a missing table (1146) leaves rows unknown
+                sample.counting = sample.rows is None and counter.counting
+            sample.counted = self.timeline.now()
+            if counted is not None:
+                counted()
             if conn.open is False:
                 raise pymysql.err.OperationalError(2013, "lost connection")
             hb = replication.heartbeat(conn)
-            if node.role == "primary":
+            if role == "primary":
                 self._primary_hb = hb
             else:
+                cut = self._cut_off() if role == "replica" else None
+                sample.cut = None if cut is None else name in cut
                 st = replication.replica_status(conn, self.cluster.flavor)
                 sample.io_running = st.io_running if st else False
                 sample.sql_running = st.sql_running if st else False
                 sample.last_errno = st.last_errno if st else None
                 sample.sql_errno = st.last_sql_errno if st else None
-                sample.lag_ms = replication.lag_ms(self._primary_hb, hb, st)
+                # before the primary's first sample there is no heartbeat to compare with: not known yet
+                known = self._primary_hb is not None or hb is None
+                sample.lag_ms = replication.lag_ms(self._primary_hb, hb, st) if known else None
             sample.took = round(self.timeline.now() - t, 3)
             return sample, conn
         except (pymysql.MySQLError, ReplabError, OSError):
             counter.gap()
             _close(conn)
-            return Sample(t, name, UNREACHABLE, took=round(self.timeline.now() - t, 3)), None
+            return Sample(t, name, UNREACHABLE, took=round(self.timeline.now() - t, 3), role=role), None
 
     def _note_changes(self, prev: Sample | None, cur: Sample) -> None:
         if prev is None:

@@ -108,6 +108,24 @@ def version_of(binary: str) -> str:
     return re.sub(r"\s*\(-- Please help.*\)\s*$", "", re.sub(r"^\S*/", "", line)).strip()
 
 
+_SERVER_HELP = re.compile(r"Starts the (MySQL|MariaDB) database server")
+
+
+def require_server(binary: str, version_line: str) -> None:
+    """Refuse a binary that is not a MySQL or MariaDB server (mysqld/mariadbd): a client (``mariadb``,
+    ``mysql``) or any other program. A server's ``--help`` says "Starts the MySQL database server." (MariaDB:
+    "... MariaDB database server."); a client's and other programs' do not."""
+    try:
+        out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=60)
+        text = out.stdout + out.stderr
+    except (OSError, subprocess.SubprocessError):
+        text = ""
+    if not _SERVER_HELP.search(text):
+        raise ConfigError(f"{binary} is not a MySQL or MariaDB server ({version_line[:80]}): --server takes a "
+                          "mysqld or mariadbd binary",
+                          hint="for example --server /usr/sbin/mariadbd, or a catalogue name (replab servers)")
+
+
 def flavor_of(version_line: str) -> str:
     return "mariadb" if "mariadb" in version_line.lower() else "mysql"
 
@@ -254,6 +272,7 @@ def from_binary(path: str) -> Server:
         if os.path.realpath(entry.binary) == os.path.realpath(binary):
             return entry
     line = version_of(binary)
+    require_server(binary, line)
     flavor, version = flavor_of(line), short_version(line)
     bindir = os.path.dirname(binary)
     dirs = [bindir, os.path.join(os.path.dirname(bindir), "bin"), os.path.join(os.path.dirname(bindir), "scripts")]

@@ -73,6 +73,7 @@ class Flavor:
     """Base class: the statements every flavor must provide."""
 
     name = "generic"
+    conversion_errno = 1677  # a ROW event value that does not fit the replica's column (MariaDB)
     version: tuple[int, ...] = ()
     version_string = ""
 
@@ -116,6 +117,25 @@ class Flavor:
 
     def wait_for_gtid(self) -> str:
         """SELECT with placeholders (%s gtid, %s timeout); returns 0 on success, -1/1 on timeout."""
+        raise NotImplementedError
+
+    def session_gtid_query(self) -> str:
+        """A SELECT, run right after a session's write, whose one value is a GTID set holding that write (for
+        causal reads: a replica waits for it with ``wait_for_gtid`` before it reads)."""
+        raise NotImplementedError
+
+    def causal_reads_unsupported(self) -> str | None:
+        """Why this server cannot wait for a GTID before a read (None: it can)."""
+        oldest = (10, 0, 9) if self.name == "mariadb" else (5, 7, 5)
+        if self.version and tuple(self.version[:3]) < oldest:
+            fn = "MASTER_GTID_WAIT" if self.name == "mariadb" else "WAIT_FOR_EXECUTED_GTID_SET"
+            return (f"{self.name} {'.'.join(map(str, self.version))} has no {fn} (it came in "
+                    f"{'.'.join(map(str, oldest))})")
+        return None
+
+    def replica_delay(self, seconds: int) -> str:
+        """CHANGE MASTER/SOURCE to apply each transaction ``seconds`` after its commit on the source (a
+        deliberately lagging replica; run between stop_replica and start_replica)."""
         raise NotImplementedError
 
     def wait_ok(self, value: Any) -> bool:
@@ -302,6 +322,12 @@ class MariaDBFlavor(Flavor):
     def wait_for_gtid(self) -> str:
         return "SELECT MASTER_GTID_WAIT(%s, %s)"
 
+    def session_gtid_query(self) -> str:
+        return "SELECT @@SESSION.last_gtid"  # exactly this session's last transaction
+
+    def replica_delay(self, seconds: int) -> str:
+        return f"CHANGE MASTER TO MASTER_DELAY={int(seconds)}"
+
     def wait_ok(self, value: Any) -> bool:
         return _int(value, -1) == 0
 
@@ -409,6 +435,7 @@ class MySQLFlavor(Flavor):
 
     name = "mysql"
     reconnects_after_read_error = False
+    conversion_errno = 13146  # ER_REPLICA_CONVERSION_FAILED, observed on MySQL 9.7 (where MariaDB says 1677)
 
     def server_section(self) -> str:
         return "mysqld"
@@ -508,6 +535,17 @@ class MySQLFlavor(Flavor):
 
     def wait_for_gtid(self) -> str:
         return "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)"
+
+    def session_gtid_query(self) -> str:
+        # MySQL reports a session's own GTID only as session-state tracking in the OK packet, which the Python
+        # drivers do not expose; the server's whole executed set holds it too (a superset: a causal read may
+        # wait a little longer than it must, never too little)
+        return "SELECT @@GLOBAL.gtid_executed"
+
+    def replica_delay(self, seconds: int) -> str:
+        if self._has_replica_syntax():
+            return f"CHANGE REPLICATION SOURCE TO SOURCE_DELAY={int(seconds)}"
+        return f"CHANGE MASTER TO MASTER_DELAY={int(seconds)}"
 
     def wait_ok(self, value: Any) -> bool:
         return _int(value, 1) == 0
@@ -635,6 +673,15 @@ def merge_worker_errors(status: ReplicaStatus, rows: list[dict[str, Any]]) -> Re
 
 
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def server_name(version: str) -> str:
+    """``10.11.19-MariaDB-0+deb12u1-log`` or ``mariadbd Ver 10.11.19-MariaDB...`` -> ``MariaDB 10.11.19``;
+    ``9.7.0`` -> ``MySQL 9.7.0``."""
+    m = re.search(r"(\d+\.\d+\.\d+)(-MariaDB)?", version)
+    if not m:
+        return version
+    return f"{'MariaDB' if m.group(2) or 'mariadb' in version.lower() else 'MySQL'} {m.group(1)}"
 
 
 def flavor_from_version_string(text: str) -> Flavor:

@@ -3,7 +3,8 @@ the file is corrupt, or the home was removed while servers ran.
 
 A process is replab's when its command line names this home: a server started with
 ``--defaults-file=<home>/nodes/<name>/my.cnf``, a link relay started as ``.../relayd.py <home>/relay``
-(``replab.relay <home>/relay`` by older replab versions).
+(``replab.relay <home>/relay`` by older replab versions), a proxy started as ``haproxy -db -f
+<home>/proxy/haproxy.cfg`` and its health agent ``.../proxy_agent.py <home>/proxy``.
 Never by process name: another user's or another cluster's mariadbd is left alone.
 """
 
@@ -33,6 +34,7 @@ def find(home: Path) -> list[Stray]:
     home = Path(home).absolute()
     server_mark = f"--defaults-file={home}/nodes/"
     relay_marks = (f"relayd.py {home}/relay ", f"replab.relay {home}/relay ")
+    proxy_marks = {f"-f {home}/proxy/haproxy.cfg": "proxy haproxy", f"proxy_agent.py {home}/proxy": "proxy agent"}
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -41,6 +43,8 @@ def find(home: Path) -> list[Stray]:
         if server_mark in cmd:
             name = cmd.split(server_mark, 1)[1].split("/", 1)[0]
             found.append(Stray(int(entry), f"server {name}"))
+        elif any(m in cmd for m in proxy_marks):
+            found.append(Stray(int(entry), next(w for m, w in proxy_marks.items() if m in cmd)))
         else:
             mark = next((m for m in relay_marks if m in cmd + " "), None)
             if mark:

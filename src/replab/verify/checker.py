@@ -28,13 +28,14 @@ import pymysql
 from ..cluster import replication, roles
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
-from ..engines.base import RUNNING
+from ..engines.base import RUNNING, bring_back
 from ..servers import db
 from . import ledger
 from .rowhash import (
     DIGEST_MAX_LEN,
     INT_TYPES,
     aggregate_sql,
+    combine,
     diff_row_hashes,
     differing_chunks,
     digest_sql,
@@ -303,10 +304,41 @@ def judge(facts: Facts) -> CheckReport:
                                   ("unexpected", "extra_rows", "row(s) the primary never acknowledged")):
             count = int(ld.get(kind + "_count", 0))
             if count:
-                problems.append(Problem(node, pkind, "events", f"ledger: {count} {what}", list(ld.get(kind, [])),
-                                        count, source="ledger"))
+                found = Problem(node, pkind, "events", f"ledger: {count} {what}", list(ld.get(kind, [])), count,
+                                source="ledger")
+                same = next((p for p in problems if (p.node, p.kind, p.table, p.source) ==
+                             (node, pkind, "events", "checksum")), None)
+                problems.extend(fold_ledger(same, found))
     problems.sort(key=lambda p: (KINDS.index(p.kind), p.node, p.table or ""))
     return CheckReport(consistent=not problems, problems=problems, facts=facts, lost=lost)
+
+
+def fold_ledger(compared: Problem | None, ledger: Problem) -> list[Problem]:
+    """The ledger's finding for a node and table the row comparison already found the same kind of problem
+    in: the rows both name are one problem, counted once. Returns what is left of the ledger's finding (a
+    problem for the ids only the ledger names, or nothing); ``compared`` notes that the ledger agrees."""
+    if compared is None:
+        return [ledger]
+    complete = compared.row_count == len(compared.rows) and ledger.row_count == len(ledger.rows)
+    if not complete:  # more ids than were kept: the overlap cannot be told; count the larger finding only
+        compared.detail += f"; the ledger finds {ledger.row_count} {_what(ledger)}"
+        compared.row_count = max(compared.row_count, ledger.row_count)
+        return []
+    only = sorted(set(ledger.rows) - set(compared.rows))
+    both = ledger.row_count - len(only)
+    if both:
+        compared.detail += f"; the ledger agrees on {both} of them" if only or both < compared.row_count else \
+            "; the ledger agrees"
+    if not only:
+        return []
+    ledger.rows, ledger.row_count = only, len(only)
+    ledger.detail = f"ledger: {len(only)} {_what(ledger)}" + (" besides those" if both else "")
+    return [ledger]
+
+
+def _what(ledger: Problem) -> str:
+    return "acknowledged write(s) missing" if ledger.kind == "missing_rows" else \
+        "row(s) the primary never acknowledged"
 
 
 def _replication_problems(n: NodeFacts, wait: float) -> list[Problem]:
@@ -435,7 +467,7 @@ class _Collector:
         state = cluster.engine.state(cluster.primary)
         if state != RUNNING:
             raise CheckError(f"the primary {self.primary} is {state}: cannot check without it", node=self.primary,
-                             hint=f"start it: replab start {self.primary}")
+                             hint=f"bring it back: {bring_back(self.primary, state)}")
         try:
             self.conn(self.primary)
         except SqlError as exc:
@@ -709,7 +741,11 @@ def _compare_table(col: _Collector, table: str, primary: NodeFacts, replicas: li
         beyond = [i for d in diffs if d.node == n.name for i in d.extra if bound is not None and i > bound]
         tf.rows = sum(v[0] for v in own.values()) + len(beyond)
         if (n.name, common) in sums:
-            tf.checksum = table_checksum(sums[(n.name, common)].values(), keyed=pk is not None)
+            chunks = list(sums[(n.name, common)].values())
+            if beyond and pk is not None:  # its rows past the bound count in its rows: in its checksum too
+                hashes = col.row_hashes(n.name, table, list(common), f"{quote_ident(pk)} > %s", (bound,))
+                chunks.append((len(beyond), combine((1, hashes[i]) for i in beyond if i in hashes)))
+            tf.checksum = table_checksum(chunks, keyed=pk is not None)
             tf.compared_columns = list(common)
     return diffs
 

@@ -23,17 +23,19 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication
+from ..cluster import replication, roles
 from ..core.config import quote_ident
 from ..core.errors import ReplabError, SqlError
 from ..engines.base import RUNNING
 from ..servers import db
 from ..servers.flavor import ReplicaStatus
+from ..servers.gtid import GtidSet
 from .causes import (
     BinlogGap,
     Column,
@@ -114,8 +116,10 @@ def compatible(src: Column, dst: Column) -> bool:
 
 
 # --- schema drift -----------------------------------------------------------------------------------
-def schema_findings(table: str, prim: list[Column], repl: list[Column], fmt: str) -> tuple[list[str], list[str]]:
-    """(causes, next-write predictions) for one table whose columns differ."""
+def schema_findings(table: str, prim: list[Column], repl: list[Column], fmt: str,
+                    conversion_errno: int = 1677) -> tuple[list[str], list[str]]:
+    """(causes, next-write predictions) for one table whose columns differ; ``conversion_errno`` is the
+    flavor's error for a ROW value that does not fit (MariaDB 1677, MySQL 8.0+ 13146)."""
     causes: list[str] = []
     nxt: list[str] = []
     pnames = [c.name.lower() for c in prim]
@@ -142,7 +146,7 @@ def schema_findings(table: str, prim: list[Column], repl: list[Column], fmt: str
             p, r = bad[0]
             nxt.append(f"ROW events apply by position, so from column {first} on values shift one column left "
                        f"({shifted}); `{p.name}` ({p.column_type}) cannot go into `{r.name}` ({r.column_type}): "
-                       f"the next row event on {table} stops the SQL thread with error 1677")
+                       f"the next row event on {table} stops the SQL thread with error {conversion_errno}")
         else:
             nxt.append(f"ROW events apply by position, so from column {first} on values shift one column left "
                        f"({shifted}) and the types fit: rows land in the wrong columns SILENTLY")
@@ -159,8 +163,9 @@ def schema_findings(table: str, prim: list[Column], repl: list[Column], fmt: str
                           "here")
             if fmt != "STATEMENT":
                 nxt.append("row events fit the changed type" if compatible(pc, rc) else
-                           f"the next row event on {table} stops the SQL thread with error 1677 (cannot convert "
-                           f"{pc.column_type} to {rc.column_type} while slave_type_conversions is empty)")
+                           f"the next row event on {table} stops the SQL thread with error {conversion_errno} "
+                           f"(cannot convert {pc.column_type} to {rc.column_type} while slave_type_conversions is "
+                           "empty)")
     return causes, nxt
 
 
@@ -289,6 +294,9 @@ def _one(cluster: Cluster, name: str, pconn: Any, stamps: dict[tuple[str, int], 
 def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
              stamps: dict[tuple[str, int], tuple[Stamps, bool] | None]) -> Diagnosis:
     st = replication.replica_status(rconn, cluster.flavor)
+    out = _out_of_replication(cluster, name, rconn, pconn)
+    if out is not None:
+        return out
     if st is None:
         return Diagnosis(name, "broken", "is not replicating at all (no replication configured)",
                          causes=["RESET SLAVE ALL or a rebuild left it without a source"])
@@ -322,7 +330,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
             drift_tables.append(table)
             continue
         if [(c.name, c.column_type) for c in pcols] != [(c.name, c.column_type) for c in rcols]:
-            causes, nxt = schema_findings(table, pcols, rcols, fmt)
+            causes, nxt = schema_findings(table, pcols, rcols, fmt, cluster.flavor.conversion_errno)
             d.causes += causes
             d.next_writes += nxt
             drift_tables.append(table)
@@ -363,6 +371,48 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         d.summary = "replicating, but drifted from the primary: " + "; ".join(d.causes[:2])
     if pconn is not None and d.severity != "down" and st.sql_running and (gap is None or gap.kind == "reissued"):
         _row_drift(d, cluster, pconn, rconn, pschema, drift_tables)
+    return d
+
+
+def _out_of_replication(cluster: Cluster, name: str, rconn: Any, pconn: Any) -> Diagnosis | None:
+    """A node a role change took out of replication on purpose: the demoted former primary, or a replica a
+    forced failover left out because it holds transactions the new primary never had. Said as such, with
+    the one command that brings it back (what failover and start print too), not as a broken replica."""
+    info = cluster.node(name)
+    left: dict[str, Any] = info.extra.get("left_out") or {}
+    if info.role != roles.DEMOTED and not left:
+        return None
+    primary, flavor = cluster.primary.name, cluster.flavor
+    errant: list[str] = []
+    count = 0
+    if pconn is not None:  # what its binary log holds that the primary's lacks, per source (as rejoin counts)
+        rstate = str(db.scalar(rconn, flavor.binlog_gtid_state()) or "")
+        pstate = str(db.scalar(pconn, flavor.binlog_gtid_state()) or "")
+        diff = GtidSet.parse(rstate).subtract(GtidSet.parse(pstate), by_source=True)
+        errant, count = diff.ranges(by_source=True), diff.count()
+    held = f"{count} transaction(s) (" + ", ".join(errant[:4]) + (", ...)" if len(errant) > 4 else ")")
+    if info.role == roles.DEMOTED:
+        change = info.extra.get("demoted") or {}
+        d = Diagnosis(name, "broken", f"demoted former primary: read-only and out of replication since "
+                                      f"{change.get('new_primary') or primary} was promoted",
+                      errant_gtids=errant)
+        if errant:
+            d.causes.append(f"it holds {count} transaction(s) {primary} never had ({', '.join(errant[:4])}"
+                            f"{', ...' if len(errant) > 4 else ''}): written while it was the primary, never "
+                            f"received by {primary}")
+            d.next_writes.append(f"rebuild it from {primary}: replab rejoin {name} --rebuild (those transactions "
+                                 "are discarded)")
+        else:
+            d.next_writes.append(f"nothing it wrote is missing on {primary}: replab rejoin {name} makes it a "
+                                 f"replica of {primary}")
+        return d
+    d = Diagnosis(name, "broken", f"left out of replication by the failover to {left.get('new_primary')}: it "
+                                  f"holds transaction(s) {primary} never had; read-only", errant_gtids=errant)
+    d.causes.append(f"{held if count else 'those transactions'}: received from {left.get('old_primary')} before the "
+                    f"failover, never by {left.get('new_primary')} (promoted with --force although it lacked "
+                    "them)")
+    d.next_writes.append(f"rebuild it from {primary}: replab rejoin {name} --rebuild (those transactions are "
+                         "discarded)")
     return d
 
 
@@ -472,6 +522,22 @@ def _explain_ddl(d: Diagnosis, ddl: Any, rschema: dict[str, list[Column]], psche
                          f"`{col}`, which was dropped on this replica only (the primary still had it)")
 
 
+CONVERSION_ERRORS = (1677, 13146)  # a ROW event value that does not fit the column: MariaDB, MySQL 8.0+
+# MariaDB: "Column 1 of table 'mydb.events' cannot be converted from type 'varchar(256 octets)' to type
+# 'int(11)'" (counted from 0); MySQL: "Column 2 (counting the first column as number 1) of table 'mydb.events'
+# cannot be converted from type 'varchar(256(bytes))' to type 'int'"
+_CONVERSION = re.compile(r"Column (\d+)( \(counting the first column as number 1\))? of table '([^']+)' cannot be "
+                         r"converted from type '(.+?)' to type '(.+?)'")
+
+
+def conversion(error: str) -> tuple[int, str, str] | None:
+    """(0-based column index, source type, replica type) of a ROW event conversion error, either flavor."""
+    m = _CONVERSION.search(error or "")
+    if not m:
+        return None
+    return int(m.group(1)) - (1 if m.group(2) else 0), m.group(4), m.group(5)
+
+
 def _explain_error(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, rschema: dict[str, list[Column]],
                    pschema: dict[str, list[Column]]) -> None:
     err = d.error
@@ -483,16 +549,15 @@ def _explain_error(d: Diagnosis, cluster: Cluster, pconn: Any, rconn: Any, rsche
     query = re.search(r"Query: '(.*)'$", err, re.S)
     if query:
         d.statement = query.group(1)
-    if d.errno == 1677:
-        m = re.search(r"Column (\d+) of table '([^']+)' cannot be converted from type '([^']+)' to type '([^']+)'",
-                      err)
-        if m and d.table in pschema and d.table in rschema:
-            idx = int(m.group(1))
+    if d.errno in CONVERSION_ERRORS:
+        conv = conversion(err)
+        if conv and d.table in pschema and d.table in rschema:
+            idx, src_type, dst_type = conv
             pcols, rcols = pschema[d.table], rschema[d.table]
             src = pcols[idx].name if idx < len(pcols) else "?"
             dst = rcols[idx].name if idx < len(rcols) else "?"
-            d.summary += (f": a ROW event for {d.table} carries the primary's `{src}` ({m.group(3)}) at column "
-                          f"{idx + 1}, where this replica has `{dst}` ({m.group(4)})")
+            d.summary += (f": a ROW event for {d.table} carries the primary's `{src}` ({src_type}) at column "
+                          f"{idx + 1}, where this replica has `{dst}` ({dst_type})")
         d.statement = d.statement or f"a row event on {d.table}"
     elif d.errno == 1054:
         m = re.search(r"Unknown column '([^']+)'", err)
@@ -532,34 +597,73 @@ def _failing_event(d: Diagnosis, cluster: Cluster, rconn: Any, pschema: dict[str
     pos = row.get("Exec_Master_Log_Pos") or row.get("Exec_Source_Log_Pos")
     if not log_file or not pos or not re.fullmatch(r"[\w.-]+", str(log_file)):
         return
+    gtid = worker_gtid(d.error)
     argv = [*base, "--read-from-remote-server", "--base64-output=decode-rows", "-v", f"--start-position={int(pos)}",
-            str(log_file)]
-    statement: list[str] = []
-    event: list[str] = []
+            *(["--to-last-log"] if gtid else []), str(log_file)]
     try:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     except OSError:
         return
+    timer = threading.Timer(STAMP_SECONDS, proc.kill)  # a tool that hangs must not hang diagnose
+    timer.start()
     try:
         assert proc.stdout is not None
-        for n, line in enumerate(proc.stdout):
-            line = line.rstrip("\n")
-            if line.startswith("#Q> "):
-                statement.append(line[4:])
-            elif line.startswith("### ") and len(event) < max_lines:
-                event.append(line[4:])
-            if line.startswith("COMMIT") or n > 2000:
-                break
+        statement, event = event_group(proc.stdout, gtid, max_lines)
     finally:
+        timer.cancel()
         proc.kill()
         proc.wait()
     if statement and not d.statement or (d.statement or "").startswith("a row event"):
         d.statement = " ".join(statement) or d.statement
-    if event and d.table is None:
-        m = re.search(r"`([\w$]+)`\.`([\w$]+)`", event[0])
-        d.table = f"{m.group(1)}.{m.group(2)}" if m else None
-    names = [c.name for c in pschema.get(d.table or "", [])]
+    m = re.search(r"`([\w$]+)`\.`([\w$]+)`", event[0]) if event else None
+    table = f"{m.group(1)}.{m.group(2)}" if m else None
+    if d.table is None:
+        d.table = table
+    names = [c.name for c in pschema.get(table or "", [])]  # the event's own table names its columns
     d.event = [re.sub(r"@(\d+)=", lambda m: _column_name(names, int(m.group(1))) + "=", e) for e in event]
+
+
+# the start of an event group in mysqlbinlog / mariadb-binlog output: MySQL sets GTID_NEXT, MariaDB prints a
+# GTID event ("#261203 13:56:25 server id 1  end_log_pos 380 CRC32 0x5e1f2d3c  GTID 0-1-15 trans")
+_GROUP_START = re.compile(r"^SET @@SESSION\.GTID_NEXT= '([^']+)'|^#\d{6}\s.*\sGTID (\d+-\d+-\d+)(?:\s|$)")
+_WORKER_GTID = re.compile(r"failed executing transaction '([^']+)'")
+SCAN_LINES = 200_000  # binlog lines read past the applied position looking for the failing transaction
+
+
+def worker_gtid(error: str) -> str | None:
+    """The GTID of the transaction MySQL's failing applier worker was executing ("Worker 1 failed executing
+    transaction 'uuid:15' at source log ..."), or None (MariaDB names no GTID: its SQL thread stops at the
+    failing event, so the group at the applied position is the one)."""
+    m = _WORKER_GTID.search(error or "")
+    return m.group(1) if m and m.group(1) != "ANONYMOUS" else None
+
+
+def event_group(lines: Iterable[str], gtid: str | None, max_lines: int = 12) -> tuple[list[str], list[str]]:
+    """(statement lines, row-image lines) of one transaction in a binlog tool's ``-v`` output: the one with
+    ``gtid``, or, without it, the first one. MySQL's multi-threaded applier reports an applied position
+    (Exec_Source_Log_Pos) that can lie before transactions other workers already applied, so the first group
+    there is not always the failing one: the worker's GTID tells which."""
+    statement: list[str] = []
+    event: list[str] = []
+    inside = gtid is None
+    for n, raw in enumerate(lines):
+        line = raw.rstrip("\n")
+        m = _GROUP_START.search(line)
+        if m:
+            if inside and (statement or event):
+                break
+            inside = gtid is None or (m.group(1) or m.group(2)) == gtid
+            continue
+        if inside:
+            if line.startswith("#Q> "):
+                statement.append(line[4:])
+            elif line.startswith("### ") and len(event) < max_lines:
+                event.append(line[4:])
+            if line.startswith("COMMIT"):
+                break
+        if n > SCAN_LINES or (gtid is None and n > 2000):
+            break
+    return statement, event
 
 
 def _column_name(names: list[str], position: int) -> str:

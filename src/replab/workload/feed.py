@@ -13,7 +13,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,7 @@ class FeedOptions:
     batch: int = 1
     table: str = "events"
     heartbeat: bool = True
+    via: str = "direct"  # "proxy": through the proxy's write endpoint, as an application would
 
     def validate(self) -> None:
         errors: list[str] = []
@@ -62,6 +62,8 @@ class FeedOptions:
             errors.append(f"--threads must be between 1 and 256 (got {self.threads})")
         if self.batch < 1 or self.batch > MAX_BATCH:
             errors.append(f"--batch must be between 1 and {MAX_BATCH} (got {self.batch})")
+        if self.via not in ("direct", "proxy"):
+            errors.append(f"--via must be direct or proxy (got {self.via!r})")
         try:
             validate_identifier(self.table, "table name")
         except ConfigError as exc:
@@ -185,6 +187,15 @@ class Feeder:
         self.cluster = cluster
         self.options = options or FeedOptions(**kwargs)
         self.options.validate()
+        self._proxy: tuple[str, int] | None = None
+        if self.options.via == "proxy":
+            state = cluster.state.get("proxy")
+            if not state:
+                raise ConfigError("--via proxy: this cluster has no proxy",
+                                  hint="build one with a proxy in front: replab down && replab up --proxy haproxy; "
+                                  "or leave out --via to write to the primary directly")
+            self._proxy = (str(state["host"]), int(state["write_port"]))
+        self._by_server_id = {n.server_id: n.name for n in cluster.nodes}
         # As fast as it can, single-row inserts go PIPELINE_DEPTH to a packet: each is still its own
         # autocommitted transaction with its own acknowledgement, but the client waits one round trip
         # per packet instead of per row.
@@ -339,8 +350,10 @@ class Feeder:
                 if primary is None:
                     self._stop.wait(0.05)
                     continue
-                self._follow(primary.name)
                 user, password = self.cluster.credentials(db.APP)
+                if self._proxy is not None:
+                    return self._connect_proxy(user, password)
+                self._follow(primary.name)
                 # the engine's own way in: a local server's Unix socket (as sysbench in the bench), else TCP
                 socket = self.cluster.engine.connect_params(primary).get("unix_socket")
                 return db.connect_fast(host=primary.host, port=primary.port, unix_socket=socket, user=user,
@@ -352,6 +365,26 @@ class Feeder:
                     self._result.last_error = str(exc)
                 self._stop.wait(0.2)
         return None
+
+    def _connect_proxy(self, user: str, password: str) -> Any:
+        """Through the proxy's write endpoint: the node it routed to is asked for (its server_id), so the
+        ledger's epochs still say which primary acknowledged which ids."""
+        host, port = self._proxy or ("127.0.0.1", 0)
+        conn = db.connect_fast(host=host, port=port, user=user, password=password, database=self.cluster.database,
+                               timeout=2, read_timeout=10, multi_statements=self._pipelined, node="proxy")
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT @@server_id")
+            row = cur.fetchone()
+            cur.close()
+        except Exception as exc:  # noqa: BLE001 - either driver's error: the endpoint broke the session
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise SqlError(f"proxy {host}:{port}: {exc}", node="proxy") from None
+        name = self._by_server_id.get(int(row[0])) if row else None
+        if name:
+            self._follow(name)
+        return conn
 
     def _follow(self, name: str) -> None:
         """Record the epoch when this feed first writes to a new primary: ids from here on are its."""
@@ -431,37 +464,82 @@ class NodeSample:
     lag_ms: int | None = None
 
 
-def sample_nodes(cluster: Cluster, table: str = "events", timeout: float = 5.0) -> list[NodeSample]:
-    """Exact row count (``COUNT(*)``) and heartbeat lag of every node, each node on its own thread with its
-    own ``timeout``; None rows for a node that does not answer."""
-    t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
+def sample_nodes(cluster: Cluster, table: str = "events", silent_after: float = 10.0,
+                 progress: Callable[[str], None] | None = None, progress_every: float = 2.0) -> list[NodeSample]:
+    """Exact row count (``COUNT(*)``) and heartbeat lag of every node, each node on its own thread.
 
-    def one(node: Any) -> tuple[NodeSample, Any]:
-        s = NodeSample(node.name)
-        hb = None
-        if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
-            return s, hb
+    A count takes the time it needs (on a big table, seconds): it has no read timeout. Meanwhile each node
+    still counting is asked ``SELECT 1`` on a second connection; a node that answers neither for
+    ``silent_after`` seconds (or is stopped or paused) is given None rows (``OUT``), and only such a node.
+    ``progress`` gets a line every ``progress_every`` s while counts are outstanding."""
+    t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
+    samples = {n.name: NodeSample(n.name) for n in cluster.nodes}
+    hbs: dict[str, Any] = {}
+    statuses: dict[str, Any] = {}  # a replica's status: lag is '-' when it is not replicating
+    done: dict[str, threading.Event] = {n.name: threading.Event() for n in cluster.nodes}
+
+    def one(node: Any) -> None:
         try:
-            with cluster.connect(node.name, timeout=min(timeout, 2.0), read_timeout=timeout) as conn:
-                s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
-                hb = replication.heartbeat(conn)
+            with cluster.connect(node.name, timeout=2.0, read_timeout=3600) as conn:
+                hbs[node.name] = replication.heartbeat(conn)  # before the scan: lag as of now
+                if node.role != "primary":
+                    statuses[node.name] = replication.replica_status(conn, cluster.flavor)
+                samples[node.name].rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
         except (SqlError, pymysql.MySQLError, OSError):
             pass
-        return s, hb
+        finally:
+            done[node.name].set()
 
-    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
-        found = list(pool.map(one, cluster.nodes))
-    primary_hb = next((hb for (s, hb), n in zip(found, cluster.nodes, strict=True) if n.role == "primary"), None)
-    for (s, hb), node in zip(found, cluster.nodes, strict=True):
+    def alive(node: Any) -> bool:
+        if cluster.engine.state(node) in (STOPPED, PAUSED):
+            return False
+        try:
+            with cluster.connect(node.name, timeout=2.0, read_timeout=2.0) as conn:
+                db.scalar(conn, "SELECT 1")
+            return True
+        except (SqlError, pymysql.MySQLError, OSError):
+            return False
+
+    pending = []
+    for node in cluster.nodes:
+        if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
+            done[node.name].set()
+            continue
+        threading.Thread(target=one, args=(node,), name=f"count-{node.name}", daemon=True).start()
+        pending.append(node)
+    t0 = time.monotonic()
+    last_seen = dict.fromkeys((n.name for n in pending), t0)
+    next_line = t0 + progress_every
+    while True:
+        pending = [n for n in pending if not done[n.name].wait(0.25 if n is pending[0] else 0)]
+        if not pending:
+            break
+        now = time.monotonic()
+        for node in pending:
+            if now - last_seen[node.name] >= 1.0 and alive(node):
+                last_seen[node.name] = time.monotonic()
+        gone = [n for n in pending if time.monotonic() - last_seen[n.name] > silent_after]
+        pending = [n for n in pending if n not in gone]  # silent: OUT (its thread ends with the process)
+        if not pending:
+            break
+        if progress is not None and now >= next_line:
+            known = ", ".join(f"{s.name} {s.rows:,}" for s in samples.values() if s.rows is not None)
+            progress(f"counting rows exactly ({now - t0:.0f} s): {', '.join(n.name for n in pending)} still "
+                     f"counting" + (f"; {known}" if known else ""))
+            next_line = now + progress_every
+    primary_hb = next((hbs.get(n.name) for n in cluster.nodes if n.role == "primary"), None)
+    for node in cluster.nodes:
+        s = samples[node.name]
         if node.role != "primary" and s.rows is not None:
-            s.lag_ms = replication.lag_ms(primary_hb, hb, None)
-    return [s for s, _ in found]
+            s.lag_ms = replication.lag_ms(primary_hb, hbs.get(node.name), statuses.get(node.name))
+    return [samples[n.name] for n in cluster.nodes]
 
 
-def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
+def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0,
+                 progress: Callable[[str], None] | None = None) -> list[NodeSample]:
     """Exact counts once replicas applied the primary's position (bounded by ``wait``); None for a silent
     node."""
     running = [r.name for r in cluster.replicas if cluster.engine.state(r) not in (STOPPED, PAUSED)]
     with contextlib.suppress(ReplabError, pymysql.MySQLError):
         cluster.wait_caught_up(timeout=wait, names=running)
-    return sample_nodes(cluster, table)
+    return sample_nodes(cluster, table, progress=progress)

@@ -1,0 +1,173 @@
+"""A real HAProxy in front of real servers (`up --proxy haproxy`): the write endpoint reaches the primary
+only, the read endpoint only replicas that replicate, both follow role changes without a restart, and an
+application writing through the proxy during a failover loses no acknowledged write (semi-sync)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pymysql
+import pytest
+from catalogue import require
+
+from replab.cluster import proxy, roles
+from replab.engines import haproxy
+from replab.faults import failover, nemesis
+from replab.runs import builtin, scenarios
+from replab.servers import db, strays
+from replab.verify import checker
+from replab.workload.feed import Feeder
+from replab.workload.reads import ReadOptions, Reads
+
+M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
+
+
+def _server_id(cluster, port: int) -> int:
+    user, password = cluster.credentials(db.APP)
+    conn = pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, connect_timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _ids(cluster) -> dict[int, str]:
+    return {n.server_id: n.name for n in cluster.nodes}
+
+
+def test_proxy_routes_by_role_follows_role_changes_and_loses_nothing(replab_cluster_factory, server):
+    cluster = replab_cluster_factory(server=server, proxy="haproxy", semi_sync=True, semi_sync_timeout_ms=5000)
+    home, names = cluster.home, _ids(cluster)
+    state = cluster.state["proxy"]
+    wport, rport = int(state["write_port"]), int(state["read_port"])
+
+    # writes reach the primary only; reads spread over both replicas, never the primary
+    assert [names[_server_id(cluster, wport)] for _ in range(3)] == [M, M, M]
+    assert {names[_server_id(cluster, rport)] for _ in range(6)} == {S1, S2}
+
+    # a replica whose SQL thread stopped leaves the read pool, and comes back when it runs again
+    cluster.sql(S2, "STOP REPLICA SQL_THREAD" if cluster.flavor.name == "mysql" else "STOP SLAVE SQL_THREAD")
+    assert haproxy.wait_serving(home, M, [S1], timeout=5) < 5
+    assert {names[_server_id(cluster, rport)] for _ in range(4)} == {S1}
+    why = {b.node: b.why for b in haproxy.backends(home) if b.pool == "read"}
+    assert "replication stopped (IO Yes, SQL No)" in why[S2], why
+    cluster.sql(S2, cluster.flavor.start_replica())
+    haproxy.wait_serving(home, M, [S1, S2], timeout=5)
+
+    # an application writes through the proxy during a switchover, then a failover
+    pid = haproxy.pids(home)["haproxy"]
+    f = Feeder(cluster, rate=200, threads=2, via="proxy").start()
+    time.sleep(1.0)
+    change = failover.switchover(cluster, S1)
+    assert change.proxy_s is not None and change.proxy_s < 2, change
+    assert names[_server_id(cluster, wport)] == S1
+    time.sleep(1.0)
+    nemesis.kill(cluster, S1)
+    change = failover.failover(cluster)
+    new = change.new_primary
+    assert new in (M, S2) and change.proxy_s is not None, change
+    assert names[_server_id(cluster, wport)] == new
+    acked_before = f.result.ok
+    time.sleep(1.0)
+    result = f.stop()
+    assert result.ok > acked_before, "no write was acknowledged through the proxy after the failover"
+    assert haproxy.pids(home)["haproxy"] == pid, "the proxy was restarted"
+    other = S2 if new == M else M
+    assert cluster.wait_caught_up(20, names=[other])[other]
+    rep = checker.check(cluster)
+    assert rep.lost == [] and rep.consistent, rep.render()
+    epochs = [e.primary for e in roles.read_epochs(home)]
+    assert epochs[-3:] == [M, S1, new], epochs
+
+    # the proxy is a node: kill it, the endpoints refuse; start it, they route again
+    assert "killed" in nemesis.kill(cluster, proxy.PROXY_NODE)
+    with pytest.raises(pymysql.MySQLError):
+        _server_id(cluster, wport)
+    assert "started" in nemesis.start(cluster, proxy.PROXY_NODE)
+    assert names[_server_id(cluster, wport)] == new
+    cluster.down()
+    assert strays.find(home) == []
+
+
+def test_proxy_bad_input_changes_nothing(cli, tmp_path):
+    home = tmp_path / "h"
+    for args, words in ((["--proxy", "nginx"], "unknown proxy 'nginx': choose one of haproxy"),
+                        (["--proxy", "mysql-router"], "MySQL Shell"),
+                        (["--proxy", "haproxy", "--engine", "compose"], "--proxy haproxy needs --engine local")):
+        r = cli("up", *args, home=home)
+        assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and not home.exists()
+
+
+def test_feed_via_proxy_without_a_proxy_is_refused(replab_cluster, cli):
+    r = cli("feed", "--via", "proxy", "--rows", "5", home=replab_cluster.home)
+    assert r.returncode == 2 and "--via proxy: this cluster has no proxy" in r.stderr, r.stderr
+    r = cli("kill", "proxy", home=replab_cluster.home)
+    assert r.returncode == 2 and "this cluster has no proxy" in r.stderr, r.stderr
+    r = cli("endpoints", "--json", home=replab_cluster.home)
+    assert r.returncode == 0
+    assert [e["name"] for e in json.loads(r.stdout)["endpoints"]] == [M, S1, S2]
+
+
+def _delay(cluster, node: str, seconds: int) -> None:
+    for statement in (cluster.flavor.stop_replica(), cluster.flavor.replica_delay(seconds),
+                      cluster.flavor.start_replica()):
+        cluster.sql(node, statement)
+
+
+def test_read_anomalies_are_counted_exactly_and_causal_reads_remove_them(replab_cluster_factory, server):
+    """mysql-s2 applies everything 1 s late (SOURCE_DELAY): every read of a session's own row there misses
+    it, staleness about 1 s; the primary never misses; reads that alternate s1 (current) and s2 (1 s
+    behind) go back in time on s2 only; causal reads show none, at the cost of the wait."""
+    cluster = replab_cluster_factory(server=server, proxy="haproxy")
+    _delay(cluster, S2, 1)
+    feeder = Feeder(cluster, rate=100, threads=1).start()
+
+    def run(read_from: str, causal: bool = False, seconds: float = 2.5) -> Any:
+        r = Reads(cluster, ReadOptions(rate=40, read_from=read_from, causal=causal, sessions=2)).start()
+        time.sleep(seconds)
+        return r.stop()
+
+    try:
+        primary = run(M)
+        assert primary.reads > 20 and primary.ryw == 0 and primary.monotonic == 0, primary.line()
+        lagging = run(S2)
+        assert lagging.reads > 0 and lagging.ryw == lagging.reads and lagging.monotonic == 0, lagging.line()
+        assert lagging.never_visible == 0 and min(lagging.staleness_ms) >= 900, lagging.line()
+        mixed = run("replicas", seconds=4)
+        s1, s2 = mixed.per_node[S1], mixed.per_node[S2]
+        assert s1.monotonic == 0 and s2.monotonic > 0 and s2.ryw == s2.reads, mixed.line()
+        through = run("proxy", seconds=4)
+        assert set(through.per_node) == {S1, S2} and through.per_node[S2].ryw == through.per_node[S2].reads, \
+            through.line()
+        causal = run("replicas", causal=True, seconds=4)
+        assert causal.reads > 0 and causal.ryw == 0 and causal.monotonic == 0, causal.line()
+        assert causal.errors == 0 and max(causal.causal_wait_ms) >= 500, causal.line()
+    finally:
+        feeder.stop()
+
+
+def test_reads_bad_input(replab_cluster, cli):
+    home = replab_cluster.home
+    for args, words in ((["--reads", "10", "--read-from", "mysql-s9"], "--read-from 'mysql-s9': not replicas, proxy"),
+                        (["--reads", "10", "--read-from", "proxy"], "--read-from proxy: this cluster has no proxy"),
+                        (["--causal"], "--read-from and --causal go with --reads"),
+                        (["--reads", "0"], "--reads must be between 1 and 100000")):
+        r = cli("feed", "--rows", "5", *args, home=home)
+        assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
+    assert replab_cluster.sql(M, "SELECT COUNT(*) FROM mydb.events").rows == [(0,)]
+
+
+@pytest.mark.parametrize("name, server", [("read-your-writes", "mariadb-10.11"), ("monotonic-reads", "mariadb-10.11"),
+                                          ("proxy-failover", "mariadb-10.11"), ("proxy-failover", "mysql-9.7")])
+def test_application_scenarios_pass(name, server, tmp_path):
+    require(server)
+    report = scenarios.run(builtin.get(name), home=tmp_path / "home", duration=5, rate=150, server=server)
+    failed = [(e.name, e.evidence) for e in report.expectations if not e.passed]
+    assert report.error is None and not failed and report.expectations, (report.error, failed)
+    if name == "proxy-failover":
+        assert report.metrics["outage_s"] < 10 and "proxy_follow_s" in report.metrics, report.metrics
