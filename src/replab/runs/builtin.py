@@ -483,7 +483,8 @@ def crash_vs_kill() -> Scenario:
         expectations=[expect_consistent("before"), expect_lost("after-kill", none=True),
                       expect_consistent("after-kill"), expect_lost("after-crash"),
                       expect_lost_between("after-crash", "cut-2", "crash"),
-                      expect_metric_above("crash_dropped_bytes", 0, " bytes"), expect_consistent("after-crash")],
+                      expect_metric_above("crash_dropped_bytes", 0, " bytes"),
+                      expect_consistent("after-crash", lost_in_failover=True)],
     )
 
 
