@@ -59,6 +59,7 @@ from .scenarios import (
     wait_caught_up,
     wait_lag_below,
 )
+from .shape_scenarios import SHAPE_SCENARIOS
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 # What a replica-only drop of a middle column does under ROW: the same failure, numbered per server
@@ -453,7 +454,7 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
-           *app_scenarios.scenarios()):
+           *app_scenarios.scenarios(), *SHAPE_SCENARIOS):
     BUILTIN[_s.name] = _s
 
 
