@@ -239,12 +239,11 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
     timeout = _net_timeout(cluster, [other, *(n.name for n in cluster.nodes if n.name != other)])
     how = cluster.engine.partition(info, cluster.nodes, direction if len(ways) == 1 else None)
+    after = f"slave_net_timeout={timeout}s" if timeout else "slave_net_timeout (not read: no node answers)"
     if ways == (links.TO_PRIMARY,):
         notice = "its IO thread keeps receiving events and heartbeats"
-    elif timeout:
-        notice = f"the IO thread notices after slave_net_timeout={timeout}s (silence, no reset)"
     else:
-        notice = "the IO thread notices after slave_net_timeout (not read: no node answers; silence, no reset)"
+        notice = f"the IO thread notices after {after}"
     return _done(cluster, f"{node}: partitioned: {how}; {notice}; heal with: replab heal {node}")
 
 
