@@ -52,8 +52,8 @@ MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compo
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "status", "sql", "connect", "down", "endpoints"), "lifecycle"),
     **dict.fromkeys(("feed", "check"), "data"),
-    **dict.fromkeys(("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal", "drift",
-                     "diagnose", "repair", "sync"), "faults"),
+    **dict.fromkeys(("kill", "crash", "stop", "start", "restart", "pause", "resume", "partition", "heal", "link",
+                     "drift", "diagnose", "repair", "sync"), "faults"),
     **dict.fromkeys(("switchover", "failover", "rejoin"), "failover_cmd"),
     "scenario": "scenario_cmd",
     **dict.fromkeys(("compose", "image"), "compose_cmd"),

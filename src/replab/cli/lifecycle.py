@@ -55,6 +55,10 @@ def up(
     proxy: str = typer.Option(None, "--proxy", help="A real proxy in front: haproxy (a write endpoint that "
                               "follows the primary, a read endpoint over the healthy replicas; see replab "
                               "endpoints)."),
+    link_delay: str = typer.Option(None, "--link-delay", help="Shape every replica link from the start: delay "
+                                   "added to each direction, e.g. 20ms (see replab link)."),
+    link_jitter: str = typer.Option(None, "--link-jitter", help="With --link-delay: its spread, e.g. 5ms."),
+    link_rate: str = typer.Option(None, "--link-rate", help="Every replica link's bandwidth, e.g. 2mbit."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -67,6 +71,7 @@ def up(
     Example: replab up --engine compose --image mysql:8.0
     Example: replab up --engine external --config replab.toml
     Example: replab up --semi-sync --semi-sync-timeout 2000
+    Example: replab up --link-delay 20ms --link-jitter 2ms
     Example: replab up --topology chain --nodes 3
     Example: replab up --topology fan-in --nodes 3
 
@@ -76,7 +81,8 @@ def up(
                          home=common.OPTIONS["home"], config_file=config, server_binary=server,
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
-                         semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, topology=topology)
+                         semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, link_delay=link_delay,
+                         link_jitter=link_jitter, link_rate=link_rate, topology=topology)
     common.console.print(common.status_table(cluster.status()))
     if cluster.topology.name != "star":
         common.console.print(common.edge_table(cluster.edge_status()))

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..core import links
 from ..core.config import ClusterSpec
 from ..core.errors import NotSupported, ReplabError, ReplicationError
 from ..core.state import STATE_VERSION, cache_root, new_password, remove_state
@@ -45,7 +46,10 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
     if created_home is None:
         created_home = not home.exists()
     try:
-        plan = get_engine_class(spec.engine).from_spec(home, say, spec).prepare(spec)  # fails fast, creates nothing
+        engine = get_engine_class(spec.engine).from_spec(home, say, spec)
+        if spec.link_conditions():  # before anything is checked or created: this engine may not shape links
+            engine.require("shape")
+        plan = engine.prepare(spec)  # fails fast, creates nothing
         flavor = plan.flavor
         if spec.semi_sync and flavor.semisync_available():
             raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
@@ -203,6 +207,11 @@ def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool,
         addresses = {r.name: pool.submit(engine.source_address, primary, r) for r in cluster.replicas}
         list(pool.map(ready_and_secure, nodes))
         sources = {name: fut.result() for name, fut in addresses.items()}
+    shaped = spec.link_conditions()
+    if shaped:  # before attaching: the replication connections are shaped from their first byte
+        how = [engine.shape(replica, shaped) for replica in cluster.replicas][-1:]
+        text = links.describe({d: links.Conditions.from_dict(c) for d, c in shaped.items()})
+        cluster.say(f"every replica link shaped: {text} (by the {''.join(how)})")
     if not version_exact:  # e.g. an image tag "mysql:8.0": ask the server which 8.0 it is
         with cluster.connect(primary.name) as conn:
             cluster.flavor = flavor = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()")))

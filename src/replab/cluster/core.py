@@ -56,6 +56,9 @@ class NodeStatus:
     version: str | None = None  # SELECT VERSION()
     binlog_format: str | None = None  # @@GLOBAL.binlog_format
     semi_sync: dict[str, Any] | None = None  # replication.semisync_side(): None when semi-sync is off
+    # the replica's link to its source as the engine applies it: {"cut": [directions], "conditions":
+    # {direction: {delay_ms, jitter_ms, rate_bps}}, "mechanism": ...}; None for a node without a link
+    link: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,7 +241,7 @@ class ClusterCore:
     # --- status ----------------------------------------------------------------------------------
     def node_status(self, node: NodeInfo, primary_hb: tuple[Any, Any] | None = None) -> NodeStatus:
         st = NodeStatus(name=node.name, role=node.role, state=self.engine.state(node), host=node.host,
-                        port=node.port, pid=self.engine.pid(node))
+                        port=node.port, pid=self.engine.pid(node), link=self.engine.link_state(node))
         if st.state != RUNNING:
             return st
         try:
@@ -292,7 +295,24 @@ class ClusterCore:
                 with self.connect(self.primary.name, timeout=2, read_timeout=5) as conn:
                     primary_hb = replication.heartbeat(conn)
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
-            return list(pool.map(lambda n: self.node_status(n, primary_hb), self.nodes))
+            rows = list(pool.map(lambda n: self.node_status(n, primary_hb), self.nodes))
+        if any(r.link and r.link.get("cut") for r in rows):
+            self._primary_view(rows)
+        return rows
+
+    def _primary_view(self, rows: list[NodeStatus]) -> None:
+        """For each cut link: the source's view of it, its binlog dump thread for that replica (found by the
+        client port the link uses at the source's end), or none (the source dropped it)."""
+        try:
+            with self.connect(self.primary.name, timeout=2, read_timeout=5) as conn:
+                dumps = replication.dump_threads(conn)
+        except (SqlError, pymysql.MySQLError, NodeStateError):
+            return
+        for row in rows:
+            if row.link and row.link.get("cut"):
+                ports = set(self.engine.link_ports(self.node(row.name)))
+                mine = [d for d in dumps if d["port"] in ports]
+                row.link["primary_view"] = mine[0] if mine else None
 
     def edge_status(self) -> list[EdgeStatus]:
         """Every replication edge with its own threads, lag and last error, read on each replica."""

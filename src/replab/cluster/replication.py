@@ -134,6 +134,20 @@ def replica_status(conn: pymysql.connections.Connection, flavor: Flavor) -> Repl
     return status
 
 
+def dump_threads(conn: pymysql.connections.Connection) -> list[dict[str, Any]]:
+    """The primary's binlog dump threads (one per connected replica): id, client host and port, seconds in
+    their state, state. The same SHOW PROCESSLIST on MariaDB and MySQL."""
+    out = []
+    for row in db.query(conn, "SHOW PROCESSLIST"):
+        r = {str(k).lower(): v for k, v in row.items()}
+        if not str(r.get("command") or "").startswith("Binlog Dump"):
+            continue
+        host, _, port = str(r.get("host") or "").rpartition(":")
+        out.append({"id": int(r["id"]), "host": host, "port": int(port) if port.isdigit() else None,
+                    "time_s": int(r.get("time") or 0), "state": r.get("state") or ""})
+    return out
+
+
 def replica_statuses(conn: pymysql.connections.Connection, flavor: Flavor) -> dict[str, ReplicaStatus]:
     """Every replication connection/channel of a node, by name ("" the default one); empty for none."""
     out: dict[str, ReplicaStatus] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import links
 from .errors import ConfigError
 
 BINLOG_FORMATS = ("ROW", "MIXED", "STATEMENT")
@@ -68,6 +69,10 @@ class ClusterSpec:
     topology: str = "star"  # the shape (topologies/): star, chain, fan-in, active-active, ring
     names: list[str] | None = None  # the node names, set from the topology (not a setting)
     proxy: str | None = None  # a real proxy in front (haproxy): a write and a read endpoint
+    # every replica link shaped from the start (each direction), e.g. "20ms", "5ms", "2mbit"; see links.py
+    link_delay: str | None = None
+    link_jitter: str | None = None
+    link_rate: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
     sources: dict[str, str] = field(default_factory=dict)
@@ -121,10 +126,23 @@ class ClusterSpec:
             elif self.engine != "local":
                 errors.append(("proxy", f"--proxy {self.proxy} needs --engine local (the {self.engine} engine does "
                                "not run a proxy yet)"))
+        if any(v is not None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            try:
+                links.conditions(self.link_delay, self.link_jitter, self.link_rate)
+            except ConfigError as exc:
+                errors.append(("link_delay", exc.message.replace("--delay", "--link-delay")
+                               .replace("--jitter", "--link-jitter").replace("--rate", "--link-rate")))
         if not _IDENT.match(str(self.database)):
             errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
                            "underscores only"))
         return errors
+
+    def link_conditions(self) -> dict[str, dict[str, float]]:
+        """The conditions ``--link-delay/--link-jitter/--link-rate`` give each direction of every link."""
+        if all(v is None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            return {}
+        c = links.conditions(self.link_delay, self.link_jitter, self.link_rate).to_dict()
+        return {d: dict(c) for d in links.DIRECTIONS}
 
     def normalized(self) -> ClusterSpec:
         self.binlog_format = str(self.binlog_format).upper()

@@ -356,7 +356,7 @@ class ComposeEngine(Engine):
     def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
         return [n.name for n in nodes if self.state(n) != STOPPED and not self._connected(n)]
 
-    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo], direction: str | None = None) -> str:
         if self.state(node) == STOPPED:
             raise NodeStateError(f"{node.name} is down; a partition needs a running container", node=node.name,
                                  hint=f"replab start {node.name}")

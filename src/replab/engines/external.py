@@ -282,7 +282,7 @@ class ExternalEngine(Engine):
     def resume(self, node: NodeInfo) -> None:
         self._run_fault(node, "resume")
 
-    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo], direction: str | None = None) -> str:
         self._run_fault(node, "partition")
         return "the inventory's partition command ran"
 

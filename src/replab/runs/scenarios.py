@@ -606,6 +606,7 @@ def _evaluate(scenario: Scenario, ctx: Context, report: RunReport) -> None:
 
 def _finish_report(ctx: Context, report: RunReport) -> None:
     report.metrics.update(ctx.metrics)
+    report.tables.update(ctx.facts.get("tables") or {})
     if ctx.feeds:
         report.metrics["writes_acknowledged"] = sum(f.ok for f in ctx.feeds)
         report.metrics["writes_failed"] = sum(f.failed for f in ctx.feeds)

@@ -215,12 +215,39 @@ def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
         return (f"{primary} is {pstate}; the IO thread reconnects every second until it is back (replab "
                 f"{'resume' if pstate == 'paused' else 'start'} {primary})")
     if name in cluster.engine.partitioned(cluster.nodes):
+        cut = (cluster.engine.link_state(cluster.node(name)) or {}).get("cut") or []
+        if len(cut) == 1:
+            return _one_way(cluster, name, st, cut[0])
         return (f"its link to {cluster.primary.name} is cut (replab partition); the IO thread "
                 f"{'still waits for data' if st.io_running else 'keeps reconnecting'}; heal with: "
                 f"replab heal {name}")
     if st.io_state != "Yes" and st.last_io_errno:
         return f"the IO thread cannot read from the primary: error {st.last_io_errno}: {st.last_io_error}"
     return None
+
+
+def _one_way(cluster: Cluster, name: str, st: Any, direction: str) -> str:
+    """A link cut one way: what the replica's IO thread sees, and what the primary's dump thread sees."""
+    primary = cluster.primary.name
+    try:
+        timeout = cluster.sql(name, "SELECT @@GLOBAL.slave_net_timeout").rows[0][0]
+        with cluster.connect(primary, timeout=2, read_timeout=5) as conn:
+            dumps = replication.dump_threads(conn)
+    except (ReplabError, pymysql.MySQLError):
+        timeout, dumps = "?", []
+    ports = set(cluster.engine.link_ports(cluster.node(name)))
+    mine = next((d for d in dumps if d["port"] in ports), None)
+    dump = (f"{primary}'s dump thread for it (id {mine['id']}) is still there ('{mine['state'] or 'no state'}' "
+            f"for {mine['time_s']}s)" if mine else f"{primary} has no dump thread for it (it dropped the connection)")
+    io = "running" if st.io_running else ("connecting" if st.io_state == "Connecting" else "stopped")
+    if direction == "to-replica":
+        return (f"its link is cut toward the replica only (replab partition --direction to-replica): the IO "
+                f"thread ({io}) hears nothing, no error and no reset, until slave_net_timeout={timeout}s passes "
+                f"without an event or heartbeat, then it reconnects; {dump}, writing into the cut while its "
+                f"requests still arrive; heal with: replab heal {name}")
+    return (f"its link is cut toward the primary only (replab partition --direction to-primary): the IO "
+            f"thread ({io}) still receives events and heartbeats; {primary} hears nothing from it (no "
+            f"semi-sync acknowledgement, no new request); {dump}; heal with: replab heal {name}")
 
 
 _TABLE_PATTERNS = [
@@ -384,7 +411,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         _failing_event(d, cluster, rconn, pschema)
     elif io := _io_problem(cluster, name, st):
         d.severity = "broken"
-        d.summary = f"not receiving: {io}"
+        d.summary = io if "toward the primary only" in io else f"not receiving: {io}"
         d.errno, d.error = st.last_io_errno, st.last_io_error
     elif d.causes:
         d.severity = "drift"
