@@ -130,7 +130,7 @@ def test_sampler_rows_constant_time_path_and_skew(replab_cluster):
     from replab.workload.feed import Feeder, sample_nodes
 
     cluster = replab_cluster
-    sampler = Sampler(cluster, interval=0.05, exact_below=0).start()
+    sampler = Sampler(cluster, interval=0.05, exact_below=0, settle=0.5).start()
     feeder = Feeder(cluster, rate=2000, threads=4, duration=3).start()
     try:
         seen = 0

@@ -47,16 +47,18 @@ def _root(
 # scenario runner, the report or the failover code: ~0.1 s of a one-second `up`). Root help, an unknown
 # command or no command load them all. tests/test_cli_lazy.py keeps this table equal to what the modules
 # register.
-MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compose_cmd", "servers_cmd")
+MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compose_cmd", "servers_cmd",
+           "topology_cmd")
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "status", "sql", "connect", "down", "endpoints"), "lifecycle"),
     **dict.fromkeys(("feed", "check"), "data"),
-    **dict.fromkeys(("kill", "stop", "start", "restart", "pause", "resume", "partition", "heal", "drift",
-                     "diagnose", "repair"), "faults"),
+    **dict.fromkeys(("kill", "crash", "stop", "start", "restart", "pause", "resume", "partition", "heal", "link",
+                     "drift", "diagnose", "repair", "sync"), "faults"),
     **dict.fromkeys(("switchover", "failover", "rejoin"), "failover_cmd"),
     "scenario": "scenario_cmd",
     **dict.fromkeys(("compose", "image"), "compose_cmd"),
     "servers": "servers_cmd",
+    **dict.fromkeys(("topology", "repoint"), "topology_cmd"),
 }
 _registered: set[str] = set()
 

@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cluster.cluster import Cluster, NodeStatus
+from ..cluster.core import EdgeStatus
+from ..core import links
 from ..core.config import resolve_home
 from ..core.state import STATE_FILE, home_lock
 from ..servers.flavor import server_name
@@ -70,18 +72,60 @@ def semi_sync_text(semi: dict[str, Any] | None) -> str:
 
 def status_table(rows: list[NodeStatus]) -> Table:
     table = Table(title=None, show_lines=False, header_style="bold")
-    for col in ("node", "role", "source", "address", "state", "IO", "SQL", "lag", "last error", "GTID", "server",
-                "binlog", "semi-sync"):
+    with_links = any(st.link for st in rows)
+    cols = ("node", "role", "source", *(("link",) if with_links else ()), "address", "state", "IO", "SQL", "lag",
+            "last error", "GTID", "server", "binlog", "semi-sync")
+    for col in cols:
         table.add_column(col, overflow="fold")
     colors = {"running": "green", "stopped": "red", "paused": "yellow", "unreachable": "red"}
     for st in rows:
         lag = "-" if st.lag_ms is None else f"{st.lag_ms} ms"
         err = f"{st.last_errno}: {st.last_error}" if st.last_errno else "-"
-        table.add_row(st.name, st.role, st.source or "-", f"{st.host}:{st.port}",
+        link = (link_text(st.link),) if with_links else ()
+        table.add_row(st.name, st.role, st.source or "-", *link, f"{st.host}:{st.port}",
                       f"[{colors.get(st.state, 'white')}]{st.state}[/]",
                       _yes_no(st.io_running), _yes_no(st.sql_running), lag, err, st.gtid or "-",
                       server_name(st.version) if st.version else "-", st.binlog_format or "-",
                       semi_sync_text(st.semi_sync))
+    return table
+
+
+def link_text(state: dict[str, Any] | None) -> str:
+    """A link's conditions for the status table: ``20ms ±5ms 2mbit each way``, ``to-replica 40ms``, ``CUT
+    to-replica``, ``plain``; ``-`` for a node without a link of its own."""
+    if not state:
+        return "-"
+    conds = {d: links.Conditions.from_dict(c) for d, c in (state.get("conditions") or {}).items()}
+    conds = {d: c for d, c in conds.items() if c}
+    if len(conds) == 2 and conds[links.TO_REPLICA] == conds[links.TO_PRIMARY]:
+        text = f"{conds[links.TO_REPLICA].text()} each way"
+    else:
+        text = links.describe(conds)
+    cut = state.get("cut") or []
+    if cut:
+        where = "both ways" if len(cut) == 2 else cut[0]
+        text = f"[red]CUT {where}[/red]" + ("" if text == "plain" else f"; {text}")
+        if "primary_view" in state:
+            view = state["primary_view"]
+            text += f"; source: dump thread {view['id']} up" if view else "; source: no dump thread"
+    return text
+
+
+def edge_table(rows: list[EdgeStatus]) -> Table:
+    """Every replication edge of a shaped cluster, each with its own threads, lag and error."""
+    table = Table(title=None, show_lines=False, header_style="bold")
+    for col in ("edge", "channel", "IO", "SQL", "lag", "last error"):
+        table.add_column(col, overflow="fold")
+    for e in rows:
+        lag = "-" if e.lag_ms is None else f"{e.lag_ms} ms"
+        if e.state != "running":
+            err = f"{e.replica} is {e.state}"
+        elif not e.configured:
+            err = "not configured on the replica"
+        else:
+            err = f"{e.last_errno}: {e.last_error}" if e.last_errno else "-"
+        table.add_row(f"{e.source} -> {e.replica}", e.channel or "(default)", _yes_no(e.io_running),
+                      _yes_no(e.sql_running), lag, err)
     return table
 
 

@@ -1,4 +1,5 @@
-"""Fault commands: kill, stop, start, restart, pause, resume, partition, heal, drift; diagnose; repair.
+"""Fault commands: kill, crash, stop, start, restart, pause, resume, partition, heal, link, drift; diagnose;
+repair.
 
 Each prints one sentence saying what it did. Bad input (unknown node, wrong state, invalid name) exits 2
 and changes nothing.
@@ -12,6 +13,7 @@ import typer
 
 from ..faults import nemesis
 from ..faults.repair import repair as run_repair
+from ..faults.sync import sync as run_sync
 from ..verify.diagnose import diagnose as run_diagnose
 from . import common
 
@@ -70,15 +72,61 @@ def resume(node: str = NODE) -> None:
     _fault(nemesis.resume, node)
 
 
-def partition(node: str = NODE) -> None:
-    """Cut the network link between a replica and the primary, both ways (the primary: every link).
+DIRECTION = typer.Option(None, "--direction", help="One way only: to-replica (the replica hears nothing; the "
+                         "primary still receives its requests and acknowledgements) or to-primary (the reverse). "
+                         "Default: both.")
+
+
+def partition(node: str = NODE, direction: str = DIRECTION) -> None:
+    """Cut the network link between a replica and the primary, both ways or one (the primary: every link).
 
     The link runs through a relay replab controls; a cut link drops traffic silently, like a pulled
     cable. The replica notices after slave_net_timeout (10 s).
 
     Example: replab partition mysql-s1
+    Example: replab partition mysql-s1 --direction to-replica
     """
-    _fault(nemesis.partition, node)
+    cluster = common.open_cluster(change=True)
+    common.console.print(nemesis.partition(cluster, node, direction=direction), markup=False)
+
+
+def crash(node: str = NODE) -> None:
+    """The node's host dies: SIGKILL its server and drop what its links had not yet delivered from it.
+
+    Unlike kill (the process dies, the host's kernel still delivers what it had sent), bytes the server
+    had written but no replica had received never arrive: asynchronous writes acknowledged after the last
+    byte a replica got are lost at a failover.
+
+    Example: replab crash mysql-m
+    """
+    _fault(nemesis.crash, node)
+
+
+def link(
+    node: str = typer.Argument(..., help="Replica whose link to its source is meant, e.g. mysql-s1."),
+    delay: str = typer.Option(None, "--delay", help="Added to each direction shaped, e.g. 20ms (both "
+                              "directions: +40 ms per round trip)."),
+    jitter: str = typer.Option(None, "--jitter", help="Spread of the delay, uniform +/-, e.g. 5ms (order kept)."),
+    rate: str = typer.Option(None, "--rate", help="Bandwidth, e.g. 2mbit, 512kbit, 1gbit."),
+    direction: str = typer.Option(None, "--direction", help="to-replica (the binary log's way) or to-primary "
+                                  "(requests, semi-sync acks). Default: both."),
+    clear: bool = typer.Option(False, "--clear", help="A plain link again (that direction, or both)."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output (the link as applied)."),
+) -> None:
+    """Give a replica's link real-network conditions: delay, jitter, rate, per direction; or show it.
+
+    Example: replab link mysql-s1 --delay 20ms --jitter 5ms --rate 2mbit
+    Example: replab link mysql-s1 --delay 40ms --direction to-replica
+    Example: replab link mysql-s1            (show it)
+    Example: replab link mysql-s1 --clear
+    """
+    changes = clear or any(v is not None for v in (delay, jitter, rate))
+    cluster = common.open_cluster(change=changes)
+    sentence = nemesis.link(cluster, node, delay=delay, jitter=jitter, rate=rate, direction=direction, clear=clear)
+    if json_out:
+        common.print_json({"node": node, **(nemesis.links_state(cluster).get(node) or {})})
+    else:
+        common.console.print(sentence, markup=False)
 
 
 def heal(node: str = typer.Argument(None, help="Node to heal (default: every cut link).")) -> None:
@@ -157,6 +205,36 @@ def repair(
         raise typer.Exit(1)
 
 
+def sync(
+    node: str = NODE,
+    via: str = typer.Option("auto", "--via", help="auto, replica (on the node, sql_log_bin=0) or primary "
+                            "(statement-based, replicates)."),
+    table: list[str] = typer.Option(None, "--table", help="Only this table (repeatable; default: all in mydb)."),  # noqa: B008
+    wait: float = typer.Option(30.0, "--wait", "-w", help="Seconds to wait for the replica to apply the "
+                               "primary's position."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Repair exactly the rows of a replica that differ from the primary (the ids check finds: insert the
+    missing, delete the extra, rewrite the changed), then verify them. Safe while a feed runs.
+
+    Refused where a row sync cannot help (schema differs, replication broken, no primary key): use repair.
+    Exit code 0: synced and verified; 1: rows still differ; 2: refused.
+
+    Example: replab sync mysql-s1 --via replica
+    """
+    report = run_sync(common.open_cluster(change=True), node, via=via, tables=list(table) if table else None,
+                      wait=wait)
+    if json_out:
+        common.print_json(report.to_dict())
+    else:
+        for step in report.steps:
+            common.say(step)
+        common.console.print(report.sentence(), markup=False)
+    if not report.verified:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    for fn in (kill, stop, start, restart, pause, resume, partition, heal, drift, diagnose, repair):
+    for fn in (kill, crash, stop, start, restart, pause, resume, partition, heal, link, drift, diagnose, repair,
+               sync):
         app.command(fn.__name__)(fn)

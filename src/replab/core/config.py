@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import links
 from .errors import ConfigError
 
 BINLOG_FORMATS = ("ROW", "MIXED", "STATEMENT")
@@ -65,7 +66,13 @@ class ClusterSpec:
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
     semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
+    topology: str = "star"  # the shape (topologies/): star, chain, fan-in, active-active, ring
+    names: list[str] | None = None  # the node names, set from the topology (not a setting)
     proxy: str | None = None  # a real proxy in front (haproxy): a write and a read endpoint
+    # every replica link shaped from the start (each direction), e.g. "20ms", "5ms", "2mbit"; see links.py
+    link_delay: str | None = None
+    link_jitter: str | None = None
+    link_rate: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # where each value that is not a default came from: "flag", "REPLAB_NODES", "replab.toml [cluster].nodes"
     sources: dict[str, str] = field(default_factory=dict)
@@ -96,6 +103,13 @@ class ClusterSpec:
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):
             errors.append(("host", f"host {self.host!r} is not a loopback address: local servers listen on "
                            "loopback only"))
+        if self.topology != "star" and self.engine != "local":
+            errors.append(("topology", f"--topology {self.topology} needs --engine local (the {self.engine} engine "
+                           "builds the star only)"))
+        if self.topology != "star" and self.proxy:
+            errors.append(("proxy", f"--proxy is for the star only (got --topology {self.topology})"))
+        if self.topology != "star" and self.semi_sync:
+            errors.append(("semi_sync", f"--semi-sync is for the star only (got --topology {self.topology})"))
         if self.semi_sync and self.engine != "local":
             errors.append(("semi_sync", f"--semi-sync needs --engine local (the {self.engine} engine does not set "
                            "it up yet)"))
@@ -112,10 +126,23 @@ class ClusterSpec:
             elif self.engine != "local":
                 errors.append(("proxy", f"--proxy {self.proxy} needs --engine local (the {self.engine} engine does "
                                "not run a proxy yet)"))
+        if any(v is not None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            try:
+                links.conditions(self.link_delay, self.link_jitter, self.link_rate)
+            except ConfigError as exc:
+                errors.append(("link_delay", exc.message.replace("--delay", "--link-delay")
+                               .replace("--jitter", "--link-jitter").replace("--rate", "--link-rate")))
         if not _IDENT.match(str(self.database)):
             errors.append(("database", f"invalid database name {self.database!r}: letters, digits and "
                            "underscores only"))
         return errors
+
+    def link_conditions(self) -> dict[str, dict[str, float]]:
+        """The conditions ``--link-delay/--link-jitter/--link-rate`` give each direction of every link."""
+        if all(v is None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            return {}
+        c = links.conditions(self.link_delay, self.link_jitter, self.link_rate).to_dict()
+        return {d: dict(c) for d in links.DIRECTIONS}
 
     def normalized(self) -> ClusterSpec:
         self.binlog_format = str(self.binlog_format).upper()
@@ -123,7 +150,7 @@ class ClusterSpec:
 
     @property
     def node_names(self) -> list[str]:
-        return node_names(self.nodes)
+        return list(self.names) if self.names else node_names(self.nodes)
 
 
 _INT_FIELDS = {"nodes", "base_port", "semi_sync_timeout_ms"}
@@ -152,7 +179,7 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
     errors: list[str] = []
     unusable: set[str] = set()  # settings whose value could not even be read
     values: dict[str, Any] = {}
-    known = {f.name for f in fields(ClusterSpec)} - {"extra", "sources"}
+    known = {f.name for f in fields(ClusterSpec)} - {"extra", "sources", "names"}
     sources: dict[str, str] = {}
     path = Path(config_file) if config_file else Path(os.environ.get("REPLAB_CONFIG", "replab.toml"))
     extra: dict[str, Any] = {}

@@ -73,6 +73,24 @@ class BuildPlan:
     server: dict[str, Any] = field(default_factory=dict)  # the catalogue entry (servers.Server) it runs
 
 
+_WHAT = {"shape": "shape a link (delay, jitter, rate)", "crash": "crash a host (kill it and drop what its links "
+         "had not delivered)", "partition-one-way": "cut a link one way only"}
+
+
+def _engines_that(capability: str) -> str:
+    """The registered engines (subclasses of Engine) declaring ``capability``, for a refusal's hint."""
+    names = sorted({cls.name for cls in _subclasses(Engine)  # type: ignore[type-abstract]
+                    if capability in cls.capabilities})
+    return ", ".join(f"--engine {n}" for n in names) or "none does yet"
+
+
+def _subclasses(cls: type[Engine]) -> list[type[Engine]]:
+    out: list[type[Engine]] = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
+
+
 class Engine(ABC):
     """Lifecycle and faults of server processes. Methods take a NodeInfo; they never decide verdicts.
 
@@ -171,8 +189,9 @@ class Engine(ABC):
                                hint="apt-get install mariadb-client")
         return found
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
-        """Where ``replica`` reaches ``primary`` for replication."""
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
+        """Where ``replica`` reaches ``primary`` (its source) for replication; ``link`` names the edge when
+        the replica has several sources (see topologies.Edge.link)."""
         return primary.host, primary.port
 
     def pid(self, node: NodeInfo) -> int | None:
@@ -194,8 +213,9 @@ class Engine(ABC):
         """Refuse, before anything changes, an operation this engine does not support."""
         if capability not in self.capabilities:
             can = ", ".join(sorted(self.capabilities)) or "none"
-            raise NotSupported(f"the {self.name} engine cannot {capability} a node (it can: {can})", node=node,
-                               hint="use the local engine (replab up) for this fault")
+            what = _WHAT.get(capability, f"{capability} a node")
+            raise NotSupported(f"the {self.name} engine cannot {what} (it can: {can})", node=node,
+                               hint=f"use an engine that can: {_engines_that(capability)}")
 
     def tool_argv(self, tool: str, node: NodeInfo, credentials: Path) -> list[str]:
         """The command that runs a client tool (client, dump, binlog) against ``node``, with the login from
@@ -222,10 +242,36 @@ class Engine(ABC):
         """The nodes cut off by ``partition`` now (none for an engine that cannot partition)."""
         return []
 
-    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo], direction: str | None = None) -> str:
         """Cut ``node`` off from the other ``nodes`` (it keeps running); return what was cut, in words.
-        Raises NodeStateError, before changing anything, when it is already cut off."""
+        ``direction`` (``to-replica``/``to-primary``) cuts one way only, where the engine declares
+        ``partition-one-way``. Raises NodeStateError, before changing anything, when it is already cut off."""
         raise NotSupported(f"the {self.name} engine cannot cut a node off the network", node=node.name)
+
+    # links: each replica's link to its source, with its state (cut one way or both, shaped)
+    def links(self, nodes: list[NodeInfo]) -> list[str]:
+        """The replicas whose link to their source this engine can cut or shape (by replica name)."""
+        return []
+
+    def link_state(self, node: NodeInfo) -> dict[str, Any] | None:
+        """``node``'s link as the engine applies it now: ``{"cut": [directions], "conditions": {direction:
+        {delay_ms, jitter_ms, rate_bps}}, "mechanism": words}``; None when it has no link of its own."""
+        return None
+
+    def link_ports(self, node: NodeInfo) -> list[int]:
+        """The client ports ``node``'s link uses at its source's end now (what the source's processlist shows
+        for the replica's connections); empty when the engine cannot tell."""
+        return []
+
+    def shape(self, node: NodeInfo, conditions: dict[str, dict[str, float]]) -> str:
+        """Give ``node``'s link these conditions per direction (a direction left out is plain); return the
+        mechanism, in a few words. Engines that can declare ``shape``."""
+        raise NotSupported(f"the {self.name} engine cannot shape a link", node=node.name)
+
+    def crash(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+        """The node's host dies: its server is killed and nothing it had sent but the links had not delivered
+        arrives. Engines that can declare ``crash``; return what was done, in words."""
+        raise NotSupported(f"the {self.name} engine cannot crash a host", node=node.name)
 
     def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
         """Undo ``partition``; return the names of the nodes whose links came back. NodeStateError when

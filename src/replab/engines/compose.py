@@ -356,7 +356,7 @@ class ComposeEngine(Engine):
     def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
         return [n.name for n in nodes if self.state(n) != STOPPED and not self._connected(n)]
 
-    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo], direction: str | None = None) -> str:
         if self.state(node) == STOPPED:
             raise NodeStateError(f"{node.name} is down; a partition needs a running container", node=node.name,
                                  hint=f"replab start {node.name}")
@@ -397,7 +397,7 @@ class ComposeEngine(Engine):
     def connect_params(self, node: NodeInfo) -> dict[str, Any]:
         return {"host": node.host, "port": node.port}
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
         return primary.name, CONTAINER_PORT  # the service name on the project's network
 
     def log_tail(self, node: NodeInfo, lines: int = 15) -> list[str]:

@@ -68,7 +68,8 @@ def _copy_datadir(template: Path, target: Path) -> None:
 
 class LocalEngine(Engine):
     name = "local"
-    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "backup", "binlog"})
+    capabilities = frozenset({"kill", "stop", "pause", "partition", "partition-one-way", "shape", "crash",
+                              "snapshot", "backup", "binlog"})
     discards_running = True
 
     def __init__(self, home: Path, say: Callable[[str], None] | None = None, server: Server | None = None,
@@ -268,6 +269,7 @@ class LocalEngine(Engine):
             "secure_file_priv": str(Path(node.dir) / "files"),
             **self.server_for(node).server_options(),
         }
+        opts.update(settings.get("node_options", {}).get(node.name, {}))  # what the topology needs of this node
         opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
             opts["read_only"] = "1"
@@ -312,8 +314,10 @@ class LocalEngine(Engine):
     can_hold_replication = True
 
     def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
-        if node.role == "replica" and node.extra.get("relay_port"):
-            relay.ensure(self.home, node.name)  # the replica's link to the primary (see relay.py)
+        if node.extra.get("relay_port") and (node.role == "replica" or node.extra.get("links") is not None):
+            relay.ensure(self.home, node.name)  # the replica's link to its source (see relay.py)
+        for link in node.extra.get("links") or {}:
+            relay.ensure(self.home, link)
         proc = self.process(node)
         if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
@@ -362,18 +366,37 @@ class LocalEngine(Engine):
         return [n.name for n in links]
 
     def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
-        return [n.name for n in nodes if n.role == "replica" and relay.mode(self.home, n.name) == relay.BLOCKED]
+        return [n.name for n in nodes if n.role == "replica" and self._cut(n.name)]
 
-    def partition(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+    def _cut(self, name: str) -> frozenset[str]:
+        return relay.blocked_directions(relay.mode(self.home, name) or relay.OPEN)
+
+    @staticmethod
+    def _mode(cut: frozenset[str]) -> str:
+        if not cut:
+            return relay.OPEN
+        if len(cut) == len(relay.DIRECTIONS):
+            return relay.BLOCKED
+        return f"{relay.BLOCKED}-{next(iter(cut))}"
+
+    def partition(self, node: NodeInfo, nodes: list[NodeInfo], direction: str | None = None) -> str:
         links = self._links(node, nodes)
-        cut = self.partitioned(nodes)
-        if all(name in cut for name in links):
-            raise NodeStateError(f"{node.name} is already partitioned", node=node.name, hint=f"replab heal {node.name}")
+        ways = frozenset(relay.DIRECTIONS if direction is None else (direction,))
+        if all(ways <= self._cut(name) for name in links):
+            how = "" if direction is None else f" {direction}"
+            raise NodeStateError(f"{node.name} is already partitioned{how}", node=node.name,
+                                 hint=f"replab heal {node.name}")
         for name in links:
-            relay.set_mode(self.home, name, relay.BLOCKED)
+            relay.set_mode(self.home, name, self._mode(self._cut(name) | ways))
         primary = next((n.name for n in nodes if n.role == "primary"), "the primary")
         what = "every replica link" if node.role == "primary" else f"the link {node.name} <-> {primary}"
-        return f"{what} is cut both ways (packets silently dropped, no reset)"
+        if direction is None:
+            return f"{what} is cut both ways (packets silently dropped, no reset)"
+        if direction == relay.TO_REPLICA:
+            return (f"{what} is cut toward the replica only: it hears nothing from {primary}, while {primary} "
+                    "still receives what it sends (requests, acknowledgements)")
+        return (f"{what} is cut toward the primary only: {primary} hears nothing from the replica, while the "
+                "replica still receives what the primary sends")
 
     def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
         cut = self.partitioned(nodes)
@@ -383,6 +406,50 @@ class LocalEngine(Engine):
         for name in links:
             relay.set_mode(self.home, name, relay.OPEN)
         return links
+
+    # --- link conditions and host crashes (the same relays) ------------------------------------------
+    def links(self, nodes: list[NodeInfo]) -> list[str]:
+        return [n.name for n in nodes if n.role == "replica" and n.extra.get("relay_port")]
+
+    def link_state(self, node: NodeInfo) -> dict[str, Any] | None:
+        if node.role != "replica" or not node.extra.get("relay_port"):
+            return None
+        running = relay.pid(self.home, node.name) is not None
+        return {"cut": sorted(self._cut(node.name)), "conditions": relay.shape(self.home, node.name),
+                "mechanism": "user-space relay" if running else "relay not running",
+                "port": int(node.extra["relay_port"])}
+
+    def link_ports(self, node: NodeInfo) -> list[int]:
+        if node.role != "replica" or not node.extra.get("relay_port"):
+            return []
+        return [int(c["upstream_port"]) for c in relay.connections(self.home, node.name) if c.get("upstream_port")]
+
+    def shape(self, node: NodeInfo, conditions: dict[str, dict[str, float]]) -> str:
+        self._links(node, [node])
+        relay.set_shape(self.home, node.name, conditions)
+        return f"user-space relay on 127.0.0.1:{node.extra['relay_port']} (this engine does not use netem)"
+
+    def crash(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+        """Sever first (the relays reset the dead side's connections and drop what they hold from it), then
+        SIGKILL: nothing the server wrote before it died can still reach a replica through a link."""
+        proc = self.process(node)
+        if proc.pid() is None:
+            raise NodeStateError(f"{node.name} is not running", node=node.name,
+                                 hint=f"start it with: replab start {node.name}")
+        dropped, severed = 0, []
+        for link in nodes:
+            if link.role != "replica" or not link.extra.get("relay_port") or relay.pid(self.home, link.name) is None:
+                continue
+            if relay.target_of(self.home, link.name) == (node.host, node.port):
+                dropped += relay.sever(self.home, link.name, "primary")
+                severed.append(link.name)
+            elif link.name == node.name:
+                dropped += relay.sever(self.home, link.name, "replica")
+                severed.append(link.name)
+        pid = proc.kill()
+        links = f"the link(s) of {', '.join(severed)} dropped {dropped} byte(s) it had sent but they had not " \
+                "delivered" if severed else "it had no link relay to drop bytes from"
+        return f"SIGKILL to pid {pid}; {links}"
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
         haproxy.stop(self.home)
@@ -412,17 +479,23 @@ class LocalEngine(Engine):
         if sockdir.exists() and not any(sockdir.iterdir()):
             sockdir.rmdir()
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
-        """The replica's own link relay (started here), which forwards to the primary; see relay.py."""
-        port = relay.ensure(self.home, replica.name, target=(primary.host, primary.port))
-        replica.extra["relay_port"] = port
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
+        """The replica's own link relay (started here), which forwards to its source; see relay.py. The
+        default link is named after the replica; a replica of several sources has one relay per source."""
+        port = relay.ensure(self.home, link or replica.name, target=(primary.host, primary.port))
+        if not link or link == replica.name:
+            replica.extra["relay_port"] = port
+        else:
+            replica.extra.setdefault("links", {})[link] = port
         return "127.0.0.1", port
 
     def source_node(self, host: str | None, port: int | None, nodes: list[NodeInfo]) -> str | None:
         """A replica's source is its link relay: the node is where that relay forwards to."""
-        relayed = next((n for n in nodes if port and n.extra.get("relay_port") == port), None)
+        relayed = next((n.name for n in nodes if port and n.extra.get("relay_port") == port), None) or \
+            next((link for n in nodes for link, p in (n.extra.get("links") or {}).items() if port and p == port),
+                 None)
         if relayed is not None:
-            target = relay.target_of(self.home, relayed.name)
+            target = relay.target_of(self.home, relayed)
             if target is not None:
                 host, port = target
         return super().source_node(host, port, nodes)

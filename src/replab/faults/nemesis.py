@@ -1,4 +1,5 @@
-"""Faults and their heal: kill, stop/start/restart, pause/resume, partition/heal, schema and data drift.
+"""Faults and their heal: kill, crash, stop/start/restart, pause/resume, partition/heal (both ways or one),
+link conditions (delay, jitter, rate), schema and data drift.
 
 Every function checks its input first (unknown node, wrong state, bad identifier, a fault the engine does
 not declare: a ``ReplabError`` and nothing changed), then acts through the cluster's engine, then returns
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 import pymysql
 
 from ..cluster import proxy, replication, roles
+from ..core import links
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
-from ..engines.base import PAUSED, RUNNING, STOPPED
+from ..engines.base import PAUSED, RUNNING, STOPPED, NodeInfo
 from ..servers import db
 from ..servers.gtid import transactions_between
 from . import failover
@@ -108,6 +110,8 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
         return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0), None
     info = cluster.node(node)
+    if cluster.topology.name != "star":
+        return _start_shaped(cluster, node, catch_up), None
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
     t0 = time.monotonic()
     # a replica comes up with its threads held, so the position it restarts from is read exactly
@@ -127,6 +131,35 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=held)
     return _done(cluster, f"{node}: started in {started:.1f}s; {phrase} ({cluster.primary.name}'s position "
                           "when it came back)"), c
+
+
+def _start_shaped(cluster: Cluster, node: str, catch_up: float) -> str:
+    """Start a node of a shape other than the star: it reconnects along its own edges; the sentence says
+    how long it took until it held what every writer it must hold had written when it started (at least
+    that many transactions: its threads were not held)."""
+    t0 = time.monotonic()
+    cluster.start_node(node)
+    started = time.monotonic() - t0
+    sources = [e.source for e in cluster.edges_into(node)]
+    if not sources or catch_up <= 0:
+        return _done(cluster, f"{node}: started in {started:.1f}s; the nodes that replicate from it reconnect "
+                              "within a few seconds")
+    with cluster.connect(node) as conn:
+        before = replication.executed_gtid(conn, cluster.flavor)
+    t1 = time.monotonic()
+    wanted = {w: g for w, g in cluster.writer_positions().items() if w != node and node in cluster.holders(w)}
+    ok, todo = True, 0
+    for gtid in wanted.values():
+        ok = cluster.wait_caught_up(max(0.0, catch_up - (time.monotonic() - t1)), names=[node],
+                                    gtid=gtid).get(node, False) and ok
+        todo += transactions_between(before, gtid)
+    seconds = time.monotonic() - t1
+    if not ok:
+        return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
+                              f"{', '.join(wanted) or 'its sources'} (waited {seconds:.1f}s); see: replab status")
+    return _done(cluster, f"{node}: started in {started:.1f}s; applied at least {todo} transaction(s) it missed "
+                          f"from {', '.join(sources)} in {seconds:.2f}s and holds every write of "
+                          f"{', '.join(wanted) or 'its sources'}")
 
 
 def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0, held: bool = False) -> dict[str, Any]:
@@ -193,21 +226,30 @@ def partitioned(cluster: Cluster) -> list[str]:
     return cluster.engine.partitioned(cluster.nodes)
 
 
-def partition(cluster: Cluster, node: str) -> str:
-    """Cut ``node`` off, both ways: a replica from the primary, or the primary from every replica."""
+def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
+    """Cut ``node`` off: a replica from the primary, or the primary from every replica; both ways, or one
+    (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing)."""
     info = cluster.node(node)
+    cluster.topology.require_fault("partition")
+    ways = links.directions(direction)
     cluster.engine.require("partition", node)
+    if len(ways) == 1:
+        cluster.engine.require("partition-one-way", node)
     # read before the cut (a node cut off may be out of replab's reach too); every node has the same setting
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
     timeout = _net_timeout(cluster, [other, *(n.name for n in cluster.nodes if n.name != other)])
-    how = cluster.engine.partition(info, cluster.nodes)  # NodeStateError, nothing changed, if already cut off
+    how = cluster.engine.partition(info, cluster.nodes, direction if len(ways) == 1 else None)
     after = f"slave_net_timeout={timeout}s" if timeout else "slave_net_timeout (not read: no node answers)"
-    return _done(cluster, f"{node}: partitioned: {how}; the IO thread notices after {after}; "
-                          f"heal with: replab heal {node}")
+    if ways == (links.TO_PRIMARY,):
+        notice = "its IO thread keeps receiving events and heartbeats"
+    else:
+        notice = f"the IO thread notices after {after}"
+    return _done(cluster, f"{node}: partitioned: {how}; {notice}; heal with: replab heal {node}")
 
 
 def heal(cluster: Cluster, node: str | None = None) -> str:
     """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
+    cluster.topology.require_fault("heal")
     if node is None:
         cut = partitioned(cluster)
         if not cut:
@@ -235,6 +277,90 @@ def _net_timeout(cluster: Cluster, nodes: list[str]) -> str | None:
         except (SqlError, NodeStateError):
             continue
     return None
+
+
+# --- link conditions -------------------------------------------------------------------------------
+def _link_of(cluster: Cluster, node: str) -> NodeInfo:
+    """The replica ``node`` whose link is meant; the primary has none of its own (say which there are)."""
+    info = cluster.node(node)
+    cluster.engine.require("shape", node)
+    names = cluster.engine.links(cluster.nodes)
+    if node not in names:
+        have = ", ".join(f"{n} ({n} <-> {_source(cluster, n)})" for n in names) or "none"
+        why = "is the primary: it has no link of its own" if info.role == "primary" else "has no link replab can shape"
+        raise ConfigError(f"{node} {why}; the links are: {have}", hint=f"replab link {names[0]}" if names else None)
+    return info
+
+
+def _source(cluster: Cluster, name: str) -> str:
+    """The node at the other end of ``name``'s link (the engine knows where its link leads)."""
+    port = cluster.node(name).extra.get("relay_port")
+    found = cluster.engine.source_node("127.0.0.1", int(port), cluster.nodes) if port else None
+    return found or cluster.primary.name
+
+
+def link_conditions(cluster: Cluster, node: str) -> dict[str, links.Conditions]:
+    """``node``'s link conditions per direction as applied now (a plain direction is left out)."""
+    state = cluster.engine.link_state(_link_of(cluster, node)) or {}
+    got = {d: links.Conditions.from_dict(c) for d, c in (state.get("conditions") or {}).items()}
+    return {d: c for d, c in got.items() if c}
+
+
+def link(cluster: Cluster, node: str, *, delay: str | float | None = None, jitter: str | float | None = None,
+         rate: str | float | None = None, direction: str | None = None, clear: bool = False) -> str:
+    """Shape the link between replica ``node`` and its source: ``delay`` (added to each direction shaped),
+    ``jitter``, ``rate`` (e.g. ``"20ms"``, ``"5ms"``, ``"2mbit"``), both directions or one. ``clear``: a plain
+    link again (that direction, or both). Nothing given: say what the link is now."""
+    given = any(v is not None for v in (delay, jitter, rate))
+    if clear and given:
+        raise ConfigError("--clear takes no --delay, --jitter or --rate: it makes the link plain")
+    new = links.conditions(delay, jitter, rate) if given else links.Conditions()
+    ways = links.directions(direction)
+    info = _link_of(cluster, node)
+    current = link_conditions(cluster, node)
+    what = f"the link {node} <-> {_source(cluster, node)}"
+    if not given and not clear:
+        return _done(cluster, f"{what}: {links.describe(current)}{_cut_text(cluster, info)}")
+    wanted = dict(current)
+    for way in ways:
+        wanted[way] = new
+    how = cluster.engine.shape(info, {d: c.to_dict() for d, c in wanted.items() if c})
+    applied = link_conditions(cluster, node)
+    verb = "plain again" if clear and not applied else links.describe(applied)
+    rtt = sum(applied[d].delay_ms for d in applied)
+    extra = f" (+{rtt:g} ms to each round trip)" if rtt else ""
+    return _done(cluster, f"{what}: {verb}{extra}, by the {how}")
+
+
+def _cut_text(cluster: Cluster, info: NodeInfo) -> str:
+    cut = (cluster.engine.link_state(info) or {}).get("cut") or []
+    if not cut:
+        return ""
+    return "; cut both ways" if len(cut) == 2 else f"; cut {cut[0]}"
+
+
+def links_state(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    """Every link the engine knows, by replica: ``{"cut": [...], "conditions": {...}, "mechanism": ...}``."""
+    out = {}
+    for name in cluster.engine.links(cluster.nodes):
+        state = cluster.engine.link_state(cluster.node(name))
+        if state is not None:
+            out[name] = state
+    return out
+
+
+# --- host crash ------------------------------------------------------------------------------------
+def crash(cluster: Cluster, node: str) -> str:
+    """The node's host dies: SIGKILL its server and drop whatever the links hold from it, so what it had sent
+    but they had not yet delivered never arrives (``kill`` = the process dies on a live host, whose kernel
+    still delivers what it had sent)."""
+    info = cluster.node(node)
+    cluster.engine.require("crash", node)
+    if _state(cluster, node) == STOPPED:
+        raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")
+    how = cluster.engine.crash(info, cluster.nodes)
+    return _done(cluster, f"{node}: crashed ({how}); what it acknowledged but no replica had received is gone "
+                          f"with it; bring it back with: replab start {node}")
 
 
 # --- drift -----------------------------------------------------------------------------------------

@@ -12,6 +12,20 @@ from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
 from . import app_scenarios
+from .link_steps import (
+    commits_over_distance,
+    expect_link_view,
+    expect_lost_between,
+    expect_semisync_bound,
+    expect_thin_link,
+    mark,
+    on_primary,
+    record_link,
+    settle,
+    thin_measure,
+    thin_start,
+    wait_sent,
+)
 from .scenarios import (
     ByFlavor,
     Context,
@@ -45,6 +59,7 @@ from .scenarios import (
     wait_caught_up,
     wait_lag_below,
 )
+from .shape_scenarios import SHAPE_SCENARIOS
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 # What a replica-only drop of a middle column does under ROW: the same failure, numbered per server
@@ -439,7 +454,118 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
-           *app_scenarios.scenarios()):
+           *app_scenarios.scenarios(), *SHAPE_SCENARIOS):
+    BUILTIN[_s.name] = _s
+
+
+# --- links: crash vs kill, one-way cuts, shaped links (link_steps.py) ---------------------------------
+def crash_vs_kill() -> Scenario:
+    cut_kill = [fault("partition", M), mark("cut-1"), start_feed(), hold(0.2), stop_feed(), mark("kill"),
+                wait_sent()]
+    return Scenario(
+        "crash-vs-kill",
+        "Asynchronous replication; the replicas' links are cut and the primary takes writes alone, then is "
+        "lost. Killed (kill: the process dies, its host's kernel still delivers what it had sent): after heal "
+        "and failover no acknowledged write is lost. Crashed (crash: the host dies with its unsent bytes): "
+        "after heal and failover exactly the writes acknowledged after the cut are lost, by id.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.2), stop_feed(), wait_caught_up(), check("before")],
+                  "inserts; every replica in sync"),
+            Phase("kill", [*cut_kill, fault("kill", M), heal("heal", None), settle(), _failover("failover_kill_s"),
+                           start_feed(), hold(0.1), stop_feed(), wait_caught_up(), check("after-kill"),
+                           _truth("after-kill")],
+                  f"links of {M} cut, writes on {M} alone, {M} killed, links healed, failover"),
+            Phase("crash", [on_primary("partition"), mark("cut-2"), start_feed(), hold(0.2), stop_feed(),
+                            mark("crash"), wait_sent(), on_primary("crash"), heal("heal", None), settle(),
+                            _failover("failover_crash_s"), start_feed(), hold(0.1), stop_feed(), wait_caught_up(),
+                            check("after-crash"), _truth("after-crash")],
+                  "the new primary's links cut, writes on it alone, its host crashed, links healed, failover"),
+        ],
+        expectations=[expect_consistent("before"), expect_lost("after-kill", none=True),
+                      expect_consistent("after-kill"), expect_lost("after-crash"),
+                      expect_lost_between("after-crash", "cut-2", "crash"),
+                      expect_metric_above("crash_dropped_bytes", 0, " bytes"),
+                      expect_consistent("after-crash", lost_in_failover=True)],
+    )
+
+
+def crash_semisync() -> Scenario:
+    return Scenario(
+        "crash-semisync",
+        "Semi-synchronous replication (AFTER_SYNC) over links with 20 ms each way: the primary's host crashes "
+        "under load, taking the bytes its links had not yet delivered; a replica is promoted and no "
+        "acknowledged write is lost (each was on a replica before its commit returned).",
+        phases=[
+            Phase("load", [start_feed(), hold(0.3), check("under-load")], "semi-synchronous inserts"),
+            Phase("crash", [on_primary("crash"), _failover(), hold(0.2), stop_feed(), wait_caught_up(),
+                            check("final"), _truth("final")], f"{M}'s host crashes under load; failover"),
+        ],
+        expectations=[expect_consistent("under-load"), expect_lost("final", none=True), expect_consistent("final")],
+        options={"semi_sync": True, "semi_sync_timeout_ms": 60_000, "link_delay": "20ms"},
+    )
+
+
+def one_way_partition() -> Scenario:
+    return Scenario(
+        "one-way-partition",
+        f"Under load, {S1}'s link is cut toward the replica only: its IO thread hears nothing and shows no "
+        f"error (silence until slave_net_timeout), while {M} keeps its dump thread, writing into the cut; status "
+        f"and diagnose show both views. Then {S2}'s link is cut toward the primary only: {S2} keeps receiving "
+        "and applying, the primary hears nothing from it. After heal nothing is lost.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.2), wait_caught_up()], "inserts; every replica in sync"),
+            Phase("to-replica", [fault("partition", S1, direction="to-replica"), hold(0.25),
+                                 record_link(S1, "to-replica"), diagnose(S1), heal("heal", S1),
+                                 wait_caught_up([S1], metric="s1_catch_up_s")],
+                  f"{M} -> {S1} cut; {S1} -> {M} still carried"),
+            Phase("to-primary", [fault("partition", S2, direction="to-primary"), hold(0.25),
+                                 wait_caught_up([S2], timeout=20, metric="s2_while_cut_s"),
+                                 record_link(S2, "to-primary"), diagnose(S2), heal("heal", S2)],
+                  f"{S2} -> {M} cut; {M} -> {S2} still carried"),
+            Phase("final", [stop_feed(), wait_caught_up(), check("final"), _truth("final")], "healed; all applied"),
+        ],
+        expectations=[expect_link_view("to-replica", ["to-replica"], io_running=True, dump_thread=True),
+                      expect_diagnosis(S1, "cut toward the replica only", "hears nothing", "dump thread"),
+                      expect_link_view("to-primary", ["to-primary"], io_running=True, dump_thread=True),
+                      expect_diagnosis(S2, "cut toward the primary only", "still receives"),
+                      expect_caught_up([S1, S2]), expect_consistent("final"), expect_lost("final", none=True)],
+    )
+
+
+def semisync_over_distance() -> Scenario:
+    return Scenario(
+        "semi-sync-over-distance",
+        "Semi-synchronous replication (AFTER_SYNC) with 0, 10, 40 and 80 ms of round trip on every replica link: "
+        "one connection's commit latency (p50, p99) and commits/s against the 1/RTT bound (1000/85 ms = 11.7 "
+        "commits/s), in a table and a plot; asynchronous replication at the same distances for comparison.",
+        phases=[
+            Phase("measure", [commits_over_distance(), wait_caught_up(), check("final")],
+                  "single-connection commits at each distance, semi-sync then async"),
+        ],
+        expectations=[expect_semisync_bound(), expect_consistent("final")],
+        options={"semi_sync": True, "semi_sync_timeout_ms": 60_000},
+    )
+
+
+def thin_link() -> Scenario:
+    return Scenario(
+        "thin-link",
+        f"{S1}'s link toward it is throttled to 96 kbit/s while the feed writes a binary log that needs more: "
+        f"its lag grows steadily (the report gives the slope, against the one the two rates predict); when the "
+        f"rate is restored, the catch-up is measured. {S2}, on a plain link, keeps up throughout.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.15), wait_caught_up()], "inserts; every replica in sync"),
+            Phase("thin", [thin_start(S1, "96kbit"), hold(0.5), thin_measure()],
+                  f"{S1}'s link carries less than the binary log grows"),
+            Phase("restore", [heal("link", S1, clear=True), wait_caught_up([S1], metric="catch_up_s"), hold(0.1),
+                              stop_feed(), wait_caught_up(), check("final")], f"{S1}'s link plain again"),
+        ],
+        expectations=[expect_thin_link(), expect_metric_below("catch_up_s", 30), expect_caught_up([S1, S2]),
+                      expect_consistent("final")],
+    )
+
+
+for _s in (crash_vs_kill(), crash_semisync(), one_way_partition(), semisync_over_distance(), thin_link()):
     BUILTIN[_s.name] = _s
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..faults.nemesis import catch_up_phrase
 from ..servers.flavor import server_name
-from .report_svg import story_svg
+from .report_svg import story_svg, table_svg
 from .timeline import Timeline
 
 SCHEMA = "replab.report/1"
@@ -62,6 +62,8 @@ class RunReport:
     diagnosis: list[str] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
     final: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # measured tables by name: {"columns": [...], "rows": [[...]], "plot": {"x", "y", "by", "bound", "title"}}
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     error: str | None = None
     timeline: Timeline = field(default_factory=Timeline)
     started_at: float = field(default_factory=time.time)
@@ -98,6 +100,7 @@ class RunReport:
             "diagnosis": self.diagnosis,
             "checks": self.checks,
             "final": self.final,
+            "tables": self.tables,
             "timeline": self.timeline.to_dict(),
         }
 
@@ -111,14 +114,15 @@ class RunReport:
             expectations=[ExpectationResult(**e) for e in data.get("expectations", [])],
             phases=[PhaseResult(**p) for p in data.get("phases", [])], metrics=data.get("metrics", {}),
             diagnosis=list(data.get("diagnosis", [])), checks=data.get("checks", {}), final=data.get("final", {}),
-            error=data.get("error"),
+            tables=data.get("tables", {}), error=data.get("error"),
             timeline=Timeline.from_dict(data.get("timeline", {})), started_at=data.get("started_at", 0.0),
             finished_at=data.get("finished_at"),
         )
 
 
 # --- facts derived from the history ------------------------------------------------------------------
-UNITS = (("_tx_s", "tx/s"), ("_ms", "ms"), ("_s", "s"), ("_tx", "transactions"))
+UNITS = (("_tx_s", "tx/s"), ("_kbit_s", "kbit/s"), ("_ms_per_s", "ms/s"), ("_bytes", "bytes"), ("_ms", "ms"),
+         ("_s", "s"), ("_tx", "transactions"))
 
 
 def with_unit(name: str, value: Any) -> str:
@@ -202,6 +206,16 @@ def final_grid(report: RunReport, table: str = "events") -> list[dict[str, Any]]
 
 
 # --- text summary ---------------------------------------------------------------------------------
+def table_text(table: dict[str, Any]) -> list[str]:
+    """A measured table as aligned text lines (for the terminal summary)."""
+    cols = table["columns"]
+    cells = [[("-" if v is None else str(v)) for v in row] for row in table["rows"]]
+    widths = [max(len(str(c)), *(len(r[i]) for r in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(str(c).rjust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return lines
+
+
 def summary(report: RunReport, notes: bool = True) -> str:
     """The readable summary the CLI prints: the count of every node at the end of each phase (the original
     task's ``mysql-s1 count: OUT``), measurements, the diagnosis (once), expectations, verdict.
@@ -217,6 +231,9 @@ def summary(report: RunReport, notes: bool = True) -> str:
     measured = catch_up_lines(report) + [f"{k} = {with_unit(k, v)}" for k, v in report.metrics.items()]
     if measured:
         lines.append("  measured: " + "; ".join(measured))
+    for name, table in report.tables.items():
+        lines.append(f"  {name}:")
+        lines.extend(f"    {line}" for line in table_text(table))
     for d in report.diagnosis:
         first, *rest = d.splitlines() or [""]
         lines.append(f"  diagnosis: {first}")
@@ -360,6 +377,7 @@ def render_html(report: RunReport) -> str:
     svg = story_svg(report.timeline)
     parts.append(f"<div class=figure id=plot>{svg}</div>" if svg else "<p class=muted>no samples recorded</p>")
     parts.append(_measurements_html(report))
+    parts.append(_tables_html(report))
     parts.append(_grid_html(report))
     if report.diagnosis:
         parts.append("<h2>Diagnosis</h2><pre id=diagnosis>" + _esc("\n".join(report.diagnosis)) + "</pre>")
@@ -384,6 +402,19 @@ def _measurements_html(report: RunReport) -> str:
     cells = "".join(f"<tr><th>{_esc(k)}</th><td class=num>{_esc(val)}</td></tr>" if val else
                     f"<tr><td colspan=2><b>{_esc(k)}</b></td></tr>" for k, val in rows)
     return f"<h2>Measurements</h2><table id=metrics>{cells}</table>"
+
+
+def _tables_html(report: RunReport) -> str:
+    """Each measured table, with its plot (y against x, one line per ``by`` value, and the ``bound``)."""
+    out = []
+    for name, t in report.tables.items():
+        head = "".join(f"<th>{_esc(c)}</th>" for c in t["columns"])
+        body = "".join("<tr>" + "".join(f"<td class=num>{_esc('-' if v is None else v)}</td>" for v in row) + "</tr>"
+                       for row in t["rows"])
+        out.append(f"<h2>{_esc(name)}</h2><table id='table-{_esc(name)}'><tr>{head}</tr>{body}</table>")
+        if t.get("plot"):
+            out.append(f"<div class=figure>{table_svg(t)}</div>")
+    return "".join(out)
 
 
 def _grid_html(report: RunReport) -> str:

@@ -321,3 +321,62 @@ def _axis(fig: _Fig, y: int) -> None:
                 f"text-anchor='middle' font-size='11.5' fill='#333'>{_fmt(t)} s</text>")
     fig.add(f"<text x='{LEFT + PLOT_W}' y='{y + 32}' text-anchor='end' font-size='11.5' fill='#555'>seconds "
             "since the run started</text>")
+
+
+def table_svg(table: dict[str, object]) -> str:
+    """A measured table's plot: ``y`` against ``x``, one line per value of ``by``, and the ``bound`` column as
+    a dashed line (e.g. commits/s per connection against the round trip, with 1000/RTT)."""
+    plot = dict(table.get("plot") or {})  # type: ignore[call-overload]
+    cols = list(table["columns"])  # type: ignore[call-overload]
+    rows = list(table["rows"])  # type: ignore[call-overload]
+    xi, yi = cols.index(plot["x"]), cols.index(plot["y"])
+    bi = cols.index(plot["bound"]) if plot.get("bound") in cols else None
+    gi = cols.index(plot["by"]) if plot.get("by") in cols else None
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        series.setdefault(str(r[gi]) if gi is not None else str(plot["y"]), []).append((float(r[xi]), float(r[yi])))
+    bound = sorted({(float(r[xi]), float(r[bi])) for r in rows if bi is not None and r[bi]})
+    xs = [x for pts in series.values() for x, _ in pts]
+    ys = [y for pts in series.values() for _, y in pts] + [y for _, y in bound]
+    if not xs or not ys:
+        return ""
+    w, h, left, bottom, top = 640, 300, 64, 40, 30
+    log = bool(plot.get("log"))  # a log y axis: semi-sync's 12 commits/s and async's 1000 on one plot
+    x1, y1 = max(xs) or 1.0, max(ys) * 1.1 or 1.0
+    lo = 10 ** math.floor(math.log10(max(min(y for y in ys if y > 0), 1e-3))) if log and any(y > 0 for y in ys) \
+        else 0.0
+
+    def px(x: float) -> float:
+        return round(left + x / x1 * (w - left - 20), 1)
+
+    def py(y: float) -> float:
+        if log and lo > 0:
+            frac = (math.log10(max(y, lo)) - math.log10(lo)) / max(math.log10(y1) - math.log10(lo), 1e-9)
+        else:
+            frac = y / y1
+        return round(h - bottom - frac * (h - bottom - top), 1)
+    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' {FONT} font-size='11' "
+             f"id='plot-{_e(plot.get('y'))}'>",
+             f"<text x='{left}' y='16' font-size='13' font-weight='600'>{_e(plot.get('title', ''))}</text>",
+             f"<line x1='{left}' y1='{h - bottom}' x2='{w - 20}' y2='{h - bottom}' stroke='#888'/>",
+             f"<line x1='{left}' y1='{top}' x2='{left}' y2='{h - bottom}' stroke='#888'/>"]
+    ticks = [10.0 ** k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(y1)) + 1)
+             if lo <= 10.0 ** k <= y1] if log and lo > 0 else _ticks(0, y1, 5)
+    for t in ticks:
+        parts.append(f"<text x='{left - 6}' y='{py(t) + 4}' text-anchor='end'>{_fmt(t)}</text>"
+                     f"<line x1='{left}' y1='{py(t)}' x2='{w - 20}' y2='{py(t)}' stroke='#eee'/>")
+    for x in sorted(set(xs)):
+        parts.append(f"<text x='{px(x)}' y='{h - bottom + 16}' text-anchor='middle'>{_fmt(x)}</text>")
+    parts.append(f"<text x='{(left + w) / 2}' y='{h - 6}' text-anchor='middle'>{_e(plot['x'])}</text>")
+    for i, (name, pts) in enumerate(sorted(series.items())):
+        color = NODE_COLORS[(i + 1) % len(NODE_COLORS)]
+        path = " ".join(f"{px(x)},{py(y)}" for x, y in sorted(pts))
+        parts.append(f"<polyline fill='none' stroke='{color}' stroke-width='2' points='{path}' "
+                     f"data-series='{_e(name)}'/>")
+        parts.append(f"<text x='{w - 130}' y='{top + 14 * i + 10}' fill='{color}'>{_e(name)}</text>")
+    if bound:
+        parts.append("<polyline fill='none' stroke='#c62828' stroke-dasharray='4 3' points='"
+                     + " ".join(f"{px(x)},{py(y)}" for x, y in bound) + "' data-series='bound'/>")
+        parts.append(f"<text x='{w - 130}' y='{top + 14 * len(series) + 10}' fill='#c62828'>bound</text>")
+    parts.append("</svg>")
+    return "".join(parts)

@@ -60,6 +60,7 @@ class Sample:
     role: str | None = None  # primary | replica | demoted when sampled (None: a report older than roles)
     cut: bool | None = None  # a replica whose link the engine has cut (partition); None: not known
     counted: float | None = None  # when its GTID position and count had been read (``t`` <= it <= ``done``)
+    counting: bool = False  # rows unknown only because the table's one exact count is still running
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -492,45 +493,113 @@ class Timeline:
         return tl
 
 
-class RowCounter:
-    """Counts a table's rows in time independent of its size: one exact ``COUNT(*)`` while the table is
-    small (or on the first sample), then only the rows above a settled primary-key watermark.
+class BaseCount:
+    """One exact ``COUNT(*)`` of the rows with ``id <= mark``, on its own thread and connection, with no read
+    timeout: however long the scan takes, it is issued once. If its connection breaks (the node was
+    restarted), the next attempt first ends the old scan (``KILL QUERY``) so scans never pile up."""
 
-    Rows below the watermark are counted once. The watermark moves up to the highest id seen at least
-    ``settle`` seconds earlier, while the node kept answering, so a transaction that commits late (a
-    slow thread, a node that was paused) still lands above it. Deleting or updating old rows is not
-    seen here (``replab check`` counts exactly).
+    def __init__(self, table: str, connect: Callable[[], Any]) -> None:
+        self.table = table
+        self.connect = connect
+        self.mark: int | None = None
+        self.rows: int | None = None
+        self._thread: threading.Thread | None = None
+        self._server_id: int | None = None  # the connection id of a scan that may still run
+        self._cancelled = False
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, mark: int) -> None:
+        if self.running or self.rows is not None or self._cancelled:
+            return
+        self.mark = mark
+        self._thread = threading.Thread(target=self._run, name="sampler-count", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = None
+        try:
+            conn = self.connect()
+            with conn.cursor() as cur:
+                if self._server_id is not None:  # an earlier scan whose connection broke: end it first
+                    with contextlib.suppress(pymysql.MySQLError):
+                        cur.execute(f"KILL QUERY {int(self._server_id)}")
+                self._server_id = conn.thread_id()
+                cur.execute(f"SELECT COUNT(*) FROM {self.table} WHERE id <= %s", (self.mark,))
+                self.rows = int((cur.fetchone() or (0,))[0] or 0)
+                self._server_id = None
+        except (pymysql.MySQLError, ReplabError, OSError):
+            pass  # retried at a later tick
+        finally:
+            _close(conn)
+
+    def cancel(self, connect: Callable[[], Any]) -> None:
+        """Stop counting: end the scan on the server if one runs (nothing else to wait for)."""
+        self._cancelled = True
+        if self.running and self._server_id is not None:
+            with contextlib.suppress(Exception), connect() as conn, conn.cursor() as cur:
+                cur.execute(f"KILL QUERY {int(self._server_id)}")
+
+
+class RowCounter:
+    """Counts a table's rows in time independent of its size.
+
+    While the table is small (its id span is below ``exact_below``, a bound MIN/MAX read from the index
+    gives at no cost), every sample is an exact ``COUNT(*)``. A big table is counted in two parts: the
+    rows with ``id <= mark`` (``mark`` is the highest id of the first sample) by one ``BaseCount`` off the
+    sampling path, started once ``settle`` seconds have passed (so a transaction that commits late is in
+    it); and at every sample the rows above a settled watermark, a range read of the newest ids. Until
+    the base count is known the rows are unknown (the view says "counting…"); the watermark moves up to
+    the highest id seen at least ``settle`` seconds earlier while the node kept answering. Deleting or
+    updating old rows is not seen here (``replab check`` counts exactly).
     """
 
-    def __init__(self, table: str, exact_below: int = 50_000, settle: float = 5.0) -> None:
+    def __init__(self, table: str, exact_below: int = 50_000, settle: float = 5.0,
+                 connect: Callable[[], Any] | None = None) -> None:
         self.table = table
         self.exact_below = exact_below
         self.settle = settle
-        self.settled: int | None = None  # rows with id <= watermark
-        self.watermark = 0
+        self.base = BaseCount(table, connect) if connect is not None else None
+        self.settled: int | None = None  # rows with mark < id <= watermark (all rows while small)
+        self.watermark: int | None = None
+        self._mark_at = 0.0
         self._marks: deque[tuple[float, int]] = deque()
+
+    @property
+    def counting(self) -> bool:
+        """Whether the rows are unknown only because the base count has not finished yet."""
+        return self.base is not None and self.base.mark is not None and self.base.rows is None
 
     def gap(self) -> None:
         """The node stopped answering: ids seen so far may not be final; settle again from scratch."""
         self._marks.clear()
 
-    def count(self, conn: Any, now: float) -> int:
-        if self.settled is None or self.settled < self.exact_below:
-            total, top = (int(v or 0) for v in _row(conn, f"SELECT COUNT(*), MAX(id) FROM {self.table}"))
-            self.settled, self.watermark = total, top
-            self._marks.clear()
-            return total
+    def count(self, conn: Any, now: float) -> int | None:
+        if self.watermark is None:  # small table (or no base counter): exact, as long as that is cheap
+            lo, hi = _row(conn, f"SELECT MIN(id), MAX(id) FROM {self.table}")
+            if self.base is None or hi is None or int(hi) - int(lo) < self.exact_below:
+                return int(_row(conn, f"SELECT COUNT(*) FROM {self.table}")[0] or 0)
+            hi = int(hi)
+            self.watermark, self.settled, self._mark_at = hi, 0, now
+            self.base.mark = hi
         new = self.watermark
         while self._marks and self._marks[0][0] <= now - self.settle:
             new = max(new, self._marks.popleft()[1])
         above, top, below_new = _row(
             conn, f"SELECT COUNT(*), MAX(id), COALESCE(SUM(id <= %s), 0) FROM {self.table} WHERE id > %s",
             (new, self.watermark))
-        total = self.settled + int(above or 0)
-        self.settled += int(below_new or 0)
+        total = (self.settled or 0) + int(above or 0)
+        self.settled = (self.settled or 0) + int(below_new or 0)
         self.watermark = new
         self._marks.append((now, int(top or new)))
-        return total
+        assert self.base is not None and self.base.mark is not None
+        if self.base.rows is None:
+            if now - self._mark_at >= self.settle:
+                self.base.start(self.base.mark)
+            return None
+        return self.base.rows + total
 
 
 class Sampler:
@@ -545,7 +614,8 @@ class Sampler:
     """
 
     def __init__(self, cluster: Cluster, timeline: Timeline | None = None, interval: float = DEFAULT_INTERVAL,
-                 table: str = "events", timeout: float = DEFAULT_TIMEOUT, exact_below: int = 50_000) -> None:
+                 table: str = "events", timeout: float = DEFAULT_TIMEOUT, exact_below: int = 50_000,
+                 settle: float = 5.0) -> None:
         if not 0.01 <= interval <= 1.0:
             raise ValueError("sampling interval must be between 0.01 and 1 s")
         self.cluster = cluster
@@ -554,6 +624,7 @@ class Sampler:
         self.interval = interval
         self.timeout = timeout
         self.exact_below = exact_below
+        self.settle = settle
         self.table = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -563,6 +634,7 @@ class Sampler:
         self._read: dict[str, int] = {}  # node -> the newest tick it has sampled
         self._ticked = threading.Condition()
         self._cut: tuple[float, set[str] | None] = (-1.0, None)  # (when asked, the engine's cut-off nodes)
+        self._counters: dict[str, RowCounter] = {}
 
     def start(self) -> Sampler:
         self.timeline.interval = self.interval
@@ -577,6 +649,17 @@ class Sampler:
         for t in self._threads:
             t.join(timeout=self.timeout + 2)
         self._threads.clear()
+        self.stop_counting()
+
+    def stop_counting(self) -> None:
+        """End the big tables' exact counts still running (before the final counts take their own)."""
+        for name, counter in list(self._counters.items()):
+            if counter.base is not None:
+                counter.base.cancel(functools.partial(self.cluster.connect, name, timeout=1, read_timeout=2))
+
+    def _count_connection(self, name: str) -> Any:
+        # no read timeout that matters: the scan takes what it takes, off the sampling path
+        return self.cluster.connect(name, timeout=2, read_timeout=3600)
 
     def __enter__(self) -> Sampler:
         return self.start()
@@ -620,7 +703,9 @@ class Sampler:
     def _loop(self, name: str) -> None:
         conn: Any = None
         prev: Sample | None = None
-        counter = RowCounter(self.table, exact_below=self.exact_below)
+        counter = RowCounter(self.table, exact_below=self.exact_below, settle=self.settle,
+                             connect=lambda: self._count_connection(name))
+        self._counters[name] = counter
         while not self._stop.is_set():
             tick = round(self.timeline.now() / self.interval)
             if self.cluster.node(name).role == "primary":
@@ -684,6 +769,7 @@ class Sampler:
             sample.tx = gtid_transactions(str(db.scalar(conn, self.cluster.flavor.executed_gtid()) or ""))
             with contextlib.suppress(pymysql.err.ProgrammingError, pymysql.err.OperationalError):
                 sample.rows = counter.count(conn, t)  # a missing table (1146) leaves rows unknown
+                sample.counting = sample.rows is None and counter.counting
             sample.counted = self.timeline.now()
             if counted is not None:
                 counted()

@@ -215,6 +215,9 @@ def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
         return (f"{primary} is {pstate}; the IO thread reconnects every second until it is back (replab "
                 f"{'resume' if pstate == 'paused' else 'start'} {primary})")
     if name in cluster.engine.partitioned(cluster.nodes):
+        cut = (cluster.engine.link_state(cluster.node(name)) or {}).get("cut") or []
+        if len(cut) == 1:
+            return _one_way(cluster, name, st, cut[0])
         return (f"its link to {cluster.primary.name} is cut (replab partition); the IO thread "
                 f"{'still waits for data' if st.io_running else 'keeps reconnecting'}; heal with: "
                 f"replab heal {name}")
@@ -223,14 +226,85 @@ def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
     return None
 
 
+def _one_way(cluster: Cluster, name: str, st: Any, direction: str) -> str:
+    """A link cut one way: what the replica's IO thread sees, and what the primary's dump thread sees."""
+    primary = cluster.primary.name
+    try:
+        timeout = cluster.sql(name, "SELECT @@GLOBAL.slave_net_timeout").rows[0][0]
+        with cluster.connect(primary, timeout=2, read_timeout=5) as conn:
+            dumps = replication.dump_threads(conn)
+    except (ReplabError, pymysql.MySQLError):
+        timeout, dumps = "?", []
+    ports = set(cluster.engine.link_ports(cluster.node(name)))
+    mine = next((d for d in dumps if d["port"] in ports), None)
+    dump = (f"{primary}'s dump thread for it (id {mine['id']}) is still there ('{mine['state'] or 'no state'}' "
+            f"for {mine['time_s']}s)" if mine else f"{primary} has no dump thread for it (it dropped the connection)")
+    io = "running" if st.io_running else ("connecting" if st.io_state == "Connecting" else "stopped")
+    if direction == "to-replica":
+        return (f"its link is cut toward the replica only (replab partition --direction to-replica): the IO "
+                f"thread ({io}) hears nothing, no error and no reset, until slave_net_timeout={timeout}s passes "
+                f"without an event or heartbeat, then it reconnects; {dump}, writing into the cut while its "
+                f"requests still arrive; heal with: replab heal {name}")
+    return (f"its link is cut toward the primary only (replab partition --direction to-primary): the IO "
+            f"thread ({io}) still receives events and heartbeats; {primary} hears nothing from it (no "
+            f"semi-sync acknowledgement, no new request); {dump}; heal with: replab heal {name}")
+
+
 _TABLE_PATTERNS = [
     re.compile(r"on table ([\w$]+\.[\w$]+)"),
     re.compile(r"of table '([\w$]+\.[\w$]+)'"),
 ]
 
 
+def _edge_diagnosis(cluster: Cluster, name: str) -> Diagnosis | None:
+    """A node of a shape other than the star, by its own edges: a source that is down, an edge whose threads
+    stopped on an error (a duplicate key where two primaries wrote the same key is explained). None when
+    its edges replicate (the caller then looks further, or says it is fine)."""
+    rows = [e for e in cluster.edge_status() if e.replica == name]
+    for e in rows:
+        via = f"{e.source} -> {e.replica}" + (f" ({e.channel})" if e.channel else "")
+        if e.state != RUNNING:
+            return None  # the node itself is down: _one says so
+        if e.source_state != RUNNING:
+            fix = f"replab start {e.source}"
+            if "repoint" in cluster.topology.role_changes:
+                fix += f", or move it: replab repoint {name} --to SOURCE"
+            return Diagnosis(name, "broken", f"not receiving over {via}: its source {e.source} is "
+                             f"{'down' if e.source_state == 'stopped' else e.source_state} ({fix})")
+        if e.last_errno and not (e.io_running and e.sql_running):
+            d = Diagnosis(name, "broken", f"{via}: replication stopped: error {e.last_errno}", errno=e.last_errno,
+                          error=e.last_error or "")
+            if e.last_errno == 1062 and cluster.topology.multi_writer(cluster.names):
+                d.causes.append(f"{e.source} wrote a row whose key {name} already had: two primaries inserted the "
+                                "same key (AUTO_INCREMENT ids without auto_increment_increment/offset, or the same "
+                                "explicit id on both)")
+                d.next_writes.append(f"nothing from {e.source} applies here until that row is resolved; give each "
+                                     "primary its own auto_increment_offset (replab's default for this shape)")
+            return d
+    return None
+
+
 def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
-    """A ``Diagnosis`` for each replica (or just ``node``), explaining errors and drift in plain words."""
+    """A ``Diagnosis`` for each replica (or just ``node``), explaining errors and drift in plain words.
+    On shapes other than the star every node with a source is examined by its edges first."""
+    if cluster.topology.name != "star":
+        fed = [e.replica for e in cluster.edges]
+        wanted = [cluster.node(node).name] if node else list(dict.fromkeys(n for n in cluster.names if n in fed))
+        out = []
+        for name in wanted:
+            found = _edge_diagnosis(cluster, name) if name in fed else None
+            if (found is None and cluster.topology.multi_writer(cluster.names)) or name not in fed:
+                sources = ", ".join(e.source for e in cluster.edges_into(name)) or "no node"
+                state = cluster.engine.state(cluster.node(name))
+                found = Diagnosis(name, "ok" if state == RUNNING else "down", f"replicating from {sources}"
+                                  if state == RUNNING else f"is {state} (replab start {name})")
+            out.append(found if found is not None else diagnose_star(cluster, name)[0])
+        return out
+    return diagnose_star(cluster, node)
+
+
+def diagnose_star(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
+    """The star's (and a chain's, once its edges replicate) diagnosis against the primary."""
     names = [cluster.node(node).name] if node else [r.name for r in cluster.replicas]
     if node and cluster.node(node).role == "primary":
         return [Diagnosis(node, "ok", "is the primary; diagnose explains replicas (try: replab diagnose)")]
@@ -337,7 +411,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         _failing_event(d, cluster, rconn, pschema)
     elif io := _io_problem(cluster, name, st):
         d.severity = "broken"
-        d.summary = f"not receiving: {io}"
+        d.summary = io if "toward the primary only" in io else f"not receiving: {io}"
         d.errno, d.error = st.last_io_errno, st.last_io_error
     elif d.causes:
         d.severity = "drift"

@@ -13,7 +13,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,7 @@ class FeedOptions:
     batch: int = 1
     table: str = "events"
     heartbeat: bool = True
+    node: str | None = None  # write to this node (a writer of a multi-writer shape), not the current primary
     via: str = "direct"  # "proxy": through the proxy's write endpoint, as an application would
 
     def validate(self) -> None:
@@ -217,7 +217,7 @@ class Feeder:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Feeder:
         cluster, opts = self.cluster, self.options
-        primary = cluster.primary.name
+        primary = opts.node or cluster.primary.name
         cluster.require_running(primary)
         table = quote_ident(opts.table)
         try:
@@ -347,7 +347,8 @@ class Feeder:
     def _connect(self) -> Any:
         while not self._stop.is_set() and not self._expired():
             try:
-                primary = roles.writable_primary(self.cluster)  # re-resolved: it may have moved
+                primary = self.cluster.node(self.options.node) if self.options.node else \
+                    roles.writable_primary(self.cluster)  # re-resolved: it may have moved
                 if primary is None:
                     self._stop.wait(0.05)
                     continue
@@ -437,6 +438,90 @@ class Feeder:
                 conn.close()
 
 
+def writer_targets(cluster: Cluster, on: list[str] | None) -> list[tuple[str | None, str]]:
+    """[(node to write to, table)] for ``feed --on``: each named node must take writes in the cluster's shape
+    (ConfigError, nothing written, otherwise). None (no --on): the star's and chain's primary, as always
+    (it follows a promotion), or every writer of a multi-writer shape. Where several nodes take writes each
+    writes its own table (``events_m1``), so each writer's acknowledged ids are its own ledger."""
+    writers = cluster.writers()
+    if not on:
+        return [(None, "events")] if len(writers) == 1 else [(w, cluster.writer_table(w)) for w in writers]
+    out: list[tuple[str | None, str]] = []
+    for name in dict.fromkeys(on):
+        cluster.node(name)
+        if name not in writers:
+            raise ConfigError(f"{name} does not take writes in this {cluster.topology.name}: its writers are "
+                              f"{', '.join(writers)}", hint=f"replab feed --on {','.join(writers)}")
+        out.append((name if len(writers) > 1 else None, cluster.writer_table(name)))
+    return out
+
+
+class FeedGroup:
+    """Several feeds at once, one per writer (``feed --on mysql-m1,mysql-m2``), each into its own table and
+    ledger; the same interface as one ``Feeder`` (its result is the sum; ``results`` per writer)."""
+
+    def __init__(self, cluster: Cluster, options: FeedOptions, targets: list[tuple[str | None, str]]) -> None:
+        self.cluster = cluster
+        self.feeders: list[Feeder] = []
+        for i, (node, table) in enumerate(targets):
+            opts = FeedOptions(**{**asdict(options), "node": node, "table": table,
+                                  "heartbeat": options.heartbeat and i == 0})  # one heartbeat writer
+            self.feeders.append(Feeder(cluster, opts))
+        self.options = options
+
+    def start(self) -> FeedGroup:
+        started: list[Feeder] = []
+        try:
+            for f in self.feeders:
+                started.append(f.start())
+        except BaseException:
+            for f in started:
+                f.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> FeedResult:
+        for f in self.feeders:
+            f._stop.set()
+        for f in self.feeders:
+            f.wait(timeout)
+        return self.result
+
+    def wait(self, timeout: float | None = None) -> FeedResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for f in self.feeders:
+            f.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self.result
+
+    @property
+    def results(self) -> dict[str, FeedResult]:
+        return {f.options.node or self.cluster.primary.name: f.result for f in self.feeders}
+
+    @property
+    def result(self) -> FeedResult:
+        parts = [f.result for f in self.feeders]
+        total = FeedResult(elapsed=max(r.elapsed for r in parts), first_id=min(r.first_id for r in parts),
+                           next_id=max(r.next_id for r in parts), interrupted=any(r.interrupted for r in parts))
+        for r in parts:
+            total.ok += r.ok
+            total.failed += r.failed
+            total.unknown += r.unknown
+            total.statements += r.statements
+            total.errors += r.errors
+            total.last_error = r.last_error or total.last_error
+            for k, v in r.error_kinds.items():
+                total.error_kinds[k] = total.error_kinds.get(k, 0) + v
+        return total
+
+    @property
+    def running(self) -> bool:
+        return any(f.running for f in self.feeders)
+
+    @property
+    def elapsed(self) -> float:
+        return max(f.elapsed for f in self.feeders)
+
+
 def feed(cluster: Cluster, rate: float = 0.0, rows: int | None = None, duration: float | None = None,
          threads: int = 1, batch: int = 1, *, table: str = "events",
          on_tick: Callable[[Feeder], None] | None = None, tick: float = 0.25) -> FeedResult:
@@ -465,40 +550,82 @@ class NodeSample:
     lag_ms: int | None = None
 
 
-def sample_nodes(cluster: Cluster, table: str = "events", timeout: float = 5.0) -> list[NodeSample]:
-    """Exact row count (``COUNT(*)``) and heartbeat lag of every node, each node on its own thread with its
-    own ``timeout``; None rows for a node that does not answer."""
-    t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
+def sample_nodes(cluster: Cluster, table: str = "events", silent_after: float = 10.0,
+                 progress: Callable[[str], None] | None = None, progress_every: float = 2.0) -> list[NodeSample]:
+    """Exact row count (``COUNT(*)``) and heartbeat lag of every node, each node on its own thread.
 
-    def one(node: Any) -> tuple[NodeSample, Any, Any]:
-        s = NodeSample(node.name)
-        hb = st = None
-        if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
-            return s, hb, st
+    A count takes the time it needs (on a big table, seconds): it has no read timeout. Meanwhile each node
+    still counting is asked ``SELECT 1`` on a second connection; a node that answers neither for
+    ``silent_after`` seconds (or is stopped or paused) is given None rows (``OUT``), and only such a node.
+    ``progress`` gets a line every ``progress_every`` s while counts are outstanding."""
+    t = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table name'))}"
+    samples = {n.name: NodeSample(n.name) for n in cluster.nodes}
+    hbs: dict[str, Any] = {}
+    statuses: dict[str, Any] = {}  # a replica's status: lag is '-' when it is not replicating
+    done: dict[str, threading.Event] = {n.name: threading.Event() for n in cluster.nodes}
+
+    def one(node: Any) -> None:
         try:
-            with cluster.connect(node.name, timeout=min(timeout, 2.0), read_timeout=timeout) as conn:
-                s.rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
-                hb = replication.heartbeat(conn)
+            with cluster.connect(node.name, timeout=2.0, read_timeout=3600) as conn:
+                hbs[node.name] = replication.heartbeat(conn)  # before the scan: lag as of now
                 if node.role != "primary":
-                    st = replication.replica_status(conn, cluster.flavor)
+                    statuses[node.name] = replication.replica_status(conn, cluster.flavor)
+                samples[node.name].rows = int(db.scalar(conn, f"SELECT COUNT(*) FROM {t}") or 0)
         except (SqlError, pymysql.MySQLError, OSError):
             pass
-        return s, hb, st
+        finally:
+            done[node.name].set()
 
-    with ThreadPoolExecutor(max_workers=len(cluster.nodes)) as pool:
-        found = list(pool.map(one, cluster.nodes))
-    primary_hb = next((hb for (_s, hb, _st), n in zip(found, cluster.nodes, strict=True) if n.role == "primary"),
-                      None)
-    for (s, hb, st), node in zip(found, cluster.nodes, strict=True):
+    def alive(node: Any) -> bool:
+        if cluster.engine.state(node) in (STOPPED, PAUSED):
+            return False
+        try:
+            with cluster.connect(node.name, timeout=2.0, read_timeout=2.0) as conn:
+                db.scalar(conn, "SELECT 1")
+            return True
+        except (SqlError, pymysql.MySQLError, OSError):
+            return False
+
+    pending = []
+    for node in cluster.nodes:
+        if cluster.engine.state(node) in (STOPPED, PAUSED):  # a paused server would only time out
+            done[node.name].set()
+            continue
+        threading.Thread(target=one, args=(node,), name=f"count-{node.name}", daemon=True).start()
+        pending.append(node)
+    t0 = time.monotonic()
+    last_seen = dict.fromkeys((n.name for n in pending), t0)
+    next_line = t0 + progress_every
+    while True:
+        pending = [n for n in pending if not done[n.name].wait(0.25 if n is pending[0] else 0)]
+        if not pending:
+            break
+        now = time.monotonic()
+        for node in pending:
+            if now - last_seen[node.name] >= 1.0 and alive(node):
+                last_seen[node.name] = time.monotonic()
+        gone = [n for n in pending if time.monotonic() - last_seen[n.name] > silent_after]
+        pending = [n for n in pending if n not in gone]  # silent: OUT (its thread ends with the process)
+        if not pending:
+            break
+        if progress is not None and now >= next_line:
+            known = ", ".join(f"{s.name} {s.rows:,}" for s in samples.values() if s.rows is not None)
+            progress(f"counting rows exactly ({now - t0:.0f} s): {', '.join(n.name for n in pending)} still "
+                     f"counting" + (f"; {known}" if known else ""))
+            next_line = now + progress_every
+    primary_hb = next((hbs.get(n.name) for n in cluster.nodes if n.role == "primary"), None)
+    for node in cluster.nodes:
+        s = samples[node.name]
         if node.role != "primary" and s.rows is not None:
-            s.lag_ms = replication.lag_ms(primary_hb, hb, st)
-    return [s for s, _hb, _st in found]
+            s.lag_ms = replication.lag_ms(primary_hb, hbs.get(node.name), statuses.get(node.name))
+    return [samples[n.name] for n in cluster.nodes]
 
 
-def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0) -> list[NodeSample]:
+def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0,
+                 progress: Callable[[str], None] | None = None) -> list[NodeSample]:
     """Exact counts once replicas applied the primary's position (bounded by ``wait``); None for a silent
     node."""
     running = [r.name for r in cluster.replicas if cluster.engine.state(r) not in (STOPPED, PAUSED)]
     with contextlib.suppress(ReplabError, pymysql.MySQLError):
         cluster.wait_caught_up(timeout=wait, names=running)
-    return sample_nodes(cluster, table)
+    return sample_nodes(cluster, table, progress=progress)
