@@ -106,6 +106,9 @@ class ClusterSpec:
         if self.topology != "star" and self.engine != "local":
             errors.append(("topology", f"--topology {self.topology} needs --engine local (the {self.engine} engine "
                            "builds the star only)"))
+        if self.topology != "star" and any(v is not None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            errors.append(("link_delay", f"--link-delay/--link-jitter/--link-rate are for the star only (got "
+                           f"--topology {self.topology})"))
         if self.topology != "star" and self.proxy:
             errors.append(("proxy", f"--proxy is for the star only (got --topology {self.topology})"))
         if self.topology != "star" and self.semi_sync:

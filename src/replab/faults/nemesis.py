@@ -311,6 +311,7 @@ def link(cluster: Cluster, node: str, *, delay: str | float | None = None, jitte
     """Shape the link between replica ``node`` and its source: ``delay`` (added to each direction shaped),
     ``jitter``, ``rate`` (e.g. ``"20ms"``, ``"5ms"``, ``"2mbit"``), both directions or one. ``clear``: a plain
     link again (that direction, or both). Nothing given: say what the link is now."""
+    cluster.topology.require_fault("link")
     given = any(v is not None for v in (delay, jitter, rate))
     if clear and given:
         raise ConfigError("--clear takes no --delay, --jitter or --rate: it makes the link plain")
@@ -355,6 +356,7 @@ def crash(cluster: Cluster, node: str) -> str:
     but they had not yet delivered never arrives (``kill`` = the process dies on a live host, whose kernel
     still delivers what it had sent)."""
     info = cluster.node(node)
+    cluster.topology.require_fault("crash")
     cluster.engine.require("crash", node)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")

@@ -313,13 +313,21 @@ def _diagnosed_collision(ctx: Context) -> tuple[bool, list[str]]:
 
 
 def expect_inconsistent_table(check_name: str, table: str) -> Expectation:
+    """The check is INCONSISTENT over the conflict: the lost increments are counted and every row of
+    ``table`` that differs between the primaries is named (whether rows end up differing depends on how the
+    two sides' after-images crossed: lost updates can also leave both primaries with the same wrong value)."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         rep = ctx.checks.get(check_name)
         if rep is None:
             return False, [f"check {check_name!r} did not run"]
         hits = [p for p in rep.problems if p.table == table]
-        return bool(hits), [f"{p.node} {p.table}: {p.kind} {p.detail}" for p in hits[:3]] or ["no problem found"]
-    return expect(f"diverged-{table}", f"check names the rows of {table} that differ between the primaries", fn)
+        cv = getattr(rep, "counters", None)
+        lost = {n: cv.lost(n)[0] for n in cv.nodes} if cv is not None else {}
+        evidence = [f"{p.node} {p.table}: {p.kind} {p.detail}" for p in hits[:3]] or [f"no row of {table} differs"]
+        evidence.append(f"lost increments counted: {lost or 'none'}")
+        return not rep.consistent and (bool(hits) or any(lost.values())), evidence
+    return expect(f"conflict-found-{table}", f"check is inconsistent: lost increments counted, the rows of {table} "
+                  "that differ between the primaries named", fn)
 
 
 SHAPE_SCENARIOS.append(active_active_conflict())

@@ -178,7 +178,7 @@ class Topology(ABC):
         if fault not in NODE_FAULTS and fault not in self.link_faults:
             raise NotSupported(f"{fault} is not defined for a {self.name} topology yet (it defines "
                                f"{', '.join(sorted((*NODE_FAULTS, *self.link_faults)))})",
-                               hint="use kill/stop/start of a node, or the star topology")
+                               hint="use kill, stop and start of a node (replab topology list)")
 
     def would_loop(self, replica: str, source: str, edges: list[Edge]) -> bool:
         """Whether making ``replica`` replicate from ``source`` (instead of its current sources) closes a

@@ -11,7 +11,7 @@ class Star(Topology):
     summary = "one primary, the other nodes its replicas"
     min_nodes, default_nodes = 2, 3
     role_changes = frozenset({"switchover", "failover", "rejoin"})
-    link_faults = frozenset({"partition", "heal", "shape"})
+    link_faults = frozenset({"partition", "heal", "link", "crash"})
 
     def node_names(self, count: int) -> list[str]:
         return node_names(count)
