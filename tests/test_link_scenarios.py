@@ -19,7 +19,8 @@ def test_link_scenario_passes(name, server, tmp_path):
     require(server)
     report = scenarios.run(builtin_scenarios.get(name), home=tmp_path / "home", duration=4, rate=200, server=server)
     failed = [(e.name, e.evidence) for e in report.expectations if not e.passed]
-    assert report.error is None and not failed and report.expectations, (report.error, failed)
+    assert report.error is None and not failed and report.expectations, \
+        f"{report.error}\n" + "\n".join(f"{name}: {' | '.join(ev)}" for name, ev in failed)
     names = {e.name for e in report.expectations}
     if name == "crash-vs-kill":
         assert {"lost-after-kill", "lost-exactly-after-crash"} <= names

@@ -9,6 +9,7 @@ and medians compared, so load from other work on the machine falls on both alike
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
@@ -121,3 +122,20 @@ def test_bad_link_input_changes_nothing(replab_cluster, cli):
     with pytest.raises(ConfigError, match="larger"):
         nemesis.link(cluster, "mysql-s1", jitter="9ms", delay="3ms")
     assert relay.shape(home, "mysql-s1") == before
+
+
+def test_up_shapes_every_link_from_the_start(tmp_path, cli):
+    home = tmp_path / "lab"
+    r = cli("up", "--link-delay", "15ms", "--link-rate", "20mbit", home=home)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert "every replica link shaped" in r.stderr and "15ms 20mbit each" in r.stdout, r.stdout + r.stderr
+        nodes = {n["name"]: n for n in json.loads(cli("status", "--json", home=home).stdout)["nodes"]}
+        want = {d: {"delay_ms": 15.0, "rate_bps": 20_000_000} for d in ("to-replica", "to-primary")}
+        assert nodes["mysql-m"]["link"] is None
+        assert nodes["mysql-s1"]["link"]["conditions"] == want and nodes["mysql-s2"]["link"]["conditions"] == want
+        cluster = Cluster.open(home)
+        added = statistics.median(_added_ms(cluster, "mysql-s2", 9) for _ in range(3))
+        assert _within(added, 30.0), added  # the replication connection's own link, measured
+    finally:
+        assert cli("down", home=home).returncode == 0

@@ -18,8 +18,9 @@ from replab.runs.report import FAIL, PASS, render_html, summary
 
 DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few minutes on 2 cores
 # seed has its own tests below; the failover scenarios run in test_failover_scenarios.py and
-# upgrade-rehearsal in test_servers_matrix.py
-ELSEWHERE = {"seed", "switchover", "failover-async", "failover-semisync", "old-primary-rejoin", "upgrade-rehearsal"}
+# upgrade-rehearsal in test_servers_matrix.py, the shapes' scenarios in test_topologies.py (both servers)
+ELSEWHERE = {"seed", "switchover", "failover-async", "failover-semisync", "old-primary-rejoin", "upgrade-rehearsal",
+             "chain-relay-down", "fan-in", "active-active-conflict", "ring-break"}
 NOT_SEED = [n for n in builtin_scenarios.builtin() if n not in ELSEWHERE]
 
 
@@ -64,10 +65,11 @@ def test_cli_list_and_bad_input(cli) -> None:
     assert out.returncode == 0
     names = [x["name"] for x in json.loads(out.stdout)]
     assert names[0] == "seed" and "lag-under-load" in names and "upgrade-rehearsal" in names
-    assert len(names) == 23
+    assert len(names) == 27
     links = {"crash-vs-kill", "crash-semisync", "one-way-partition", "semi-sync-over-distance", "thin-link"}
     assert links <= set(names)
     assert {"read-your-writes", "monotonic-reads", "proxy-failover"} <= set(names)
+    assert {"chain-relay-down", "fan-in", "ring-break", "active-active-conflict"} <= set(names)
     bad = cli("scenario", "run", "no-such-thing")
     assert bad.returncode == 2 and "unknown scenario" in bad.stderr and "Traceback" not in bad.stderr
     bad = cli("scenario", "run", "seed", "--rate", "-1")  # 0 is "as fast as possible", as in feed

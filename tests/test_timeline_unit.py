@@ -223,3 +223,11 @@ def test_one_catch_up_printed_the_same_way_everywhere() -> None:
     report.timeline = tl
     assert "mysql-s1 out for 3.14 s, caught up in 0.34 s: 301 transactions missed, applied at ~885 tx/s" in \
         summary(report)
+
+
+def test_several_writers_keep_one_primary_on_the_timeline() -> None:
+    """active-active: both nodes are sampled as primary all along; that is no role change."""
+    tl = Timeline()
+    tl.samples = [Sample(k * 0.2 + d, n, "running", rows=k, role="primary")
+                  for k in range(10) for n, d in (("mysql-m", 0.0), ("mysql-s1", 0.01))]
+    assert tl.primary_changes() == [(0.0, "mysql-m")] and tl.primary_at(1.5) == "mysql-m"

@@ -3,6 +3,8 @@
 - ``replab_cluster``: a fresh 3-node cluster in a temporary home, torn down after the test, pass or fail.
 - ``replab_cluster_factory``: call it with ``Cluster.up`` arguments to build clusters of your own; every
   cluster it made is torn down after the test.
+  ``replab_cluster_factory(topology="chain", nodes=3)`` builds a shape other than the star (``replab
+  topology list``).
 """
 
 from __future__ import annotations

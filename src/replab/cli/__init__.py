@@ -47,7 +47,8 @@ def _root(
 # scenario runner, the report or the failover code: ~0.1 s of a one-second `up`). Root help, an unknown
 # command or no command load them all. tests/test_cli_lazy.py keeps this table equal to what the modules
 # register.
-MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compose_cmd", "servers_cmd")
+MODULES = ("lifecycle", "data", "faults", "failover_cmd", "scenario_cmd", "compose_cmd", "servers_cmd",
+           "topology_cmd")
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "status", "sql", "connect", "down", "endpoints"), "lifecycle"),
     **dict.fromkeys(("feed", "check"), "data"),
@@ -57,6 +58,7 @@ COMMAND_MODULES = {
     "scenario": "scenario_cmd",
     **dict.fromkeys(("compose", "image"), "compose_cmd"),
     "servers": "servers_cmd",
+    **dict.fromkeys(("topology", "repoint"), "topology_cmd"),
 }
 _registered: set[str] = set()
 

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..cluster.cluster import Cluster, NodeStatus
+from ..cluster.core import EdgeStatus
 from ..core import links
 from ..core.config import resolve_home
 from ..core.state import STATE_FILE, home_lock
@@ -108,6 +109,24 @@ def link_text(state: dict[str, Any] | None) -> str:
             view = state["primary_view"]
             text += f"; source: dump thread {view['id']} up" if view else "; source: no dump thread"
     return text
+
+
+def edge_table(rows: list[EdgeStatus]) -> Table:
+    """Every replication edge of a shaped cluster, each with its own threads, lag and error."""
+    table = Table(title=None, show_lines=False, header_style="bold")
+    for col in ("edge", "channel", "IO", "SQL", "lag", "last error"):
+        table.add_column(col, overflow="fold")
+    for e in rows:
+        lag = "-" if e.lag_ms is None else f"{e.lag_ms} ms"
+        if e.state != "running":
+            err = f"{e.replica} is {e.state}"
+        elif not e.configured:
+            err = "not configured on the replica"
+        else:
+            err = f"{e.last_errno}: {e.last_error}" if e.last_errno else "-"
+        table.add_row(f"{e.source} -> {e.replica}", e.channel or "(default)", _yes_no(e.io_running),
+                      _yes_no(e.sql_running), lag, err)
+    return table
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

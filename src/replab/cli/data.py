@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any
@@ -12,9 +13,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, ReplabError
 from ..runs.timeline import LANE_CUT, LANE_RUNNING, Sample, Sampler, lane_of, rows_behind_of
 from ..verify import checker
+from ..workload import counter
 from ..workload import feed as workload
 from ..workload.feed import Feeder, FeedOptions, NodeSample
 from ..workload.reads import ReadOptions, Reads
@@ -98,6 +100,12 @@ def feed(
     threads: int = typer.Option(1, "--threads", "-t", help="Concurrent connections."),
     batch: int = typer.Option(1, "--batch", "-b", help="Rows per INSERT statement."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
+    on: str = typer.Option(None, "--on", metavar="NODES", help="Write on these nodes at once (comma-separated "
+                           "writers of the cluster's shape, e.g. mysql-m1,mysql-m2; --rate and --rows are per "
+                           "writer). Default: the primary; every writer of a multi-writer shape."),
+    updates: bool = typer.Option(False, "--updates", help="The counter workload instead of inserts: concurrent "
+                                 "increments of a few hot rows (mydb.counters); check counts the lost ones."),
+    hot_rows: int = typer.Option(10, "--hot-rows", help="With --updates: how many rows the increments share."),
     via: str = typer.Option("direct", "--via", help="direct (default: the primary's own address) or proxy "
                             "(the proxy's write endpoint, as an application would; needs up --proxy)."),
     reads: float = typer.Option(None, "--reads", help="Also run read sessions, this many reads a second: each "
@@ -117,6 +125,10 @@ def feed(
 
     Example: replab feed --rate 200 --duration 30 --threads 4
 
+    Example: replab feed --on mysql-m1,mysql-m2 --rows 1000
+
+    Example: replab feed --updates --hot-rows 10 --duration 5
+
     Example: replab feed --via proxy --rate 100 --duration 60
 
     Example: replab feed --duration 10 --reads 200 --read-from proxy
@@ -129,6 +141,16 @@ def feed(
         raise ConfigError("--read-from and --causal go with --reads", hint="example: replab feed --duration 10 "
                           "--reads 200 --read-from replicas")
     cluster = common.open_cluster()
+    if updates:
+        _feed_counters(cluster, on, hot_rows, threads, duration, rows, json_out)
+        return
+    targets = workload.writer_targets(cluster, [n.strip() for n in on.split(",") if n.strip()] if on else None)
+    if cluster.topology.name != "star":
+        if reads is not None or via != "direct":
+            raise ConfigError(f"--reads and --via proxy are for the star (this cluster is a {cluster.topology.name})",
+                              hint="replab feed --on WRITERS")
+        _feed_shaped(cluster, options, targets, json_out)
+        return
     feeder = Feeder(cluster, options)
     reader = None if reads is None else Reads(cluster, ReadOptions(rate=reads, read_from=read_from, causal=causal))
     read_result = None
@@ -191,6 +213,63 @@ def feed(
         common.console.print(f"{s.name} count: {'OUT' if s.rows is None else s.rows}")
     if read_result is not None:
         common.console.print(read_result.line(), markup=False)
+
+
+def _feed_counters(cluster: Any, on: str | None, hot_rows: int, threads: int, duration: float | None,
+                   rows: int | None, json_out: bool) -> None:
+    """``feed --updates``: increments of hot rows on each writer; the totals go to the record check reads."""
+    writers = counter.shared_writers(cluster, [n.strip() for n in on.split(",") if n.strip()] if on else None)
+    if duration is None and rows is None:
+        duration = 10.0
+    with common.feed_marker(cluster.home):
+        result = counter.run(cluster, writers, hot_rows=hot_rows, threads=threads, duration=duration,
+                             increments=rows)
+    if json_out:
+        common.print_json(result.to_dict())
+        return
+    per = ", ".join(f"{w} {n}" for w, n in result.by_writer.items())
+    common.console.print(f"acknowledged {result.ok} increments of {hot_rows} hot rows in {result.elapsed:.1f}s "
+                         f"({per}); failed {result.failed}, unknown outcome {result.unknown}", markup=False)
+
+
+def _feed_shaped(cluster: Any, options: FeedOptions, targets: list[tuple[str | None, str]], json_out: bool) -> None:
+    """Feed a shape other than the star: one feed per writer (its own table and ledger); a progress line a
+    second instead of the star's live view; at the end the exact count of each writer's table on every node
+    that must hold it."""
+    group = workload.FeedGroup(cluster, options, targets)
+    interrupted = False
+    with common.feed_marker(cluster.home):
+        group.start()
+        try:
+            while group.running:
+                group.wait(1.0)
+                if common.down_requested(cluster.home):
+                    break
+                if not json_out and group.running:
+                    r = group.result
+                    common.say(f"feed: {r.ok:,} rows acknowledged, {r.errors} error(s), {group.elapsed:.1f} s")
+        except KeyboardInterrupt:
+            interrupted = True
+        result = group.stop()
+    result.interrupted = interrupted
+    with contextlib.suppress(ReplabError):
+        cluster.wait_holders(timeout=10.0)
+    counts: dict[str, dict[str, int | None]] = {}
+    for writer in group.results:
+        table = cluster.writer_table(writer)
+        holders = cluster.holders(writer)
+        counts[table] = {s.name: s.rows for s in workload.sample_nodes(cluster, table) if s.name in holders}
+    if json_out:
+        common.print_json({**result.to_dict(), "writers": {w: r.to_dict() for w, r in group.results.items()},
+                           "counts": counts})
+        return
+    for writer, r in group.results.items():
+        common.console.print(f"{writer}: acknowledged {r.ok} rows in {r.elapsed:.1f}s ({r.rate:,.0f} rows/s) into "
+                             f"{cluster.writer_table(writer)}; failed {r.failed}, unknown outcome {r.unknown}, "
+                             f"errors {r.errors}")
+    for table, by_node in counts.items():
+        for name, n in by_node.items():
+            common.console.print(f"{name} {table} count: {'OUT' if n is None else n}")
 
 
 def check(

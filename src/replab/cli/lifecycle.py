@@ -6,11 +6,13 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ..cluster import proxy as proxy_mod
 from ..cluster.cluster import Cluster, remove_state
+from ..cluster.core import edge_sentences
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from ..servers import strays
@@ -29,7 +31,9 @@ def register(app: typer.Typer) -> None:
 
 def up(
     nodes: int = typer.Option(None, "--nodes", "-n", help="Number of nodes, 2-9 (default 3: mysql-m, mysql-s1, "
-                              "mysql-s2)."),
+                              "mysql-s2; each --topology has its own range and default)."),
+    topology: str = typer.Option(None, "--topology", "-t", help="The shape: star (default), chain, fan-in, "
+                                 "active-active or ring (see: replab topology list)."),
     binlog_format: str = typer.Option(None, "--binlog-format", help="ROW (default), MIXED or STATEMENT."),
     base_port: int = typer.Option(None, "--base-port", help="First port; nodes use consecutive ports "
                                   "(default: free ports chosen at random)."),
@@ -68,6 +72,8 @@ def up(
     Example: replab up --engine external --config replab.toml
     Example: replab up --semi-sync --semi-sync-timeout 2000
     Example: replab up --link-delay 20ms --link-jitter 2ms
+    Example: replab up --topology chain --nodes 3
+    Example: replab up --topology fan-in --nodes 3
 
     Example: replab up --proxy haproxy
     """
@@ -76,8 +82,10 @@ def up(
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
                          semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, link_delay=link_delay,
-                         link_jitter=link_jitter, link_rate=link_rate)
+                         link_jitter=link_jitter, link_rate=link_rate, topology=topology)
     common.console.print(common.status_table(cluster.status()))
+    if cluster.topology.name != "star":
+        common.console.print(common.edge_table(cluster.edge_status()))
     line = common.proxy_line(proxy_mod.status(cluster))
     if line:
         common.console.print(line, markup=False)
@@ -90,10 +98,21 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     """
     cluster = common.open_cluster()
     rows = cluster.status()
+    shaped = cluster.topology.name != "star"
+    edges = cluster.edge_status() if shaped else []
     if json_out:
-        common.print_json({"home": str(cluster.home), "primary": cluster.primary.name,
-                           "topology": {r.name: r.source for r in rows if r.role != "primary"},
-                           "nodes": [r.to_dict() for r in rows], "proxy": proxy_mod.status(cluster)})
+        data: dict[str, Any] = {"home": str(cluster.home), "primary": cluster.primary.name,
+                "topology": {r.name: r.source for r in rows if r.role != "primary"},
+                "nodes": [r.to_dict() for r in rows], "proxy": proxy_mod.status(cluster)}
+        if shaped:  # the star's output stays as it always was
+            data.update({"shape": cluster.topology.name, "writers": cluster.writers(),
+                         "edges": [e.to_dict() for e in edges]})
+        common.print_json(data)
+    elif shaped:
+        common.console.print(common.status_table(rows))
+        common.console.print(common.edge_table(edges))
+        for sentence in edge_sentences(cluster.topology.name, edges):
+            common.console.print(sentence, markup=False)
     else:
         common.console.print(common.status_table(rows))
         common.console.print(common.topology_line(cluster, rows), markup=False)

@@ -29,6 +29,7 @@ from ..engines.external import same_endpoint
 from ..servers import db, strays
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import wait_for
+from ..topologies import get_topology
 from . import proxy, replication
 from .core import ClusterCore
 
@@ -56,6 +57,11 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
         if created_home:
             remove_empty_home(home)
         raise
+    topology = get_topology(spec.topology)
+    names = [n.name for n in plan.nodes]
+    if topology.name != "star":
+        for n in plan.nodes:
+            n.role = topology.role(n.name, names)
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(home, 0o700)
     state: dict[str, Any] = {
@@ -75,6 +81,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
         "status": "creating",
         "nodes": [n.to_dict() for n in plan.nodes],
     }
+    if topology.name != "star":
+        state["topology"] = {"name": topology.name, "edges": [e.to_dict() for e in topology.edges(names)]}
     admin_pw, repl_pw, app_pw = new_password(), new_password(), new_password()
     admin = plan.admin or ("root", admin_pw)
     app = plan.app or (APP_USER, app_pw)
@@ -95,7 +103,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
             proxy.start(cluster, spec.proxy, say)
         cluster.state["status"] = "ready"
         cluster.save()
-        say(f"cluster ready: {len(nodes)} nodes replicating with GTID ({spec.binlog_format}) "
+        shape = "" if topology.name == "star" else f", {topology.name}"
+        say(f"cluster ready: {len(nodes)} nodes replicating with GTID ({spec.binlog_format}){shape} "
             f"in {time.monotonic() - t0:.2f}s")
         return cluster
     except BaseException as exc:
@@ -172,6 +181,8 @@ def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool,
                 "flavor": flavor, "binlog_format": spec.binlog_format, "admin_password": admin_pw,
                 "server_options": dict(spec.extra.get("server_options", {})),
                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None}
+    if cluster.topology.name != "star":
+        return _build_shape(cluster, settings, version_exact, admin_pw, repl, app, spec)
     engine.create(nodes, settings)
     cluster.save()  # from here on, `replab down` can clean up even if this process dies
     engine.start_all(nodes)
@@ -228,6 +239,60 @@ def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool,
     cluster.finish_replication()
     if spec.semi_sync:
         _semi_sync_on_primary(cluster, True)
+
+
+def _ready_and_secure(cluster: ClusterCore, spec: ClusterSpec, admin_pw: str) -> Callable[[NodeInfo], None]:
+    engine, flavor = cluster.engine, cluster.flavor
+
+    def ready_and_secure(node: NodeInfo) -> None:
+        params = engine.connect_params(node)
+        user, password = engine.initial_login(node, admin_pw)
+
+        def probe() -> None:
+            with db.connect(**params, user=user, password=password, timeout=1, node=node.name) as conn:
+                db.scalar(conn, "SELECT 1")
+
+        engine.wait_ready(node, probe, float(spec.extra.get("ready_timeout", 60)))
+        if engine.secure_fresh_nodes:
+            with db.connect(**params, user=user, password=password, node=node.name) as conn:
+                replication.secure_node(conn, admin_pw, flavor)
+    return ready_and_secure
+
+
+def _build_shape(cluster: ClusterCore, settings: dict[str, Any], version_exact: bool, admin_pw: str,
+                 repl: tuple[str, str], app: tuple[str, str], spec: ClusterSpec) -> None:
+    """Any shape but the star: per-node settings from the topology, accounts and schema on the nodes no edge
+    feeds, one attach per edge (a named connection/channel where a replica has several sources), each
+    writer's own table, then wait until every node holds what every writer wrote."""
+    t0 = time.monotonic()
+    engine, nodes, flavor, topo = cluster.engine, cluster.nodes, cluster.flavor, cluster.topology
+    names, edges = cluster.names, cluster.edges
+    settings["node_options"] = {n: topo.server_options(n, names, flavor.name) for n in names}
+    for edge in edges:  # the local engine restarts these links' relays with the node, whatever its role
+        cluster.node(edge.replica).extra.setdefault("links", {})
+    engine.create(nodes, settings)
+    cluster.save()
+    engine.start_all(nodes)
+    with ThreadPoolExecutor(max_workers=2 * len(nodes)) as pool:
+        addresses = {e: pool.submit(engine.source_address, cluster.node(e.source), cluster.node(e.replica), e.link)
+                     for e in edges}
+        list(pool.map(_ready_and_secure(cluster, spec, admin_pw), nodes))
+        sources = {e: fut.result() for e, fut in addresses.items()}
+    cluster.save()
+    cluster.say(f"{len(nodes)} servers answering ({flavor.name} {'.'.join(map(str, flavor.version))}) "
+                f"after {time.monotonic() - t0:.2f}s")
+    for name in topo.bootstrap_nodes(names, edges):
+        with cluster.connect(name) as conn:
+            replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
+                                          client_host=engine.client_host)
+            cluster.state["source_ssl"] = replication.source_has_ssl(conn)
+    with ThreadPoolExecutor(max_workers=len(edges)) as pool:
+        list(pool.map(lambda e: cluster.attach_edge(e, sources[e]), edges))
+    cluster.wait_edges()
+    for writer in topo.writers(names):  # each writer's own table (binlogged: its holders get it)
+        with cluster.connect(writer) as conn:
+            replication.ensure_table(conn, spec.database, cluster.writer_table(writer))
+    cluster.finish_replication()
 
 
 def _setup_existing(cluster: ClusterCore, spec: ClusterSpec, repl: tuple[str, str], app: tuple[str, str]) -> None:

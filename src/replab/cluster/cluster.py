@@ -28,6 +28,7 @@ from ..engines import NodeInfo
 from ..engines.base import STOPPED
 from ..servers import catalogue as servers
 from ..servers import db, strays
+from ..topologies import get_topology
 from . import proxy
 from .builder import build_cluster, no_interrupt, remove_empty_home
 from .core import ClusterCore, NodeStatus, Say, SqlResult
@@ -72,9 +73,11 @@ class Cluster(ClusterCore):
         which tears the cluster down on exit.
 
         ``server`` is a name from the server catalogue (``mysql-9.7``) or a server binary's path;
-        ``replica_server`` (a flag) gives the replicas another build of the same flavor."""
+        ``replica_server`` (a flag) gives the replicas another build of the same flavor; ``topology`` (a
+        flag) the shape, ``star`` by default (``replab topology list``)."""
         spec = load_spec(config_file, nodes=nodes, binlog_format=binlog_format, base_port=base_port,
                          server_binary=server or server_binary, **flags)
+        shape_of(spec)
         path = resolve_home(home)
         check_home(path)
         # One up at a time per home, under the home's lock: another up must neither take a cluster still
@@ -184,6 +187,17 @@ class Cluster(ClusterCore):
         self.down()
 
 
+def shape_of(spec: ClusterSpec) -> None:
+    """Check the spec's node count against its topology (ConfigError naming the counts it can have) and set
+    the node names; a shape's own default count when the user gave none."""
+    topo = get_topology(spec.topology)
+    if "nodes" not in spec.sources:
+        spec.nodes = topo.default_nodes
+    source = spec.sources.get("nodes", "flag")
+    topo.check_count(spec.nodes, "--nodes" if source == "flag" else source)
+    spec.names = topo.node_names(spec.nodes)
+
+
 def teardown_home(home: Path) -> None:
     """Stop whatever a cluster home holds, by its pid files, even if its state is half-written."""
     if not (home / STATE_FILE).exists():
@@ -215,6 +229,7 @@ def settings_differ(spec: ClusterSpec, state: dict[str, Any]) -> list[str]:
         "database": state.get("database"),
         "host": state.get("spec", {}).get("host"),
         "server_binary": state.get("server_binary"),
+        "topology": (state.get("topology") or {}).get("name", "star"),
         "proxy": state.get("spec", {}).get("proxy") or "none",
     }
     out = []

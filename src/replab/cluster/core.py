@@ -29,6 +29,7 @@ from ..engines.base import PAUSED, RUNNING, UNREACHABLE
 from ..servers import db
 from ..servers.flavor import Flavor, ReplicaStatus, flavor_from_version_string
 from ..servers.process import wait_for
+from ..topologies import Edge, Topology, from_state
 from . import replication
 
 Say = Callable[[str], None]
@@ -64,6 +65,27 @@ class NodeStatus:
 
 
 @dataclass
+class EdgeStatus:
+    """One replication edge of ``replab status``: source -> replica over a connection/channel."""
+
+    source: str
+    replica: str
+    channel: str
+    state: str  # the replica's server state
+    io_running: bool | None = None
+    sql_running: bool | None = None
+    io_state: str | None = None
+    lag_ms: int | None = None
+    last_errno: int | None = None
+    last_error: str | None = None
+    configured: bool = False  # the replica has this connection/channel at all
+    source_state: str = RUNNING  # the source's server state
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class SqlResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
@@ -71,6 +93,27 @@ class SqlResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "rows": [list(r) for r in self.rows], "rowcount": self.rowcount}
+
+
+def edge_sentences(shape: str, rows: list[EdgeStatus]) -> list[str]:
+    """``chain: 2 edges, all replicating`` or one line per edge that is not, saying why."""
+    broken = [e for e in rows if not (e.io_running and e.sql_running)]
+    if not broken:
+        return [f"{shape}: {len(rows)} edges, all replicating"]
+    out = []
+    for e in broken:
+        if e.state != "running":
+            why = f"the replica {e.replica} is {e.state}"
+        elif e.source_state != "running":
+            why = f"its source {e.source} is {'down' if e.source_state == 'stopped' else e.source_state}"
+        elif e.last_errno:
+            why = f"error {e.last_errno}: {e.last_error}"
+        elif e.io_state == "Connecting":
+            why = f"its IO thread cannot reach {e.source} (is it down?)"
+        else:
+            why = "its threads are stopped"
+        out.append(f"{e.source} -> {e.replica}{' (' + e.channel + ')' if e.channel else ''}: not replicating: {why}")
+    return out
 
 
 class ClusterCore:
@@ -84,6 +127,8 @@ class ClusterCore:
         self.flavor: Flavor = flavor_from_version_string(state["version_string"])
         self.engine: Engine = self._make_engine()
         self._creds: dict[str, dict[str, str]] | None = None
+        self.topology: Topology
+        self.topology, self.edges = from_state(state)
 
     def _make_engine(self) -> Engine:
         return get_engine_class(self.state["engine"]).from_state(self.home, self.say, self.state)
@@ -91,6 +136,8 @@ class ClusterCore:
     # --- persistence ---------------------------------------------------------------------------
     def save(self) -> None:
         self.state["nodes"] = [n.to_dict() for n in self.nodes]
+        if self.topology.name != "star" or "topology" in self.state:
+            self.state["topology"] = {"name": self.topology.name, "edges": [e.to_dict() for e in self.edges]}
         write_state(self.home, self.state)
 
     @contextlib.contextmanager
@@ -106,6 +153,26 @@ class ClusterCore:
     @property
     def replicas(self) -> list[NodeInfo]:
         return [n for n in self.nodes if n.role == "replica"]
+
+    @property
+    def names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    def writers(self) -> list[str]:
+        """The nodes that take writes in this shape (the star's: its current primary)."""
+        if not self.topology.multi_writer(self.names):
+            return [self.primary.name]
+        return self.topology.writers(self.names)
+
+    def holders(self, writer: str) -> list[str]:
+        """The nodes that must end up holding ``writer``'s writes (along the current edges)."""
+        return self.topology.holders(writer, self.names, self.edges)
+
+    def writer_table(self, writer: str, base: str = "events") -> str:
+        return self.topology.writer_table(writer, self.names, base)
+
+    def edges_into(self, replica: str) -> list[Edge]:
+        return [e for e in self.edges if e.replica == replica]
 
     @property
     def database(self) -> str:
@@ -184,7 +251,9 @@ class ClusterCore:
                 st.read_only = bool(int(row["ro"] or 0))
                 st.version, st.binlog_format = str(row["v"]), str(row["f"])
                 st.semi_sync = replication.semisync_side(conn, self.flavor)
-                if node.role != "primary":
+                if self.topology.name != "star":
+                    self._shaped_status(st, conn, primary_hb)
+                elif node.role != "primary":
                     rs = replication.replica_status(conn, self.flavor)
                     if rs:
                         st.io_running, st.sql_running = rs.io_running, rs.sql_running
@@ -197,6 +266,26 @@ class ClusterCore:
         except (SqlError, pymysql.MySQLError):
             st.state = UNREACHABLE
         return st
+
+    def _shaped_status(self, st: NodeStatus, conn: Any, primary_hb: tuple[Any, Any] | None) -> None:
+        """A node of a shape other than the star: its threads and error over all its edges (each edge is in
+        ``edge_status``), its sources by name."""
+        into = self.edges_into(st.name)
+        if not into:
+            return
+        channels = replication.replica_statuses(conn, self.flavor)
+        found = [channels[e.channel] for e in into if e.channel in channels]
+        st.source = ", ".join(e.source for e in into)
+        st.io_running = len(found) == len(into) and all(rs.io_running for rs in found)
+        st.sql_running = len(found) == len(into) and all(rs.sql_running for rs in found)
+        bad = next((rs for rs in found if rs.last_errno), None)
+        if bad is not None:
+            st.last_errno, st.last_error = bad.last_errno, bad.last_error or None
+        lags = [rs.seconds_behind for rs in found if rs.seconds_behind is not None]
+        st.lag_ms = replication.lag_ms(primary_hb, replication.heartbeat(conn), None) \
+            if st.name != self.primary.name else None
+        if st.lag_ms is None and lags:
+            st.lag_ms = max(lags) * 1000
 
     def status(self) -> list[NodeStatus]:
         """Status of every node, gathered in parallel."""
@@ -224,6 +313,84 @@ class ClusterCore:
                 ports = set(self.engine.link_ports(self.node(row.name)))
                 mine = [d for d in dumps if d["port"] in ports]
                 row.link["primary_view"] = mine[0] if mine else None
+
+    def edge_status(self) -> list[EdgeStatus]:
+        """Every replication edge with its own threads, lag and last error, read on each replica."""
+        replicas = list(dict.fromkeys(e.replica for e in self.edges))
+
+        def read(name: str) -> tuple[str, dict[str, ReplicaStatus] | None]:
+            if self.engine.state(self.node(name)) != RUNNING:
+                return self.engine.state(self.node(name)), None
+            try:
+                with self.connect(name, timeout=2, read_timeout=5) as conn:
+                    return RUNNING, replication.replica_statuses(conn, self.flavor)
+            except (SqlError, pymysql.MySQLError):
+                return UNREACHABLE, None
+
+        with ThreadPoolExecutor(max_workers=max(1, len(replicas))) as pool:
+            seen = dict(zip(replicas, pool.map(read, replicas), strict=True))
+        out = []
+        for e in self.edges:
+            state, channels = seen[e.replica]
+            es = EdgeStatus(e.source, e.replica, e.channel, state,
+                            source_state=self.engine.state(self.node(e.source)))
+            rs = (channels or {}).get(e.channel)
+            if rs is not None:
+                es.configured = True
+                es.io_running, es.sql_running, es.io_state = rs.io_running, rs.sql_running, rs.io_state
+                es.last_errno, es.last_error = rs.last_errno or None, rs.last_error or None
+                es.lag_ms = rs.seconds_behind * 1000 if rs.seconds_behind is not None else None
+            elif channels is not None:
+                es.io_running = es.sql_running = False
+            out.append(es)
+        return out
+
+    def wait_edges(self, timeout: float = 30.0, only: list[Edge] | None = None) -> None:
+        """Wait until every edge's threads run (or those of ``only``); explain the first that fails or does
+        not come up."""
+        last: dict[Edge, EdgeStatus] = {}
+        pending = list(self.edges if only is None else only)
+
+        def check() -> bool | None:
+            for es, e in zip(self.edge_status(), self.edges, strict=True):
+                last[e] = es
+                if e in pending and es.io_running and es.sql_running:
+                    pending.remove(e)
+                elif e in pending and es.last_errno and (not es.sql_running or es.io_state == "No"):
+                    raise ReplicationError(f"{e.describe()}: replication failed: error {es.last_errno}: "
+                                           f"{es.last_error}", node=e.replica, hint=f"run: replab diagnose {e.replica}")
+            return True if not pending else None
+
+        def seen() -> str:
+            es = last.get(pending[0]) if pending else None
+            if es is None:
+                return "not read yet"
+            return f"{pending[0].describe()}: IO={es.io_state} SQL={'Yes' if es.sql_running else 'No'} " \
+                   f"last error: {es.last_error or '-'}"
+
+        wait_for("replication threads running on every edge", check, timeout, interval=0.05, describe=seen,
+                 hint="run: replab status")
+
+    def writer_positions(self) -> dict[str, str]:
+        """{writer: the GTID position it has executed now} for the writers that are running."""
+        out = {}
+        for w in self.writers():
+            if self.engine.state(self.node(w)) == RUNNING:
+                with contextlib.suppress(SqlError, pymysql.MySQLError):
+                    with self.connect(w, timeout=2) as conn:
+                        out[w] = replication.executed_gtid(conn, self.flavor)
+        return out
+
+    def wait_holders(self, timeout: float = 30.0) -> dict[str, bool]:
+        """Wait until every node holds what each writer has executed now (the topology's holders of each
+        writer). Returns {node: caught_up}; never raises for a node that is down or broken."""
+        result: dict[str, bool] = {}
+        deadline = time.monotonic() + timeout
+        for writer, gtid in self.writer_positions().items():
+            others = [n for n in self.holders(writer) if n != writer]
+            for name, ok in self.wait_caught_up(max(0.0, deadline - time.monotonic()), others, gtid).items():
+                result[name] = result.get(name, True) and ok
+        return result
 
     def wait_threads(self, names: list[str], timeout: float = 30.0) -> None:
         """Wait until IO and SQL threads run on each named replica; explain the failure otherwise."""
@@ -282,8 +449,25 @@ class ClusterCore:
                                        ssl=ssl)
         return host, port
 
+    def attach_edge(self, edge: Edge, address: tuple[str, int] | None = None) -> tuple[str, int]:
+        """Start replicating along ``edge`` (its connection/channel), through the engine's address for it."""
+        node = self.node(edge.replica)
+        host, port = address or self.engine.source_address(self.node(edge.source), node, edge.link)
+        ssl = bool(self.state.get("source_ssl", True))
+        with self.connect(edge.replica) as conn:
+            replication.attach_replica(conn, self.flavor, host=host, port=port, repl=self.credentials(db.REPL),
+                                       ssl=ssl, channel=edge.channel)
+        return host, port
+
     def finish_replication(self, timeout: float = 30.0) -> None:
         """Wait until every replica's threads run and it has caught up with the primary; explain otherwise."""
+        if self.topology.name != "star":
+            self.wait_edges(timeout=timeout)
+            lagging = [n for n, ok in self.wait_holders(timeout=timeout).items() if not ok]
+            if lagging:
+                raise ReplabTimeout(f"{', '.join(lagging)} did not catch up with their sources within "
+                                    f"{timeout:.0f}s", hint="run: replab status")
+            return
         self.wait_threads([r.name for r in self.replicas], timeout=timeout)
         lagging = [n for n, ok in self.wait_caught_up(timeout=timeout).items() if not ok]
         if lagging:

@@ -61,15 +61,19 @@ def bootstrap_primary(conn: pymysql.connections.Connection, flavor: Flavor, *, d
 
 
 def attach_replica(conn: pymysql.connections.Connection, flavor: Flavor, *, host: str, port: int,
-                   repl: tuple[str, str], ssl: bool = True) -> None:
+                   repl: tuple[str, str], ssl: bool = True, channel: str = "") -> None:
     """Point a replica at its source with GTID auto-positioning and start both threads.
 
     ``ssl=False``: the source has no TLS, so a replica whose client requires it by default (MariaDB 11.4+)
-    is told not to."""
+    is told not to. ``channel``: the named connection/channel of this source ("" the default one)."""
     with conn.cursor() as cur:
-        cur.execute(flavor.stop_replica())
-        cur.execute(flavor.change_source(host, port, ssl), {"user": repl[0], "password": repl[1]})
-        cur.execute(flavor.start_replica())
+        try:
+            cur.execute(flavor.stop_replica(channel))
+        except pymysql.MySQLError as exc:  # a named connection/channel that does not exist yet
+            if not channel or not exc.args or exc.args[0] != flavor.missing_channel_errno:
+                raise
+        cur.execute(flavor.change_source(host, port, ssl, channel), {"user": repl[0], "password": repl[1]})
+        cur.execute(flavor.start_replica(channel))
 
 
 def source_has_ssl(conn: pymysql.connections.Connection) -> bool:
@@ -144,6 +148,16 @@ def dump_threads(conn: pymysql.connections.Connection) -> list[dict[str, Any]]:
     return out
 
 
+def replica_statuses(conn: pymysql.connections.Connection, flavor: Flavor) -> dict[str, ReplicaStatus]:
+    """Every replication connection/channel of a node, by name ("" the default one); empty for none."""
+    out: dict[str, ReplicaStatus] = {}
+    for row in db.query(conn, flavor.show_all_replica_status()):
+        status = flavor.normalize_status(row)
+        if status is not None:
+            out[status.channel] = status
+    return out
+
+
 def executed_gtid(conn: pymysql.connections.Connection, flavor: Flavor) -> str:
     return str(db.scalar(conn, flavor.executed_gtid()) or "")
 
@@ -198,6 +212,12 @@ def wait_applied(conn: pymysql.connections.Connection, flavor: Flavor, gtid: str
         if ok or remaining <= 0 or st is None or (not st.sql_running and st.last_sql_errno) or \
                 (not st.sql_running and received) or (st.io_state == "No" and st.last_io_errno and not received):
             return ok, st
+
+
+def ensure_table(conn: pymysql.connections.Connection, database: str, table: str) -> None:
+    """A feed table of ``events``'s shape (e.g. a writer's own ``events_m1``), created only if missing."""
+    with conn.cursor() as cur:
+        cur.execute(EVENTS_DDL.replace("`events`", quote_ident(table)).format(db=quote_ident(database)))
 
 
 def ensure_schema(conn: pymysql.connections.Connection, database: str) -> None:

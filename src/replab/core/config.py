@@ -66,6 +66,8 @@ class ClusterSpec:
     image: str | None = None  # the server image of --engine compose, e.g. mysql:8.0
     semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
     semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
+    topology: str = "star"  # the shape (topologies/): star, chain, fan-in, active-active, ring
+    names: list[str] | None = None  # the node names, set from the topology (not a setting)
     proxy: str | None = None  # a real proxy in front (haproxy): a write and a read endpoint
     # every replica link shaped from the start (each direction), e.g. "20ms", "5ms", "2mbit"; see links.py
     link_delay: str | None = None
@@ -101,6 +103,16 @@ class ClusterSpec:
         if not str(self.host).startswith("127.") and self.host not in ("localhost", "::1"):
             errors.append(("host", f"host {self.host!r} is not a loopback address: local servers listen on "
                            "loopback only"))
+        if self.topology != "star" and self.engine != "local":
+            errors.append(("topology", f"--topology {self.topology} needs --engine local (the {self.engine} engine "
+                           "builds the star only)"))
+        if self.topology != "star" and any(v is not None for v in (self.link_delay, self.link_jitter, self.link_rate)):
+            errors.append(("link_delay", f"--link-delay/--link-jitter/--link-rate are for the star only (got "
+                           f"--topology {self.topology})"))
+        if self.topology != "star" and self.proxy:
+            errors.append(("proxy", f"--proxy is for the star only (got --topology {self.topology})"))
+        if self.topology != "star" and self.semi_sync:
+            errors.append(("semi_sync", f"--semi-sync is for the star only (got --topology {self.topology})"))
         if self.semi_sync and self.engine != "local":
             errors.append(("semi_sync", f"--semi-sync needs --engine local (the {self.engine} engine does not set "
                            "it up yet)"))
@@ -141,7 +153,7 @@ class ClusterSpec:
 
     @property
     def node_names(self) -> list[str]:
-        return node_names(self.nodes)
+        return list(self.names) if self.names else node_names(self.nodes)
 
 
 _INT_FIELDS = {"nodes", "base_port", "semi_sync_timeout_ms"}
@@ -170,7 +182,7 @@ def load_spec(config_file: str | os.PathLike[str] | None = None, **flags: Any) -
     errors: list[str] = []
     unusable: set[str] = set()  # settings whose value could not even be read
     values: dict[str, Any] = {}
-    known = {f.name for f in fields(ClusterSpec)} - {"extra", "sources"}
+    known = {f.name for f in fields(ClusterSpec)} - {"extra", "sources", "names"}
     sources: dict[str, str] = {}
     path = Path(config_file) if config_file else Path(os.environ.get("REPLAB_CONFIG", "replab.toml"))
     extra: dict[str, Any] = {}

@@ -189,8 +189,9 @@ class Engine(ABC):
                                hint="apt-get install mariadb-client")
         return found
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
-        """Where ``replica`` reaches ``primary`` for replication."""
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
+        """Where ``replica`` reaches ``primary`` (its source) for replication; ``link`` names the edge when
+        the replica has several sources (see topologies.Edge.link)."""
         return primary.host, primary.port
 
     def pid(self, node: NodeInfo) -> int | None:

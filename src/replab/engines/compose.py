@@ -397,7 +397,7 @@ class ComposeEngine(Engine):
     def connect_params(self, node: NodeInfo) -> dict[str, Any]:
         return {"host": node.host, "port": node.port}
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
         return primary.name, CONTAINER_PORT  # the service name on the project's network
 
     def log_tail(self, node: NodeInfo, lines: int = 15) -> list[str]:

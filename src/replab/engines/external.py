@@ -197,7 +197,7 @@ class ExternalEngine(Engine):
                                  node=inv.name,
                                  hint="check host and port in replab.toml and that the server runs") from None
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
         """Where replicas reach the primary: its ``replication_host`` when the inventory names one."""
         return str(primary.extra.get("replication_host") or primary.host), primary.port
 

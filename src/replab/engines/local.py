@@ -269,6 +269,7 @@ class LocalEngine(Engine):
             "secure_file_priv": str(Path(node.dir) / "files"),
             **self.server_for(node).server_options(),
         }
+        opts.update(settings.get("node_options", {}).get(node.name, {}))  # what the topology needs of this node
         opts = flavor.adapt_server_options(opts)  # MySQL's renamed options and each flavor's GTID settings
         if node.role == "replica":
             opts["read_only"] = "1"
@@ -313,8 +314,10 @@ class LocalEngine(Engine):
     can_hold_replication = True
 
     def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
-        if node.role == "replica" and node.extra.get("relay_port"):
-            relay.ensure(self.home, node.name)  # the replica's link to the primary (see relay.py)
+        if node.extra.get("relay_port") and (node.role == "replica" or node.extra.get("links") is not None):
+            relay.ensure(self.home, node.name)  # the replica's link to its source (see relay.py)
+        for link in node.extra.get("links") or {}:
+            relay.ensure(self.home, link)
         proc = self.process(node)
         if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
@@ -476,17 +479,23 @@ class LocalEngine(Engine):
         if sockdir.exists() and not any(sockdir.iterdir()):
             sockdir.rmdir()
 
-    def source_address(self, primary: NodeInfo, replica: NodeInfo) -> tuple[str, int]:
-        """The replica's own link relay (started here), which forwards to the primary; see relay.py."""
-        port = relay.ensure(self.home, replica.name, target=(primary.host, primary.port))
-        replica.extra["relay_port"] = port
+    def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
+        """The replica's own link relay (started here), which forwards to its source; see relay.py. The
+        default link is named after the replica; a replica of several sources has one relay per source."""
+        port = relay.ensure(self.home, link or replica.name, target=(primary.host, primary.port))
+        if not link or link == replica.name:
+            replica.extra["relay_port"] = port
+        else:
+            replica.extra.setdefault("links", {})[link] = port
         return "127.0.0.1", port
 
     def source_node(self, host: str | None, port: int | None, nodes: list[NodeInfo]) -> str | None:
         """A replica's source is its link relay: the node is where that relay forwards to."""
-        relayed = next((n for n in nodes if port and n.extra.get("relay_port") == port), None)
+        relayed = next((n.name for n in nodes if port and n.extra.get("relay_port") == port), None) or \
+            next((link for n in nodes for link, p in (n.extra.get("links") or {}).items() if port and p == port),
+                 None)
         if relayed is not None:
-            target = relay.target_of(self.home, relayed.name)
+            target = relay.target_of(self.home, relayed)
             if target is not None:
                 host, port = target
         return super().source_node(host, port, nodes)

@@ -223,6 +223,7 @@ def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout:
     result says so), when ``target`` runs a newer server than a node that would replicate from it: a replica
     runs the same version as its primary or a newer one, the rule ``up`` enforces.
     """
+    cluster.topology.require_role_change("switchover")  # refused before anything changes
     with cluster.locked():
         roles.refresh(cluster)
         old = cluster.primary
@@ -426,6 +427,7 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
     ``to`` lacks transactions another replica has (unless ``force``: those are lost then, and a replica
     holding them is left out of replication, named, to be rebuilt with ``rejoin --rebuild``).
     """
+    cluster.topology.require_role_change("failover")  # refused before anything changes
     t0 = time.monotonic()
     with cluster.locked():
         roles.refresh(cluster)
@@ -528,6 +530,7 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
     With them: ``rebuild=True`` rebuilds it from the primary (its errant writes are discarded),
     ``rebuild=None`` (what ``replab start`` does) leaves it fenced and says so, ``rebuild=False`` refuses.
     """
+    cluster.topology.require_role_change("rejoin")  # refused before anything changes
     info = cluster.node(node)
     roles.refresh(cluster)
     if info.role == roles.PRIMARY:

@@ -110,6 +110,8 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
         return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0), None
     info = cluster.node(node)
+    if cluster.topology.name != "star":
+        return _start_shaped(cluster, node, catch_up), None
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
     t0 = time.monotonic()
     # a replica comes up with its threads held, so the position it restarts from is read exactly
@@ -129,6 +131,35 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=held)
     return _done(cluster, f"{node}: started in {started:.1f}s; {phrase} ({cluster.primary.name}'s position "
                           "when it came back)"), c
+
+
+def _start_shaped(cluster: Cluster, node: str, catch_up: float) -> str:
+    """Start a node of a shape other than the star: it reconnects along its own edges; the sentence says
+    how long it took until it held what every writer it must hold had written when it started (at least
+    that many transactions: its threads were not held)."""
+    t0 = time.monotonic()
+    cluster.start_node(node)
+    started = time.monotonic() - t0
+    sources = [e.source for e in cluster.edges_into(node)]
+    if not sources or catch_up <= 0:
+        return _done(cluster, f"{node}: started in {started:.1f}s; the nodes that replicate from it reconnect "
+                              "within a few seconds")
+    with cluster.connect(node) as conn:
+        before = replication.executed_gtid(conn, cluster.flavor)
+    t1 = time.monotonic()
+    wanted = {w: g for w, g in cluster.writer_positions().items() if w != node and node in cluster.holders(w)}
+    ok, todo = True, 0
+    for gtid in wanted.values():
+        ok = cluster.wait_caught_up(max(0.0, catch_up - (time.monotonic() - t1)), names=[node],
+                                    gtid=gtid).get(node, False) and ok
+        todo += transactions_between(before, gtid)
+    seconds = time.monotonic() - t1
+    if not ok:
+        return _done(cluster, f"{node}: started in {started:.1f}s but has not caught up with "
+                              f"{', '.join(wanted) or 'its sources'} (waited {seconds:.1f}s); see: replab status")
+    return _done(cluster, f"{node}: started in {started:.1f}s; applied at least {todo} transaction(s) it missed "
+                          f"from {', '.join(sources)} in {seconds:.2f}s and holds every write of "
+                          f"{', '.join(wanted) or 'its sources'}")
 
 
 def catch_up_stats(cluster: Cluster, node: str, timeout: float = 60.0, held: bool = False) -> dict[str, Any]:
@@ -199,6 +230,7 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
     """Cut ``node`` off: a replica from the primary, or the primary from every replica; both ways, or one
     (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing)."""
     info = cluster.node(node)
+    cluster.topology.require_fault("partition")
     ways = links.directions(direction)
     cluster.engine.require("partition", node)
     if len(ways) == 1:
@@ -207,17 +239,17 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
     other = cluster.primary.name if info.role == "replica" else (cluster.replicas[0].name if cluster.replicas else node)
     timeout = _net_timeout(cluster, [other, *(n.name for n in cluster.nodes if n.name != other)])
     how = cluster.engine.partition(info, cluster.nodes, direction if len(ways) == 1 else None)
+    after = f"slave_net_timeout={timeout}s" if timeout else "slave_net_timeout (not read: no node answers)"
     if ways == (links.TO_PRIMARY,):
         notice = "its IO thread keeps receiving events and heartbeats"
-    elif timeout:
-        notice = f"the IO thread notices after slave_net_timeout={timeout}s (silence, no reset)"
     else:
-        notice = "the IO thread notices after slave_net_timeout (not read: no node answers; silence, no reset)"
+        notice = f"the IO thread notices after {after}"
     return _done(cluster, f"{node}: partitioned: {how}; {notice}; heal with: replab heal {node}")
 
 
 def heal(cluster: Cluster, node: str | None = None) -> str:
     """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
+    cluster.topology.require_fault("heal")
     if node is None:
         cut = partitioned(cluster)
         if not cut:
@@ -279,6 +311,7 @@ def link(cluster: Cluster, node: str, *, delay: str | float | None = None, jitte
     """Shape the link between replica ``node`` and its source: ``delay`` (added to each direction shaped),
     ``jitter``, ``rate`` (e.g. ``"20ms"``, ``"5ms"``, ``"2mbit"``), both directions or one. ``clear``: a plain
     link again (that direction, or both). Nothing given: say what the link is now."""
+    cluster.topology.require_fault("link")
     given = any(v is not None for v in (delay, jitter, rate))
     if clear and given:
         raise ConfigError("--clear takes no --delay, --jitter or --rate: it makes the link plain")
@@ -323,6 +356,7 @@ def crash(cluster: Cluster, node: str) -> str:
     but they had not yet delivered never arrives (``kill`` = the process dies on a live host, whose kernel
     still delivers what it had sent)."""
     info = cluster.node(node)
+    cluster.topology.require_fault("crash")
     cluster.engine.require("crash", node)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")

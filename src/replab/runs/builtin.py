@@ -59,6 +59,7 @@ from .scenarios import (
     wait_caught_up,
     wait_lag_below,
 )
+from .shape_scenarios import SHAPE_SCENARIOS
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
 # What a replica-only drop of a middle column does under ROW: the same failure, numbered per server
@@ -453,7 +454,7 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
-           *app_scenarios.scenarios()):
+           *app_scenarios.scenarios(), *SHAPE_SCENARIOS):
     BUILTIN[_s.name] = _s
 
 
@@ -483,7 +484,8 @@ def crash_vs_kill() -> Scenario:
         expectations=[expect_consistent("before"), expect_lost("after-kill", none=True),
                       expect_consistent("after-kill"), expect_lost("after-crash"),
                       expect_lost_between("after-crash", "cut-2", "crash"),
-                      expect_metric_above("crash_dropped_bytes", 0, " bytes"), expect_consistent("after-crash")],
+                      expect_metric_above("crash_dropped_bytes", 0, " bytes"),
+                      expect_consistent("after-crash", lost_in_failover=True)],
     )
 
 

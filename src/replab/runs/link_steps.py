@@ -193,8 +193,9 @@ def commits_over_distance(rtts: tuple[float, ...] = (0, 10, 40, 80), commits: in
 
 def expect_semisync_bound() -> Expectation:
     """Semi-sync: every commit waits at least one round trip, and commits/s per connection stay under 1/RTT
-    (within 5%) and reach at least 70% of 1 / (RTT + the commit's own time at 0 ms); async: commit latency does
-    not grow with the distance."""
+    (within 5%); from 40 ms on they reach at least 60% of 1 / (RTT + the commit's own time at 0 ms); async:
+    commit latency does not grow with the distance (its p50 stays within a quarter of the round trip, + 3 ms,
+    of the one at 0 ms: a commit that waited for the link would take a whole round trip more)."""
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         rows = ctx.facts.get("distance")
         if not rows:
@@ -204,11 +205,14 @@ def expect_semisync_bound() -> Expectation:
         for r in rows:
             rtt = r["rtt_ms"]
             if r["mode"] == "semi-sync" and rtt:
-                # never faster than one round trip per commit; near 1 / (RTT + the local commit at 0 ms)
+                # never faster than one round trip per commit; at 40 ms and more the distance dominates, so
+                # the rate comes near 1 / (RTT + the local commit at 0 ms); below, a loaded machine's commit
+                # time varies as much as the round trip, so only the physical bounds are held
                 near = 1000.0 / (rtt + base["semi-sync"])
-                good = r["p50_ms"] >= rtt * 0.95 and 0.7 * near <= r["commits_s"] <= 1.05 * r["bound_commits_s"]
-            elif r["mode"] == "async":
-                good = r["p50_ms"] <= base["async"] + max(2.0, 0.1 * rtt)
+                good = r["p50_ms"] >= rtt * 0.95 and r["commits_s"] <= 1.05 * r["bound_commits_s"] and \
+                    (rtt < 40 or r["commits_s"] >= 0.6 * near)
+            elif r["mode"] == "async":  # a commit that waited for the link would take a whole round trip more
+                good = r["p50_ms"] <= base["async"] + 0.25 * rtt + 3.0
             else:
                 good = True
             ok = ok and good

@@ -40,7 +40,7 @@ from ..faults import nemesis
 from ..faults.nemesis import catch_up_phrase, seconds_text
 from ..verify.checker import check as run_check
 from ..verify.diagnose import diagnose as run_diagnose
-from ..workload.feed import Feeder
+from ..workload.feed import Feeder, FeedGroup, FeedOptions, writer_targets
 from .report import ExpectationResult, PhaseResult, RunReport, write_all
 from .timeline import CatchUp, Sampler, Timeline
 
@@ -174,8 +174,13 @@ def start_feed(rate: float | None = None, threads: int | None = None, via: str =
     def fn(ctx: Context) -> str:
 
         r = rate if rate is not None else ctx.params.rate
-        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads, via=via).start()
         speed = f"{r:g} rows/s" if r > 0 else "as fast as possible"
+        if ctx.cluster.topology.name != "star":  # every writer of the shape, each into its own table
+            targets = writer_targets(ctx.cluster, None)  # the run's rate shared among them
+            ctx.feeder = FeedGroup(ctx.cluster, FeedOptions(rate=r / len(targets), threads=threads or
+                                                            ctx.params.threads, via=via), targets).start()
+            return f"feed started: {speed} in all, shared by {', '.join(ctx.cluster.writers())}"
+        ctx.feeder = Feeder(ctx.cluster, rate=r, threads=threads or ctx.params.threads, via=via).start()
         where = "through the proxy's write endpoint" if via == "proxy" else f"on {ctx.cluster.primary.name}"
         return f"feed started: {speed} {where}"
     return Step("start feed", fn)
@@ -209,7 +214,11 @@ def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric
     waited."""
     def fn(ctx: Context) -> str:
         t0 = time.monotonic()
-        result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
+        if ctx.cluster.topology.name != "star":  # every node holds what each writer it must hold wrote
+            result = {n: ok for n, ok in ctx.cluster.wait_holders(timeout=timeout).items()
+                      if nodes is None or n in nodes}
+        else:
+            result = ctx.cluster.wait_caught_up(timeout=timeout, names=nodes)
         took = round(time.monotonic() - t0, 3)
         late = [n for n, ok in result.items() if not ok]
         ctx.facts.setdefault("caught_up", {}).update(result)

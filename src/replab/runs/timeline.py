@@ -324,13 +324,25 @@ class Timeline:
     # --- who was the primary when -------------------------------------------------------------------
     def primary_changes(self) -> list[tuple[float, str]]:
         """(since, node) for each primary in turn, from the roles the samples recorded: the first primary
-        since 0, then each node from its first sample as primary (a switchover or failover). A report
-        older than roles on samples has one primary all along."""
-        first = next((s.node for s in sorted(self.samples, key=lambda s: s.t) if s.role == "primary"), None)
+        since 0, then, once it is sampled as something else (demoted, a replica), the node sampled as
+        primary since then (a switchover or failover). A shape with several writers keeps its first; a
+        report older than roles on samples has one primary all along."""
+        ordered = sorted(self.samples, key=lambda s: s.t)
+        first = next((s.node for s in ordered if s.role == "primary"), None)
         out = [(0.0, self.primary or first or "")]
-        for s in sorted(self.samples, key=lambda s: s.t):
-            if s.role == "primary" and s.node != out[-1][1]:
-                out.append((s.t, s.node))
+        role: dict[str, str | None] = {}
+        since: dict[str, float] = {}
+        for s in ordered:
+            if s.role == "primary" and role.get(s.node) != "primary":
+                since[s.node] = s.t
+            role[s.node] = s.role
+            current = out[-1][1]
+            if role.get(current) in ("primary", None):
+                continue
+            heirs = [n for n, r in role.items() if r == "primary" and n != current]
+            if heirs:
+                heir = min(heirs, key=lambda n: since[n])
+                out.append((since[heir], heir))
         return out
 
     def primary_at(self, t: float) -> str | None:
@@ -708,7 +720,7 @@ class Sampler:
         self._counters[name] = counter
         while not self._stop.is_set():
             tick = round(self.timeline.now() / self.interval)
-            if self.cluster.node(name).role == "primary":
+            if name == self.cluster.primary.name:
                 self._after_replicas(name, tick)
             sample, conn = self._sample(name, conn, counter, functools.partial(self._counted, name, tick))
             self._counted(name, tick)

@@ -37,6 +37,7 @@ class ReplicaStatus:
     worker_error_pending: bool = False  # MySQL MTA: the real error is in the worker table, not fetched yet
     source_log_file: str | None = None  # where the IO thread reads in the source's binary log
     read_source_log_pos: int | None = None
+    channel: str = ""  # the connection (MariaDB) or channel (MySQL) name; "" is the default one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +52,16 @@ def source_host(host: str) -> str:
         raise ConfigError(f"invalid replication host {host!r}: use a host name or an IP address",
                           hint="check replication_host / host in replab.toml")
     return host
+
+
+_CHANNEL = re.compile(r"^[a-z0-9_]{0,32}$")
+
+
+def channel_name(name: str) -> str:
+    """A replication connection/channel name safe to put in a statement ("" is the default connection)."""
+    if not isinstance(name, str) or not _CHANNEL.match(name):
+        raise ConfigError(f"invalid replication channel {name!r}: lower-case letters, digits and underscores")
+    return name
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -73,6 +84,7 @@ class Flavor:
     """Base class: the statements every flavor must provide."""
 
     name = "generic"
+    missing_channel_errno = 0  # the error a statement naming a connection/channel that does not exist gets
     conversion_errno = 1677  # a ROW event value that does not fit the replica's column (MariaDB)
     version: tuple[int, ...] = ()
     version_string = ""
@@ -92,23 +104,28 @@ class Flavor:
     def show_replica_status(self) -> str:
         raise NotImplementedError
 
-    def change_source(self, host: str, port: int, ssl: bool = True) -> str:
-        """CHANGE MASTER/SOURCE with placeholders %(user)s %(password)s for the driver to quote.
-
-        ``ssl=False`` when the source has no TLS (a newer replica must not insist on it)."""
+    def show_all_replica_status(self) -> str:
+        """Every connection/channel of a replica, one row each (the row names its channel)."""
         raise NotImplementedError
 
-    def start_replica(self) -> str:
+    def change_source(self, host: str, port: int, ssl: bool = True, channel: str = "") -> str:
+        """CHANGE MASTER/SOURCE with placeholders %(user)s %(password)s for the driver to quote.
+
+        ``ssl=False`` when the source has no TLS (a newer replica must not insist on it); ``channel``: a
+        named connection (MariaDB) or channel (MySQL) of a replica with several sources."""
+        raise NotImplementedError
+
+    def start_replica(self, channel: str = "") -> str:
         raise NotImplementedError
 
     def skip_replica_start_option(self) -> str:
         """Server option: do not start the replication threads at this start."""
         raise NotImplementedError
 
-    def stop_replica(self) -> str:
+    def stop_replica(self, channel: str = "") -> str:
         raise NotImplementedError
 
-    def reset_replica(self) -> str:
+    def reset_replica(self, channel: str = "") -> str:
         raise NotImplementedError
 
     def executed_gtid(self) -> str:
@@ -287,6 +304,7 @@ class Flavor:
 
 class MariaDBFlavor(Flavor):
     name = "mariadb"
+    missing_channel_errno = 1617  # ER_MASTER_CONNECTION_NOT_FOUND: "There is no master connection 'x'"
 
     def server_section(self) -> str:
         return "mariadbd"
@@ -294,27 +312,34 @@ class MariaDBFlavor(Flavor):
     def gtid_config(self) -> dict[str, str]:
         return {"gtid_strict_mode": "1", "gtid_pos_auto_engines": "InnoDB"}
 
-    def show_replica_status(self) -> str:
-        return "SHOW SLAVE STATUS"
+    @staticmethod
+    def _conn(channel: str) -> str:
+        return f" '{channel_name(channel)}'" if channel else ""
 
-    def change_source(self, host: str, port: int, ssl: bool = True) -> str:
+    def show_replica_status(self, channel: str = "") -> str:
+        return f"SHOW SLAVE{self._conn(channel)} STATUS"
+
+    def show_all_replica_status(self) -> str:
+        return "SHOW ALL SLAVES STATUS"
+
+    def change_source(self, host: str, port: int, ssl: bool = True, channel: str = "") -> str:
         return (
-            f"CHANGE MASTER TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, "
+            f"CHANGE MASTER{self._conn(channel)} TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, "
             "MASTER_USER=%(user)s, MASTER_PASSWORD=%(password)s, MASTER_USE_GTID=slave_pos, "
             "MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1" + ("" if ssl else ", MASTER_SSL=0")
         )
 
-    def start_replica(self) -> str:
-        return "START SLAVE"
+    def start_replica(self, channel: str = "") -> str:
+        return f"START SLAVE{self._conn(channel)}"
 
     def skip_replica_start_option(self) -> str:
         return "--skip-slave-start"
 
-    def stop_replica(self) -> str:
-        return "STOP SLAVE"
+    def stop_replica(self, channel: str = "") -> str:
+        return f"STOP SLAVE{self._conn(channel)}"
 
-    def reset_replica(self) -> str:
-        return "RESET SLAVE ALL"
+    def reset_replica(self, channel: str = "") -> str:
+        return f"RESET SLAVE{self._conn(channel)} ALL"
 
     def executed_gtid(self) -> str:
         return "SELECT @@GLOBAL.gtid_current_pos"
@@ -421,6 +446,7 @@ class MariaDBFlavor(Flavor):
             using_gtid=row.get("Using_Gtid"),
             source_log_file=row.get("Master_Log_File") or None,
             read_source_log_pos=_opt_int(row.get("Read_Master_Log_Pos")),
+            channel=str(row.get("Connection_name") or ""),
         )
 
 
@@ -435,6 +461,7 @@ class MySQLFlavor(Flavor):
 
     name = "mysql"
     reconnects_after_read_error = False
+    missing_channel_errno = 3074  # ER_REPLICA_CHANNEL_DOES_NOT_EXIST
     conversion_errno = 13146  # ER_REPLICA_CONVERSION_FAILED, observed on MySQL 9.7 (where MariaDB says 1677)
 
     def server_section(self) -> str:
@@ -452,40 +479,47 @@ class MySQLFlavor(Flavor):
     def _replica_word(self) -> bool:
         return self._at_least(8, 0, 22)
 
-    def show_replica_status(self) -> str:
+    @staticmethod
+    def _for(channel: str) -> str:
+        return f" FOR CHANNEL '{channel_name(channel)}'" if channel else ""
+
+    def show_replica_status(self, channel: str = "") -> str:
+        return ("SHOW REPLICA STATUS" if self._replica_word() else "SHOW SLAVE STATUS") + self._for(channel)
+
+    def show_all_replica_status(self) -> str:
         return "SHOW REPLICA STATUS" if self._replica_word() else "SHOW SLAVE STATUS"
 
     def show_source_status(self) -> str:
         return "SHOW BINARY LOG STATUS" if self._at_least(8, 2) else "SHOW MASTER STATUS"
 
-    def change_source(self, host: str, port: int, ssl: bool = True) -> str:
+    def change_source(self, host: str, port: int, ssl: bool = True, channel: str = "") -> str:
         if self._has_replica_syntax():
             return (
                 f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{source_host(host)}', SOURCE_PORT={int(port)}, "
                 "SOURCE_USER=%(user)s, SOURCE_PASSWORD=%(password)s, SOURCE_AUTO_POSITION=1, "
-                "SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1"
+                "SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1" + self._for(channel)
             )
         key = ", GET_MASTER_PUBLIC_KEY=1" if self._at_least(8, 0, 4) else ""
         return (
             f"CHANGE MASTER TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%(user)s, "
             "MASTER_PASSWORD=%(password)s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, "
-            f"MASTER_HEARTBEAT_PERIOD=1{key}"
+            f"MASTER_HEARTBEAT_PERIOD=1{key}" + self._for(channel)
         )
 
-    def start_replica(self) -> str:
-        return "START REPLICA" if self._replica_word() else "START SLAVE"
+    def start_replica(self, channel: str = "") -> str:
+        return ("START REPLICA" if self._replica_word() else "START SLAVE") + self._for(channel)
 
     def skip_replica_start_option(self) -> str:
         return "--skip-replica-start" if self._at_least(8, 0, 26) else "--skip-slave-start"
 
-    def stop_replica(self) -> str:
-        return "STOP REPLICA" if self._replica_word() else "STOP SLAVE"
+    def stop_replica(self, channel: str = "") -> str:
+        return ("STOP REPLICA" if self._replica_word() else "STOP SLAVE") + self._for(channel)
 
     def share_lock_clause(self) -> str:
         return "FOR SHARE" if self._at_least(8, 0, 1) else "LOCK IN SHARE MODE"
 
-    def reset_replica(self) -> str:
-        return "RESET REPLICA ALL" if self._replica_word() else "RESET SLAVE ALL"
+    def reset_replica(self, channel: str = "") -> str:
+        return ("RESET REPLICA ALL" if self._replica_word() else "RESET SLAVE ALL") + self._for(channel)
 
     def reset_gtid_state(self) -> list[str]:
         return ["RESET BINARY LOGS AND GTIDS" if self._at_least(8, 2) else "RESET MASTER"]
@@ -634,6 +668,7 @@ class MySQLFlavor(Flavor):
             worker_error_pending=sql_error.startswith(COORDINATOR_ERROR),
             source_log_file=get("Source_Log_File", "Master_Log_File") or None,
             read_source_log_pos=_opt_int(get("Read_Source_Log_Pos", "Read_Master_Log_Pos")),
+            channel=str(row.get("Channel_Name") or ""),
         )
 
 

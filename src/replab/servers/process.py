@@ -47,6 +47,15 @@ def alive(pid: int) -> bool:
     return proc_state(pid) not in (None, "Z", "X")
 
 
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is a child of this process (a server started through the Python
+    API by this very process); else it would stay a zombie, which MySQL takes for a server still holding
+    its socket lock file ("Another process with pid N is using unix socket file"): a start right after a
+    kill failed."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -165,10 +174,16 @@ class Process:
                  node=self.name, max_interval=0.05)
 
     def _gone(self, pid: int, timeout: float) -> bool:
+        """Wait until ``pid`` has left the process table (a zombie counts as gone at the deadline only: a
+        multi-threaded server's main thread is a zombie while its other threads still exit, and MySQL takes
+        the pid for a server still holding its socket lock file)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not alive(pid):
+            state = proc_state(pid)
+            if state is None:
                 return True
+            if state in ("Z", "X"):
+                _reap(pid)
             time.sleep(0.02)
         return not alive(pid)
 

@@ -30,7 +30,8 @@ from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
 from ..engines.base import RUNNING, bring_back
 from ..servers import db
-from . import ledger
+from . import counters, ledger
+from .counters import CounterVerdict
 from .rowhash import (
     DIGEST_MAX_LEN,
     INT_TYPES,
@@ -158,6 +159,7 @@ class CheckReport:
     problems: list[Problem]
     facts: Facts
     lost: list[LostWrites] = field(default_factory=list)
+    counters: CounterVerdict | None = None  # the counter workload's increments, when one ran
 
     def to_dict(self) -> dict[str, Any]:
         f = self.facts
@@ -174,7 +176,8 @@ class CheckReport:
                  for n in f.nodes]
         return {"consistent": self.consistent, "primary": f.primary, "database": f.database, "gtid": f.gtid,
                 "ledger": ledger_out, "nodes": nodes, "problems": [p.to_dict() for p in self.problems],
-                "lost_in_failover": [lw.to_dict() for lw in self.lost], "elapsed": round(f.elapsed, 3)}
+                "lost_in_failover": [lw.to_dict() for lw in self.lost], "elapsed": round(f.elapsed, 3),
+                **({"counters": self.counters.to_dict()} if self.counters is not None else {})}
 
     def render(self) -> str:
         """Verdict first, then per problem kind: how many, first, worst and last example."""
@@ -208,6 +211,8 @@ class CheckReport:
         lines.extend(lw.sentence() for lw in self.lost)
         lines.extend(f"{name}: demoted former primary, out of the cluster (not checked)" for name in f.demoted)
         lines += _checksum_notes(f)
+        if self.counters is not None:
+            lines.append(self.counters.render())
         return "\n".join(lines)
 
 
@@ -420,12 +425,16 @@ def _keys(rows: list[tuple[str, int, str, int]]) -> dict[str, str]:
 # --- collection -----------------------------------------------------------------------------------
 
 class _Collector:
-    def __init__(self, cluster: Cluster, wait: float, tables: list[str] | None) -> None:
+    def __init__(self, cluster: Cluster, wait: float, tables: list[str] | None, reference: str | None = None,
+                 members: list[str] | None = None, ledger_table: str = "events") -> None:
         self.cluster = cluster
         self.wait = wait
         self.requested = tables
         self.database = cluster.database
-        self.primary = cluster.primary.name
+        # the node every other is compared with: the primary, or (shapes) the writer of the checked table
+        self.primary = reference or cluster.primary.name
+        self.members = members  # the nodes that must hold what the reference wrote (None: every node)
+        self.ledger_table = ledger_table
         self.conns: dict[str, Any] = {}
         self.pk: dict[str, str | None] = {}
         self.bound: dict[str, int] = {}
@@ -464,7 +473,7 @@ class _Collector:
     # --- steps ---
     def open_primary(self) -> None:
         cluster = self.cluster
-        state = cluster.engine.state(cluster.primary)
+        state = cluster.engine.state(cluster.node(self.primary))
         if state != RUNNING:
             raise CheckError(f"the primary {self.primary} is {state}: cannot check without it", node=self.primary,
                              hint=f"bring it back: {bring_back(self.primary, state)}")
@@ -592,11 +601,14 @@ class _Collector:
         return out
 
 
-def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> Facts:
-    """Gather every fact a verdict needs. Read-only on every node."""
+def collect(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None, *, reference: str | None = None,
+            members: list[str] | None = None, ledger_table: str = "events") -> Facts:
+    """Gather every fact a verdict needs. Read-only on every node. ``reference``/``members``: compare these
+    nodes with that one (a writer of a shape and the nodes that must hold its writes) instead of every node
+    with the primary; ``ledger_table``: whose ledger is verified."""
     t0 = time.monotonic()
     roles.refresh(cluster)  # a role change made by another process
-    col = _Collector(cluster, wait, tables)
+    col = _Collector(cluster, wait, tables, reference, members, ledger_table)
     try:
         return _collect(col, t0)
     finally:
@@ -610,15 +622,16 @@ def _collect(col: _Collector, t0: float) -> Facts:
     primary_schema = col.schema(col.primary, table_names)
     for t in table_names:
         col.learn(t, primary_schema[t])
-    ledger_path = ledger.ledger_path(cluster.home, "events")
-    ledger_until = ledger.last_end(ledger_path) if "events" in table_names else 0
+    ledger_path = ledger.ledger_path(cluster.home, col.ledger_table)
+    ledger_until = ledger.last_end(ledger_path) if col.ledger_table in table_names else 0
     for t in table_names:  # highest id before the GTID capture: every id up to it is in the position
         if col.pk[t]:
             col.bound[t] = int(col.q(col.primary, f"SELECT COALESCE(MAX({quote_ident(col.pk[t] or '')}), 0) "
                                                   f"FROM {quote_ident(t)}")[0][0])
             col.dense[t] = col.bound[t] // CHUNK_IDS <= 4 * col.estimated_rows(t) // CHUNK_IDS + 16
     gtid = replication.executed_gtid(col.conn(col.primary), cluster.flavor)
-    nodes = [NodeFacts(n.name, n.role, reachable=True) for n in cluster.nodes if n.role != roles.DEMOTED]
+    nodes = [NodeFacts(n.name, n.role, reachable=True) for n in cluster.nodes if n.role != roles.DEMOTED
+             and (col.members is None or n.name in col.members)]
     by_name = {n.name: n for n in nodes}
     _wait_replicas(col, nodes, gtid)
     for n in nodes:
@@ -629,7 +642,7 @@ def _collect(col: _Collector, t0: float) -> Facts:
                 n.reachable, n.error = False, str(exc)
     comparable = [n for n in nodes if n.reachable and n.name != col.primary and n.caught_up]
     facts = Facts(col.primary, col.database, gtid, col.wait, table_names, nodes,
-                  epochs=[asdict(e) for e in roles.read_epochs(cluster.home)],
+                  epochs=[asdict(e) for e in roles.read_epochs(cluster.home, col.ledger_table)],
                   role_changes=roles.role_changes(cluster),
                   demoted=[n.name for n in cluster.nodes if n.role == roles.DEMOTED])
     behind = [n for n in nodes if n.reachable and n.name != col.primary and not n.caught_up]
@@ -655,6 +668,9 @@ def _wait_replicas(col: _Collector, nodes: list[NodeFacts], gtid: str) -> None:
         try:
             conn = col.conns[n.name] = cluster.connect(n.name, database=col.database, timeout=3,
                                                        read_timeout=col.wait + 120)
+            if col.members is not None:
+                _wait_shaped(col, n, conn, gtid)
+                return
             if n.role != "replica":
                 return
             st = replication.replica_status(conn, cluster.flavor)
@@ -681,6 +697,26 @@ def _wait_replicas(col: _Collector, nodes: list[NodeFacts], gtid: str) -> None:
     others = [n for n in nodes if n.name != col.primary]
     with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
         list(pool.map(one, others))
+
+
+def _wait_shaped(col: _Collector, n: NodeFacts, conn: Any, gtid: str) -> None:
+    """A node of a shape other than the star: wait (in slices, up to ``wait``) until it applied the
+    reference's position, through whichever of its edges brings it; its threads as its edges show them."""
+    cluster = col.cluster
+    deadline = time.monotonic() + col.wait
+    while True:
+        remaining = deadline - time.monotonic()
+        n.caught_up = cluster.flavor.wait_ok(db.scalar(conn, cluster.flavor.wait_for_gtid(),
+                                                       (gtid, max(0.001, min(0.5, remaining)))))
+        statuses = list(replication.replica_statuses(conn, cluster.flavor).values())
+        broken = [st for st in statuses if not (st.io_running and st.sql_running)]
+        worst = broken[0] if broken else (statuses[0] if statuses else None)
+        if worst is not None:
+            n.io_running, n.sql_running = worst.io_running, worst.sql_running
+            n.last_errno, n.last_error = worst.last_errno, worst.last_error or None
+        stalled = any(not st.sql_running and st.last_sql_errno for st in statuses)
+        if n.caught_up or stalled or remaining <= 0:
+            return
 
 
 def _compare_table(col: _Collector, table: str, primary: NodeFacts, replicas: list[NodeFacts]) -> list[RowDiff]:
@@ -841,12 +877,13 @@ def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: l
     facts.ledger = ledger.summarize(ledger.clip_runs(ledger.read_runs(path), until)).to_dict()
     unknown = ledger.unknown_ids(path, until)
     primary_has: set[int] = set()
+    table = col.ledger_table
     for lo, hi in unknown:
-        primary_has.update(int(r[0]) for r in col.q(col.primary, "SELECT id FROM `events` WHERE id >= %s AND id < %s",
-                                                    (lo, hi)))
+        primary_has.update(int(r[0]) for r in col.q(col.primary, f"SELECT id FROM {quote_ident(table)} WHERE id >= %s "
+                                                    "AND id < %s", (lo, hi)))
 
     def one(n: NodeFacts) -> None:
-        tf = n.tables.get("events")
+        tf = n.tables.get(table)
         if tf is None:
             return
         cols = [c[0] for c in tf.columns]
@@ -856,9 +893,9 @@ def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: l
         # existence only: content is compared against the primary by the checksums, and a row the primary
         # itself changed after the feed wrote it is not a divergence
         def known(lo: int, hi: int) -> int | None:
-            return col.known_count(n.name, "events", lo, hi)
+            return col.known_count(n.name, table, lo, hi)
 
-        d = ledger.verify_node(connect, path, "events", primary_unknown=primary_has, until=until, columns=cols,
+        d = ledger.verify_node(connect, path, table, primary_unknown=primary_has, until=until, columns=cols,
                                workers=LEDGER_WORKERS, content=False, known_count=known)
         facts.ledger_diffs[n.name] = {k: getattr(d, k) for k in ("missing", "unexpected", "missing_count",
                                                                  "unexpected_count")}
@@ -867,8 +904,77 @@ def _check_ledger(col: _Collector, facts: Facts, path: Any, until: int, nodes: l
         list(pool.map(one, nodes))
 
 
-def check(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> CheckReport:
-    """Collect facts from every node and judge them. Raises CheckError when a check is impossible."""
+@dataclass
+class ShapeReport:
+    """The verdict on a shape other than the star: one ``CheckReport`` per writer, each comparing the
+    writer's table on the nodes that must hold its writes with the writer itself."""
+
+    shape: str
+    reports: dict[str, CheckReport]  # writer -> its verdict
+    holders: dict[str, list[str]]
+    shared: CheckReport | None = None  # the tables every writer writes (the counter workload's), on every node
+    counters: CounterVerdict | None = None
+
+    @property
+    def consistent(self) -> bool:
+        return all(r.consistent for r in self._all()) and (self.counters is None or self.counters.consistent)
+
+    def _all(self) -> list[CheckReport]:
+        return [*self.reports.values(), *([self.shared] if self.shared is not None else [])]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for r in self._all() for p in r.problems]
+
+    def to_dict(self) -> dict[str, Any]:
+        acked = sum(int((r.facts.ledger or {}).get("acknowledged", 0)) for r in self.reports.values())
+        return {"consistent": self.consistent, "topology": self.shape, "ledger": {"acknowledged": acked},
+                "writers": {w: {"holders": self.holders[w], **r.to_dict()} for w, r in self.reports.items()},
+                **({"shared": self.shared.to_dict()} if self.shared is not None else {}),
+                **({"counters": self.counters.to_dict()} if self.counters is not None else {})}
+
+    def render(self) -> str:
+        verdict = "CONSISTENT" if self.consistent else "INCONSISTENT"
+        lines = [f"{verdict}: {self.shape}, {len(self.reports)} writer(s), each writer's rows checked on every node "
+                 "that must hold them"]
+        for w, r in self.reports.items():
+            lines.append(f"-- writes of {w} ({', '.join(r.facts.tables)}), must be on: {', '.join(self.holders[w])}")
+            lines.extend("   " + line for line in r.render().splitlines())
+        if self.shared is not None:
+            lines.append(f"-- tables every writer writes ({', '.join(self.shared.facts.tables)}), on every node")
+            lines.extend("   " + line for line in self.shared.render().splitlines())
+        if self.counters is not None:
+            lines.append(self.counters.render())
+        return "\n".join(lines)
+
+
+def check(cluster: Cluster, wait: float = 30.0, tables: list[str] | None = None) -> CheckReport | ShapeReport:
+    """Collect facts from every node and judge them. Raises CheckError when a check is impossible.
+
+    The star compares every node with the primary. Other shapes ask the topology: for each writer, the
+    nodes that must hold its writes are compared with it, over its table, and its ledger is verified there."""
     if wait < 0:
         raise ConfigError(f"--wait must be >= 0 seconds (got {wait})")
-    return judge(collect(cluster, wait, tables))
+    if cluster.topology.name == "star":
+        report = judge(collect(cluster, wait, tables))
+        report.counters = counters.collect(cluster, wait)
+        report.consistent = report.consistent and (report.counters is None or report.counters.consistent)
+        return report
+    reports: dict[str, CheckReport] = {}
+    holders: dict[str, list[str]] = {}
+    multi = len(cluster.writers()) > 1
+    for writer in cluster.writers():
+        table = cluster.writer_table(writer)
+        wanted = ([table] if not tables or table in tables else []) if multi else tables
+        if wanted == []:
+            continue
+        holders[writer] = cluster.holders(writer)
+        reports[writer] = judge(collect(cluster, wait, wanted, reference=writer, members=holders[writer],
+                                        ledger_table=table))
+    shape = ShapeReport(cluster.topology.name, reports, holders)
+    if multi and counters.read_record(cluster.home) and (not tables or counters.TABLE in tables):
+        everywhere = [n for n in cluster.names if all(n in holders.get(w, []) for w in cluster.writers())]
+        shape.shared = judge(collect(cluster, wait, [counters.TABLE], reference=cluster.writers()[0],
+                                     members=everywhere, ledger_table=counters.TABLE))
+    shape.counters = counters.collect(cluster, wait)
+    return shape

@@ -256,8 +256,55 @@ _TABLE_PATTERNS = [
 ]
 
 
+def _edge_diagnosis(cluster: Cluster, name: str) -> Diagnosis | None:
+    """A node of a shape other than the star, by its own edges: a source that is down, an edge whose threads
+    stopped on an error (a duplicate key where two primaries wrote the same key is explained). None when
+    its edges replicate (the caller then looks further, or says it is fine)."""
+    rows = [e for e in cluster.edge_status() if e.replica == name]
+    for e in rows:
+        via = f"{e.source} -> {e.replica}" + (f" ({e.channel})" if e.channel else "")
+        if e.state != RUNNING:
+            return None  # the node itself is down: _one says so
+        if e.source_state != RUNNING:
+            fix = f"replab start {e.source}"
+            if "repoint" in cluster.topology.role_changes:
+                fix += f", or move it: replab repoint {name} --to SOURCE"
+            return Diagnosis(name, "broken", f"not receiving over {via}: its source {e.source} is "
+                             f"{'down' if e.source_state == 'stopped' else e.source_state} ({fix})")
+        if e.last_errno and not (e.io_running and e.sql_running):
+            d = Diagnosis(name, "broken", f"{via}: replication stopped: error {e.last_errno}", errno=e.last_errno,
+                          error=e.last_error or "")
+            if e.last_errno == 1062 and cluster.topology.multi_writer(cluster.names):
+                d.causes.append(f"{e.source} wrote a row whose key {name} already had: two primaries inserted the "
+                                "same key (AUTO_INCREMENT ids without auto_increment_increment/offset, or the same "
+                                "explicit id on both)")
+                d.next_writes.append(f"nothing from {e.source} applies here until that row is resolved; give each "
+                                     "primary its own auto_increment_offset (replab's default for this shape)")
+            return d
+    return None
+
+
 def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
-    """A ``Diagnosis`` for each replica (or just ``node``), explaining errors and drift in plain words."""
+    """A ``Diagnosis`` for each replica (or just ``node``), explaining errors and drift in plain words.
+    On shapes other than the star every node with a source is examined by its edges first."""
+    if cluster.topology.name != "star":
+        fed = [e.replica for e in cluster.edges]
+        wanted = [cluster.node(node).name] if node else list(dict.fromkeys(n for n in cluster.names if n in fed))
+        out = []
+        for name in wanted:
+            found = _edge_diagnosis(cluster, name) if name in fed else None
+            if (found is None and cluster.topology.multi_writer(cluster.names)) or name not in fed:
+                sources = ", ".join(e.source for e in cluster.edges_into(name)) or "no node"
+                state = cluster.engine.state(cluster.node(name))
+                found = Diagnosis(name, "ok" if state == RUNNING else "down", f"replicating from {sources}"
+                                  if state == RUNNING else f"is {state} (replab start {name})")
+            out.append(found if found is not None else diagnose_star(cluster, name)[0])
+        return out
+    return diagnose_star(cluster, node)
+
+
+def diagnose_star(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
+    """The star's (and a chain's, once its edges replicate) diagnosis against the primary."""
     names = [cluster.node(node).name] if node else [r.name for r in cluster.replicas]
     if node and cluster.node(node).role == "primary":
         return [Diagnosis(node, "ok", "is the primary; diagnose explains replicas (try: replab diagnose)")]

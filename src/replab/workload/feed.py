@@ -46,6 +46,7 @@ class FeedOptions:
     batch: int = 1
     table: str = "events"
     heartbeat: bool = True
+    node: str | None = None  # write to this node (a writer of a multi-writer shape), not the current primary
     via: str = "direct"  # "proxy": through the proxy's write endpoint, as an application would
 
     def validate(self) -> None:
@@ -216,7 +217,7 @@ class Feeder:
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> Feeder:
         cluster, opts = self.cluster, self.options
-        primary = cluster.primary.name
+        primary = opts.node or cluster.primary.name
         cluster.require_running(primary)
         table = quote_ident(opts.table)
         try:
@@ -346,7 +347,8 @@ class Feeder:
     def _connect(self) -> Any:
         while not self._stop.is_set() and not self._expired():
             try:
-                primary = roles.writable_primary(self.cluster)  # re-resolved: it may have moved
+                primary = self.cluster.node(self.options.node) if self.options.node else \
+                    roles.writable_primary(self.cluster)  # re-resolved: it may have moved
                 if primary is None:
                     self._stop.wait(0.05)
                     continue
@@ -434,6 +436,90 @@ class Feeder:
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def writer_targets(cluster: Cluster, on: list[str] | None) -> list[tuple[str | None, str]]:
+    """[(node to write to, table)] for ``feed --on``: each named node must take writes in the cluster's shape
+    (ConfigError, nothing written, otherwise). None (no --on): the star's and chain's primary, as always
+    (it follows a promotion), or every writer of a multi-writer shape. Where several nodes take writes each
+    writes its own table (``events_m1``), so each writer's acknowledged ids are its own ledger."""
+    writers = cluster.writers()
+    if not on:
+        return [(None, "events")] if len(writers) == 1 else [(w, cluster.writer_table(w)) for w in writers]
+    out: list[tuple[str | None, str]] = []
+    for name in dict.fromkeys(on):
+        cluster.node(name)
+        if name not in writers:
+            raise ConfigError(f"{name} does not take writes in this {cluster.topology.name}: its writers are "
+                              f"{', '.join(writers)}", hint=f"replab feed --on {','.join(writers)}")
+        out.append((name if len(writers) > 1 else None, cluster.writer_table(name)))
+    return out
+
+
+class FeedGroup:
+    """Several feeds at once, one per writer (``feed --on mysql-m1,mysql-m2``), each into its own table and
+    ledger; the same interface as one ``Feeder`` (its result is the sum; ``results`` per writer)."""
+
+    def __init__(self, cluster: Cluster, options: FeedOptions, targets: list[tuple[str | None, str]]) -> None:
+        self.cluster = cluster
+        self.feeders: list[Feeder] = []
+        for i, (node, table) in enumerate(targets):
+            opts = FeedOptions(**{**asdict(options), "node": node, "table": table,
+                                  "heartbeat": options.heartbeat and i == 0})  # one heartbeat writer
+            self.feeders.append(Feeder(cluster, opts))
+        self.options = options
+
+    def start(self) -> FeedGroup:
+        started: list[Feeder] = []
+        try:
+            for f in self.feeders:
+                started.append(f.start())
+        except BaseException:
+            for f in started:
+                f.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30.0) -> FeedResult:
+        for f in self.feeders:
+            f._stop.set()
+        for f in self.feeders:
+            f.wait(timeout)
+        return self.result
+
+    def wait(self, timeout: float | None = None) -> FeedResult:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for f in self.feeders:
+            f.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return self.result
+
+    @property
+    def results(self) -> dict[str, FeedResult]:
+        return {f.options.node or self.cluster.primary.name: f.result for f in self.feeders}
+
+    @property
+    def result(self) -> FeedResult:
+        parts = [f.result for f in self.feeders]
+        total = FeedResult(elapsed=max(r.elapsed for r in parts), first_id=min(r.first_id for r in parts),
+                           next_id=max(r.next_id for r in parts), interrupted=any(r.interrupted for r in parts))
+        for r in parts:
+            total.ok += r.ok
+            total.failed += r.failed
+            total.unknown += r.unknown
+            total.statements += r.statements
+            total.errors += r.errors
+            total.last_error = r.last_error or total.last_error
+            for k, v in r.error_kinds.items():
+                total.error_kinds[k] = total.error_kinds.get(k, 0) + v
+        return total
+
+    @property
+    def running(self) -> bool:
+        return any(f.running for f in self.feeders)
+
+    @property
+    def elapsed(self) -> float:
+        return max(f.elapsed for f in self.feeders)
 
 
 def feed(cluster: Cluster, rate: float = 0.0, rows: int | None = None, duration: float | None = None,
