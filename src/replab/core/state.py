@@ -141,7 +141,7 @@ def free_ports(host: str, count: int) -> list[int]:
 
 
 OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock")
-OWN_DIRS = ("nodes", "run", "ledger", "logs", "relay", "proxy")
+OWN_DIRS = ("nodes", "run", "ledger", "logs", "relay", "proxy", "endpoints")
 
 
 def remove_state(home: Path) -> None:
