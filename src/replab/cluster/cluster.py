@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..engines.base import STOPPED
 from ..servers import catalogue as servers
 from ..servers import db, strays
 from ..topologies import get_topology
-from . import proxy
+from . import galera, proxy
 from .builder import build_cluster, no_interrupt, remove_empty_home
 from .core import ClusterCore, NodeStatus, Say, SqlResult
 
@@ -143,10 +144,15 @@ class Cluster(ClusterCore):
         node = self.node(name)
         held = hold_replication and node.role == "replica" and self.engine.can_hold_replication
         extra = [self.flavor.skip_replica_start_option()] if held else []
+        if self.topology.name == "galera":  # join the Primary component (IST/SST), or bootstrap one
+            extra += galera.start_args(self, node)
+        t0 = time.monotonic()
         self.engine.start(node, extra)
-        self.engine.wait_ready(node, lambda: self._probe(node), timeout)
+        is_galera = self.topology.name == "galera"
+        self.engine.wait_ready(node, lambda: self._probe(node), max(timeout, 180.0) if is_galera else timeout)
         self.save()
-        self.say(f"{name}: started (pid {self.engine.pid(node)})")
+        joined = f"; {galera.join_method(node)} in {time.monotonic() - t0:.1f}s" if is_galera else ""
+        self.say(f"{name}: started (pid {self.engine.pid(node)}){joined}")
         return held
 
     def _probe(self, node: NodeInfo) -> None:

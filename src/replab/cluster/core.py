@@ -30,7 +30,7 @@ from ..servers import db
 from ..servers.flavor import Flavor, ReplicaStatus, flavor_from_version_string
 from ..servers.process import wait_for
 from ..topologies import Edge, Topology, from_state
-from . import replication
+from . import galera, replication
 
 Say = Callable[[str], None]
 
@@ -59,6 +59,9 @@ class NodeStatus:
     # the replica's link to its source as the engine applies it: {"cut": [directions], "conditions":
     # {direction: {delay_ms, jitter_ms, rate_bps}}, "mechanism": ...}; None for a node without a link
     link: dict[str, Any] | None = None
+    # a Galera node's wsrep state (cluster/galera.py wsrep_status): cluster_status, cluster_size,
+    # local_state_comment, flow_control_paused...; None for other shapes
+    wsrep: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,7 +254,9 @@ class ClusterCore:
                 st.read_only = bool(int(row["ro"] or 0))
                 st.version, st.binlog_format = str(row["v"]), str(row["f"])
                 st.semi_sync = replication.semisync_side(conn, self.flavor)
-                if self.topology.name != "star":
+                if self.topology.name == "galera":
+                    st.wsrep = galera.wsrep_status(conn)
+                elif self.topology.name != "star":
                     self._shaped_status(st, conn, primary_hb)
                 elif node.role != "primary":
                     rs = replication.replica_status(conn, self.flavor)
@@ -384,6 +389,8 @@ class ClusterCore:
     def wait_holders(self, timeout: float = 30.0) -> dict[str, bool]:
         """Wait until every node holds what each writer has executed now (the topology's holders of each
         writer). Returns {node: caught_up}; never raises for a node that is down or broken."""
+        if self.topology.name == "galera":  # one seqno order for every member: wsrep_last_committed
+            return galera.wait_synced(self, timeout)
         result: dict[str, bool] = {}
         deadline = time.monotonic() + timeout
         for writer, gtid in self.writer_positions().items():

@@ -72,6 +72,11 @@ class Topology(ABC):
     link_faults: frozenset[str] = frozenset()
     #: loops (a node applying, through others, its own writes) are what the shape is made of
     allows_loops: bool = False
+    #: the members commit together (Galera, Group Replication): no asynchronous edges, every member holds
+    #: every write once it is acknowledged; status, waits and starts take the shape's own path
+    virtually_synchronous: bool = False
+    #: the server flavors that can run this shape (others are refused before anything is created)
+    flavors: tuple[str, ...] = ("mariadb", "mysql")
 
     # --- declared by each shape -------------------------------------------------------------------
     @abstractmethod
