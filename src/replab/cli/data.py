@@ -101,7 +101,7 @@ def feed(
     batch: int = typer.Option(1, "--batch", "-b", help="Rows per INSERT statement."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (no live display)."),
     on: str = typer.Option(None, "--on", metavar="NODES", help="Write on these nodes at once (comma-separated "
-                           "writers of the cluster's shape, e.g. mysql-m1,mysql-m2; --rate and --rows are per "
+                           "writers of the cluster's shape, e.g. mysql-m1,mysql-m2, or all; --rate and --rows are per "
                            "writer). Default: the primary; every writer of a multi-writer shape."),
     updates: bool = typer.Option(False, "--updates", help="The counter workload instead of inserts: concurrent "
                                  "increments of a few hot rows (mydb.counters); check counts the lost ones."),
@@ -126,6 +126,8 @@ def feed(
     Example: replab feed --rate 200 --duration 30 --threads 4
 
     Example: replab feed --on mysql-m1,mysql-m2 --rows 1000
+
+    Example: replab feed --on all --duration 10
 
     Example: replab feed --updates --hot-rows 10 --duration 5
 

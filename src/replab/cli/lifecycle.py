@@ -16,7 +16,7 @@ from ..cluster.core import edge_sentences
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from ..servers import strays
-from . import common
+from . import common, galera_view
 from .diagnosis_lines import print_diagnosis_lines
 
 
@@ -83,8 +83,13 @@ def up(
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
                          semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, link_delay=link_delay,
                          link_jitter=link_jitter, link_rate=link_rate, topology=topology)
-    common.console.print(common.status_table(cluster.status()))
-    if cluster.topology.name != "star":
+    if cluster.topology.name == "galera":
+        rows = cluster.status()
+        common.console.print(galera_view.table(rows))
+        common.console.print(galera_view.sentence(rows), markup=False)
+    else:
+        common.console.print(common.status_table(cluster.status()))
+    if cluster.topology.name not in ("star", "galera"):
         common.console.print(common.edge_table(cluster.edge_status()))
     line = common.proxy_line(proxy_mod.status(cluster))
     if line:
@@ -108,6 +113,9 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
             data.update({"shape": cluster.topology.name, "writers": cluster.writers(),
                          "edges": [e.to_dict() for e in edges]})
         common.print_json(data)
+    elif cluster.topology.name == "galera":
+        common.console.print(galera_view.table(rows))
+        common.console.print(galera_view.sentence(rows), markup=False)
     elif shaped:
         common.console.print(common.status_table(rows))
         common.console.print(common.edge_table(edges))

@@ -59,7 +59,7 @@ def shared_writers(cluster: Cluster, on: list[str] | None) -> list[str]:
     """The writers of a counter feed: each must take writes, and every node must get every writer's
     increments (one shared table; a fan-in's primaries never see each other's rows: refused)."""
     writers = cluster.writers()
-    chosen = list(dict.fromkeys(on)) if on else writers
+    chosen = list(dict.fromkeys(on)) if on and on != ["all"] else writers
     for name in chosen:
         cluster.node(name)
         if name not in writers:

@@ -444,6 +444,8 @@ def writer_targets(cluster: Cluster, on: list[str] | None) -> list[tuple[str | N
     (it follows a promotion), or every writer of a multi-writer shape. Where several nodes take writes each
     writes its own table (``events_m1``), so each writer's acknowledged ids are its own ledger."""
     writers = cluster.writers()
+    if on == ["all"]:  # every node that takes writes (multi-primary shapes, galera)
+        on = writers
     if not on:
         return [(None, "events")] if len(writers) == 1 else [(w, cluster.writer_table(w)) for w in writers]
     out: list[tuple[str | None, str]] = []
