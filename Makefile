@@ -7,6 +7,8 @@ ENGINE  ?= local
 PYTEST_ARGS ?=
 # the catalogue servers `make test` fetches once (cached in ~/.cache/replab/servers) and tests on
 TEST_SERVERS ?= mysql-9.7 mariadb-11.8
+# the catalogue MariaDBs that get galera-4 from their own suite (idempotent: a stat once it is there)
+GALERA_SERVERS ?= mariadb-11.8
 
 .PHONY: install system-deps servers demo test test-fast lint bench soak clean
 
@@ -29,8 +31,9 @@ demo: install
 # fetch each test server once; a second run finds them in the cache and fetches nothing
 servers: $(VENV)/.installed
 	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
+	@for s in $(GALERA_SERVERS); do $(PY) -m replab servers add-galera $$s || exit 1; done
 
-test: DEPS = core venv browser servers docker proxy
+test: DEPS = core venv browser servers docker proxy galera
 test: install servers
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -44,7 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: DEPS = core venv bench servers proxy
+bench: DEPS = core venv bench servers proxy galera
 bench: install servers
 	$(PY) bench/run.py
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages replab needs, only those missing. Usage: install-deps.sh GROUP...
-# Groups: core (MariaDB server, client, backup, client library headers), proxy (HAProxy, for up --proxy), servers (mmdebstrap: fetches other
+# Groups: core (MariaDB server, client, backup, client library headers), proxy (HAProxy, for up --proxy), galera
+# (galera-4: the wsrep provider for --topology galera on the system's MariaDB), servers (mmdebstrap: fetches other
 # servers from Debian's archive into private trees), bench (sysbench, percona-toolkit), net (nftables,
 # iproute2), browser (chromium for report tests), venv (python3-venv when ensurepip is missing), docker (Debian 12's
 # docker.io, plus Compose v2 taken from Debian 13's docker-compose package: a static binary, installed as the
@@ -14,6 +15,7 @@ declare -A GROUPS_PKGS=(
   [browser]="chromium chromium-driver fonts-dejavu-core"
   [docker]="docker.io"
   [proxy]="haproxy"
+  [galera]="galera-4"
 )
 COMPOSE_PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 want_compose=0

@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from ..servers import catalogue as servers
+from ..servers import galera_tree
 from . import common
 
 servers_app = typer.Typer(
@@ -72,3 +73,14 @@ def remove(name: str = typer.Argument(..., help="Name of a fetched or unpacked s
     Example: replab servers remove mysql-9.7
     """
     servers.remove(name, say=common.say)
+
+
+@servers_app.command("add-galera")
+def add_galera(name: str = typer.Argument(..., help="A catalogue MariaDB, e.g. mariadb-11.8.")) -> None:
+    """Add the Galera provider (galera-4 from the same Debian suite) to a catalogue MariaDB's tree, for
+    --topology galera; nothing is fetched when it is there already.
+
+    Example: replab servers add-galera mariadb-11.8
+    """
+    path = galera_tree.add_galera(name, say=common.say)
+    common.console.print(f"{name}: Galera provider {path}")

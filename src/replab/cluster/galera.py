@@ -86,7 +86,7 @@ def check_spec(spec: ClusterSpec, flavor: str, server: Server) -> str:
     if provider is None:
         where = f"in {server.name}'s tree ({server.root})" if server.root else "on this machine"
         hint = (f"install it with: apt-get install {PACKAGE} (or: make deps DEPS=galera)" if not server.root else
-                f"add it to the tree with: replab servers add-galera {server.name} (make test does it)")
+                f"add it to the tree with: replab servers add-galera {server.name} (make servers does it)")
         raise NotSupported(f"no Galera provider (libgalera_smm.so, package {PACKAGE}) {where}", hint=hint)
     return provider
 
