@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import proxy, replication, roles
+from ..cluster import galera, proxy, replication, roles
 from ..core import links
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
@@ -141,6 +141,9 @@ def _start_shaped(cluster: Cluster, node: str, catch_up: float) -> str:
     cluster.start_node(node)
     started = time.monotonic() - t0
     sources = [e.source for e in cluster.edges_into(node)]
+    if cluster.topology.name == "galera":  # it got what it missed from a donor before it answered
+        return _done(cluster, f"{node}: started in {started:.1f}s; rejoined the cluster by "
+                              f"{galera.join_method(cluster.node(node))}")
     if not sources or catch_up <= 0:
         return _done(cluster, f"{node}: started in {started:.1f}s; the nodes that replicate from it reconnect "
                               "within a few seconds")

@@ -1,0 +1,133 @@
+"""MariaDB Galera (``--topology galera``) on real servers: up without state transfers, status, feeds on every
+node, conflicting increments, a node killed and rejoined by IST, bad input; on 10.11 (system) and 11.8
+(catalogue, with galera-4 from its own suite in its tree)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from catalogue import params, require
+from conftest import run_cli
+
+from replab.cluster import galera
+from replab.cluster.cluster import Cluster, teardown_home
+from replab.core.config import ClusterSpec
+from replab.core.errors import ConfigError, NotSupported
+from replab.faults import nemesis
+from replab.servers.catalogue import Server
+from replab.servers.galera_tree import tree_provider
+from replab.verify import checker
+from replab.workload import counter
+from replab.workload.feed import FeedGroup, FeedOptions, writer_targets
+
+NODES = ["mysql-m", "mysql-s1", "mysql-s2"]
+
+
+def _up(tmp_path_factory, server: str) -> Cluster:
+    found = require(server)
+    if galera.provider_for(found) is None:
+        pytest.skip(f"no Galera provider for {server}: replab servers add-galera {server} / apt-get install galera-4")
+    home = tmp_path_factory.mktemp(f"galera-{server}") / "home"
+    return Cluster.up(home=home, topology="galera", server=server)
+
+
+@pytest.fixture(scope="module", params=params("mariadb-10.11", "mariadb-11.8"))
+def cluster(request, tmp_path_factory):
+    c = _up(tmp_path_factory, request.param)
+    try:
+        yield c
+    finally:
+        teardown_home(c.home)
+
+
+def _consistent(c: Cluster) -> checker.ShapeReport:
+    report = checker.check(c, wait=30)
+    assert isinstance(report, checker.ShapeReport)
+    assert report.consistent, report.render()
+    return report
+
+
+def test_up_status_feed_on_all_kill_and_rejoin(cluster):
+    c = cluster
+    # up: every node started from the Galera template with a saved primary view: none needed a transfer
+    assert c.names == NODES and c.writers() == NODES
+    assert {galera.join_method(n) for n in c.nodes} == {"no transfer"}
+    out = run_cli("status", "--json", home=c.home)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["shape"] == "galera" and data["writers"] == NODES
+    for node in data["nodes"]:
+        w = node["wsrep"]
+        assert (w["cluster_status"], w["cluster_size"], w["local_state_comment"]) == ("Primary", 3, "Synced")
+        assert 0.0 <= w["flow_control_paused"] <= 1.0
+    table = run_cli("status", home=c.home)
+    assert "galera: 3 of 3 nodes Synced in the Primary component" in table.stdout
+    # feed --on all: one writer per node, each its own table and ledger; all of it on every node
+    ok = run_cli("feed", "--on", "all", "--rows", "50", home=c.home)
+    assert ok.returncode == 0, ok.stderr
+    assert all(f"{n} events_{s} count: 50" in ok.stdout for n in NODES for s in ("m", "s1", "s2"))
+    # mysql-s2 killed under writes on the others: they go on; it rejoins by IST; nothing acknowledged lost
+    group = FeedGroup(c, FeedOptions(rate=100, duration=8, threads=1), writer_targets(c, ["mysql-m", "mysql-s1"]))
+    group.start()
+    nemesis.kill(c, "mysql-s2")
+    said = nemesis.start(c, "mysql-s2")
+    result = group.wait(60)
+    assert "rejoined the cluster by IST" in said, said
+    assert result.ok > 0 and result.failed == 0
+    assert all(galera.wait_synced(c, timeout=60).values())
+    report = _consistent(c)
+    assert sum(int(r.facts.ledger.get("acknowledged", 0)) for r in report.reports.values()) >= 150 + result.ok
+
+
+def test_conflicting_increments_on_every_node(cluster):
+    c = cluster
+    r = counter.run(c, counter.shared_writers(c, ["all"]), hot_rows=1, threads=2, duration=3, seed=7)
+    assert r.ok > 0 and set(r.by_writer) == set(NODES)
+    assert r.failed > 0, "no conflict was refused: 6 sessions on 1 hot row for 3 s"
+    assert r.unknown == 0
+    report = _consistent(c)
+    cv = report.counters
+    assert cv is not None and all(cv.lost(n)[0] == 0 for n in NODES)
+
+
+def test_bad_input(tmp_path):
+    spec = ClusterSpec(topology="galera")
+    system = Server(name="x", flavor="mariadb", version="1", version_line="x", kind="path", binary="/bin/true",
+                    root=str(tmp_path))
+    with pytest.raises(NotSupported, match="no Galera provider .*package galera-4"):
+        galera.check_spec(spec, "mariadb", system)
+    with pytest.raises(ConfigError, match="needs MariaDB"):
+        galera.check_spec(spec, "mysql", system)
+    spec.extra["multi_primary"] = True
+    with pytest.raises(ConfigError, match="always multi-primary"):
+        galera.check_spec(spec, "mariadb", system)
+    r = run_cli("up", "--topology", "galera", "--nodes", "2", home=tmp_path / "h")
+    assert r.returncode == 2 and "a galera has 3 to 9 nodes" in r.stderr and "Traceback" not in r.stderr
+    require("mysql-9.7")
+    r = run_cli("up", "--topology", "galera", "--server", "mysql-9.7", home=tmp_path / "h")
+    assert r.returncode == 2 and "needs MariaDB" in r.stderr and "--topology group" in r.stderr
+    assert not (tmp_path / "h").exists()
+
+
+def test_catalogue_tree_has_its_own_provider():
+    server = require("mariadb-11.8")
+    found = tree_provider(server)
+    if found is None:
+        pytest.skip("replab servers add-galera mariadb-11.8 (make servers does it)")
+    assert str(found).startswith(server.root) and galera.provider_for(server) == str(found)
+
+
+@pytest.mark.parametrize("name", ["galera-conflict",
+                                  pytest.param("galera-node-kill", marks=pytest.mark.slow),
+                                  pytest.param("galera-flow-control", marks=pytest.mark.slow)])
+def test_galera_scenarios(name, tmp_path):
+    from replab.runs import builtin
+    from replab.runs.scenarios import run
+
+    require("mariadb-10.11")
+    report = run(builtin.get(name), home=tmp_path / "home", duration=6, server="mariadb-10.11")
+    failed = [f"{e.name}: {e.evidence}" for e in report.expectations if not e.passed]
+    assert report.error is None, report.error
+    assert not failed, failed
+
