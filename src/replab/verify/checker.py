@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import galera, replication, roles
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
 from ..engines.base import RUNNING, bring_back
@@ -709,6 +709,11 @@ def _wait_shaped(col: _Collector, n: NodeFacts, conn: Any, gtid: str) -> None:
     """A node of a shape other than the star: wait (in slices, up to ``wait``) until it applied the
     reference's position, through whichever of its edges brings it; its threads as its edges show them."""
     cluster = col.cluster
+    if cluster.topology.name == "galera":  # wsrep-applied writesets leave gtid_slave_pos alone: no GTID wait
+        n.caught_up = galera.wait_synced(cluster, col.wait).get(n.name, False)
+        if n.caught_up:  # and every read on this connection is causal (waits for what the cluster committed)
+            db.query(conn, "SET SESSION wsrep_sync_wait = 1")
+        return
     deadline = time.monotonic() + col.wait
     while True:
         remaining = deadline - time.monotonic()
