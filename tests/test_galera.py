@@ -131,3 +131,18 @@ def test_galera_scenarios(name, tmp_path):
     assert report.error is None, report.error
     assert not failed, failed
 
+
+
+def test_bootstrap_order_latest_state_first(tmp_path):
+    from replab.engines import NodeInfo
+
+    nodes = []
+    for name, seqno in (("mysql-m", 5), ("mysql-s1", 9), ("mysql-s2", -1)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "grastate.dat").write_text(f"# GALERA saved state\nversion: 2.1\nuuid: x\nseqno: {seqno}\n"
+                                        "safe_to_bootstrap: 0\n")
+        nodes.append(NodeInfo(name=name, role="primary", server_id=1, host="127.0.0.1", port=1, datadir=str(d)))
+    assert [n.name for n in galera.bootstrap_order(nodes)] == ["mysql-s1", "mysql-m", "mysql-s2"]
+    galera.set_safe_to_bootstrap(tmp_path / "mysql-s1", 1)
+    assert galera.grastate(tmp_path / "mysql-s1")["safe_to_bootstrap"] == "1"

@@ -376,6 +376,17 @@ def start_args(cluster: ClusterCore, node: NodeInfo) -> list[str]:
     return args
 
 
+def bootstrap_order(nodes: list[NodeInfo]) -> list[NodeInfo]:
+    """Stopped nodes in the order to start them when none runs: the highest saved seqno first (it
+    bootstraps the new Primary component; the others join it by IST), a crashed one (seqno -1) last."""
+    def seqno(n: NodeInfo) -> int:
+        try:
+            return int(grastate(Path(n.datadir)).get("seqno", "-1"))
+        except ValueError:
+            return -1
+    return sorted(nodes, key=seqno, reverse=True)
+
+
 _RECOVERED = re.compile(r"WSREP: Recovered position:\s*([0-9a-f-]{36}:-?\d+)")
 
 
