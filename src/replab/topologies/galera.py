@@ -17,6 +17,7 @@ class Galera(Topology):
     min_nodes, default_nodes, max_nodes = 3, 3, 9
     role_changes: frozenset[str] = frozenset()
     virtually_synchronous = True
+    multi_primary = True  # every node takes writes (the hook GROUP adds to Topology; unused elsewhere until then)
     flavors = ("mariadb",)
 
     def node_names(self, count: int) -> list[str]:
