@@ -232,6 +232,11 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         list(pool.map(ready_and_secure_one(cluster, ready_and_secure), nodes))
     first = nodes[0]
+    # a node answers SELECT 1 before the saved Primary component is restored; writes need it (else 1047)
+    lagging = [n for n, ok in wait_synced(cluster, timeout=60).items() if not ok]
+    if lagging:
+        raise ReplabTimeout(f"{', '.join(lagging)} did not join the Primary component within 60s",
+                            hint=f"see {first.errlog}")
     with cluster.connect(first.name) as conn:  # replicated to every member (DDL and accounts by TOI)
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
@@ -341,6 +346,9 @@ def wait_synced(cluster: ClusterCore, timeout: float = 30.0, names: list[str] | 
         for n in names:
             last[n] = node_state(cluster, n)
         live = {n: s for n, s in last.items() if s}
+        unreadable = [n for n, s in last.items() if not s and cluster.engine.state(cluster.node(n)) == RUNNING]
+        if unreadable:  # running but not answering yet (or not with these accounts yet): not done
+            return None
         if not live:
             return True
         top = max(int(s.get("last_committed") or 0) for s in live.values())
