@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 
+import pymysql
 import pytest
 from catalogue import params, require
-from conftest import run_cli
+from conftest import run_cli, wait_for
 
 from replab.cluster import galera
 from replab.cluster.cluster import Cluster, teardown_home
@@ -146,3 +147,24 @@ def test_bootstrap_order_latest_state_first(tmp_path):
     assert [n.name for n in galera.bootstrap_order(nodes)] == ["mysql-s1", "mysql-m", "mysql-s2"]
     galera.set_safe_to_bootstrap(tmp_path / "mysql-s1", 1)
     assert galera.grastate(tmp_path / "mysql-s1")["safe_to_bootstrap"] == "1"
+
+
+def test_quorum_lost_then_forced(tmp_path_factory):
+    """Two of three killed: the survivor is non-Primary and refuses writes; start of another is refused (it
+    would split the cluster) with the operator's fix, which then works: both rejoin by IST."""
+    c = _up(tmp_path_factory, "mariadb-10.11")
+    try:
+        nemesis.kill(c, "mysql-s1")
+        nemesis.kill(c, "mysql-s2")
+        assert wait_for(lambda: (galera.node_state(c, "mysql-m") or {}).get("cluster_status") == "non-Primary", 30)
+        out = run_cli("status", home=c.home)
+        assert "no Primary component: quorum is lost" in out.stdout and "pc.bootstrap=YES" in out.stdout
+        refused = run_cli("start", "mysql-s1", home=c.home)
+        assert refused.returncode == 2 and "would split the cluster" in refused.stderr
+        with pytest.raises(pymysql.MySQLError, match="1047"), c.connect("mysql-m", database=c.database) as conn:
+            conn.cursor().execute("INSERT INTO events_m (id, name, n, descr) VALUES (1, 'x', 1, 'x')")
+        c.sql("mysql-m", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
+        assert "by IST" in nemesis.start(c, "mysql-s1") and "by IST" in nemesis.start(c, "mysql-s2")
+        assert all(galera.wait_synced(c, timeout=60).values())
+    finally:
+        teardown_home(c.home)

@@ -40,4 +40,11 @@ def sentence(rows: list[NodeStatus]) -> str:
               f"{'/' + str((r.wsrep or {}).get('local_state_comment')) if r.wsrep else ''}"
               for r in rows if r.name not in synced]
     line = f"galera: {len(synced)} of {len(rows)} nodes Synced in the Primary component"
-    return line + (f"; not: {', '.join(others)}" if others else "")
+    line += f"; not: {', '.join(others)}" if others else ""
+    running = [r for r in rows if r.wsrep]
+    if running and not any(r.wsrep and r.wsrep.get("cluster_status") == "Primary" for r in running):
+        line += ("\nno Primary component: quorum is lost, every node refuses writes (1047). An operator can force "
+                 "one on the node with the latest state: SET GLOBAL wsrep_provider_options='pc.bootstrap=YES' "
+                 "(risk: the nodes cut off may have committed writes this one lacks; they are then discarded or "
+                 "diverge)")
+    return line

@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Any
 import pymysql
 
 from ..core.config import ClusterSpec
-from ..core.errors import ConfigError, NodeStartError, NotSupported, ReplabError, ReplabTimeout, SqlError
+from ..core.errors import (
+    ConfigError,
+    NodeStartError,
+    NodeStateError,
+    NotSupported,
+    ReplabError,
+    ReplabTimeout,
+    SqlError,
+)
 from ..core.state import cache_root, free_ports
 from ..engines import NodeInfo
 from ..engines.base import RUNNING
@@ -266,11 +274,23 @@ def ready_and_secure_one(cluster: ClusterCore, ready_and_secure: Any) -> Any:
     first = cluster.nodes[0]
 
     def one(node: NodeInfo) -> None:
-        if node is first:
+        if node is first:  # securing writes accounts: only once the saved Primary component is restored
+            cluster.engine.wait_ready(node, _primary_probe(cluster, node), 120)
             ready_and_secure(node)
         else:
             cluster.engine.wait_ready(node, _either_probe(cluster, node), 120)
     return one
+
+
+def _primary_probe(cluster: ClusterCore, node: NodeInfo) -> Any:
+    """The fresh node answers as root without a password and is in a Primary component (wsrep_ready)."""
+    params = cluster.engine.connect_params(node)
+
+    def probe() -> None:
+        with db.connect(**params, user="root", password="", timeout=1, node=node.name) as conn:
+            if _status(conn).get("wsrep_ready") != "ON":
+                raise ReplabError(f"{node.name}: not in a Primary component yet")
+    return probe
 
 
 def _either_probe(cluster: ClusterCore, node: NodeInfo) -> Any:
@@ -371,7 +391,14 @@ def start_args(cluster: ClusterCore, node: NodeInfo) -> list[str]:
     (grastate seqno -1) the position is recovered from InnoDB first (``--wsrep-recover``), so the node can
     ask for IST instead of a full SST."""
     others = [n.name for n in cluster.nodes if n.name != node.name]
-    primary = any((node_state(cluster, n) or {}).get("cluster_status") == "Primary" for n in others)
+    states = {n: node_state(cluster, n) for n in others}
+    primary = any((s or {}).get("cluster_status") == "Primary" for s in states.values())
+    stuck = [n for n, s in states.items() if s and s.get("cluster_status") != "Primary"]
+    if not primary and stuck:  # bootstrapping here would make a second cluster beside theirs
+        raise NodeStateError(f"{', '.join(stuck)} run(s) without a Primary component (quorum lost): {node.name} "
+                             "would have nothing to join, and bootstrapping it would split the cluster",
+                             node=node.name, hint=f"restore a Primary component first: on the node with the latest "
+                             f"state, replab sql {stuck[0]} \"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"")
     args: list[str] = []
     datadir = Path(node.datadir)
     if grastate(datadir).get("seqno", "-1") == "-1":
