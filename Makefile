@@ -30,7 +30,7 @@ demo: install
 servers: $(VENV)/.installed
 	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
 
-test: DEPS = core venv browser servers docker proxy
+test: DEPS = core venv browser servers docker proxy net
 test: install servers
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -26,7 +26,7 @@ from ..servers import catalogue as servers
 from ..servers.catalogue import Server
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import Process, proc_state
-from . import haproxy, relay
+from . import haproxy, membernet, relay
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
@@ -321,8 +321,12 @@ class LocalEngine(Engine):
         proc = self.process(node)
         if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
-        node.extra["pid"] = proc.spawn([self.server_for(node).binary, f"--defaults-file={node.cnf}",
-                                         *(extra_args or [])], cwd=node.dir)
+        argv = [self.server_for(node).binary, f"--defaults-file={node.cnf}", *(extra_args or [])]
+        net = membernet.MemberNet.load(self.home)  # group/galera members: each in its own namespace
+        if net is not None and node.name in net.names:
+            net.setup()  # idempotent (rebuilds it after a reboot)
+            argv = net.command(node.name, argv)
+        node.extra["pid"] = proc.spawn(argv, cwd=node.dir)
         node.extra["log_offset"] = os.path.getsize(node.errlog)
 
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 60.0) -> None:
@@ -465,6 +469,7 @@ class LocalEngine(Engine):
             proc.signal(end)
         for proc in procs:
             proc.stop(30.0)
+        membernet.remove_home(self.home, forget=not keep_data)  # the members' namespaces, if any
         if keep_data:
             return
         for node in nodes:

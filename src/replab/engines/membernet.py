@@ -106,7 +106,8 @@ class MemberNet:
             raise ConfigError("a member network needs at least one member")
         bad = [n for n in names if not _NAME.match(n)]
         if bad or len(set(names)) != len(names):
-            raise ConfigError(f"member names must be distinct, lower case [a-z0-9_-], at most 32 characters: {bad or names}")
+            raise ConfigError("member names must be distinct, lower case [a-z0-9_-], at most 32 characters: "
+                              f"{bad or names}")
         if len(names) > 200:
             raise ConfigError("a member network holds at most 200 members")
         self.home = Path(home)

@@ -24,7 +24,7 @@ from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
 from ..engines.base import PAUSED, RUNNING, STOPPED, NodeInfo
 from ..servers import db
 from ..servers.gtid import transactions_between
-from . import failover
+from . import failover, members
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -222,13 +222,23 @@ def resume(cluster: Cluster, node: str) -> str:
 
 # --- network faults --------------------------------------------------------------------------------
 def partitioned(cluster: Cluster) -> list[str]:
-    """Nodes cut off now (as the engine applies it: for the local engine, replicas whose link is cut)."""
+    """Nodes cut off now (as the engine applies it: for the local engine, replicas whose link is cut; on a
+    member network, members some cut touches)."""
+    if members.has_net(cluster):
+        return members.cut_members(cluster)
     return cluster.engine.partitioned(cluster.nodes)
 
 
-def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
+def partition(cluster: Cluster, node: str, direction: str | None = None, also: list[str] | None = None) -> str:
     """Cut ``node`` off: a replica from the primary, or the primary from every replica; both ways, or one
-    (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing)."""
+    (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing).
+    Group/Galera members (a member network): ``node`` and each of ``also`` from every other member
+    (``direction``: both, out, in); see members.isolate."""
+    if members.has_net(cluster):
+        return _done(cluster, members.isolate(cluster, [node, *(also or [])], direction))
+    if also:
+        raise ConfigError(f"partition takes one node on a {cluster.topology.name} cluster (got {node} "
+                          f"{' '.join(also)})", hint=f"replab partition {node}")
     info = cluster.node(node)
     cluster.topology.require_fault("partition")
     ways = links.directions(direction)
@@ -249,6 +259,8 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
 
 def heal(cluster: Cluster, node: str | None = None) -> str:
     """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
+    if members.has_net(cluster):
+        return _done(cluster, members.heal(cluster, [node] if node else None))
     cluster.topology.require_fault("heal")
     if node is None:
         cut = partitioned(cluster)
