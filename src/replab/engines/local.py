@@ -77,6 +77,23 @@ class LocalEngine(Engine):
         super().__init__(home, say)
         self._server = server
         self.replica_server = replica_server
+        net = membernet.MemberNet.load(home)
+        if net is not None:  # members on their own network: accounts come from its subnet
+            self.client_host = net.client_host()
+
+    def member_network(self, nodes: list[NodeInfo]) -> membernet.MemberNet | None:
+        """A namespace per member (engines/membernet.py), when this machine allows it (root, ip, nft);
+        otherwise None, said once: the members stay on 127.0.0.1 and cannot be cut off from each other."""
+        why = membernet.unusable()
+        if why:
+            self.say(f"members share 127.0.0.1, so they cannot be partitioned from each other: {why}")
+            return None
+        net = membernet.MemberNet(self.home, [n.name for n in nodes])
+        addresses = net.addresses()  # picks the subnet and records it in the home
+        for node in nodes:
+            node.host = addresses[node.name]
+        self.client_host = net.client_host()
+        return net
 
     @property
     def server(self) -> Server:

@@ -175,6 +175,10 @@ class MemberNet:
         """replab's own address on the member network (what members see a client come from)."""
         return str(self.subnet().network_address + 1)
 
+    def client_host(self) -> str:
+        """The host part of accounts that members and replab use over this network (``198.18.X.%``)."""
+        return str(self.subnet().network_address).rsplit(".", 1)[0] + ".%"
+
     def addresses(self) -> dict[str, str]:
         base = self.subnet().network_address
         return {name: str(base + FIRST_MEMBER + i) for i, name in enumerate(self.names)}
