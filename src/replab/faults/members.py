@@ -144,6 +144,16 @@ def isolate(cluster: Cluster, nodes: list[str], direction: str | None = None) ->
             f"{quorum}; {notice}; heal with: replab heal {' '.join(nodes)}")
 
 
+def _isolated(members: list[str], pairs: list[tuple[str, str]]) -> list[str]:
+    """The members ``pairs`` cut off from every other member (else every member some pair touches)."""
+    peers: dict[str, set[str]] = {}
+    for a, b in pairs:
+        peers.setdefault(a, set()).add(b)
+        peers.setdefault(b, set()).add(a)
+    whole = [m for m in members if peers.get(m, set()) >= set(members) - {m}]
+    return whole or [m for m in members if m in peers]
+
+
 def cut_members(cluster: Cluster) -> list[str]:
     """Members some cut touches now."""
     net = net_of(cluster)
@@ -171,7 +181,7 @@ def heal(cluster: Cluster, nodes: list[str] | None = None) -> str:
     else:
         net.heal()
     left = net.cuts()
-    back = sorted({x for p in before for x in p} - {x for p in left for x in p}, key=members.index)
+    back = _isolated(members, [p for p in before if p not in left])
     rest = f"; still cut: {', '.join(f'{a} -> {b}' for a, b in left)}" if left else ""
     how = ("a member expelled rejoins by itself (group_replication_autorejoin_tries) or with START "
            "GROUP_REPLICATION, then catches up by distributed recovery"
