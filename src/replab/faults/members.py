@@ -134,9 +134,10 @@ def isolate(cluster: Cluster, nodes: list[str], direction: str | None = None) ->
     for n, m in pairs:
         net.cut(n, m, {"both": "both", "out": "a-to-b", "in": "b-to-a"}[direction])
     who = " and ".join(nodes)
-    how = {"both": "both ways", "out": f"one way: nothing {who} send(s) reaches the others (they still reach "
+    sends, hears = ("sends", "hears") if len(nodes) == 1 else ("send", "hear")
+    how = {"both": "both ways", "out": f"one way: nothing {who} {sends} reaches the others (they still reach "
                                         f"{who})",
-           "in": f"one way: {who} hear(s) nothing from the others (what {who} send(s) still arrives)"}[direction]
+           "in": f"one way: {who} {hears} nothing from the others (what {who} {sends} still arrives)"}[direction]
     each = "each cut off from every other member" if len(nodes) > 1 else "cut off from the other members"
     quorum = _quorum(members, nodes) if direction == "both" else \
         "a one-way cut stops TCP both ways: the members' views may differ until one side expels the other"
