@@ -197,3 +197,62 @@ def test_cut_one_way_both_ways_and_heal(tmp_path: Path) -> None:
         net.cut("mysql-m", "mysql-s1")
     membernet.remove_home(home)
     assert not (home / membernet.STATE_FILE).exists()
+
+
+class _FakeCluster:
+    """What faults/members needs of a cluster, no servers: members 'stopped' (no timeouts to read)."""
+
+    def __init__(self, home: Path, kind: str, names: list[str]) -> None:
+        from types import SimpleNamespace
+        self.home = home
+        self.nodes = [SimpleNamespace(name=n) for n in names]
+        self.topology = SimpleNamespace(name=kind, virtually_synchronous=True)
+        self.engine = SimpleNamespace(name="local", state=lambda node: "stopped")
+
+    def node(self, name: str):
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise ConfigError(f"no node {name}")
+
+
+def test_isolate_and_heal_sentences(tmp_path: Path) -> None:
+    from replab.faults import members, nemesis
+    names = ["mysql-m", "mysql-s1", "mysql-s2"]
+    cluster = _FakeCluster(tmp_path / "home", "galera", names)
+    with pytest.raises(NotSupported, match="cannot be cut off from each other"):  # no member network
+        nemesis.partition(cluster, "mysql-s2")  # type: ignore[arg-type]
+    net = MemberNet(cluster.home, names)
+    try:
+        net.setup()
+        said = nemesis.partition(cluster, "mysql-s2")  # type: ignore[arg-type]
+        assert said.startswith("mysql-s2: cut off from the other members, both ways (packets silently dropped")
+        assert "mysql-m and mysql-s1 keep a majority (2 of 3) and go on; mysql-s2 is in a minority" in said
+        assert "non-Primary" in said and said.endswith("heal with: replab heal mysql-s2")
+        assert len(net.cuts()) == 4 and nemesis.partitioned(cluster) == names  # type: ignore[arg-type]
+        with pytest.raises(members.NodeStateError):
+            members.isolate(cluster, ["mysql-s2"])  # type: ignore[arg-type]
+        assert nemesis.heal(cluster, "mysql-s2").startswith(  # type: ignore[arg-type]
+            "healed: mysql-s2 can reach the other members again; a node rejoins the primary component")
+        said = nemesis.partition(cluster, "mysql-m", also=["mysql-s1"])  # type: ignore[arg-type]
+        assert "each cut off from every other member" in said and "no side has a majority" in said
+        assert len(net.cuts()) == 6  # every pair, both ways
+        said = members.heal(cluster)  # type: ignore[arg-type]
+        assert said.startswith("healed: mysql-m, mysql-s1, mysql-s2 can reach") and net.cuts() == []
+        said = members.isolate(cluster, ["mysql-s2"], "out")  # type: ignore[arg-type]
+        assert "one way: nothing mysql-s2 sends reaches the others" in said
+        assert net.cuts() == [("mysql-s2", "mysql-m"), ("mysql-s2", "mysql-s1")]
+        members.heal(cluster)  # type: ignore[arg-type]
+        members.isolate(cluster, ["mysql-s2"], "in")  # type: ignore[arg-type]
+        assert net.cuts() == [("mysql-m", "mysql-s2"), ("mysql-s1", "mysql-s2")]
+        for bad in (lambda: members.isolate(cluster, ["mysql-s2"], "to-replica"),  # type: ignore[arg-type]
+                    lambda: members.isolate(cluster, ["nope"]),  # type: ignore[arg-type]
+                    lambda: members.isolate(cluster, ["mysql-s2", "mysql-s2"])):  # type: ignore[arg-type]
+            with pytest.raises(ConfigError):
+                bad()
+        assert net.cuts() == [("mysql-m", "mysql-s2"), ("mysql-s1", "mysql-s2")]  # nothing changed
+        assert members.heal(cluster).startswith("healed: mysql-s2")  # type: ignore[arg-type]
+        assert members.heal(cluster) == "nothing to heal: no member is cut off"  # type: ignore[arg-type]
+    finally:
+        net.remove(forget=True)
+    assert net.leftovers() == []

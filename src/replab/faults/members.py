@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
 from ..engines.base import RUNNING
-from ..engines.membernet import MemberNet
+from ..engines.membernet import MemberNet, unusable
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -34,14 +34,18 @@ def net_of(cluster: Cluster) -> MemberNet | None:
 
 
 def has_net(cluster: Cluster) -> bool:
-    return net_of(cluster) is not None
+    """Whether partitions of this cluster are between members: it has a member network, or its shape is a
+    group/Galera one (then, without a network, isolate/heal say why there is none)."""
+    return net_of(cluster) is not None or bool(getattr(cluster.topology, "virtually_synchronous", False))
 
 
 def _net(cluster: Cluster) -> MemberNet:
     net = net_of(cluster)
     if net is None:
-        raise NotSupported("this cluster has no member network: partitions between group members need "
-                           "`replab up --topology group` or `--topology galera` (local engine, as root)")
+        why = unusable() or f"the cluster was built without one (engine {cluster.engine.name})"
+        raise NotSupported(f"this cluster's members share one network, so they cannot be cut off from each "
+                           f"other: {why}", hint="partitions between members need the local engine, as root, "
+                           "with ip and nft (make deps DEPS=net); then replab down && replab up again")
     return net
 
 
