@@ -123,7 +123,7 @@ def isolate(cluster: Cluster, nodes: list[str], direction: str | None = None) ->
     """Cut each of ``nodes`` off from every other member (``direction``: both, out, in); one sentence."""
     direction = direction or "both"
     if direction not in DIRECTIONS:
-        raise ConfigError(f"--direction {direction!r}: for group members use out (nothing the member sends "
+        raise ConfigError(f"--direction {direction!r}: for group/Galera members use out (nothing the member sends "
                           "arrives), in (it hears nothing) or leave it out for both")
     net = _net(cluster)
     members = _check(cluster, net, nodes)
