@@ -229,14 +229,14 @@ def test_isolate_and_heal_sentences(tmp_path: Path) -> None:
         assert said.startswith("mysql-s2: cut off from the other members, both ways (packets silently dropped")
         assert "mysql-m and mysql-s1 keep a majority (2 of 3) and go on; mysql-s2 is in a minority" in said
         assert "non-Primary" in said and said.endswith("heal with: replab heal mysql-s2")
-        assert len(net.cuts()) == 4 and nemesis.partitioned(cluster) == names  # type: ignore[arg-type]
+        assert len(net.cuts()) == 4 and nemesis.partitioned(cluster) == ["mysql-s2"]  # type: ignore[arg-type]
         with pytest.raises(members.NodeStateError):
             members.isolate(cluster, ["mysql-s2"])  # type: ignore[arg-type]
         assert nemesis.heal(cluster, "mysql-s2").startswith(  # type: ignore[arg-type]
             "healed: mysql-s2 can reach the other members again; a node rejoins the primary component")
         said = nemesis.partition(cluster, "mysql-m", also=["mysql-s1"])  # type: ignore[arg-type]
         assert "each cut off from every other member" in said and "no side has a majority" in said
-        assert len(net.cuts()) == 6  # every pair, both ways
+        assert len(net.cuts()) == 6 and nemesis.partitioned(cluster) == names  # type: ignore[arg-type]
         said = members.heal(cluster)  # type: ignore[arg-type]
         assert said.startswith("healed: mysql-m, mysql-s1, mysql-s2 can reach") and net.cuts() == []
         said = members.isolate(cluster, ["mysql-s2"], "out")  # type: ignore[arg-type]

@@ -160,12 +160,12 @@ def _isolated(members: list[str], pairs: list[tuple[str, str]]) -> list[str]:
 
 
 def cut_members(cluster: Cluster) -> list[str]:
-    """Members some cut touches now."""
+    """Members cut off now: those some cut separates from every other member (after ``isolate(["mysql-s2"])``
+    only mysql-s2, although the others lost a peer too); failing that, every member a cut touches."""
     net = net_of(cluster)
     if net is None:
         return []
-    cut = {x for pair in net.cuts() for x in pair}
-    return [m for m in _members(cluster, net) if m in cut]
+    return _isolated(_members(cluster, net), net.cuts())
 
 
 def heal(cluster: Cluster, nodes: list[str] | None = None) -> str:
