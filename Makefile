@@ -44,7 +44,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: DEPS = core venv bench servers proxy
+bench: DEPS = core venv bench servers proxy net
 bench: install servers
 	$(PY) bench/run.py
 

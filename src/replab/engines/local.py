@@ -90,6 +90,7 @@ class LocalEngine(Engine):
             return None
         net = membernet.MemberNet(self.home, [n.name for n in nodes])
         addresses = net.addresses()  # picks the subnet and records it in the home
+        net.setup()  # now: the host's end holds the subnet, so no other cluster picks it meanwhile
         for node in nodes:
             node.host = addresses[node.name]
         self.client_host = net.client_host()
