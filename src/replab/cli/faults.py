@@ -82,10 +82,12 @@ MORE = typer.Argument(None, help="More group/galera members to cut off, each fro
 
 
 def partition(node: str = NODE, direction: str = DIRECTION, more: list[str] = MORE) -> None:
-    """Cut the network link between a replica and the primary, both ways or one (the primary: every link).
+    """Cut the network link between a replica and the primary, both ways or one (the primary: every link);
+    on a group/Galera cluster, cut members off from every other member.
 
     The link runs through a relay replab controls; a cut link drops traffic silently, like a pulled
-    cable. The replica notices after slave_net_timeout (10 s).
+    cable. The replica notices after slave_net_timeout (10 s). Group/Galera members run each in a network
+    namespace of its own, and the cut drops packets between them (docs/membernet.md).
 
     Example: replab partition mysql-s1
     Example: replab partition mysql-s1 --direction to-replica
