@@ -33,7 +33,7 @@ def up(
     nodes: int = typer.Option(None, "--nodes", "-n", help="Number of nodes, 2-9 (default 3: mysql-m, mysql-s1, "
                               "mysql-s2; each --topology has its own range and default)."),
     topology: str = typer.Option(None, "--topology", "-t", help="The shape: star (default), chain, fan-in, "
-                                 "active-active or ring (see: replab topology list)."),
+                                 "active-active, ring or group (see: replab topology list)."),
     binlog_format: str = typer.Option(None, "--binlog-format", help="ROW (default), MIXED or STATEMENT."),
     base_port: int = typer.Option(None, "--base-port", help="First port; nodes use consecutive ports "
                                   "(default: free ports chosen at random)."),
@@ -59,6 +59,8 @@ def up(
                                    "added to each direction, e.g. 20ms (see replab link)."),
     link_jitter: str = typer.Option(None, "--link-jitter", help="With --link-delay: its spread, e.g. 5ms."),
     link_rate: str = typer.Option(None, "--link-rate", help="Every replica link's bandwidth, e.g. 2mbit."),
+    multi_primary: bool = typer.Option(False, "--multi-primary", help="With --topology group: every member "
+                                       "takes writes (conflicting ones fail certification)."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -74,6 +76,7 @@ def up(
     Example: replab up --link-delay 20ms --link-jitter 2ms
     Example: replab up --topology chain --nodes 3
     Example: replab up --topology fan-in --nodes 3
+    Example: replab up --topology group --server mysql-9.7 [--multi-primary]
 
     Example: replab up --proxy haproxy
     """
@@ -82,7 +85,8 @@ def up(
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
                          semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, link_delay=link_delay,
-                         link_jitter=link_jitter, link_rate=link_rate, topology=topology)
+                         link_jitter=link_jitter, link_rate=link_rate, topology=topology,
+                         multi_primary=multi_primary or None)
     common.console.print(common.status_table(cluster.status()))
     if cluster.topology.name != "star":
         common.console.print(common.edge_table(cluster.edge_status()))

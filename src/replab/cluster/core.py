@@ -30,7 +30,7 @@ from ..servers import db
 from ..servers.flavor import Flavor, ReplicaStatus, flavor_from_version_string
 from ..servers.process import wait_for
 from ..topologies import Edge, Topology, from_state
-from . import replication
+from . import group, replication
 
 Say = Callable[[str], None]
 
@@ -148,6 +148,8 @@ class ClusterCore:
     # --- nodes ---------------------------------------------------------------------------------
     @property
     def primary(self) -> NodeInfo:
+        if self.topology.dynamic_primary:  # elected by the servers (Group Replication): ask them
+            group.follow_primary(self)
         return next(n for n in self.nodes if n.role == "primary")
 
     @property
