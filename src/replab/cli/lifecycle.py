@@ -10,13 +10,14 @@ from typing import Any
 
 import typer
 
+from ..cluster import group
 from ..cluster import proxy as proxy_mod
 from ..cluster.cluster import Cluster, remove_state
-from ..cluster.core import edge_sentences
+from ..cluster.core import NodeStatus, edge_sentences
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from ..servers import strays
-from . import common
+from . import common, group_lines
 from .diagnosis_lines import print_diagnosis_lines
 
 
@@ -87,6 +88,8 @@ def up(
                          semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, link_delay=link_delay,
                          link_jitter=link_jitter, link_rate=link_rate, topology=topology,
                          multi_primary=multi_primary or None)
+    if group.is_group(cluster):
+        return group_status(cluster, cluster.status(), False)
     common.console.print(common.status_table(cluster.status()))
     if cluster.topology.name != "star":
         common.console.print(common.edge_table(cluster.edge_status()))
@@ -102,6 +105,8 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     """
     cluster = common.open_cluster()
     rows = cluster.status()
+    if group.is_group(cluster):
+        return group_status(cluster, rows, json_out)
     shaped = cluster.topology.name != "star"
     edges = cluster.edge_status() if shaped else []
     if json_out:
@@ -124,6 +129,19 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
         if line:
             common.console.print(line, markup=False)
         print_diagnosis_lines(cluster, rows)
+
+
+def group_status(cluster: Cluster, rows: list[NodeStatus], json_out: bool) -> None:
+    """A Group Replication cluster: the node table, each member's group state, and the quorum."""
+    quorum = group_lines.quorum_data(cluster)
+    if json_out:
+        common.print_json({"home": str(cluster.home), "primary": quorum["primary"], "shape": cluster.topology.name,
+                           "writers": cluster.writers(), "group": quorum, "nodes": [r.to_dict() for r in rows]})
+        return
+    common.console.print(common.status_table(rows))
+    common.console.print(group_lines.member_table(rows))
+    for sentence in group_lines.sentences(cluster, rows, quorum):
+        common.console.print(sentence, markup=False)
 
 
 # Statements that neither change data nor schema (so cannot become an errant transaction on a replica).

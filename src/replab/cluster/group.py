@@ -209,9 +209,14 @@ def own_state(cluster: ClusterCore, name: str) -> str:
     """A member's state as it sees itself (OFFLINE when it is not in a group, or does not answer)."""
     try:
         with cluster.connect(name, timeout=2, read_timeout=5) as conn:
-            rows = db.query(conn, MEMBERS_SQL + " WHERE MEMBER_ID = @@server_uuid")
+            return state_on(conn)
     except (SqlError, pymysql.MySQLError, OSError):
         return OFFLINE
+
+
+def state_on(conn: Any) -> str:
+    """The member state of the server behind ``conn`` as it sees itself (OFFLINE when in no group)."""
+    rows = db.query(conn, MEMBERS_SQL + " WHERE MEMBER_ID = @@server_uuid")
     return str(rows[0]["state"]) if rows and rows[0]["state"] else OFFLINE
 
 
