@@ -59,6 +59,7 @@ from .scenarios import (
     wait_caught_up,
     wait_lag_below,
 )
+from .group_scenarios import GROUP_SCENARIOS
 from .shape_scenarios import SHAPE_SCENARIOS
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
@@ -454,7 +455,7 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
-           *app_scenarios.scenarios(), *SHAPE_SCENARIOS):
+           *app_scenarios.scenarios(), *SHAPE_SCENARIOS, *GROUP_SCENARIOS):
     BUILTIN[_s.name] = _s
 
 

@@ -23,7 +23,8 @@ class Group(Topology):
     summary = "MySQL Group Replication, single-primary: the group elects the primary (MySQL 8.0+)"
     min_nodes, default_nodes, max_nodes = 3, 3, 9
     role_changes: frozenset[str] = frozenset()
-    link_faults = frozenset({"partition", "heal"})
+    #: partitions between members need the member network (engines/membernet.py), not the relays
+    link_faults: frozenset[str] = frozenset()
     #: group members replicate through the group, not async edges; the primary is found from the group
     virtually_synchronous = True
     dynamic_primary = True
