@@ -11,6 +11,7 @@ from catalogue import require
 from conftest import run_cli
 
 from replab import Cluster
+from replab.core.errors import ConfigError
 from replab.runs import builtin
 from replab.runs.scenarios import run
 
@@ -19,17 +20,17 @@ SERVER = "mysql-9.7"
 
 def test_bad_group_input(tmp_path):
     home = tmp_path / "h"
-    for args, says in ((["--topology", "group", "--server", "mariadb-10.11"], "--topology group needs MySQL"),
-                       (["--multi-primary"], "--multi-primary is for --topology group only"),
-                       (["--topology", "chain", "--multi-primary"], "--multi-primary is for --topology group only"),
-                       (["--topology", "group", "--server", SERVER, "--nodes", "2"],
-                        "--nodes 2: a group has 3 to 9 nodes")):
-        r = run_cli("up", *args, home=home)
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        assert says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for args, says in (({"topology": "group", "server": "mariadb-10.11"}, "--topology group needs MySQL"),
+                       ({"topology": "chain", "multi_primary": True}, "--multi-primary is for --topology group only"),
+                       ({"topology": "group", "server": SERVER, "nodes": 2}, "--nodes 2: a group has 3 to 9 nodes")):
+        with pytest.raises(ConfigError) as err:
+            Cluster.up(home=home, **args)
+        assert says in str(err.value.render()), err.value.render()
         assert not home.exists()
-    r = run_cli("up", "--topology", "group", "--server", "mariadb-10.11", home=home)
-    assert f"servers here that have it: {SERVER}" in r.stderr or "servers here that have it" in r.stderr
+    r = run_cli("up", "--topology", "group", "--server", "mariadb-10.11", home=home)  # the CLI: 2 lines, exit 2
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"(servers here that have it: {SERVER})" in r.stderr and "--topology galera" in r.stderr
+    assert not home.exists()
 
 
 def _passed(report) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..core.errors import ConfigError, NotSupported, ReplabTimeout, SqlError
+from ..core.errors import ConfigError, NotSupported, ReplabTimeout, ReplicationError, SqlError
 from ..core.state import free_ports
 from ..engines.base import RUNNING
 from ..servers import catalogue, db
@@ -179,8 +179,8 @@ def start_group(cluster: ClusterCore, node: NodeInfo, bootstrap: bool) -> None:
                 cur.execute("SET GLOBAL group_replication_bootstrap_group = ON")
             cur.execute("START GROUP_REPLICATION")
         except pymysql.MySQLError as exc:
-            raise SqlError(f"{node.name}: START GROUP_REPLICATION failed: {exc.args[-1]}", node=node.name,
-                           hint=f"see {node.errlog}", log_tail=cluster.engine.log_tail(node)) from None
+            raise ReplicationError(f"{node.name}: START GROUP_REPLICATION failed: {exc.args[-1]}", node=node.name,
+                                   hint=f"see {node.errlog}", log_tail=cluster.engine.log_tail(node)) from None
         finally:
             if bootstrap:
                 with contextlib.suppress(pymysql.MySQLError):
@@ -197,8 +197,8 @@ def wait_online(cluster: ClusterCore, names: list[str], timeout: float) -> None:
             last[name] = state
             if state == ERROR:
                 node = cluster.node(name)
-                raise SqlError(f"{name}: its group member state is ERROR", node=name, hint=f"see {node.errlog}",
-                               log_tail=cluster.engine.log_tail(node))
+                raise ReplicationError(f"{name}: its group member state is ERROR", node=name,
+                                       hint=f"see {node.errlog}", log_tail=cluster.engine.log_tail(node))
         return True if all(last.get(n) == ONLINE for n in names) else None
 
     wait_for(f"{', '.join(names)}: group member ONLINE", check, timeout, interval=0.05,
@@ -238,10 +238,17 @@ class MemberView:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def majority(self, size: int) -> bool:
-        """Whether this member is ONLINE in a view where a majority of ``size`` members is ONLINE."""
-        online = sum(1 for s, _r in (self.members or {}).values() if s == ONLINE)
-        return self.state == ONLINE and online * 2 > size
+    def majority(self, size: int | None = None) -> bool:
+        """Whether this member is ONLINE in a view where a majority of the view's members (those it lists,
+        UNREACHABLE ones included: the group's own quorum rule) is ONLINE. ``size`` is unused (kept for
+        callers that pass the cluster's size): a view forced smaller (group_replication_force_members) or
+        shrunk by expels has its own majority."""
+        members = self.members or {}
+        online = sum(1 for s, _r in members.values() if s == ONLINE)
+        return self.state == ONLINE and online * 2 > len(members)
+
+    def unreachable(self) -> list[str]:
+        return [m for m, (s, _r) in (self.members or {}).items() if s == UNREACHABLE]
 
 
 def read_member(cluster: ClusterCore, node: NodeInfo, timeout: float = 2.0) -> MemberView | None:
@@ -317,6 +324,17 @@ def quorum(cluster: ClusterCore, views: dict[str, MemberView | None] | None = No
     online_alone = [v.name for v in views.values() if v is not None and v.state == ONLINE and not v.majority(size)]
     return {"size": size, "has_quorum": bool(with_majority), "majority_members": with_majority,
             "blocked_members": online_alone}
+
+
+def force_members(cluster: ClusterCore, name: str) -> str:
+    """Force the group's membership to ``name`` alone (``group_replication_force_members`` = its local
+    address, then unset as the manual says): an operator's way out of a lost quorum. The risk is the
+    operator's: see ``verify/group_diagnose.py``."""
+    node = cluster.node(name)
+    with cluster.connect(name, read_timeout=60) as conn, conn.cursor() as cur:
+        cur.execute("SET GLOBAL group_replication_force_members = %s", (local_address(node),))
+        cur.execute("SET GLOBAL group_replication_force_members = ''")
+    return f"{name}: membership forced to {local_address(node)} alone (group_replication_force_members)"
 
 
 # --- the primary, as the group says -----------------------------------------------------------------------

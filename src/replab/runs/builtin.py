@@ -12,6 +12,7 @@ from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
 from . import app_scenarios
+from .group_scenarios import GROUP_SCENARIOS
 from .link_steps import (
     commits_over_distance,
     expect_link_view,
@@ -59,7 +60,6 @@ from .scenarios import (
     wait_caught_up,
     wait_lag_below,
 )
-from .group_scenarios import GROUP_SCENARIOS
 from .shape_scenarios import SHAPE_SCENARIOS
 
 M, S1, S2 = "mysql-m", "mysql-s1", "mysql-s2"
