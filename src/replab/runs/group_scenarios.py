@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pymysql
+
 from ..cluster import group
 from ..faults import nemesis
 from ..workload import counter
@@ -24,9 +26,11 @@ from .scenarios import (
     Step,
     act,
     check,
+    diagnose,
     expect,
     expect_consistent,
     expect_metric_below,
+    fault,
     heal,
     hold,
     start_feed,
@@ -192,4 +196,94 @@ def group_multi_primary_conflict() -> Scenario:
     )
 
 
-GROUP_SCENARIOS = [group_primary_kill(), group_multi_primary_conflict()]
+def _probe_write(label: str, node: str, timeout: float = 4.0) -> Step:
+    """One INSERT on ``node`` with a ``timeout`` s read timeout: acknowledged, failed, or no answer."""
+    def fn(ctx: Context) -> str:
+        cluster = ctx.cluster
+        t0 = time.monotonic()
+        try:
+            with cluster.connect(node, database=cluster.database, timeout=2, read_timeout=timeout) as conn, \
+                    conn.cursor() as cur:
+                cur.execute("CREATE TABLE IF NOT EXISTS quorum_probe (id INT PRIMARY KEY, label VARCHAR(32))")
+                cur.execute("INSERT INTO quorum_probe VALUES (%s, %s)", (len(ctx.facts) + 1, label))
+            outcome = "acknowledged"
+        except pymysql.MySQLError as exc:
+            code = exc.args[0] if exc.args else None
+            outcome = "no answer" if code in (2013, 2006) else f"failed ({code})"
+        ctx.facts[label] = {"node": node, "outcome": outcome, "seconds": round(time.monotonic() - t0, 2)}
+        return f"a write on {node}: {outcome} after {ctx.facts[label]['seconds']}s"
+    return act(f"write on {node} ({label})", fn)
+
+
+def _acked_during(label: str) -> Step:
+    """How many writes the feed had acknowledged when ``label`` was taken (``facts[label]``)."""
+    def fn(ctx: Context) -> str:
+        ctx.facts[label] = _acked(ctx)
+        return f"{ctx.facts[label]} writes acknowledged so far"
+    return act(f"acknowledged at {label}", fn)
+
+
+def _force(node: str) -> Step:
+    def fn(ctx: Context) -> str:
+        t0 = time.monotonic()
+        sentence = group.force_members(ctx.cluster, node)
+        ctx.metrics["force_s"] = round(time.monotonic() - t0, 3)
+        return sentence
+    return Step(f"force the membership to {node}", fn, "heal", node)
+
+
+def _outcome(label: str, wanted: str, what: str) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        f = ctx.facts.get(label) or {}
+        return str(f.get("outcome", "")).startswith(wanted), [f"{f.get('node')}: {f.get('outcome')} after "
+                                                              f"{f.get('seconds')}s"]
+    return expect(f"write-{label}", what, fn)
+
+
+def _feed_stalled() -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        a, b, c = (ctx.facts.get(k) for k in ("acked-lost", "acked-blocked", "acked-forced"))
+        ok = isinstance(a, int) and isinstance(b, int) and isinstance(c, int) and a == b and c > b
+        return ok, [f"acknowledged: {a} when the quorum was lost, {b} a while later, {c} after forcing"]
+    return expect("writes-stop-then-resume", "no write is acknowledged without quorum; forcing restores writes", fn)
+
+
+def _diagnosed(node: str, *words: str) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        lines = ctx.diagnoses.get(node, [])
+        return any(all(w in line for w in words) for line in lines), lines[:6] or ["not diagnosed"]
+    return expect(f"diagnosis-{node}", f"diagnose {node} says: {' ... '.join(words)}", fn)
+
+
+def group_quorum_loss() -> Scenario:
+    return Scenario(
+        "group-quorum-loss",
+        f"Group Replication, single-primary, under writes: two of the three members ({S1}, {S2}) are lost "
+        "(SIGKILL: the member network that cuts them off instead is not in this build yet). The primary cannot "
+        "reach a majority: no write is acknowledged anywhere, a write there never returns; diagnose says the "
+        "quorum is lost and how to force the membership (group_replication_force_members) and what it risks. "
+        f"Forcing it to {M} alone restores writes; {S1} and {S2} started again rejoin; nothing acknowledged "
+        "is lost.",
+        phases=[
+            Phase("load", [start_feed(rate=RATE), hold(0.2)], f"writes on the primary {M}"),
+            Phase("quorum-lost", [fault("kill", S1), fault("kill", S2), act("wait", lambda ctx: time.sleep(8.0)),
+                                  _acked_during("acked-lost"), _probe_write("blocked", M), hold(0.2),
+                                  _acked_during("acked-blocked"), diagnose(M)],
+                  f"{S1} and {S2} gone: {M} alone in a view of three"),
+            Phase("forced", [_force(M), act("wait", lambda ctx: time.sleep(2.0)), _probe_write("forced", M),
+                             hold(0.2), _acked_during("acked-forced"), stop_feed()],
+                  f"the operator forces the membership to {M}"),
+            Phase("back", [heal("start", S1), heal("start", S2), check("final", wait=60)],
+                  f"{S1} and {S2} started again: they rejoin {M}'s group"),
+        ],
+        expectations=[
+            _outcome("blocked", "no answer", f"a write on {M} without quorum is never acknowledged"),
+            _feed_stalled(), _diagnosed(M, "quorum lost"), _diagnosed(M, "group_replication_force_members"),
+            _diagnosed(M, "split brain"), _outcome("forced", "acknowledged", f"after forcing, {M} takes writes"),
+            expect_consistent("final"),
+        ],
+        server=SERVER, options={"topology": "group"},
+    )
+
+
+GROUP_SCENARIOS = [group_primary_kill(), group_multi_primary_conflict(), group_quorum_loss()]
