@@ -84,6 +84,16 @@ def test_group_multi_primary_conflict(tmp_path):
             Cluster.open(home).down()
 
 
+@pytest.mark.slow
+def test_group_quorum_loss(tmp_path):
+    require(SERVER)
+    report = run(builtin.get("group-quorum-loss"), home=tmp_path / "home", duration=4)
+    _passed(report)
+    names = {e.name for e in report.expectations}
+    assert {"write-blocked", "writes-stop-then-resume", "write-forced", "consistent-final"} <= names
+    assert len([n for n in names if n.startswith("diagnosis-mysql-m")]) == 3
+
+
 @pytest.mark.parametrize("shape", ["group", "group-multi-primary"])
 def test_group_topology_rules(shape):
     from replab.topologies import get_topology

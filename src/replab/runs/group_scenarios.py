@@ -252,7 +252,8 @@ def _diagnosed(node: str, *words: str) -> Expectation:
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         lines = ctx.diagnoses.get(node, [])
         return any(all(w in line for w in words) for line in lines), lines[:6] or ["not diagnosed"]
-    return expect(f"diagnosis-{node}", f"diagnose {node} says: {' ... '.join(words)}", fn)
+    key = "-".join(w.split()[0].strip("_").replace("_", "-") for w in words)
+    return expect(f"diagnosis-{node}-{key}", f"diagnose {node} says: {' ... '.join(words)}", fn)
 
 
 def group_quorum_loss() -> Scenario:
