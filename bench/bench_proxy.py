@@ -93,9 +93,7 @@ def run(quick: bool = False) -> list[dict]:
                           "the proxy costs under 20% (2 cores: it competes with the servers)"))
         for delay in (0, 1):
             if delay:
-                f = cluster.flavor
-                for s in (f.stop_replica(), f.replica_delay(delay), f.start_replica()):
-                    cluster.sql("mysql-s1", s)
+                cluster.set_replica_delay("mysql-s1", delay)
             lat = {}
             for causal in (False, True):
                 r = Reads(cluster, ReadOptions(rate=40, read_from="mysql-s1", causal=causal, sessions=2)).start()

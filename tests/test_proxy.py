@@ -113,18 +113,12 @@ def test_feed_via_proxy_without_a_proxy_is_refused(replab_cluster, cli):
     assert [e["name"] for e in json.loads(r.stdout)["endpoints"]] == [M, S1, S2]
 
 
-def _delay(cluster, node: str, seconds: int) -> None:
-    for statement in (cluster.flavor.stop_replica(), cluster.flavor.replica_delay(seconds),
-                      cluster.flavor.start_replica()):
-        cluster.sql(node, statement)
-
-
 def test_read_anomalies_are_counted_exactly_and_causal_reads_remove_them(replab_cluster_factory, server):
     """mysql-s2 applies everything 1 s late (SOURCE_DELAY): every read of a session's own row there misses
     it, staleness about 1 s; the primary never misses; reads that alternate s1 (current) and s2 (1 s
     behind) go back in time on s2 only; causal reads show none, at the cost of the wait."""
     cluster = replab_cluster_factory(server=server, proxy="haproxy")
-    _delay(cluster, S2, 1)
+    cluster.set_replica_delay(S2, 1)
     feeder = Feeder(cluster, rate=100, threads=1).start()
 
     def run(read_from: str, causal: bool = False, seconds: float = 2.5) -> Any:

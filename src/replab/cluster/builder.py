@@ -121,10 +121,22 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
                 if cluster.engine.owns_servers:  # a server or relay started as the interrupt came, before
                     strays.stop(strays.find(home), timeout=10)  # its pid was recorded: found by home path
             finally:
-                remove_state(home)
-                if created_home:
-                    remove_empty_home(home)
+                _remove_settled(home, created_home)
         raise
+
+
+def _remove_settled(home: Path, created_home: bool, settle: float = 3.0) -> None:
+    """Remove replab's state (and the home, if up made it) after an interrupted or failed build. A server
+    killed a moment ago may still be exiting and remove its own pid or socket file meanwhile, so one pass
+    can find a directory not yet empty, which is then left empty: pass again until the home is gone."""
+    deadline = time.monotonic() + settle
+    while True:
+        remove_state(home)
+        if created_home:
+            remove_empty_home(home)
+        if not home.exists() or not created_home or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
 
 
 KEPT_FAILURES = 10  # failed ups whose logs are kept in the cache (the oldest go)

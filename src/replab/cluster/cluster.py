@@ -85,8 +85,8 @@ class Cluster(ClusterCore):
         # what it had just called running). A home a failed build removed while we waited: lock it again.
         for _ in range(5):
             created = not path.exists()
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
             try:
+                path.mkdir(parents=True, exist_ok=True, mode=0o700)
                 with home_lock(path, say):
                     if (path / ".lock").exists():
                         return cls._up_locked(spec, path, say, created)

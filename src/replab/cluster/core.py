@@ -221,6 +221,13 @@ class ClusterCore:
                           read_timeout=read_timeout, node=name, dict_rows=dict_rows,
                           multi_statements=multi_statements)
 
+    def set_replica_delay(self, name: str, seconds: int) -> None:
+        """Make replica ``name`` apply every transaction ``seconds`` after its commit on the source (0: at
+        once again): SOURCE_DELAY / MASTER_DELAY, set with the replica's threads stopped."""
+        for statement in (self.flavor.stop_replica(), self.flavor.replica_delay(seconds),
+                          self.flavor.start_replica()):
+            self.sql(name, statement)
+
     def sql(self, name: str, statement: str, database: str | None = None, timeout: float = 60.0) -> SqlResult:
         """Run one statement on a node as admin; raise SqlError (with the server's message) on failure, or
         when no answer comes within ``timeout`` seconds (a frozen server never hangs the caller)."""

@@ -18,6 +18,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import socket
 import sys
 import time
@@ -101,7 +102,10 @@ def start(home: Path, nodes: list[NodeInfo], ports: tuple[int, int, int], creden
     write_port, read_port, agent_port = ports
     d = proxy_dir(home)
     d.mkdir(mode=0o700, exist_ok=True)
-    conf = {"port": agent_port, "credentials": str(credentials), "group": "client",
+    primary = next((n.name for n in nodes if n.role == "primary"), None)
+    if primary:
+        designate(home, primary)
+    conf = {"port": agent_port, "credentials": str(credentials), "group": "client", "dir": str(d),
             "replica_status_sql": replica_status_sql,
             "nodes": {n.name: {"host": n.host, "port": n.port, "socket": n.socket} for n in nodes}}
     (d / "agent.json").write_text(json.dumps(conf, indent=1) + "\n")
@@ -244,9 +248,18 @@ def serving(home: Path) -> dict[str, list[str]]:
     return out
 
 
+def designate(home: Path, primary: str) -> None:
+    """Name the writer for the health agent (it answers ``up`` for ``write NODE`` only for this node)."""
+    d = proxy_dir(home)
+    tmp = d / "writer.tmp"
+    tmp.write_text(primary + "\n")
+    os.replace(tmp, d / "writer")
+
+
 def move(home: Path, primary: str, nodes: list[str]) -> None:
     """A role change: ``primary`` serves writes from now, the others do not (the agent's next checks
     confirm this, and bring the healthy replicas into the read pool)."""
+    designate(home, primary)
     for name in nodes:
         command(home, f"set server {WRITE}/{name} agent {'up' if name == primary else 'down'}")
     command(home, f"set server {READ}/{primary} agent down")

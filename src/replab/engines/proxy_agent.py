@@ -12,8 +12,11 @@ One thread per node keeps a connection to its server and reads, every ``interval
 come from those readings, never from a query made while HAProxy waits, so a frozen server cannot stall a
 check: a reading older than ``stale`` seconds counts as "not answering".
 
-- ``write NODE`` is up when NODE answers, is writable (``read_only=0``) and replicates from nobody
-  whose changes it applies as a replica (no running SQL thread);
+- ``write NODE`` is up when NODE is the writer replab designates (``DIR/writer``, rewritten by every role
+  change before the proxy is told), answers, is writable (``read_only=0``) and replicates from nobody
+  whose changes it applies as a replica (no running SQL thread). The designation matters right after a
+  failover: the dead old primary's last reading (up to ``interval`` old) still says "writable", and
+  without it the agent would answer ``up`` for it once more;
 - ``read NODE`` is up when NODE answers, is read-only, and both replication threads run.
 
 Run as ``python .../proxy_agent.py DIR`` (standard library and PyMySQL only; it imports nothing of replab,
@@ -62,6 +65,8 @@ class Agent:
         self.stale = float(conf.get("stale", 1.5))
         self.readings = {name: Reading() for name in conf["nodes"]}
         self.stop = threading.Event()
+        self.writer_file = Path(conf["dir"]) / "writer" if conf.get("dir") else None
+        self._writer: tuple[float, str | None] = (-1.0, None)
 
     # --- readings --------------------------------------------------------------------------------
     def _connect(self, node: dict[str, Any]) -> Any:
@@ -102,6 +107,19 @@ class Agent:
                 conn = None
             self.stop.wait(self.interval)
 
+    def designated_writer(self) -> str | None:
+        """The node replab's last role change named the writer (None: no designation, any may be)."""
+        if self.writer_file is None:
+            return None
+        try:
+            mtime = self.writer_file.stat().st_mtime_ns
+        except OSError:
+            return None
+        if mtime != self._writer[0]:
+            with contextlib.suppress(OSError):
+                self._writer = (mtime, self.writer_file.read_text().strip() or None)
+        return self._writer[1]
+
     # --- answers ---------------------------------------------------------------------------------
     def answer(self, request: str) -> str:
         """``up`` or ``down#why`` for a request ``write NODE`` or ``read NODE``."""
@@ -113,6 +131,9 @@ class Agent:
         if r.error or time.monotonic() - r.at > self.stale:
             return f"down #{r.error or 'not answering'}\n"
         if pool == "write":
+            writer = self.designated_writer()
+            if writer is not None and writer != name:
+                return f"down #not the primary ({writer} is)\n"
             if r.read_only:
                 return "down #read_only=1\n"
             if r.sql:

@@ -38,9 +38,7 @@ DELAY_S = 1  # the lagging replica's SOURCE_DELAY
 
 def _delay(node: str, seconds: int) -> Step:
     def fn(ctx: Context) -> str:
-        flavor = ctx.cluster.flavor
-        for statement in (flavor.stop_replica(), flavor.replica_delay(seconds), flavor.start_replica()):
-            ctx.cluster.sql(node, statement)
+        ctx.cluster.set_replica_delay(node, seconds)
         return (f"{node}: applies every transaction {seconds} s after its commit on the source" if seconds else
                 f"{node}: applies at once again")
     return Step(f"delay {node} {seconds}s", fn, "fault" if seconds else "heal", node)

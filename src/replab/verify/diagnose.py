@@ -320,6 +320,9 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
     d = Diagnosis(name, "ok", "replicating; schema and GTID history match the primary")
     flavor = cluster.flavor
     rstate = str(db.scalar(rconn, flavor.binlog_gtid_state()) or "")
+    # the replica's position before the primary's state: under writes the primary only moves ahead meanwhile,
+    # so a replica "ahead" of the primary is a real reset, never the order of two reads
+    rexec = replication.executed_gtid(rconn, flavor)
     rschema = _schema(rconn)
     pschema = _schema(pconn) if pconn is not None else {}
     gap = None
@@ -329,7 +332,7 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
         # what the primary wrote or applied: its binary log state plus its executed position (a promoted
         # replica without log_slave_updates has applied the old primary's GTIDs without logging them)
         d.errant_gtids = errant_gtids(rstate, f"{pstate},{replication.executed_gtid(pconn, flavor)}", pid)
-        gap = _binlog_gap(cluster, name, st, rconn, pconn, pstate, pid, stamps)
+        gap = _binlog_gap(cluster, name, st, rexec, pconn, pstate, pid, stamps)
     ddl = None
     if st.last_sql_errno:  # a failing DDL: compare with the primary's table as it was before the statement
         ddl = ddl_change(_query_of(st.last_sql_error), _default_db(st.last_sql_error))
@@ -433,13 +436,12 @@ def _out_of_replication(cluster: Cluster, name: str, rconn: Any, pconn: Any) -> 
     return d
 
 
-def _binlog_gap(cluster: Cluster, name: str, st: ReplicaStatus, rconn: Any, pconn: Any, pstate: str, pid: str,
+def _binlog_gap(cluster: Cluster, name: str, st: ReplicaStatus, rexec: str, pconn: Any, pstate: str, pid: str,
                 stamps: dict[tuple[str, int], tuple[Stamps, bool] | None]) -> BinlogGap | None:
     """The primary's binary log reset or purged under this replica, from its GTID states, its read position
     against the primary's binary logs, MySQL's gtid_purged and, when those agree, the commit stamps."""
     flavor = cluster.flavor
     purged_sql = flavor.purged_gtid()
-    rexec = replication.executed_gtid(rconn, flavor)
     read_at = f"{st.source_log_file} at {st.read_source_log_pos}" if st.source_log_file and st.read_source_log_pos \
         else ""
     try:  # read after the replica's status: a log only grows, so a position past its end is a reset
