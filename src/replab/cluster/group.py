@@ -134,37 +134,57 @@ def build(cluster: ClusterCore, settings: dict[str, Any], spec: ClusterSpec, rea
     engine.create(nodes, settings)
     cluster.save()  # from here on, `replab down` can clean up even if this process dies
     engine.start_all(nodes)
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        list(pool.map(ready_and_secure, nodes))
-    cluster.say(f"{len(nodes)} servers answering ({flavor.name} {'.'.join(map(str, flavor.version))}) "
-                f"after {time.monotonic() - t0:.2f}s")
     first, rest = nodes[0], nodes[1:]
-    with cluster.connect(first.name) as conn:  # the recovery account, binlogged: the joiners get it
-        replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
-                                      client_host=engine.client_host)
-        with conn.cursor() as cur:
-            cur.execute("GRANT BACKUP_ADMIN ON *.* TO %s@%s", (repl[0], engine.client_host))  # clone donor
-        for writer in cluster.topology.writers(cluster.names):
-            replication.ensure_table(conn, spec.database, cluster.writer_table(writer))
-    cluster.state["source_ssl"] = True
 
     def recovery_channel(node: NodeInfo) -> None:
         with cluster.connect(node.name) as conn, conn.cursor() as cur:
             cur.execute("CHANGE REPLICATION SOURCE TO SOURCE_USER=%(user)s, SOURCE_PASSWORD=%(password)s "
                         f"FOR CHANNEL '{RECOVERY_CHANNEL}'", {"user": repl[0], "password": repl[1]})
 
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        list(pool.map(recovery_channel, nodes))
-    t1 = time.monotonic()
-    start_group(cluster, first, bootstrap=True)
-    wait_online(cluster, [first.name], timeout=60)
-    cluster.say(f"{first.name}: bootstrapped the group {group_name} in {time.monotonic() - t1:.2f}s")
-    t2 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=len(rest) or 1) as pool:
-        list(pool.map(lambda n: start_group(cluster, n, bootstrap=False), rest))
+    def join(node: NodeInfo) -> None:  # once the group exists: waits for its own server, then joins
+        ready[node.name].result()
+        recovery_channel(node)
+        bootstrapped.wait()
+        if failed:
+            return
+        start_group(cluster, node, bootstrap=False)
+
+    # pipelined: the first member bootstraps as soon as it answers, while the others are still starting;
+    # each joiner joins as soon as both it and the group are ready
+    failed: list[BaseException] = []
+    bootstrapped = threading.Event()
+    with ThreadPoolExecutor(max_workers=2 * len(nodes)) as pool:
+        ready = {n.name: pool.submit(ready_and_secure, n) for n in nodes}
+        joins = [pool.submit(join, n) for n in rest]
+        try:
+            ready[first.name].result()
+            cluster.say(f"{first.name}: answering ({flavor.name} {'.'.join(map(str, flavor.version))}) after "
+                        f"{time.monotonic() - t0:.2f}s")
+            with cluster.connect(first.name) as conn:  # the recovery account, binlogged: the joiners get it
+                replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
+                                              client_host=engine.client_host)
+                with conn.cursor() as cur:
+                    cur.execute("GRANT BACKUP_ADMIN ON *.* TO %s@%s", (repl[0], engine.client_host))  # clone donor
+                for writer in cluster.topology.writers(cluster.names):
+                    replication.ensure_table(conn, spec.database, cluster.writer_table(writer))
+            cluster.state["source_ssl"] = True
+            recovery_channel(first)
+            t1 = time.monotonic()
+            start_group(cluster, first, bootstrap=True)
+            wait_online(cluster, [first.name], timeout=60)
+            cluster.say(f"{first.name}: bootstrapped the group {group_name} in {time.monotonic() - t1:.2f}s")
+        except BaseException as exc:
+            failed.append(exc)
+            raise
+        finally:
+            bootstrapped.set()
+        t2 = time.monotonic()
+        for fut in joins:
+            fut.result()
     wait_online(cluster, [n.name for n in nodes], timeout=120)
-    cluster.say(f"{', '.join(n.name for n in rest)}: joined in {time.monotonic() - t2:.2f}s "
-                f"({'multi' if cluster.topology.multi_primary else 'single'}-primary)")
+    cluster.say(f"{', '.join(n.name for n in rest)}: joined {time.monotonic() - t2:.2f}s after the bootstrap "
+                f"({'multi' if cluster.topology.multi_primary else 'single'}-primary), "
+                f"{time.monotonic() - t0:.2f}s after the servers started")
     lagging = [n for n, ok in cluster.wait_holders(timeout=30).items() if not ok]
     if lagging:
         raise ReplabTimeout(f"{', '.join(lagging)} did not apply the group's transactions within 30s",
