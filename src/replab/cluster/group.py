@@ -128,6 +128,11 @@ def build(cluster: ClusterCore, settings: dict[str, Any], spec: ClusterSpec, rea
     group_name = str(uuid.uuid4())
     cluster.state["group"] = {"name": group_name, "multi_primary": bool(cluster.topology.multi_primary)}
     assign_ports(cluster)
+    # the member network (engines/membernet.py), where the engine has one: each member its own address, on
+    # which partitions between members can be cut; without it every member stays on 127.0.0.1
+    member_network = getattr(engine, "member_network", None)
+    if callable(member_network):
+        member_network(nodes)
     options = member_options(cluster, group_name)
     settings["node_options"] = {n.name: {**cluster.topology.server_options(n.name, cluster.names, flavor.name),
                                          **options[n.name]} for n in nodes}
