@@ -4,6 +4,8 @@ on the cluster each scenario kept; and the bad input refused before anything is 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 
 import pytest
@@ -92,6 +94,26 @@ def test_group_quorum_loss(tmp_path):
     names = {e.name for e in report.expectations}
     assert {"write-blocked", "writes-stop-then-resume", "write-forced", "consistent-final"} <= names
     assert len([n for n in names if n.startswith("diagnosis-mysql-m")]) == 3
+
+
+def _member_network() -> str | None:
+    """Why partitions between members cannot run here (None: they can)."""
+    if importlib.util.find_spec("replab.engines.membernet") is None:
+        return "the member network (engines/membernet.py) is not in this build"
+    membernet = importlib.import_module("replab.engines.membernet")
+    return membernet.unusable()
+
+
+@pytest.mark.slow
+def test_group_minority_partition(tmp_path):
+    require(SERVER)
+    why = _member_network()
+    if why:
+        pytest.skip(why)
+    report = run(builtin.get("group-minority-partition"), home=tmp_path / "home", duration=4)
+    _passed(report)
+    metrics = report.to_dict()["metrics"]
+    assert metrics["rejoin_s"] > 0 and metrics["noticed_s"] > 0
 
 
 @pytest.mark.parametrize("shape", ["group", "group-multi-primary"])

@@ -351,15 +351,21 @@ def quorum(cluster: ClusterCore, views: dict[str, MemberView | None] | None = No
             "blocked_members": online_alone}
 
 
-def force_members(cluster: ClusterCore, name: str) -> str:
+def force_members(cluster: ClusterCore, name: str, timeout: float = 240.0) -> str:
     """Force the group's membership to ``name`` alone (``group_replication_force_members`` = its local
     address, then unset as the manual says): an operator's way out of a lost quorum. The risk is the
     operator's: see ``verify/group_diagnose.py``."""
     node = cluster.node(name)
-    with cluster.connect(name, read_timeout=60) as conn, conn.cursor() as cur:
-        cur.execute("SET GLOBAL group_replication_force_members = %s", (local_address(node),))
-        cur.execute("SET GLOBAL group_replication_force_members = ''")
-    return f"{name}: membership forced to {local_address(node)} alone (group_replication_force_members)"
+    t0 = time.monotonic()
+    try:
+        with cluster.connect(name, read_timeout=timeout) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL group_replication_force_members = %s", (local_address(node),))
+            cur.execute("SET GLOBAL group_replication_force_members = ''")
+    except pymysql.MySQLError as exc:
+        raise SqlError(f"{name}: forcing the membership failed after {time.monotonic() - t0:.0f}s: {exc.args[-1]}",
+                       node=name, hint=f"see {node.errlog}") from None
+    return (f"{name}: membership forced to {local_address(node)} alone (group_replication_force_members, "
+            f"{time.monotonic() - t0:.1f}s)")
 
 
 # --- the primary, as the group says -----------------------------------------------------------------------

@@ -287,4 +287,50 @@ def group_quorum_loss() -> Scenario:
     )
 
 
-GROUP_SCENARIOS = [group_primary_kill(), group_multi_primary_conflict(), group_quorum_loss()]
+def _wait_majority(node: str, inside: bool, metric: str, timeout: float = 120.0) -> Step:
+    """Wait until ``node`` is (``inside``) or is no longer (not ``inside``) in the majority's view as ONLINE;
+    ``metric``: how long it took."""
+    def fn(ctx: Context) -> str:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if (node in group.quorum(ctx.cluster)["majority_members"]) == inside:
+                ctx.metrics[metric] = round(time.monotonic() - t0, 3)
+                return f"{node} {'back in' if inside else 'out of'} the majority after {ctx.metrics[metric]}s"
+            time.sleep(0.1)
+        return f"{node} still {'out of' if inside else 'in'} the majority after {timeout:.0f}s"
+    return act(f"wait until {node} is {'in' if inside else 'out of'} the majority", fn)
+
+
+def _majority_goes_on() -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        a, b = ctx.facts.get("acked-cut"), ctx.facts.get("acked-cut-later")
+        return isinstance(a, int) and isinstance(b, int) and b > a, \
+            [f"acknowledged: {a} once {S2} was out, {b} a while later"]
+    return expect("majority-goes-on", f"{M} and {S1} keep a majority and go on taking writes", fn)
+
+
+def group_minority_partition() -> Scenario:
+    return Scenario(
+        "group-minority-partition",
+        f"Group Replication, single-primary, under writes: {S2} is cut off from the other members (the member "
+        f"network: its own address, silent drops). {M} and {S1} keep a majority and go on; a write on {S2} is "
+        f"never acknowledged; after heal {S2} rejoins by itself (auto-rejoin, distributed recovery) and every "
+        "member holds every acknowledged write.",
+        phases=[
+            Phase("load", [start_feed(rate=RATE), hold(0.2)], f"writes on the primary {M}"),
+            Phase("cut", [fault("partition", S2), _wait_majority(S2, False, "noticed_s"), _acked_during("acked-cut"),
+                          _probe_write("minority", S2), hold(0.3), _acked_during("acked-cut-later"), diagnose(S2)],
+                  f"{S2} cut off from {M} and {S1}"),
+            Phase("heal", [heal("heal", S2), _wait_majority(S2, True, "rejoin_s"), stop_feed(),
+                           check("final", wait=60)], f"{S2} back on the network"),
+        ],
+        expectations=[
+            _outcome("minority", "failed", f"a write on the minority member {S2} is refused, never acknowledged"),
+            _majority_goes_on(), expect_metric_below("rejoin_s", 120), expect_consistent("final"),
+        ],
+        server=SERVER, options={"topology": "group"},
+    )
+
+
+GROUP_SCENARIOS = [group_primary_kill(), group_multi_primary_conflict(), group_quorum_loss(),
+                   group_minority_partition()]

@@ -51,6 +51,9 @@ def _one(cluster: Cluster, name: str, views: dict[str, group.MemberView | None])
                          f"({sum(1 for s, _r in (view.members or {}).values() if s == group.ONLINE)} of "
                          f"{len(view.members or {})} members ONLINE, view {view.view_id}){queue}")
     if view.state == group.ONLINE:
+        majority = next((v for v in views.values() if v is not None and v.name != name and v.majority()), None)
+        if majority is not None:
+            return _minority(name, view, majority)
         return _no_quorum(cluster, name, view)
     if view.state == group.RECOVERING:
         return Diagnosis(name, "drift", "is RECOVERING: it applies what it missed from a donor (distributed "
@@ -62,6 +65,19 @@ def _one(cluster: Cluster, name: str, views: dict[str, group.MemberView | None])
     return Diagnosis(name, "broken", "is OFFLINE: its server runs but it is in no group",
                      next_writes=[f"replab stop {name} && replab start {name} joins it (or bootstraps a group when "
                                   "no other member is ONLINE)"])
+
+
+def _minority(name: str, view: group.MemberView, majority: group.MemberView) -> Diagnosis:
+    online = [m for m, (s, _r) in (majority.members or {}).items() if s == group.ONLINE]
+    return Diagnosis(
+        name, "broken",
+        f"in a minority: ONLINE in its own view, but cut off from {', '.join(view.unreachable())}; the majority "
+        f"({', '.join(online)}) goes on without it. Nothing commits here: a write on it is refused "
+        "(super_read_only) or blocks, never acknowledged",
+        causes=[f"{name} cannot reach {', '.join(view.unreachable())} (a partition: replab status shows the cut)"],
+        next_writes=[f"heal the network and {name} rejoins by itself (auto-rejoin, then distributed recovery); do "
+                     "NOT force its membership: the majority is alive, forcing would make a second group "
+                     "(split brain)"])
 
 
 def _no_quorum(cluster: Cluster, name: str, view: group.MemberView) -> Diagnosis:
