@@ -359,8 +359,8 @@ def force_members(cluster: ClusterCore, name: str, timeout: float = 240.0) -> st
     t0 = time.monotonic()
     try:
         with cluster.connect(name, read_timeout=timeout) as conn, conn.cursor() as cur:
-            cur.execute("SET GLOBAL group_replication_force_members = %s", (local_address(node),))
-            cur.execute("SET GLOBAL group_replication_force_members = ''")
+            for value in (local_address(node), ""):  # then unset: the manual's order
+                _set_retrying(cur, value, t0 + timeout)
     except pymysql.MySQLError as exc:
         raise SqlError(f"{name}: forcing the membership failed after {time.monotonic() - t0:.0f}s: {exc.args[-1]}",
                        node=name, hint=f"see {node.errlog}") from None
@@ -451,6 +451,20 @@ def recovery_method(node: NodeInfo, offset: int = 0) -> str:
     donor = re.findall(r"[Ee]stablishing (?:group )?recovery connection with (?:a possible )?donor\. "
                        r"Attempt \d+/\d+", text)
     return label + (f" ({len(donor)} donor attempt(s))" if donor else "")
+
+
+def _set_retrying(cur: Any, value: str, deadline: float) -> None:
+    """SET GLOBAL group_replication_force_members, again while the server says another Group Replication
+    option change (the previous forcing, still being applied) is under way."""
+    while True:
+        try:
+            cur.execute("SET GLOBAL group_replication_force_members = %s", (value,))
+            return
+        except pymysql.MySQLError as exc:
+            busy = "is ongoing or other Group Replication options are being set" in str(exc.args[-1])
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def preflight(engine: Any, flavor: Flavor) -> None:
