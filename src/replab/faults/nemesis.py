@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import proxy, replication, roles
+from ..cluster import group, proxy, replication, roles
 from ..core import links
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
@@ -110,6 +110,8 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
         return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0), None
     info = cluster.node(node)
+    if group.is_group(cluster):
+        return _start_member(cluster, node), None
     if cluster.topology.name != "star":
         return _start_shaped(cluster, node, catch_up), None
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
@@ -131,6 +133,16 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=held)
     return _done(cluster, f"{node}: started in {started:.1f}s; {phrase} ({cluster.primary.name}'s position "
                           "when it came back)"), c
+
+
+def _start_member(cluster: Cluster, node: str) -> str:
+    """Start a group member: it joins the group again (distributed recovery: incremental from a donor, or
+    clone) or, when no other member is ONLINE, bootstraps it; the sentence says which and how long."""
+    t0 = time.monotonic()
+    cluster.start_node(node)
+    rejoin = (cluster.state.get("rejoins") or [{}])[-1]
+    return _done(cluster, f"{node}: started and ONLINE in the group in {time.monotonic() - t0:.1f}s "
+                          f"(joining took {rejoin.get('seconds', 0):.2f}s: {rejoin.get('recovery', '?')})")
 
 
 def _start_shaped(cluster: Cluster, node: str, catch_up: float) -> str:

@@ -12,6 +12,7 @@ from ..faults import failover, nemesis
 from ..servers import db
 from ..verify import ledger
 from . import app_scenarios
+from .group_scenarios import GROUP_SCENARIOS
 from .link_steps import (
     commits_over_distance,
     expect_link_view,
@@ -454,7 +455,7 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
-           *app_scenarios.scenarios(), *SHAPE_SCENARIOS):
+           *app_scenarios.scenarios(), *SHAPE_SCENARIOS, *GROUP_SCENARIOS):
     BUILTIN[_s.name] = _s
 
 

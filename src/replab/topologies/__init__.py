@@ -12,10 +12,12 @@ from .active_active import ActiveActive
 from .base import PRIMARY, REPLICA, Edge, Topology, short
 from .chain import Chain
 from .fan_in import FanIn
+from .group import Group, GroupMultiPrimary
 from .ring import Ring
 from .star import Star
 
-TOPOLOGIES: dict[str, Topology] = {t.name: t for t in (Star(), Chain(), FanIn(), ActiveActive(), Ring())}
+TOPOLOGIES: dict[str, Topology] = {t.name: t for t in (Star(), Chain(), FanIn(), ActiveActive(), Ring(),
+                                                    Group(), GroupMultiPrimary())}
 DEFAULT = "star"
 
 

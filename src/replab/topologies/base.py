@@ -72,6 +72,15 @@ class Topology(ABC):
     link_faults: frozenset[str] = frozenset()
     #: loops (a node applying, through others, its own writes) are what the shape is made of
     allows_loops: bool = False
+    #: the members commit together (Galera, Group Replication): no asynchronous edges, every member holds
+    #: every write once it is acknowledged; status, waits and starts take the shape's own path
+    virtually_synchronous: bool = False
+    #: the server flavors that can run this shape (others are refused before anything is created)
+    flavors: tuple[str, ...] = ("mariadb", "mysql")
+    #: the primary is elected by the servers themselves and found from them (not cluster.json's roles)
+    dynamic_primary: bool = False
+    #: every member takes writes (group multi-primary)
+    multi_primary: bool = False
 
     # --- declared by each shape -------------------------------------------------------------------
     @abstractmethod
