@@ -4,8 +4,6 @@ on the cluster each scenario kept; and the bad input refused before anything is 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 
 import pytest
@@ -14,6 +12,7 @@ from conftest import run_cli
 
 from replab import Cluster
 from replab.core.errors import ConfigError
+from replab.engines import membernet
 from replab.runs import builtin
 from replab.runs.scenarios import run
 
@@ -96,18 +95,9 @@ def test_group_quorum_loss(tmp_path):
     assert len([n for n in names if n.startswith("diagnosis-mysql-m")]) == 3
 
 
-def _member_network() -> str | None:
-    """Why partitions between members cannot run here (None: they can)."""
-    if importlib.util.find_spec("replab.engines.membernet") is None:
-        return "the member network (engines/membernet.py) is not in this build"
-    membernet = importlib.import_module("replab.engines.membernet")
-    return membernet.unusable()
-
-
-@pytest.mark.slow
 def test_group_minority_partition(tmp_path):
     require(SERVER)
-    why = _member_network()
+    why = membernet.unusable()
     if why:
         pytest.skip(why)
     report = run(builtin.get("group-minority-partition"), home=tmp_path / "home", duration=4)
