@@ -33,6 +33,7 @@ from .scenarios import (
     fault,
     heal,
     hold,
+    lost_increments,
     start_feed,
     stop_feed,
 )
@@ -153,16 +154,6 @@ def _conflicting_increments(fraction: float, hot_rows: int = 3) -> Step:
     return act("increment the same hot rows on every member", fn)
 
 
-def _lost_increments(check_name: str) -> Step:
-    def fn(ctx: Context) -> str:
-        cv = getattr(ctx.checks.get(check_name), "counters", None)
-        if cv is None:
-            return "no counter verdict"
-        for node in cv.nodes:
-            ctx.metrics[f"lost_increments_{node}"] = cv.lost(node)[0]
-        return "; ".join(f"{n} lost {cv.lost(n)[0]} acknowledged increments" for n in cv.nodes)
-    return act("count lost increments", fn)
-
 
 def _refused() -> Expectation:
     def fn(ctx: Context) -> tuple[bool, list[str]]:
@@ -188,7 +179,7 @@ def group_multi_primary_conflict() -> Scenario:
         "transactions fail certification (error 3101: never acknowledged, counted as failed); the final "
         "counters equal the acknowledged increments exactly, on every member.",
         phases=[
-            Phase("conflict", [_conflicting_increments(0.6), check("final", wait=60), _lost_increments("final")],
+            Phase("conflict", [_conflicting_increments(0.6), check("final", wait=60), lost_increments("final")],
                   "the counter workload on every member"),
         ],
         expectations=[_refused(), _none_lost(), expect_consistent("final")],
@@ -260,7 +251,8 @@ def group_quorum_loss() -> Scenario:
     return Scenario(
         "group-quorum-loss",
         f"Group Replication, single-primary, under writes: two of the three members ({S1}, {S2}) are lost "
-        "(SIGKILL: the member network that cuts them off instead is not in this build yet). The primary cannot "
+        "(SIGKILL, not a partition: two members cut off together would still see each other, and healing them next "
+        "to a forced group of one would join two groups that each took writes). The primary cannot "
         "reach a majority: no write is acknowledged anywhere, a write there never returns; diagnose says the "
         "quorum is lost and how to force the membership (group_replication_force_members) and what it risks. "
         f"Forcing it to {M} alone restores writes; {S1} and {S2} started again rejoin; nothing acknowledged "
