@@ -33,7 +33,7 @@ servers: $(VENV)/.installed
 	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
 	@for s in $(GALERA_SERVERS); do $(PY) -m replab servers add-galera $$s || exit 1; done
 
-test: DEPS = core venv browser servers docker proxy galera
+test: DEPS = core venv browser servers docker proxy net galera
 test: install servers
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
@@ -47,7 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 
-bench: DEPS = core venv bench servers proxy galera
+bench: DEPS = core venv bench servers proxy net galera
 bench: install servers
 	$(PY) bench/run.py
 

@@ -41,6 +41,9 @@ def _no_servers_left(tmp_path_factory: pytest.TempPathFactory):
     yield
     left = servers_under(base)
     assert not left, f"server processes left running after the tests: {left}"
+    from replab.engines.membernet import left_under
+    nets = left_under(base)
+    assert not nets, f"member networks (namespaces, interfaces) left after the tests: {nets}"
 
 
 def run_cli(*args: str, home: Path | None = None, env: dict[str, str] | None = None,

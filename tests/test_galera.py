@@ -121,7 +121,8 @@ def test_catalogue_tree_has_its_own_provider():
 
 @pytest.mark.parametrize("name", ["galera-conflict",
                                   pytest.param("galera-node-kill", marks=pytest.mark.slow),
-                                  pytest.param("galera-flow-control", marks=pytest.mark.slow)])
+                                  pytest.param("galera-flow-control", marks=pytest.mark.slow),
+                                  pytest.param("galera-minority-partition", marks=pytest.mark.slow)])
 def test_galera_scenarios(name, tmp_path):
     from replab.runs import builtin
     from replab.runs.scenarios import run

@@ -20,7 +20,9 @@ DURATION = 4.0  # seconds of feed per scenario: the suite stays within a few min
 # seed has its own tests below; the failover scenarios run in test_failover_scenarios.py and
 # upgrade-rehearsal in test_servers_matrix.py, the shapes' scenarios in test_topologies.py (both servers)
 ELSEWHERE = {"seed", "switchover", "failover-async", "failover-semisync", "old-primary-rejoin", "upgrade-rehearsal",
-             "chain-relay-down", "fan-in", "active-active-conflict", "ring-break"}
+             "chain-relay-down", "fan-in", "active-active-conflict", "ring-break",
+             "group-primary-kill", "group-multi-primary-conflict", "group-quorum-loss",
+             "group-minority-partition"}  # test_group.py
 NOT_SEED = [n for n in builtin_scenarios.builtin() if n not in ELSEWHERE]
 
 

@@ -13,6 +13,7 @@ from replab.topologies import TOPOLOGIES, Edge, from_state, get_topology
 def test_registry_and_unknown_name():
     assert list(TOPOLOGIES)[:5] == ["star", "chain", "fan-in", "active-active", "ring"]
     assert "galera" in TOPOLOGIES
+    assert {"group", "group-multi-primary"} <= set(TOPOLOGIES)
     assert get_topology(None).name == "star"
     with pytest.raises(ConfigError, match="unknown topology 'mesh': choose one of star, chain, fan-in"):
         get_topology("mesh")
@@ -26,7 +27,7 @@ def test_counts_a_shape_cannot_have(shape, count):
 
 
 def test_node_names_and_edges():
-    star, chain, fan, aa, ring = (get_topology(n) for n in list(TOPOLOGIES)[:5])
+    star, chain, fan, aa, ring = (get_topology(n) for n in ("star", "chain", "fan-in", "active-active", "ring"))
     assert star.node_names(3) == ["mysql-m", "mysql-s1", "mysql-s2"]
     assert star.edges(star.node_names(3)) == [Edge("mysql-m", "mysql-s1"), Edge("mysql-m", "mysql-s2")]
     assert chain.edges(chain.node_names(4)) == [Edge("mysql-m", "mysql-s1"), Edge("mysql-s1", "mysql-s2"),

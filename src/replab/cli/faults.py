@@ -73,21 +73,30 @@ def resume(node: str = NODE) -> None:
 
 
 DIRECTION = typer.Option(None, "--direction", help="One way only: to-replica (the replica hears nothing; the "
-                         "primary still receives its requests and acknowledgements) or to-primary (the reverse). "
-                         "Default: both.")
+                         "primary still receives its requests and acknowledgements) or to-primary (the reverse); "
+                         "for group/galera members: out (nothing the member sends arrives) or in (it hears "
+                         "nothing). Default: both.")
 
 
-def partition(node: str = NODE, direction: str = DIRECTION) -> None:
-    """Cut the network link between a replica and the primary, both ways or one (the primary: every link).
+MORE = typer.Argument(None, help="More group/galera members to cut off, each from every other member.")
+
+
+def partition(node: str = NODE, direction: str = DIRECTION, more: list[str] = MORE) -> None:
+    """Cut the network link between a replica and the primary, both ways or one (the primary: every link);
+    on a group/Galera cluster, cut members off from every other member.
 
     The link runs through a relay replab controls; a cut link drops traffic silently, like a pulled
-    cable. The replica notices after slave_net_timeout (10 s).
+    cable. The replica notices after slave_net_timeout (10 s). Group/Galera members run each in a network
+    namespace of its own, and the cut drops packets between them (docs/membernet.md).
 
     Example: replab partition mysql-s1
     Example: replab partition mysql-s1 --direction to-replica
+    Example: replab partition mysql-s2              (group/galera: a minority member)
+    Example: replab partition mysql-m mysql-s1      (group/galera: each cut off from every other; no quorum)
+    Example: replab partition mysql-s2 --direction out   (group/galera: nothing it sends arrives)
     """
     cluster = common.open_cluster(change=True)
-    common.console.print(nemesis.partition(cluster, node, direction=direction), markup=False)
+    common.console.print(nemesis.partition(cluster, node, direction=direction, also=more or None), markup=False)
 
 
 def crash(node: str = NODE) -> None:

@@ -10,13 +10,14 @@ from typing import Any
 
 import typer
 
+from ..cluster import group
 from ..cluster import proxy as proxy_mod
 from ..cluster.cluster import Cluster, remove_state
-from ..cluster.core import edge_sentences
+from ..cluster.core import NodeStatus, edge_sentences
 from ..core.config import resolve_home
 from ..core.errors import ClusterNotFound, ConfigError, ReplabError, StateError
 from ..servers import strays
-from . import common, galera_view
+from . import common, galera_view, group_lines
 from .diagnosis_lines import print_diagnosis_lines
 
 
@@ -33,7 +34,7 @@ def up(
     nodes: int = typer.Option(None, "--nodes", "-n", help="Number of nodes, 2-9 (default 3: mysql-m, mysql-s1, "
                               "mysql-s2; each --topology has its own range and default)."),
     topology: str = typer.Option(None, "--topology", "-t", help="The shape: star (default), chain, fan-in, "
-                                 "active-active or ring (see: replab topology list)."),
+                                 "active-active, ring or group (see: replab topology list)."),
     binlog_format: str = typer.Option(None, "--binlog-format", help="ROW (default), MIXED or STATEMENT."),
     base_port: int = typer.Option(None, "--base-port", help="First port; nodes use consecutive ports "
                                   "(default: free ports chosen at random)."),
@@ -59,6 +60,8 @@ def up(
                                    "added to each direction, e.g. 20ms (see replab link)."),
     link_jitter: str = typer.Option(None, "--link-jitter", help="With --link-delay: its spread, e.g. 5ms."),
     link_rate: str = typer.Option(None, "--link-rate", help="Every replica link's bandwidth, e.g. 2mbit."),
+    multi_primary: bool = typer.Option(False, "--multi-primary", help="With --topology group: every member "
+                                       "takes writes (conflicting ones fail certification)."),
 ) -> None:
     """Stand up a primary with replicas, replicating with GTID; print their status.
 
@@ -74,6 +77,7 @@ def up(
     Example: replab up --link-delay 20ms --link-jitter 2ms
     Example: replab up --topology chain --nodes 3
     Example: replab up --topology fan-in --nodes 3
+    Example: replab up --topology group --server mysql-9.7 [--multi-primary]
 
     Example: replab up --proxy haproxy
     """
@@ -82,7 +86,10 @@ def up(
                          replica_server=replica_server,
                          engine=engine, image=image, say=common.say, semi_sync=semi_sync or None,
                          semi_sync_timeout_ms=semi_sync_timeout, proxy=proxy, link_delay=link_delay,
-                         link_jitter=link_jitter, link_rate=link_rate, topology=topology)
+                         link_jitter=link_jitter, link_rate=link_rate, topology=topology,
+                         multi_primary=multi_primary or None)
+    if group.is_group(cluster):
+        return group_status(cluster, cluster.status(), False)
     if cluster.topology.name == "galera":
         rows = cluster.status()
         common.console.print(galera_view.table(rows))
@@ -103,6 +110,8 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
     """
     cluster = common.open_cluster()
     rows = cluster.status()
+    if group.is_group(cluster):
+        return group_status(cluster, rows, json_out)
     shaped = cluster.topology.name != "star"
     edges = cluster.edge_status() if shaped else []
     if json_out:
@@ -128,6 +137,19 @@ def status(json_out: bool = typer.Option(False, "--json", help="Machine-readable
         if line:
             common.console.print(line, markup=False)
         print_diagnosis_lines(cluster, rows)
+
+
+def group_status(cluster: Cluster, rows: list[NodeStatus], json_out: bool) -> None:
+    """A Group Replication cluster: the node table, each member's group state, and the quorum."""
+    quorum = group_lines.quorum_data(cluster)
+    if json_out:
+        common.print_json({"home": str(cluster.home), "primary": quorum["primary"], "shape": cluster.topology.name,
+                           "writers": cluster.writers(), "group": quorum, "nodes": [r.to_dict() for r in rows]})
+        return
+    common.console.print(common.status_table(rows))
+    common.console.print(group_lines.member_table(rows))
+    for sentence in group_lines.sentences(cluster, rows, quorum):
+        common.console.print(sentence, markup=False)
 
 
 # Statements that neither change data nor schema (so cannot become an errant transaction on a replica).

@@ -30,7 +30,7 @@ from ..servers import db, strays
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import wait_for
 from ..topologies import get_topology
-from . import galera, proxy, replication
+from . import galera, group, proxy, replication
 from .core import ClusterCore
 
 C = TypeVar("C", bound=ClusterCore)
@@ -53,6 +53,8 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
         flavor = plan.flavor
         if spec.topology == "galera":  # MariaDB only, a provider, no --multi-primary: before anything exists
             galera.check_spec(spec, flavor.name, engine.server)  # type: ignore[attr-defined]
+        if spec.topology.startswith("group"):  # before anything is created: the server must have the plugin
+            group.preflight(engine, flavor)
         if spec.semi_sync and flavor.semisync_available():
             raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
     except BaseException:
@@ -197,6 +199,8 @@ def _build_servers(cluster: ClusterCore, spec: ClusterSpec, version_exact: bool,
                 "semi_sync_timeout_ms": spec.semi_sync_timeout_ms if spec.semi_sync else None}
     if cluster.topology.name == "galera":
         return galera.build(cluster, spec, settings, admin_pw, repl, app, _ready_and_secure(cluster, spec, admin_pw))
+    if group.is_group(cluster):
+        return group.build(cluster, settings, spec, _ready_and_secure(cluster, spec, admin_pw), repl, app)
     if cluster.topology.name != "star":
         return _build_shape(cluster, settings, version_exact, admin_pw, repl, app, spec)
     engine.create(nodes, settings)

@@ -30,7 +30,7 @@ from ..engines.base import STOPPED
 from ..servers import catalogue as servers
 from ..servers import db, strays
 from ..topologies import get_topology
-from . import galera, proxy
+from . import galera, group, proxy
 from .builder import build_cluster, no_interrupt, remove_empty_home
 from .core import ClusterCore, NodeStatus, Say, SqlResult
 
@@ -155,6 +155,9 @@ class Cluster(ClusterCore):
         self.save()
         joined = f"; {galera.join_method(node)} in {time.monotonic() - t0:.1f}s" if is_galera else ""
         self.say(f"{name}: started (pid {self.engine.pid(node)}){joined}")
+        if group.is_group(self):  # a group member: join the group again (or bootstrap it) and say how
+            self.state.setdefault("rejoins", []).append(group.after_start(self, node))
+            self.save()
         return held
 
     def _probe(self, node: NodeInfo) -> None:
@@ -198,6 +201,8 @@ class Cluster(ClusterCore):
 def shape_of(spec: ClusterSpec) -> None:
     """Check the spec's node count against its topology (ConfigError naming the counts it can have) and set
     the node names; a shape's own default count when the user gave none."""
+    if spec.multi_primary and spec.topology == "group":
+        spec.topology = "group-multi-primary"
     topo = get_topology(spec.topology)
     if "nodes" not in spec.sources:
         spec.nodes = topo.default_nodes

@@ -30,7 +30,7 @@ from ..servers import db
 from ..servers.flavor import Flavor, ReplicaStatus, flavor_from_version_string
 from ..servers.process import wait_for
 from ..topologies import Edge, Topology, from_state
-from . import galera, replication
+from . import galera, group, replication
 
 Say = Callable[[str], None]
 
@@ -62,6 +62,8 @@ class NodeStatus:
     # a Galera node's wsrep state (cluster/galera.py wsrep_status): cluster_status, cluster_size,
     # local_state_comment, flow_control_paused...; None for other shapes
     wsrep: dict[str, Any] | None = None
+    # a group member (Group Replication): member_state, member_role, view_id, queue, applier_queue, conflicts
+    group: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,6 +153,8 @@ class ClusterCore:
     # --- nodes ---------------------------------------------------------------------------------
     @property
     def primary(self) -> NodeInfo:
+        if self.topology.dynamic_primary:  # elected by the servers (Group Replication): ask them
+            group.follow_primary(self)
         return next(n for n in self.nodes if n.role == "primary")
 
     @property
@@ -308,6 +312,11 @@ class ClusterCore:
                     primary_hb = replication.heartbeat(conn)
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             rows = list(pool.map(lambda n: self.node_status(n, primary_hb), self.nodes))
+        if group.is_group(self):
+            members = group.member_rows(self)
+            for row in rows:
+                row.group = members.get(row.name)
+                row.role = self.node(row.name).role
         if any(r.link and r.link.get("cut") for r in rows):
             self._primary_view(rows)
         return rows

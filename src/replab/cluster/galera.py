@@ -221,8 +221,11 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     engine, nodes, flavor = cluster.engine, cluster.nodes, cluster.flavor
     server = engine.server  # type: ignore[attr-defined]
     provider = check_spec(spec, flavor.name, server)
+    member_network = getattr(engine, "member_network", None)  # a namespace and address per member, if it can
+    if callable(member_network):
+        member_network(nodes)
     taken = {n.port for n in nodes}  # chosen, not bound yet: a free-port pick could return one of them
-    ports = iter([p for p in free_ports(nodes[0].host, 4 * len(nodes)) if p not in taken][:3 * len(nodes)])
+    ports = iter([p for p in free_ports("127.0.0.1", 4 * len(nodes)) if p not in taken][:3 * len(nodes)])
     for n in nodes:
         n.extra["galera"] = {"gcomm": next(ports), "ist": next(ports), "sst": next(ports)}
     settings["node_options"] = {n.name: node_options(cluster, n, provider) for n in nodes}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import validate_identifier
+from . import group
 
 if TYPE_CHECKING:
     from ..engines.base import NodeInfo
@@ -62,7 +63,9 @@ def refresh(cluster: Cluster) -> bool:
                 cluster.state[key] = state[key]
             else:
                 cluster.state.pop(key, None)
-        return True
+    if cluster.topology.dynamic_primary:  # the roles on disk may be older than the group's last election
+        group.follow_primary(cluster)
+    return True
 
 
 def writable_primary(cluster: Cluster, reload: bool = True) -> NodeInfo | None:
@@ -71,6 +74,9 @@ def writable_primary(cluster: Cluster, reload: bool = True) -> NodeInfo | None:
         refresh(cluster)
     if cluster.state.get("transition"):
         return None
+    if cluster.topology.dynamic_primary:  # elected by the servers (Group Replication): as the group says now
+        found = group.current_primary(cluster)
+        return cluster.node(found) if found else None
     return next((n for n in cluster.nodes if n.role == PRIMARY), None)
 
 

@@ -67,6 +67,7 @@ class ClusterSpec:
     semi_sync: bool = False  # semi-synchronous replication, lossless wait point (AFTER_SYNC)
     semi_sync_timeout_ms: int = 10_000  # no replica acknowledgement for this long: the primary goes async
     topology: str = "star"  # the shape (topologies/): star, chain, fan-in, active-active, ring
+    multi_primary: bool = False  # --topology group --multi-primary: every group member takes writes
     names: list[str] | None = None  # the node names, set from the topology (not a setting)
     proxy: str | None = None  # a real proxy in front (haproxy): a write and a read endpoint
     # every replica link shaped from the start (each direction), e.g. "20ms", "5ms", "2mbit"; see links.py
@@ -111,6 +112,10 @@ class ClusterSpec:
                            f"--topology {self.topology})"))
         if self.topology != "star" and self.proxy:
             errors.append(("proxy", f"--proxy is for the star only (got --topology {self.topology})"))
+        if self.multi_primary and self.topology not in ("group", "group-multi-primary"):
+            what = "a galera cluster is always multi-primary: leave it out" if self.topology == "galera" else \
+                f"got --topology {self.topology}"
+            errors.append(("multi_primary", f"--multi-primary is for --topology group only ({what})"))
         if self.topology != "star" and self.semi_sync:
             errors.append(("semi_sync", f"--semi-sync is for the star only (got --topology {self.topology})"))
         if self.semi_sync and self.engine != "local":

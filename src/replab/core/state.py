@@ -140,7 +140,7 @@ def free_ports(host: str, count: int) -> list[int]:
     return _free_ports(host, count)
 
 
-OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock")
+OWN_FILES = (STATE_FILE, STATE_FILE + ".tmp", CREDENTIALS_FILE, ".lock", "membernet.json", "membernet.tmp")
 OWN_DIRS = ("nodes", "run", "ledger", "logs", "relay", "proxy", "endpoints")
 
 

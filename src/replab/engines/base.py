@@ -109,6 +109,13 @@ class Engine(ABC):
     reset_fresh_replicas = False  # empty a new replica's binlog/GTID state before attaching it
     can_hold_replication = False  # start() honours extra_args (e.g. skip the replica threads once)
 
+    def member_network(self, nodes: list[NodeInfo]) -> Any:
+        """Give group/Galera members a network of their own on which they can be cut off from each other
+        (engines/membernet.py): sets each node's ``host`` to its address there and returns the MemberNet,
+        or None when this engine has none (members then share one address; no partitions between them).
+        Call it after the ports are chosen, before the members' options are rendered."""
+        return None
+
     def __init__(self, home: Path, say: Say | None = None) -> None:
         self.home = home
         self.say: Say = say or (lambda _msg: None)

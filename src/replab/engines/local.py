@@ -26,7 +26,7 @@ from ..servers import catalogue as servers
 from ..servers.catalogue import Server
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import Process, proc_state
-from . import haproxy, relay
+from . import haproxy, membernet, relay
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
@@ -77,6 +77,24 @@ class LocalEngine(Engine):
         super().__init__(home, say)
         self._server = server
         self.replica_server = replica_server
+        net = membernet.MemberNet.load(home)
+        if net is not None:  # members on their own network: accounts come from its subnet
+            self.client_host = net.client_host()
+
+    def member_network(self, nodes: list[NodeInfo]) -> membernet.MemberNet | None:
+        """A namespace per member (engines/membernet.py), when this machine allows it (root, ip, nft);
+        otherwise None, said once: the members stay on 127.0.0.1 and cannot be cut off from each other."""
+        why = membernet.unusable()
+        if why:
+            self.say(f"members share 127.0.0.1, so they cannot be partitioned from each other: {why}")
+            return None
+        net = membernet.MemberNet(self.home, [n.name for n in nodes])
+        addresses = net.addresses()  # picks the subnet and records it in the home
+        net.setup()  # now: the host's end holds the subnet, so no other cluster picks it meanwhile
+        for node in nodes:
+            node.host = addresses[node.name]
+        self.client_host = net.client_host()
+        return net
 
     @property
     def server(self) -> Server:
@@ -321,8 +339,12 @@ class LocalEngine(Engine):
         proc = self.process(node)
         if proc.pid():
             raise NodeStateError(f"{node.name} is already running", node=node.name)
-        node.extra["pid"] = proc.spawn([self.server_for(node).binary, f"--defaults-file={node.cnf}",
-                                         *(extra_args or [])], cwd=node.dir)
+        argv = [self.server_for(node).binary, f"--defaults-file={node.cnf}", *(extra_args or [])]
+        net = membernet.MemberNet.load(self.home)  # group/galera members: each in its own namespace
+        if net is not None and node.name in net.names:
+            net.setup()  # idempotent (rebuilds it after a reboot)
+            argv = net.command(node.name, argv)
+        node.extra["pid"] = proc.spawn(argv, cwd=node.dir)
         node.extra["log_offset"] = os.path.getsize(node.errlog)
 
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 60.0) -> None:
@@ -465,6 +487,7 @@ class LocalEngine(Engine):
             proc.signal(end)
         for proc in procs:
             proc.stop(30.0)
+        membernet.remove_home(self.home, forget=not keep_data)  # the members' namespaces, if any
         if keep_data:
             return
         for node in nodes:

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import galera, proxy, replication, roles
+from ..cluster import galera, group, proxy, replication, roles
 from ..core import links
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
 from ..engines.base import PAUSED, RUNNING, STOPPED, NodeInfo
 from ..servers import db
 from ..servers.gtid import transactions_between
-from . import failover
+from . import failover, members
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -110,6 +110,8 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     if cluster.node(node).role == roles.DEMOTED:  # the old primary is back after a failover
         return failover.rejoin(cluster, node, rebuild=None, timeout=catch_up or 60.0), None
     info = cluster.node(node)
+    if group.is_group(cluster):
+        return _start_member(cluster, node), None
     if cluster.topology.name != "star":
         return _start_shaped(cluster, node, catch_up), None
     measure = info.role == "replica" and catch_up > 0 and _state(cluster, cluster.primary.name) == RUNNING
@@ -131,6 +133,16 @@ def start_measured(cluster: Cluster, node: str, *, catch_up: float = 60.0) -> tu
     phrase = catch_up_phrase(c["transactions"], c["seconds"], exact=held)
     return _done(cluster, f"{node}: started in {started:.1f}s; {phrase} ({cluster.primary.name}'s position "
                           "when it came back)"), c
+
+
+def _start_member(cluster: Cluster, node: str) -> str:
+    """Start a group member: it joins the group again (distributed recovery: incremental from a donor, or
+    clone) or, when no other member is ONLINE, bootstraps it; the sentence says which and how long."""
+    t0 = time.monotonic()
+    cluster.start_node(node)
+    rejoin = (cluster.state.get("rejoins") or [{}])[-1]
+    return _done(cluster, f"{node}: started and ONLINE in the group in {time.monotonic() - t0:.1f}s "
+                          f"(joining took {rejoin.get('seconds', 0):.2f}s: {rejoin.get('recovery', '?')})")
 
 
 def _start_shaped(cluster: Cluster, node: str, catch_up: float) -> str:
@@ -225,13 +237,23 @@ def resume(cluster: Cluster, node: str) -> str:
 
 # --- network faults --------------------------------------------------------------------------------
 def partitioned(cluster: Cluster) -> list[str]:
-    """Nodes cut off now (as the engine applies it: for the local engine, replicas whose link is cut)."""
+    """Nodes cut off now (as the engine applies it: for the local engine, replicas whose link is cut; on a
+    member network, members some cut touches)."""
+    if members.has_net(cluster):
+        return members.cut_members(cluster)
     return cluster.engine.partitioned(cluster.nodes)
 
 
-def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
+def partition(cluster: Cluster, node: str, direction: str | None = None, also: list[str] | None = None) -> str:
     """Cut ``node`` off: a replica from the primary, or the primary from every replica; both ways, or one
-    (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing)."""
+    (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing).
+    Group/Galera members (a member network): ``node`` and each of ``also`` from every other member
+    (``direction``: both, out, in); see members.isolate."""
+    if members.has_net(cluster):
+        return _done(cluster, members.isolate(cluster, [node, *(also or [])], direction))
+    if also:
+        raise ConfigError(f"partition takes one node on a {cluster.topology.name} cluster (got {node} "
+                          f"{' '.join(also)})", hint=f"replab partition {node}")
     info = cluster.node(node)
     cluster.topology.require_fault("partition")
     ways = links.directions(direction)
@@ -252,6 +274,8 @@ def partition(cluster: Cluster, node: str, direction: str | None = None) -> str:
 
 def heal(cluster: Cluster, node: str | None = None) -> str:
     """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
+    if members.has_net(cluster):
+        return _done(cluster, members.heal(cluster, [node] if node else None))
     cluster.topology.require_fault("heal")
     if node is None:
         cut = partitioned(cluster)

@@ -13,6 +13,7 @@ from ..servers import db
 from ..verify import ledger
 from . import app_scenarios
 from .galera_scenarios import GALERA_SCENARIOS
+from .group_scenarios import GROUP_SCENARIOS
 from .link_steps import (
     commits_over_distance,
     expect_link_view,
@@ -455,7 +456,7 @@ def _notes(ctx: Context) -> list[str]:
 
 
 for _s in (switchover_scenario(), failover_async(), failover_semisync(), old_primary_rejoin(),
-           *app_scenarios.scenarios(), *SHAPE_SCENARIOS, *GALERA_SCENARIOS):
+           *app_scenarios.scenarios(), *SHAPE_SCENARIOS, *GROUP_SCENARIOS, *GALERA_SCENARIOS):
     BUILTIN[_s.name] = _s
 
 

@@ -29,6 +29,7 @@ from .scenarios import (
     expect_consistent,
     expect_metric_below,
     fault,
+    heal,
     hold,
     start_feed,
     stop_feed,
@@ -288,4 +289,63 @@ def galera_flow_control(pause_s: float = 3.0) -> Scenario:
     )
 
 
-GALERA_SCENARIOS = [galera_node_kill(), galera_conflict(), galera_flow_control()]
+def _minority_write(node: str) -> Step:
+    """One INSERT on the cut-off node (its own table): refused (1047) or never answered; never acknowledged."""
+    def fn(ctx: Context) -> str:
+        cluster = ctx.cluster
+        table = cluster.writer_table(node)
+        try:
+            with cluster.connect(node, database=cluster.database, timeout=3, read_timeout=10) as conn:
+                db.query(conn, f"INSERT INTO {table} (id, name, n, descr) VALUES (%s, 'minority', 0, 'minority')",
+                         (10**12,))
+            outcome = "acknowledged"
+        except ReplabError as exc:
+            outcome = "failed" if getattr(exc, "errno", None) else "unknown"
+            ctx.facts["minority_error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the driver's own errors: counted the same way
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            outcome = "failed" if code and 1000 <= code < 2000 else "unknown"
+            ctx.facts["minority_error"] = str(exc)
+        ctx.facts["minority_write"] = outcome
+        return f"a write on {node}: {outcome} ({ctx.facts.get('minority_error', '-')})"
+    return act(f"write on {node} while it is cut off", fn)
+
+
+def _minority_refused(node: str) -> Expectation:
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        got = ctx.facts.get("minority_write")
+        return got in ("failed", "unknown"), [f"write on {node}: {got} ({ctx.facts.get('minority_error', '-')})"]
+    return expect("minority-not-acknowledged", f"a write on the minority node {node} is never acknowledged", fn)
+
+
+def _synced_again(metric: str) -> Step:
+    def fn(ctx: Context) -> str:
+        t0 = time.monotonic()
+        ok = all(galera.wait_synced(ctx.cluster, timeout=120).values())
+        took = round(time.monotonic() - t0, 2)
+        ctx.metrics[metric] = took if ok else None
+        return f"every node Synced in the Primary component after {took:.1f}s" if ok else "not all Synced"
+    return act("wait until every node is Synced again", fn)
+
+
+def galera_minority_partition() -> Scenario:
+    return Scenario(
+        "galera-minority-partition",
+        f"Writes on every Galera node; {S2} is cut off from the other two (the member network: its own "
+        f"address, silent drops). {M} and {S1} keep the Primary component (2 of 3) and go on; {S2} goes "
+        "non-Primary and a write there is never acknowledged; after heal it rejoins (IST) and every node holds "
+        "every acknowledged write.",
+        phases=[
+            Phase("load", [start_feed(), hold(0.2)], "writes on every node"),
+            Phase("cut", [fault("partition", S2), _view_without(S2), _others_write("others", S2),
+                          _minority_write(S2)], f"{S2} cut off from {M} and {S1}"),
+            Phase("heal", [heal("heal", S2), _synced_again("rejoin_s"), stop_feed(), check("final", wait=60)],
+                  f"{S2} back on the network"),
+        ],
+        expectations=[expect_metric_below("view_change_s", 30), _go_on("others", S2), _minority_refused(S2),
+                      expect_metric_below("rejoin_s", 120), expect_consistent("final")],
+        options=OPTIONS,
+    )
+
+
+GALERA_SCENARIOS = [galera_node_kill(), galera_conflict(), galera_flow_control(), galera_minority_partition()]

@@ -167,6 +167,19 @@ def act(name: str, fn: Callable[[Context], str | None]) -> Step:
     """Any callable as a step (custom scenarios)."""
     return Step(name, fn)
 
+def lost_increments(check_name: str) -> Step:
+    """A step: from check ``check_name``'s counter verdict, each node's acknowledged increments it lost
+    (metrics ``lost_increments_<node>``)."""
+    def fn(ctx: Context) -> str:
+        cv = getattr(ctx.checks.get(check_name), "counters", None)
+        if cv is None:
+            return "no counter verdict"
+        for node in cv.nodes:
+            ctx.metrics[f"lost_increments_{node}"] = cv.lost(node)[0]
+        return "; ".join(f"{n} lost {cv.lost(n)[0]} acknowledged increments" for n in cv.nodes)
+    return act("count lost increments", fn)
+
+
 
 def start_feed(rate: float | None = None, threads: int | None = None, via: str = "direct") -> Step:
     """Start inserting into mydb.events at ``rate`` rows/s (default: the run's --rate) until stop_feed;

@@ -34,6 +34,7 @@ from .scenarios import (
     fault,
     heal,
     hold,
+    lost_increments,
     start_feed,
     stop_feed,
     wait_caught_up,
@@ -232,17 +233,6 @@ def _increments(fraction: float, hot_rows: int = 10) -> Step:
     return act("increment hot rows on both primaries", fn)
 
 
-def _lost_increments(check_name: str) -> Step:
-    def fn(ctx: Context) -> str:
-        rep = ctx.checks.get(check_name)
-        cv = getattr(rep, "counters", None)
-        if cv is None:
-            return "no counter verdict"
-        for node in cv.nodes:
-            ctx.metrics[f"lost_increments_{node}"] = cv.lost(node)[0]
-        return "; ".join(f"{n} lost {cv.lost(n)[0]} acknowledged increments" for n in cv.nodes)
-    return act("count lost increments", fn)
-
 
 def _inserts(label: str, per_node: int, offsets: bool) -> Step:
     """Both primaries insert ``per_node`` rows with AUTO_INCREMENT ids into one table at once; without
@@ -311,7 +301,7 @@ def active_active_conflict() -> Scenario:
         "without them they collide (1062 on a replication edge).",
         phases=[
             Phase("conflict", [_increments(0.5), check("after-increments", wait=10),
-                               _lost_increments("after-increments")],
+                               lost_increments("after-increments")],
                   "both primaries increment the same 10 rows at once"),
             Phase("inserts", [_inserts("aa_offsets", 100, offsets=True)],
                   "both insert with AUTO_INCREMENT ids, with replab's offsets"),

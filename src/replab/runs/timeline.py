@@ -27,6 +27,7 @@ from ..cluster import replication
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ReplabError
 from ..engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
+from ..faults import members
 from ..servers import db
 
 if TYPE_CHECKING:
@@ -758,7 +759,8 @@ class Sampler:
         if time.monotonic() - asked < 0.5:
             return cut
         try:
-            cut = set(self.cluster.engine.partitioned(self.cluster.nodes))
+            cut = set(members.cut_members(self.cluster) if members.has_net(self.cluster)  # group/galera
+                      else self.cluster.engine.partitioned(self.cluster.nodes))
         except Exception:  # noqa: BLE001 - a lane left to the fault windows, never a dead sampler
             cut = None
         self._cut = (time.monotonic(), cut)

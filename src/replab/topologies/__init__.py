@@ -13,10 +13,12 @@ from .base import PRIMARY, REPLICA, Edge, Topology, short
 from .chain import Chain
 from .fan_in import FanIn
 from .galera import Galera
+from .group import Group, GroupMultiPrimary
 from .ring import Ring
 from .star import Star
 
-TOPOLOGIES: dict[str, Topology] = {t.name: t for t in (Star(), Chain(), FanIn(), ActiveActive(), Ring(), Galera())}
+TOPOLOGIES: dict[str, Topology] = {t.name: t for t in (Star(), Chain(), FanIn(), ActiveActive(), Ring(),
+                                                    Group(), GroupMultiPrimary(), Galera())}
 DEFAULT = "star"
 
 

@@ -77,6 +77,10 @@ class Topology(ABC):
     virtually_synchronous: bool = False
     #: the server flavors that can run this shape (others are refused before anything is created)
     flavors: tuple[str, ...] = ("mariadb", "mysql")
+    #: the primary is elected by the servers themselves and found from them (not cluster.json's roles)
+    dynamic_primary: bool = False
+    #: every member takes writes (group multi-primary)
+    multi_primary: bool = False
 
     # --- declared by each shape -------------------------------------------------------------------
     @abstractmethod

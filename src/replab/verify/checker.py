@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import galera, replication, roles
+from ..cluster import galera, group, replication, roles
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
 from ..engines.base import RUNNING, bring_back
@@ -719,6 +719,13 @@ def _wait_shaped(col: _Collector, n: NodeFacts, conn: Any, gtid: str) -> None:
         remaining = deadline - time.monotonic()
         n.caught_up = cluster.flavor.wait_ok(db.scalar(conn, cluster.flavor.wait_for_gtid(),
                                                        (gtid, max(0.001, min(0.5, remaining)))))
+        if group.is_group(cluster):  # a group member: it applies what the group certified while ONLINE
+            state = group.state_on(conn)
+            n.io_running = n.sql_running = state == group.ONLINE
+            n.last_error = None if state == group.ONLINE else f"group member state {state}"
+            if n.caught_up or remaining <= 0:
+                return
+            continue
         statuses = list(replication.replica_statuses(conn, cluster.flavor).values())
         broken = [st for st in statuses if not (st.io_running and st.sql_running)]
         worst = broken[0] if broken else (statuses[0] if statuses else None)

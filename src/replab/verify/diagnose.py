@@ -24,18 +24,19 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import group, replication, roles
 from ..core.config import quote_ident
 from ..core.errors import ReplabError, SqlError
 from ..engines.base import RUNNING
 from ..servers import db
 from ..servers.flavor import ReplicaStatus
 from ..servers.gtid import GtidSet
+from . import group_diagnose
 from .causes import (
     BinlogGap,
     Column,
@@ -49,6 +50,7 @@ from .causes import (
     read_past_end,
     reissue_gap,
 )
+from .diagnosis import Diagnosis
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -58,40 +60,6 @@ MAX_KEYS = 200_000
 STAMP_PROBE = 2_000  # GTIDs read from the start of each binary log when looking for GTIDs issued twice
 STAMP_LIMIT = 50_000  # ... and when some were: to count them
 STAMP_SECONDS = 20.0
-
-
-@dataclass
-class Diagnosis:
-    """What is wrong with one replica, why, and what happens next."""
-
-    node: str
-    severity: str  # ok | drift | broken | down
-    summary: str
-    errno: int = 0
-    error: str = ""
-    table: str | None = None
-    statement: str | None = None
-    causes: list[str] = field(default_factory=list)
-    next_writes: list[str] = field(default_factory=list)
-    shifted: list[str] = field(default_factory=list)
-    errant_gtids: list[str] = field(default_factory=list)
-    event: list[str] = field(default_factory=list)
-    binlog: dict[str, Any] | None = None  # the primary's binary log reset/purged under it (BinlogGap fields)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def render(self) -> str:
-        lines = [f"{self.node}: {self.summary}"]
-        if self.errno:
-            lines.append(f"  error {self.errno}: {self.error}")
-        if self.statement:
-            lines.append(f"  statement: {self.statement}")
-        lines += [f"  event: {e}" for e in self.event]
-        lines += [f"  cause: {c}" for c in self.causes]
-        lines += [f"  shifted: {s}" for s in self.shifted]
-        lines += [f"  next writes: {n}" for n in self.next_writes]
-        return "\n".join(lines)
 
 
 # --- facts ------------------------------------------------------------------------------------------
@@ -287,6 +255,8 @@ def _edge_diagnosis(cluster: Cluster, name: str) -> Diagnosis | None:
 def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
     """A ``Diagnosis`` for each replica (or just ``node``), explaining errors and drift in plain words.
     On shapes other than the star every node with a source is examined by its edges first."""
+    if group.is_group(cluster):  # members, not replicas: each member's own view of the group
+        return group_diagnose.diagnose_group(cluster, node)
     if cluster.topology.name != "star":
         fed = [e.replica for e in cluster.edges]
         wanted = [cluster.node(node).name] if node else list(dict.fromkeys(n for n in cluster.names if n in fed))

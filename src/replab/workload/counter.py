@@ -17,7 +17,7 @@ from ..core.config import quote_ident
 from ..core.errors import ConfigError
 from ..servers import db
 from ..verify import counters, ledger
-from .feed import classify
+from .feed import classify, expand_on
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -59,7 +59,8 @@ def shared_writers(cluster: Cluster, on: list[str] | None) -> list[str]:
     """The writers of a counter feed: each must take writes, and every node must get every writer's
     increments (one shared table; a fan-in's primaries never see each other's rows: refused)."""
     writers = cluster.writers()
-    chosen = list(dict.fromkeys(on)) if on and on != ["all"] else writers
+    on = expand_on(cluster, on)
+    chosen = list(dict.fromkeys(on)) if on else writers
     for name in chosen:
         cluster.node(name)
         if name not in writers:

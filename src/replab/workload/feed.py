@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication, roles
+from ..cluster import group, replication, roles
 from ..cluster.replication import HEARTBEAT_DB, HEARTBEAT_TABLE
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, ReplabError, SqlError
@@ -121,7 +121,11 @@ def classify(exc: BaseException) -> int:
     """Ledger outcome of a statement that raised: FAILED if the server answered with an error, else UNKNOWN."""
     if isinstance(exc, db.driver_errors()) and exc.args and isinstance(exc.args[0], int):
         code = exc.args[0]
+        if code in (1047, 1180):  # Galera: the node left the Primary component while the commit was in flight
+            return ledger.UNKNOWN  # (1180 "error during COMMIT"): the others may have committed the writeset
         if 1000 <= code < 2000:  # a server error: the autocommitted statement did not commit
+            return ledger.FAILED
+        if code in group.REFUSED_ERRORS:  # Group Replication rolled it back (certification conflict, no quorum)
             return ledger.FAILED
     return ledger.UNKNOWN
 
@@ -444,8 +448,7 @@ def writer_targets(cluster: Cluster, on: list[str] | None) -> list[tuple[str | N
     (it follows a promotion), or every writer of a multi-writer shape. Where several nodes take writes each
     writes its own table (``events_m1``), so each writer's acknowledged ids are its own ledger."""
     writers = cluster.writers()
-    if on == ["all"]:  # every node that takes writes (multi-primary shapes, galera)
-        on = writers
+    on = expand_on(cluster, on)
     if not on:
         return [(None, "events")] if len(writers) == 1 else [(w, cluster.writer_table(w)) for w in writers]
     out: list[tuple[str | None, str]] = []
@@ -456,6 +459,11 @@ def writer_targets(cluster: Cluster, on: list[str] | None) -> list[tuple[str | N
                               f"{', '.join(writers)}", hint=f"replab feed --on {','.join(writers)}")
         out.append((name if len(writers) > 1 else None, cluster.writer_table(name)))
     return out
+
+
+def expand_on(cluster: Cluster, on: list[str] | None) -> list[str] | None:
+    """``--on all``: every writer of the cluster's shape (every member of a multi-primary group)."""
+    return cluster.writers() if on == ["all"] else on
 
 
 class FeedGroup:
