@@ -5,6 +5,13 @@ PY      := $(VENV)/bin/python
 DEPS    ?= core venv
 ENGINE  ?= local
 PYTEST_ARGS ?=
+# two test files at a time (each file on one worker, so module-scoped clusters stay whole): the tests mostly
+# wait on servers, and two at once take ~0.55x the time of one after the other on 2 cores. PYTEST_PARALLEL=
+# runs them one by one.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+# a test that fails is run once more (real servers on a busy 2-core machine have timing noise); pytest marks
+# it R and counts it as "rerun" in its summary line, so a flaky test shows. PYTEST_RERUNS= turns it off.
+PYTEST_RERUNS ?= --reruns 1 --reruns-delay 2
 # the catalogue servers `make test` fetches once (cached in ~/.cache/replab/servers) and tests on
 TEST_SERVERS ?= mysql-9.7 mariadb-11.8
 # the catalogue MariaDBs that get galera-4 from their own suite (idempotent: a stat once it is there)
@@ -35,13 +42,13 @@ servers: $(VENV)/.installed
 
 test: DEPS = core venv browser servers docker proxy net galera
 test: install servers
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_RERUNS) $(PYTEST_ARGS)
 
 soak: install
 	$(VENV)/bin/pytest -m slow -v $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests
