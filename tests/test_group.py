@@ -50,6 +50,10 @@ def test_group_primary_kill(tmp_path):
         metrics = report.to_dict()["metrics"]
         assert 0 < metrics["election_s"] <= metrics["write_outage_s"] < 70
         assert metrics["rejoin_s"] > 0
+        # the report marks the election and draws each member's own state
+        elected = [e for e in report.timeline.events if e.data.get("marker") == "election"]
+        assert elected and elected[0].node != "mysql-m", [e.text for e in report.timeline.events]
+        assert {s.member for s in report.timeline.samples if s.node == "mysql-s1" and s.member} >= {"ONLINE"}
         status = run_cli("status", "--json", home=home)
         assert status.returncode == 0, status.stderr
         data = json.loads(status.stdout)

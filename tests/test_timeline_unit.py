@@ -231,3 +231,12 @@ def test_several_writers_keep_one_primary_on_the_timeline() -> None:
     tl.samples = [Sample(k * 0.2 + d, n, "running", rows=k, role="primary")
                   for k in range(10) for n, d in (("mysql-m", 0.0), ("mysql-s1", 0.01))]
     assert tl.primary_changes() == [(0.0, "mysql-m")] and tl.primary_at(1.5) == "mysql-m"
+
+
+def test_member_states_are_lanes_and_serving_members_run() -> None:
+    from replab.runs.timeline import Sample, lane_of
+    assert lane_of(Sample(1.0, "mysql-s2", "running", member="non-Primary"))[0] == "non-Primary"
+    assert lane_of(Sample(1.0, "mysql-s1", "running", member="RECOVERING"))[0] == "RECOVERING"
+    assert lane_of(Sample(1.0, "mysql-s1", "running", member="ONLINE", member_role="SECONDARY"))[0] == "running"
+    assert lane_of(Sample(1.0, "mysql-m", "running", member="Synced"))[0] == "running"
+    assert lane_of(Sample(1.0, "mysql-m", "stopped", member="Synced"))[0] == "OUT"  # a stopped node is OUT first

@@ -23,8 +23,13 @@ NODE_COLORS = ["#222222", "#1f6fd1", "#e8710a", "#2a9d3c", "#8e44ad", "#c0392b",
 LANE_COLORS = {"running": ("#cdebd0", "#1d5e27"), "OUT": ("#4a4a4a", "#ffffff"), "paused": ("#f6cf4a", "#5a4500"),
                "not answering": ("#f4a261", "#5a2a00"), "cut off": ("#9b7fd1", "#ffffff"),
                "SQL stopped": ("#d62728", "#ffffff"), "IO stopped": ("#e377c2", "#ffffff"),
-               "replication stopped": ("#d62728", "#ffffff")}
-MARKER_COLORS = {"fault": "#c62828", "heal": "#2e7d32", "error": "#8b0000"}
+               "replication stopped": ("#d62728", "#ffffff"),
+               # group members and Galera nodes that do not serve
+               "RECOVERING": ("#f6cf4a", "#5a4500"), "Joiner": ("#f6cf4a", "#5a4500"),
+               "Joined": ("#f6cf4a", "#5a4500"), "Donor/Desynced": ("#f6cf4a", "#5a4500"),
+               "UNREACHABLE": ("#9b7fd1", "#ffffff"), "non-Primary": ("#9b7fd1", "#ffffff"),
+               "ERROR": ("#d62728", "#ffffff"), "OFFLINE": ("#4a4a4a", "#ffffff")}
+MARKER_COLORS = {"fault": "#c62828", "heal": "#2e7d32", "error": "#8b0000", "action": "#1f4e9c"}  # action: elections
 FONT = "font-family='system-ui,-apple-system,Segoe UI,Roboto,sans-serif'"
 
 
@@ -112,7 +117,8 @@ def _phases(fig: _Fig, tl: Timeline) -> None:
 def _marker_labels(fig: _Fig, tl: Timeline) -> list[tuple[float, int, str]]:
     """Labels for faults, heals and first errors, staggered in rows so none overlaps; returns (x, y, colour)
     of each marker line."""
-    events = [e for e in tl.events if e.kind in ("fault", "heal")] + tl.first_errors()
+    events = [e for e in tl.events if e.kind in ("fault", "heal") or e.data.get("marker") == "election"] + \
+        tl.first_errors()
     events.sort(key=lambda e: e.t)
     row_end: list[float] = []
     placed = []
@@ -122,7 +128,7 @@ def _marker_labels(fig: _Fig, tl: Timeline) -> list[tuple[float, int, str]]:
             text = f"{ev.node}: error {errno}" if errno else f"{ev.node}: error"
         else:
             text = ev.text if (ev.node is None or ev.node in ev.text) else f"{ev.node}: {ev.text}"
-        symbol = {"fault": "\u2716 ", "heal": "\u2714 ", "error": "\u26a0 "}[ev.kind]
+        symbol = {"fault": "\u2716 ", "heal": "\u2714 ", "error": "\u26a0 ", "action": "\u2605 "}[ev.kind]
         label = symbol + text
         x = fig.x(ev.t)
         width = 7.2 * len(label) + 8

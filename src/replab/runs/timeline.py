@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import replication
+from ..cluster import galera, group, replication
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ReplabError
 from ..engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 EVENT_KINDS = ("phase_start", "phase_end", "fault", "heal", "error", "recovered", "action", "note")
 DEFAULT_INTERVAL = 0.2
 DEFAULT_TIMEOUT = 0.8  # per query, per node: a silent node costs its own thread this much, nobody else
+
+MEMBER_HEALTHY = ("ONLINE", "Synced")  # a group member / Galera node that serves: the running lane
 
 # lanes: what a DBA reads off a node at a glance (the seed's own word OUT for a node that is down)
 LANE_RUNNING, LANE_OUT, LANE_PAUSED, LANE_SILENT, LANE_CUT = "running", "OUT", "paused", "not answering", "cut off"
@@ -62,6 +64,11 @@ class Sample:
     cut: bool | None = None  # a replica whose link the engine has cut (partition); None: not known
     counted: float | None = None  # when its GTID position and count had been read (``t`` <= it <= ``done``)
     counting: bool = False  # rows unknown only because the table's one exact count is still running
+    # a Group Replication member's own state (ONLINE, RECOVERING, UNREACHABLE, ERROR, OFFLINE) and role
+    # (PRIMARY, SECONDARY); a Galera node's local state (Synced, Donor/Desynced, Joiner, ...) or
+    # "non-Primary" when its component has no quorum. None on asynchronous shapes.
+    member: str | None = None
+    member_role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +182,8 @@ def lane_of(sample: Sample, cut: bool = False) -> tuple[str, int | None]:
         return LANE_PAUSED, None
     if sample.state != RUNNING:
         return LANE_SILENT, None
+    if sample.member and sample.member not in MEMBER_HEALTHY:
+        return sample.member, None  # a member not serving (RECOVERING, UNREACHABLE, non-Primary, Joiner...)
     if sample.role == "demoted":
         return LANE_DEMOTED, None
     if sample.sql_running is False and sample.sql_errno:
@@ -615,6 +624,27 @@ class RowCounter:
         return self.base.rows + total
 
 
+def _member_reader(cluster: Any) -> Callable[[Any], tuple[str | None, str | None]] | None:
+    """How a sample reads a node's own member state and role on a virtually synchronous shape (None: an
+    asynchronous one)."""
+    name = getattr(getattr(cluster, "topology", None), "name", "")
+    if name.startswith("group"):
+        def on_group(conn: Any) -> tuple[str | None, str | None]:
+            rows = db.query(conn, group.MEMBERS_SQL + " WHERE MEMBER_ID = @@server_uuid")
+            if not rows or not rows[0]["state"]:
+                return group.OFFLINE, None
+            return str(rows[0]["state"]), (str(rows[0]["role"]) if rows[0]["role"] else None)
+        return on_group
+    if name == "galera":
+        def on_galera(conn: Any) -> tuple[str | None, str | None]:
+            ws = galera.wsrep_status(conn)
+            if ws.get("cluster_status") != "Primary":
+                return "non-Primary", None
+            return (str(ws.get("local_state_comment") or "") or None), None
+        return on_galera
+    return None
+
+
 class Sampler:
     """Samples every node of a cluster onto a timeline: one daemon thread per node, its own connection,
     ``timeout`` seconds at most per query, a sample every ``interval`` seconds.
@@ -636,6 +666,7 @@ class Sampler:
         self.timeline.primary = cluster.primary.name
         self.interval = interval
         self.timeout = timeout
+        self._members = _member_reader(cluster)
         self.exact_below = exact_below
         self.settle = settle
         self.table = f"{quote_ident(cluster.database)}.{quote_ident(validate_identifier(table, 'table'))}"
@@ -789,6 +820,8 @@ class Sampler:
                 counted()
             if conn.open is False:
                 raise pymysql.err.OperationalError(2013, "lost connection")
+            if self._members is not None:
+                sample.member, sample.member_role = self._members(conn)
             hb = replication.heartbeat(conn)
             if role == "primary":
                 self._primary_hb = hb
@@ -822,6 +855,11 @@ class Sampler:
             self.timeline.event("recovered", "replication error cleared", cur.node)
         if prev.state != cur.state:
             self.timeline.event("note", f"state {prev.state} -> {cur.state}", cur.node)
+        if cur.member and prev.member and cur.member != prev.member:
+            self.timeline.event("note", f"member state {prev.member} -> {cur.member}", cur.node)
+        if cur.member_role == "PRIMARY" and prev.member_role not in (None, "PRIMARY"):
+            self.timeline.event("action", f"election: {cur.node} is the group's primary", cur.node,
+                                marker="election")
 
     def _last_error(self, name: str) -> str:
         with contextlib.suppress(Exception):
