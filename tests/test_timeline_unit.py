@@ -234,7 +234,6 @@ def test_several_writers_keep_one_primary_on_the_timeline() -> None:
 
 
 def test_member_states_are_lanes_and_serving_members_run() -> None:
-    from replab.runs.timeline import Sample, lane_of
     assert lane_of(Sample(1.0, "mysql-s2", "running", member="non-Primary"))[0] == "non-Primary"
     assert lane_of(Sample(1.0, "mysql-s1", "running", member="RECOVERING"))[0] == "RECOVERING"
     assert lane_of(Sample(1.0, "mysql-s1", "running", member="ONLINE", member_role="SECONDARY"))[0] == "running"
