@@ -5,10 +5,13 @@ on the cluster each scenario kept; and the bad input refused before anything is 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
 
 import pytest
 from catalogue import require
-from conftest import run_cli
+from conftest import REPLAB, run_cli
 
 from replab import Cluster
 from replab.core.errors import ConfigError
@@ -62,6 +65,7 @@ def test_group_primary_kill(tmp_path):
         primaries = [n for n, m in members.items() if m["member_role"] == "PRIMARY"]
         assert primaries == [data["primary"]] and data["primary"] != "mysql-m"  # the elected one stays
         assert len({m["view_id"] for m in members.values()}) == 1 and data["group"]["has_quorum"]
+        _switchover_under_a_feed(home, members, data["primary"])
     finally:
         if Cluster.exists(home):
             Cluster.open(home).down()
@@ -119,3 +123,30 @@ def test_group_topology_rules(shape):
     assert names == ["mysql-m", "mysql-s1", "mysql-s2"] and topo.edges(names) == []
     assert all(topo.holders(w, names, []) == names for w in topo.writers(names))
     assert topo.writers(names) == (names if shape == "group-multi-primary" else names[:1])
+
+
+def _switchover_under_a_feed(home, members, primary: str) -> None:
+    """switchover moves the group's primary on purpose while a feed writes (which follows it; check finds
+    every acknowledged write); the current primary and a member that is not ONLINE are refused."""
+    secondaries = sorted(n for n, m in members.items() if m["member_role"] == "SECONDARY")
+    target, other = secondaries
+    feed = subprocess.Popen([*REPLAB, "feed", "--rate", "100", "--duration", "5"], env={**os.environ,
+                            "REPLAB_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        sw = run_cli("switchover", target, home=home)
+        assert sw.returncode == 0, sw.stderr
+        assert f"switchover: {target} is the group's primary ({primary} is a SECONDARY)" in sw.stdout, sw.stdout
+    finally:
+        out, err = feed.communicate(timeout=120)
+    assert feed.returncode == 0, err
+    check = run_cli("check", home=home)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(run_cli("status", "--json", home=home).stdout)["primary"] == target
+    again = run_cli("switchover", target, home=home)
+    assert again.returncode == 2 and f"{target} is already the group's primary" in again.stderr, again.stderr
+    assert run_cli("stop", other, home=home).returncode == 0
+    down = run_cli("switchover", other, home=home)
+    assert down.returncode == 2 and "a switchover needs an ONLINE member" in down.stderr, down.stderr
+    assert json.loads(run_cli("status", "--json", home=home).stdout)["primary"] == target  # nothing changed
+

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from ..cluster import proxy, replication, roles
+from ..cluster import group, proxy, replication, roles
 from ..core.errors import ConfigError, NodeStateError, ReplabTimeout, ReplicationError, SqlError
 from ..engines.base import RUNNING, STOPPED, NodeInfo, bring_back
 from ..servers import db
@@ -51,11 +51,14 @@ class RoleChange:
     at: float = 0.0  # wall clock of the promotion
     proxy_s: float | None = None  # with a proxy: promotion -> its write endpoint routes to the new primary
     warnings: list[str] = field(default_factory=list)  # what the change breaks that was asked for anyway
+    summary: str | None = None  # a shape's own sentence (a group's switchover moves no replication link)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def sentence(self) -> str:
+        if self.summary:
+            return self.summary
         if self.kind == "switchover":
             following = [self.old_primary, *(n for n in self.repointed if n != self.old_primary)]
             head = (f"switchover: {self.new_primary} is the primary; {replicate_from(following, 'it')}; "
@@ -214,6 +217,53 @@ def _require_replica(cluster: Cluster, name: str, what: str) -> NodeInfo:
 
 
 # --- switchover ----------------------------------------------------------------------------------------
+def _group_switchover(cluster: Cluster, target: str, timeout: float) -> RoleChange:
+    """A single-primary group's planned primary change: ``group_replication_set_as_primary`` on an ONLINE
+    SECONDARY. The group itself moves the primary (the old one finishes its transactions first, new writes
+    wait meanwhile); no replication link changes. Refused, nothing changed, unless ``target`` is ONLINE."""
+    t0 = time.monotonic()
+    with cluster.locked():
+        cluster.node(target)  # an unknown name is refused with the members' names
+        old = group.current_primary(cluster, max_age=0)
+        if old is None:
+            raise ConfigError("the group has no primary now (an election is under way, or it lost its quorum)",
+                              hint="replab status shows each member's state; replab diagnose mysql-m explains")
+        if old == target:
+            raise ConfigError(f"{target} is already the group's primary", hint="name an ONLINE SECONDARY member "
+                              "(replab status)")
+        view = group.read_member(cluster, cluster.node(target))
+        state = view.state if view is not None else "not answering"
+        if state != group.ONLINE:
+            raise ConfigError(f"{target} is {state}: a switchover needs an ONLINE member",
+                              hint=f"wait until it is ONLINE (replab status), or start it: replab start {target}")
+        uuid = str(cluster.sql(target, "SELECT @@server_uuid").rows[0][0])
+        change = RoleChange("switchover", old, target)
+        _begin(cluster, "switchover", old, target)
+        try:
+            t_call = time.monotonic()
+            with cluster.connect(old, read_timeout=timeout + 30) as conn, conn.cursor() as cur:
+                cur.execute("SELECT group_replication_set_as_primary(%s)", (uuid,))
+            deadline = time.monotonic() + timeout
+            while group.current_primary(cluster, max_age=0) != target:
+                if time.monotonic() > deadline:
+                    raise ReplabTimeout(f"the group did not make {target} its primary within {timeout:.0f}s",
+                                        hint="replab status shows the members; the group keeps its primary")
+                time.sleep(0.05)
+            change.write_pause_s = round(time.monotonic() - t_call, 4)
+            group.follow_primary(cluster)
+            change.at = time.time()
+            _record(cluster, change)
+        finally:
+            _end(cluster)
+        change.seconds = round(time.monotonic() - t0, 3)
+        change.steps.append(f"group_replication_set_as_primary({uuid}) on {old}: {target} PRIMARY after "
+                            f"{change.write_pause_s:.3f}s")
+        change.summary = (f"switchover: {target} is the group's primary ({old} is a SECONDARY); the group moved "
+                          f"it in {change.write_pause_s:.3f}s (writes on {old} waited meanwhile); no replication "
+                          "link changed; no acknowledged write lost")
+        return change
+
+
 def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout: float = 30.0,
                force: bool = False) -> RoleChange:
     """Planned promotion of replica ``target``: no acknowledged write is lost; writes pause meanwhile.
@@ -224,6 +274,8 @@ def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout:
     runs the same version as its primary or a newer one, the rule ``up`` enforces.
     """
     cluster.topology.require_role_change("switchover")  # refused before anything changes
+    if group.is_group(cluster):
+        return _group_switchover(cluster, target, timeout)
     with cluster.locked():
         roles.refresh(cluster)
         old = cluster.primary

@@ -22,7 +22,8 @@ class Group(Topology):
     name = "group"
     summary = "MySQL Group Replication, single-primary: the group elects the primary (MySQL 8.0+)"
     min_nodes, default_nodes, max_nodes = 3, 3, 9
-    role_changes: frozenset[str] = frozenset()
+    #: switchover moves the primary with group_replication_set_as_primary; failover is the group's own
+    role_changes: frozenset[str] = frozenset({"switchover"})
     #: partitions between members need the member network (engines/membernet.py), not the relays
     link_faults: frozenset[str] = frozenset()
     #: group members replicate through the group, not async edges; the primary is found from the group
@@ -50,7 +51,8 @@ class Group(Topology):
         return names[:1]
 
     def role_change_hint(self, kind: str) -> str:
-        return "the group elects its primary itself: kill or stop the primary (replab kill mysql-m) and it moves"
+        return "the group elects its primary itself: kill or stop the primary (replab kill mysql-m) and it moves; " \
+            "replab switchover NODE moves it on purpose"
 
 
 class GroupMultiPrimary(Group):
@@ -58,6 +60,10 @@ class GroupMultiPrimary(Group):
     summary = "MySQL Group Replication, multi-primary: every member takes writes, conflicts fail certification"
     dynamic_primary = False
     multi_primary = True
+    role_changes: frozenset[str] = frozenset()
+
+    def role_change_hint(self, kind: str) -> str:
+        return "every member of a multi-primary group takes writes: there is no primary to move"
 
 
 def group_shape(multi_primary: bool) -> str:
