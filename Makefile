@@ -10,8 +10,8 @@ PYTEST_ARGS ?=
 # runs them one by one.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 # a test that fails is run once more (real servers on a busy 2-core machine have timing noise); pytest marks
-# it R and counts it as "rerun" in its summary line, so a flaky test shows. PYTEST_RERUNS= turns it off.
-PYTEST_RERUNS ?= --reruns 1 --reruns-delay 2
+# it R, lists it (-rR) and counts it as "rerun" in its summary line, so a flaky test shows. PYTEST_RERUNS= turns it off.
+PYTEST_RERUNS ?= --reruns 1 --reruns-delay 2 -rfER
 # the catalogue servers `make test` fetches once (cached in ~/.cache/replab/servers) and tests on
 TEST_SERVERS ?= mysql-9.7 mariadb-11.8
 # the catalogue MariaDBs that get galera-4 from their own suite (idempotent: a stat once it is there)
