@@ -17,6 +17,10 @@ check: a reading older than ``stale`` seconds counts as "not answering".
   whose changes it applies as a replica (no running SQL thread). The designation matters right after a
   failover: the dead old primary's last reading (up to ``interval`` old) still says "writable", and
   without it the agent would answer ``up`` for it once more;
+- a reading taken before the last designation is not trusted at all: the answer waits (up to ``fresh``
+  seconds) for one taken after it. Otherwise the new primary's last reading from before its promotion
+  ("read_only=1") marks it down the moment replab moved the write endpoint to it, and the write pool is
+  empty until the next check;
 - ``read NODE`` is up when NODE answers, is read-only, and both replication threads run.
 
 Run as ``python .../proxy_agent.py DIR`` (standard library and PyMySQL only; it imports nothing of replab,
@@ -44,7 +48,8 @@ class Reading:
     """What one node last said of itself."""
 
     def __init__(self) -> None:
-        self.at = 0.0
+        self.at = 0.0  # monotonic: when the reading was complete
+        self.since = 0.0  # wall clock: when its queries began (compared with the designation's mtime)
         self.read_only: bool | None = None
         self.io = self.sql = False
         self.replica = False
@@ -63,6 +68,7 @@ class Agent:
         self.conf = conf
         self.interval = float(conf.get("interval", 0.2))
         self.stale = float(conf.get("stale", 1.5))
+        self.fresh = float(conf.get("fresh", 0.7))  # below HAProxy's `timeout check` (1 s)
         self.readings = {name: Reading() for name in conf["nodes"]}
         self.stop = threading.Event()
         self.writer_file = Path(conf["dir"]) / "writer" if conf.get("dir") else None
@@ -85,6 +91,7 @@ class Agent:
         status_sql = self.conf["replica_status_sql"]
         conn = None
         while not self.stop.is_set():
+            since = time.time()
             try:
                 if conn is None:
                     conn = self._connect(node)
@@ -98,7 +105,7 @@ class Agent:
                     io = str(next((v for k, v in row.items() if k.endswith("_IO_Running")), "No")) == "Yes"
                     sql = str(next((v for k, v in row.items() if k.endswith("_SQL_Running")), "No")) == "Yes"
                 reading.read_only, reading.io, reading.sql, reading.replica = ro, io, sql, bool(row)
-                reading.error, reading.at = "", time.monotonic()
+                reading.error, reading.at, reading.since = "", time.monotonic(), since
             except (pymysql.MySQLError, OSError, KeyError, TypeError, ValueError) as exc:
                 reading.error = f"not answering ({type(exc).__name__})"
                 if conn is not None:
@@ -120,6 +127,19 @@ class Agent:
                 self._writer = (mtime, self.writer_file.read_text().strip() or None)
         return self._writer[1]
 
+    def _fresh_reading(self, name: str) -> Reading | None:
+        """The node's reading, once it began after the last designation (waits up to ``fresh`` s for one);
+        None when none came in time."""
+        self.designated_writer()
+        changed = self._writer[0] / 1e9
+        r = self.readings[name]
+        deadline = time.monotonic() + self.fresh
+        while r.since < changed and not r.error:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+        return r
+
     # --- answers ---------------------------------------------------------------------------------
     def answer(self, request: str) -> str:
         """``up`` or ``down#why`` for a request ``write NODE`` or ``read NODE``."""
@@ -127,13 +147,15 @@ class Agent:
         if len(parts) != 2 or parts[0] not in ("write", "read") or parts[1] not in self.readings:
             return "down #unknown request\n"
         pool, name = parts
-        r = self.readings[name]
+        writer = self.designated_writer()
+        if pool == "write" and writer is not None and writer != name:
+            return f"down #not the primary ({writer} is)\n"
+        r = self._fresh_reading(name)
+        if r is None:
+            return "down #no reading since the role change\n"
         if r.error or time.monotonic() - r.at > self.stale:
             return f"down #{r.error or 'not answering'}\n"
         if pool == "write":
-            writer = self.designated_writer()
-            if writer is not None and writer != name:
-                return f"down #not the primary ({writer} is)\n"
             if r.read_only:
                 return "down #read_only=1\n"
             if r.sql:
