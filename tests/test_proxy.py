@@ -16,6 +16,7 @@ from replab.cluster import proxy, roles
 from replab.engines import haproxy
 from replab.faults import failover, nemesis
 from replab.runs import builtin, scenarios
+from replab.runs.report import summary
 from replab.servers import db, strays
 from replab.verify import checker
 from replab.workload.feed import Feeder
@@ -161,8 +162,59 @@ def test_reads_bad_input(replab_cluster, cli):
                                           ("proxy-failover", "mariadb-10.11"), ("proxy-failover", "mysql-9.7")])
 def test_application_scenarios_pass(name, server, tmp_path):
     require(server)
-    report = scenarios.run(builtin.get(name), home=tmp_path / "home", duration=5, rate=150, server=server)
+    report = scenarios.run(builtin.get(name), home=tmp_path / "home", duration=5, rate=150, server=server,
+                           report_dir=tmp_path / "report")
     failed = [(e.name, e.evidence) for e in report.expectations if not e.passed]
     assert report.error is None and not failed and report.expectations, (report.error, failed)
+    tl = report.timeline
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["timeline"]["read_runs"] == [r.to_dict() for r in tl.read_runs]
+    assert saved["proxy_lanes"] == report.to_dict()["proxy_lanes"]
     if name == "proxy-failover":
         assert report.metrics["outage_s"] < 10 and "proxy_follow_s" in report.metrics, report.metrics
+        _assert_write_pool_moved(report, M, S1)
+    else:
+        _assert_read_lanes(report, name)
+
+
+def _assert_write_pool_moved(report: Any, old: str, new: str) -> None:
+    """The report's proxy lanes: the killed primary leaves the write pool after the kill, the new primary
+    enters it from the read pool, and no moment has two servers in the write pool."""
+    tl = report.timeline
+    kill = next(e.t for e in tl.events if e.kind == "fault" and "kill" in e.text)
+    lanes = {n: [(g.lane, g.start) for g in tl.proxy_segments(n)] for n in (old, new)}
+    assert lanes[old][0][0] == "write pool" and lanes[old][-1][0] == "down", lanes
+    assert next(start for lane, start in lanes[old] if lane == "down") >= kill - tl.interval, (kill, lanes)
+    assert lanes[new][0][0] == "read pool" and lanes[new][-1][0] == "write pool", lanes
+    assert lanes[new][-1][1] >= kill - tl.interval, (kill, lanes)
+    at: dict[float, int] = {}
+    for p in tl.proxy_samples:
+        at[p.t] = at.get(p.t, 0) + (p.write == "UP")
+    assert max(at.values()) == 1, sorted(t for t, k in at.items() if k > 1)
+    text = summary(report)
+    assert f"    {old:<8}  write pool {tl.proxy_segments(old)[0].start:.1f}-" in text, text
+
+
+def _assert_read_lanes(report: Any, name: str) -> None:
+    """Every violation counted is a mark on the timeline, on the node that answered; none in causal runs."""
+    tl = report.timeline
+    runs = {r.label: r for r in tl.read_runs}
+    assert set(runs) == ({"primary", "lagging", "causal"} if name == "read-your-writes"
+                         else {"round-robin", "pinned", "causal"})
+    for label, run in runs.items():
+        marks = [m for m in tl.read_marks if m.run == label]
+        assert run.read_your_writes == report.metrics[f"{label}_read_your_writes"]
+        assert len([m for m in marks if m.kind == "read-your-writes"]) == run.read_your_writes, (label, marks)
+        assert len([m for m in marks if m.kind == "monotonic"]) == run.monotonic, (label, marks)
+        assert all(run.start <= m.t <= run.end for m in marks)
+        for node, n in run.nodes.items():
+            assert len([m for m in marks if m.node == node and m.kind == "read-your-writes"]) == \
+                n["read_your_writes"]
+    assert not [m for m in tl.read_marks if m.run == "causal"]
+    if name == "read-your-writes":
+        lagging = runs["lagging"]
+        assert lagging.read_your_writes == lagging.reads > 0 and set(lagging.nodes) == {S2}
+        assert all(m.node == S2 for m in tl.read_marks if m.run == "lagging")
+    else:  # behind the proxy: going back in time only on the lagging replica
+        assert {m.node for m in tl.read_marks if m.kind == "monotonic"} == {S2}
+        assert tl.proxy_nodes() == [M, S1, S2]

@@ -239,3 +239,88 @@ def test_member_states_are_lanes_and_serving_members_run() -> None:
     assert lane_of(Sample(1.0, "mysql-s1", "running", member="ONLINE", member_role="SECONDARY"))[0] == "running"
     assert lane_of(Sample(1.0, "mysql-m", "running", member="Synced"))[0] == "running"
     assert lane_of(Sample(1.0, "mysql-m", "stopped", member="Synced"))[0] == "OUT"  # a stopped node is OUT first
+
+
+def _proxy_timeline():
+    """A recorded-shaped timeline: mysql-m in the write pool until 1.0 s, then down; mysql-s1 in the read pool,
+    then in the write pool from 1.0 s; mysql-s2 drained at 0.4 s; read violations on mysql-s2."""
+    from replab.runs.timeline import ProxySample, ReadMark, ReadRun, Sample, Timeline
+    tl = Timeline(started_at=1.0)
+    tl.interval = 0.2
+    tl.primary = "mysql-m"
+    for k in range(10):
+        t = round(k * 0.2, 1)
+        tl.samples += [Sample(t, n, "running", rows=k, role="primary" if n == "mysql-m" else "replica")
+                       for n in ("mysql-m", "mysql-s1", "mysql-s2")]
+        old = t < 1.0
+        tl.proxy_samples += [
+            ProxySample(t, "mysql-m", write="UP" if old else "DOWN", read="DOWN", why_read="down writable"),
+            ProxySample(t, "mysql-s1", write="DOWN" if old else "UP", read="UP" if old else "DOWN"),
+            ProxySample(t, "mysql-s2", write="DOWN", read="MAINT" if t == 0.4 else "UP")]
+    tl.read_runs = [ReadRun("lagging", "mysql-s2", False, 0.2, 1.0, 4, 3, 1, 0,
+                            {"mysql-s2": {"reads": 4, "read_your_writes": 3, "monotonic": 1, "first": 0.2,
+                                          "last": 0.9}}),
+                    ReadRun("causal", "mysql-s2", True, 1.1, 1.8, 5, 0, 0, 0,
+                            {"mysql-s2": {"reads": 5, "read_your_writes": 0, "monotonic": 0, "first": 1.1,
+                                          "last": 1.7}})]
+    tl.read_marks = [ReadMark(0.2, "mysql-s2", "read-your-writes", "lagging", 1250.5),
+                     ReadMark(0.5, "mysql-s2", "monotonic", "lagging"),
+                     ReadMark(0.6, "mysql-s2", "read-your-writes", "lagging", None),
+                     ReadMark(0.9, "mysql-s2", "read-your-writes", "lagging", 1003.0)]
+    return tl
+
+
+def test_proxy_lanes_follow_the_write_pool_and_say_drained_and_proxy_down() -> None:
+    from replab.runs.timeline import ProxySample, proxy_lane_of
+    tl = _proxy_timeline()
+    lanes = {n: [(g.lane, g.start, round(g.end, 1)) for g in tl.proxy_segments(n)] for n in tl.proxy_nodes()}
+    assert lanes == {"mysql-m": [("write pool", 0.0, 1.0), ("down", 1.0, 2.0)],
+                     "mysql-s1": [("read pool", 0.0, 1.0), ("write pool", 1.0, 2.0)],
+                     "mysql-s2": [("read pool", 0.0, 0.4), ("drained", 0.4, 0.6), ("read pool", 0.6, 2.0)]}
+    assert tl.proxy_segments("mysql-m")[1].why == "down writable"
+    assert proxy_lane_of(ProxySample(0.0, "mysql-m", "stopped")) == "proxy stopped"
+    assert proxy_lane_of(ProxySample(0.0, "mysql-m", write="UP", read="UP")) == "write+read pools"
+    assert proxy_lane_of(ProxySample(0.0, "mysql-m", write="DRAIN", read="DOWN")) == "drained"
+
+
+def test_read_runs_and_marks_round_trip_and_add_reads_converts_the_clock() -> None:
+    from replab.runs.timeline import Timeline
+    from replab.workload.reads import NodeReads, ReadResult
+    tl = _proxy_timeline()
+    back = Timeline.from_dict(tl.to_dict())
+    assert back.proxy_samples == tl.proxy_samples and back.read_runs == tl.read_runs
+    assert back.read_marks == tl.read_marks and back.read_nodes() == ["mysql-s2"]
+    live = Timeline()
+    t0 = live._t0
+    res = ReadResult(read_from="proxy", reads=3, ryw=1, monotonic=1,
+                     per_node={"mysql-s1": NodeReads(2, 0, 1), "mysql-s2": NodeReads(1, 1, 0)},
+                     marks=[(t0 + 2.5, "mysql-s2", "read-your-writes", 812.34), (t0 + 2.0, "mysql-s1", "monotonic", None)],
+                     spans={"mysql-s1": [t0 + 1.5, t0 + 2.0], "mysql-s2": [t0 + 2.5, t0 + 2.5]},
+                     started=t0 + 1.0, stopped=t0 + 3.0)
+    run = live.add_reads("round-robin", res)
+    assert (run.start, run.end, run.reads, run.read_your_writes, run.monotonic) == (1.0, 3.0, 3, 1, 1)
+    assert run.nodes["mysql-s1"] == {"reads": 2, "read_your_writes": 0, "monotonic": 1, "first": 1.5, "last": 2.0}
+    assert [(m.t, m.node, m.kind, m.run, m.staleness_ms) for m in live.read_marks] == [
+        (2.0, "mysql-s1", "monotonic", "round-robin", None), (2.5, "mysql-s2", "read-your-writes", "round-robin", 812.3)]
+
+
+def test_report_draws_and_prints_proxy_and_read_lanes() -> None:
+    from replab.runs.report import RunReport, summary
+    from replab.runs.report_svg import story_svg
+    tl = _proxy_timeline()
+    rep = RunReport("x", "synthetic", timeline=tl)
+    text = summary(rep)
+    assert "  as the proxy routed to each node:\n    mysql-m   write pool 0.0-1.0 s; down 1.0-2.0 s\n" \
+           "    mysql-s1  read pool 0.0-1.0 s; write pool 1.0-2.0 s\n" \
+           "    mysql-s2  read pool 0.0-0.4 s; drained 0.4-0.6 s; read pool 0.6-2.0 s\n" in text
+    assert "  reads and their violations:\n    lagging from mysql-s2 0.2-1.0 s: mysql-s2 4 reads: 3 read-your-writes, " \
+           "1 monotonic at 0.2-0.9 s\n    causal from mysql-s2 (causal) 1.1-1.8 s: mysql-s2 5 reads: " \
+           "0 read-your-writes, 0 monotonic\n" in text
+    assert rep.to_dict()["proxy_lanes"]["mysql-s1"] == [
+        {"start": 0.0, "end": 1.0, "lane": "read pool", "why": ""},
+        {"start": 1.0, "end": 2.0, "lane": "write pool", "why": ""}]
+    svg = story_svg(tl)
+    assert svg.count("class=proxy-lane ") == 3 and "id='proxy-lane-mysql-s1'" in svg
+    assert svg.count("class=anomaly data-kind='read-your-writes'") == 3
+    assert svg.count("class=anomaly data-kind='monotonic'") == 1
+    assert "class=read-run data-run='causal' data-causal='true' data-reads='5' data-ryw='0' data-monotonic='0'" in svg

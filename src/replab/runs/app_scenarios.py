@@ -51,6 +51,7 @@ def _reads(label: str, read_from: str, fraction: float, causal: bool = False, ra
         time.sleep(max(1.0, ctx.params.duration * fraction))
         res = r.stop()
         ctx.facts.setdefault("reads", {})[label] = res
+        ctx.timeline.add_reads(label, res)  # its span and every violation, for the report's read lanes
         s = res.summary()
         ctx.metrics[f"{label}_reads"] = res.reads
         ctx.metrics[f"{label}_read_your_writes"] = res.ryw

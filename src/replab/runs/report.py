@@ -101,6 +101,8 @@ class RunReport:
             "checks": self.checks,
             "final": self.final,
             "tables": self.tables,
+            "proxy_lanes": {n: [{"start": g.start, "end": round(g.end, 3), "lane": g.lane, "why": g.why}
+                                for g in self.timeline.proxy_segments(n)] for n in self.timeline.proxy_nodes()},
             "timeline": self.timeline.to_dict(),
         }
 
@@ -144,6 +146,32 @@ def catch_up_lines(report: RunReport) -> list[str]:
         what = catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact)
         what = what.replace("not caught up", "not caught up during the run")
         out.append(f"{c.node} out for {c.outage_s:g} s, {what}")
+    return out
+
+
+def proxy_lane_lines(report: RunReport) -> list[str]:
+    """One line per backend node: how the proxy routed to it over the run (write pool, read pool, down,
+    drained), each stretch with its span."""
+    tl = report.timeline
+    width = max((len(n) for n in tl.proxy_nodes()), default=0)
+    return [f"{node:<{width}}  " + "; ".join(f"{g.lane} {g.start:.1f}-{g.end:.1f} s" for g in tl.proxy_segments(node))
+            for node in tl.proxy_nodes()]
+
+
+def read_lines(report: RunReport) -> list[str]:
+    """One line per read run: where it read, when, and per node its reads and violations, with the span of
+    the violations in time."""
+    tl = report.timeline
+    out = []
+    for run in tl.read_runs:
+        per = []
+        for node, n in run.nodes.items():
+            marks = [m.t for m in tl.read_marks if m.run == run.label and m.node == node]
+            when = f" at {min(marks):.1f}-{max(marks):.1f} s" if marks else ""
+            per.append(f"{node} {n['reads']} reads: {n['read_your_writes']} read-your-writes, "
+                       f"{n['monotonic']} monotonic{when}")
+        out.append(f"{run.label} from {run.read_from}{' (causal)' if run.causal else ''} {run.start:.1f}-"
+                   f"{run.end:.1f} s: " + ("; ".join(per) if per else f"no read completed ({run.errors} errors)"))
     return out
 
 
@@ -231,6 +259,12 @@ def summary(report: RunReport, notes: bool = True) -> str:
     measured = catch_up_lines(report) + [f"{k} = {with_unit(k, v)}" for k, v in report.metrics.items()]
     if measured:
         lines.append("  measured: " + "; ".join(measured))
+    if report.timeline.proxy_samples:
+        lines.append("  as the proxy routed to each node:")
+        lines.extend(f"    {line}" for line in proxy_lane_lines(report))
+    if report.timeline.read_runs:
+        lines.append("  reads and their violations:")
+        lines.extend(f"    {line}" for line in read_lines(report))
     for name, table in report.tables.items():
         lines.append(f"  {name}:")
         lines.extend(f"    {line}" for line in table_text(table))

@@ -29,6 +29,10 @@ LANE_COLORS = {"running": ("#cdebd0", "#1d5e27"), "OUT": ("#4a4a4a", "#ffffff"),
                "Joined": ("#f6cf4a", "#5a4500"), "Donor/Desynced": ("#f6cf4a", "#5a4500"),
                "UNREACHABLE": ("#9b7fd1", "#ffffff"), "non-Primary": ("#9b7fd1", "#ffffff"),
                "ERROR": ("#d62728", "#ffffff"), "OFFLINE": ("#4a4a4a", "#ffffff")}
+PROXY_COLORS = {"write pool": ("#1f6fd1", "#ffffff"), "read pool": ("#a9d1f5", "#0b3d6e"),
+                "write+read pools": ("#8e44ad", "#ffffff"), "down": ("#4a4a4a", "#ffffff"),
+                "drained": ("#f6cf4a", "#5a4500")}  # "proxy stopped/paused/unreachable": the default red
+READ_MARK_COLORS = {"read-your-writes": "#d62728", "monotonic": "#8e44ad"}
 MARKER_COLORS = {"fault": "#c62828", "heal": "#2e7d32", "error": "#8b0000", "action": "#1f4e9c"}  # action: elections
 FONT = "font-family='system-ui,-apple-system,Segoe UI,Roboto,sans-serif'"
 
@@ -78,6 +82,8 @@ def story_svg(tl: Timeline) -> str:
     _phases(fig, tl)
     labels = _marker_labels(fig, tl)
     _lanes(fig, tl, nodes)
+    _proxy_lanes(fig, tl)
+    _read_lanes(fig, tl)
     _rows_chart(fig, tl, nodes, colors, primary)
     _behind_chart(fig, tl, nodes, colors, primary)
     _lag_chart(fig, tl, nodes, colors, primary)
@@ -99,6 +105,8 @@ def _trimmed(tl: Timeline) -> Timeline:
     out.primary, out.interval = tl.primary, tl.interval
     out.samples = [s for s in tl.samples if s.t <= end]
     out.events = [e for e in tl.events if e.t <= end + 0.5]
+    out.proxy_samples = [p for p in tl.proxy_samples if p.t <= end]
+    out.read_runs, out.read_marks = tl.read_runs, [m for m in tl.read_marks if m.t <= end]
     return out
 
 
@@ -185,6 +193,95 @@ def _lanes(fig: _Fig, tl: Timeline, nodes: Sequence[str]) -> None:
                 f"{_e(lane)}</text>")
         x += 7 * len(lane) + 40
     fig.y += 24
+
+
+def _proxy_lanes(fig: _Fig, tl: Timeline) -> None:
+    """One lane per backend node as the proxy routed to it: in the write pool, in the read pool, down,
+    drained (or the proxy itself stopped, paused, not answering)."""
+    nodes = tl.proxy_nodes()
+    if not nodes:
+        return
+    h, gap = 18, 4
+    fig.add(f"<text x='{LEFT}' y='{fig.y + 12}' font-size='13' font-weight='600' fill='#222'>"
+            "as the proxy routes to each node</text>")
+    fig.y += 18
+    seen: list[str] = []
+    for node in nodes:
+        y = fig.y
+        fig.add(f"<g id='proxy-lane-{_e(node)}' class=proxy-lane data-node='{_e(node)}'>"
+                f"<text x='{LEFT - 8}' y='{y + 13}' text-anchor='end' font-size='12' fill='#222'>{_e(node)}</text>")
+        for seg in tl.proxy_segments(node):
+            seen.append(seg.lane)
+            x0, x1 = fig.x(seg.start), fig.x(seg.end)
+            fill, ink = PROXY_COLORS.get(seg.lane, ("#d62728", "#ffffff"))
+            w = max(1.0, x1 - x0)
+            why = f" ({seg.why})" if seg.why else ""
+            fig.add(f"<g class=seg data-lane='{_e(seg.lane)}' data-start='{seg.start}' data-end='{seg.end}'>"
+                    f"<title>{_e(f'{node}: {seg.lane}{why}, {seg.start:.1f}-{seg.end:.1f} s')}</title>"
+                    f"<rect x='{x0}' y='{y}' width='{w}' height='{h}' fill='{fill}'/>")
+            if w >= 6.5 * len(seg.lane) + 6:
+                fig.add(f"<text x='{(x0 + x1) / 2}' y='{y + 13}' text-anchor='middle' font-size='11.5' "
+                        f"font-weight='600' fill='{ink}'>{_e(seg.lane)}</text>")
+            fig.add("</g>")
+        fig.add("</g>")
+        fig.y += h + gap
+    x = float(LEFT)
+    for lane in dict.fromkeys(seen):
+        fill, _ink = PROXY_COLORS.get(lane, ("#d62728", "#ffffff"))
+        fig.add(f"<rect x='{x}' y='{fig.y + 2}' width='14' height='11' fill='{fill}' stroke='#999' "
+                f"stroke-width='0.5'/><text x='{x + 18}' y='{fig.y + 12}' font-size='11.5' fill='#444'>"
+                f"{_e(lane)}</text>")
+        x += 7 * len(lane) + 40
+    fig.y += 22
+
+
+def _read_lanes(fig: _Fig, tl: Timeline) -> None:
+    """One lane per node that answered reads: a grey span per read run (its label; causal runs hatched
+    lighter) and a tick per violating read, red for read-your-writes, purple for monotonic reads."""
+    nodes = tl.read_nodes()
+    if not nodes:
+        return
+    h, gap = 18, 4
+    fig.add(f"<text x='{LEFT}' y='{fig.y + 12}' font-size='13' font-weight='600' fill='#222'>reads: violations "
+            "over time (red: read-your-writes, purple: monotonic)</text>")
+    fig.y += 18
+    for node in nodes:
+        y = fig.y
+        fig.add(f"<g id='reads-lane-{_e(node)}' class=reads-lane data-node='{_e(node)}'>"
+                f"<text x='{LEFT - 8}' y='{y + 13}' text-anchor='end' font-size='12' fill='#222'>{_e(node)}</text>")
+        for run in tl.read_runs:
+            mine = run.nodes.get(node)
+            if not mine:
+                continue
+            a = float(mine["first"]) if mine.get("first") is not None else run.start
+            b = float(mine["last"]) if mine.get("last") is not None else run.end
+            x0, x1 = fig.x(a), fig.x(max(b, a + (tl.interval or 0.2)))
+            label = f"{run.label}{' (causal)' if run.causal else ''}: {mine['reads']} reads, " \
+                    f"{mine['read_your_writes']} read-your-writes, {mine['monotonic']} monotonic"
+            fig.add(f"<g class=read-run data-run='{_e(run.label)}' data-causal='{str(run.causal).lower()}' "
+                    f"data-reads='{mine['reads']}' data-ryw='{mine['read_your_writes']}' "
+                    f"data-monotonic='{mine['monotonic']}'><title>{_e(label)}</title>"
+                    f"<rect x='{x0}' y='{y}' width='{max(1.0, x1 - x0)}' height='{h}' "
+                    f"fill='{'#e4f1e4' if run.causal else '#e6e6e6'}'/>")
+            text = f"{run.label}{' (causal)' if run.causal and 'causal' not in run.label else ''}"
+            if x1 - x0 >= 6.5 * len(text) + 6:
+                fig.add(f"<text x='{(x0 + x1) / 2}' y='{y + 13}' text-anchor='middle' font-size='11' "
+                        f"fill='#555'>{_e(text)}</text>")
+            fig.add("</g>")
+        for m in tl.read_marks:
+            if m.node != node:
+                continue
+            x = fig.x(m.t)
+            stale = "" if m.kind != "read-your-writes" else \
+                (f", visible after {m.staleness_ms:.0f} ms" if m.staleness_ms is not None else ", never visible")
+            top, bottom = (y, y + h / 2) if m.kind == "read-your-writes" else (y + h / 2, y + h)
+            fig.add(f"<line class=anomaly data-kind='{_e(m.kind)}' data-run='{_e(m.run)}' data-t='{m.t}' "
+                    f"x1='{x}' x2='{x}' y1='{top}' y2='{bottom}' stroke='{READ_MARK_COLORS.get(m.kind, '#d62728')}' "
+                    f"stroke-width='1.6'><title>{_e(f'{m.t:.2f} s {node}: {m.kind} violation{stale}')}</title>"
+                    "</line>")
+        fig.add("</g>")
+        fig.y += h + gap
+    fig.y += 8
 
 
 def _chart_frame(fig: _Fig, title: str, h: int, ymax: float, unit: str) -> tuple[int, float]:

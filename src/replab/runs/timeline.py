@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pymysql
 
 from ..cluster import galera, group, replication
+from ..cluster import proxy as proxy_view
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ReplabError
 from ..engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
@@ -84,6 +85,66 @@ class Sample:
 
 
 @dataclass
+class ProxySample:
+    """How the proxy routed to one backend node at time ``t``: HAProxy's status of the node in the write and
+    in the read backend (``UP``, ``DOWN``, ``MAINT``, ``DRAIN``, ``NOLB``; None when the proxy did not say),
+    the health agent's reason for each, and the proxy's own state (running, stopped, paused, unreachable)."""
+
+    t: float
+    node: str
+    proxy: str = RUNNING
+    write: str | None = None
+    read: str | None = None
+    why_write: str = ""
+    why_read: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProxySample:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ReadRun:
+    """One run of read sessions (``feed --reads`` / a scenario's reads step): where they read, when, and
+    the violations counted, per node (``nodes``: ``{node: {reads, read_your_writes, monotonic, first, last}}``,
+    ``first``/``last`` the times of its first and last read)."""
+
+    label: str
+    read_from: str
+    causal: bool
+    start: float
+    end: float
+    reads: int
+    read_your_writes: int
+    monotonic: int
+    errors: int = 0
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReadMark:
+    """One read that violated read-your-writes (the session's own acknowledged row missing: a stale read,
+    ``staleness_ms`` until it was visible, None if never within the wait) or monotonic reads (an older
+    state than the session's previous read), at time ``t`` on ``node``, in read run ``run``."""
+
+    t: float
+    node: str
+    kind: str  # read-your-writes | monotonic
+    run: str
+    staleness_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Event:
     """Something that happened at time ``t``: a fault, a heal, a phase boundary, an error seen."""
 
@@ -116,6 +177,7 @@ class Segment:
     end: float
     lane: str
     errno: int | None = None
+    why: str = ""  # a proxy lane: the health agent's reason
 
     @property
     def label(self) -> str:
@@ -197,6 +259,29 @@ def lane_of(sample: Sample, cut: bool = False) -> tuple[str, int | None]:
     return LANE_RUNNING, None
 
 
+# the proxy's view of a backend node
+PROXY_WRITE, PROXY_READ, PROXY_BOTH = "write pool", "read pool", "write+read pools"
+PROXY_DOWN, PROXY_DRAINED = "down", "drained"
+DRAINED_STATUSES = ("MAINT", "DRAIN", "NOLB")
+
+
+def proxy_lane_of(ps: ProxySample) -> str:
+    """The lane a proxy sample puts its backend node in: in the write pool, in the read pool, down (the
+    checks keep it out of both) or drained (maintenance or drain: out by an operator's hand); ``proxy
+    stopped``/``paused``/``unreachable`` when the proxy itself does not route."""
+    if ps.proxy != RUNNING:
+        return f"proxy {ps.proxy}"
+    if ps.write == "UP" and ps.read == "UP":
+        return PROXY_BOTH
+    if ps.write == "UP":
+        return PROXY_WRITE
+    if ps.read == "UP":
+        return PROXY_READ
+    if ps.write in DRAINED_STATUSES or ps.read in DRAINED_STATUSES:
+        return PROXY_DRAINED
+    return PROXY_DOWN
+
+
 def tick_of(s: Sample, interval: float) -> int:
     """The sampling tick a sample belongs to: every node's thread samples at the same multiples of the
     interval (see ``Sampler``)."""
@@ -264,6 +349,9 @@ class Timeline:
         self._t0 = time.monotonic()
         self.samples: list[Sample] = []
         self.events: list[Event] = []
+        self.proxy_samples: list[ProxySample] = []
+        self.read_runs: list[ReadRun] = []
+        self.read_marks: list[ReadMark] = []
         self.interval: float | None = None
         self.primary: str | None = None
         self._lock = threading.Lock()
@@ -275,6 +363,33 @@ class Timeline:
     def add_sample(self, sample: Sample) -> None:
         with self._lock:
             self.samples.append(sample)
+
+    def add_proxy_sample(self, sample: ProxySample) -> None:
+        with self._lock:
+            self.proxy_samples.append(sample)
+
+    def at(self, monotonic: float) -> float:
+        """A ``time.monotonic()`` reading on this timeline's clock."""
+        return round(monotonic - self._t0, 3)
+
+    def add_reads(self, label: str, result: Any) -> ReadRun:
+        """Record a finished run of read sessions (a ``workload.reads.ReadResult``): its span, counts per node
+        and every violation at the time its read began."""
+        end = self.at(result.stopped) if result.stopped is not None else self.now()
+        start = self.at(result.started) if result.started is not None else end
+        nodes = {}
+        for name, n in sorted(result.per_node.items()):
+            first, last = result.spans.get(name, [None, None])
+            nodes[name] = {**n.to_dict(), "first": None if first is None else self.at(first),
+                           "last": None if last is None else self.at(last)}
+        run = ReadRun(label, result.read_from, result.causal, start, end, result.reads, result.ryw,
+                      result.monotonic, result.errors, nodes)
+        marks = [ReadMark(self.at(when), node, kind, label, None if ms is None else round(ms, 1))
+                 for when, node, kind, ms in sorted(result.marks)]
+        with self._lock:
+            self.read_runs.append(run)
+            self.read_marks.extend(marks)
+        return run
 
     def event(self, kind: str, text: str, node: str | None = None, **data: Any) -> Event:
         """Record an event now; ``kind`` is one of EVENT_KINDS."""
@@ -392,6 +507,32 @@ class Timeline:
                 out.append(Segment(node, s.t, end, lane, errno))
         return out
 
+    def proxy_nodes(self) -> list[str]:
+        """The backend nodes the proxy was sampled about, in the order of ``nodes()``."""
+        seen = {p.node for p in self.proxy_samples}
+        return [n for n in self.nodes() if n in seen] + sorted(seen - set(self.nodes()))
+
+    def proxy_segments(self, node: str) -> list[Segment]:
+        """How the proxy routed to ``node`` over the run (see ``proxy_lane_of``), consecutive samples in the
+        same lane merged; ``why`` is the agent's reason at the segment's first sample."""
+        mine = sorted((p for p in self.proxy_samples if p.node == node), key=lambda p: p.t)
+        out: list[Segment] = []
+        for i, p in enumerate(mine):
+            lane = proxy_lane_of(p)
+            end = mine[i + 1].t if i + 1 < len(mine) else p.t + (self.interval or 0.2)
+            if out and out[-1].lane == lane:
+                out[-1].end = end
+            else:
+                why = p.why_write if lane == PROXY_WRITE else p.why_read if lane == PROXY_READ else \
+                    "; ".join(w for w in (p.why_write, p.why_read) if w)
+                out.append(Segment(node, p.t, end, lane, None, why))
+        return out
+
+    def read_nodes(self) -> list[str]:
+        """The nodes that answered reads of a read run, in the order of ``nodes()``."""
+        seen = {n for r in self.read_runs for n in r.nodes}
+        return [n for n in self.nodes() if n in seen] + sorted(seen - set(self.nodes()))
+
     def first_errors(self) -> list[Event]:
         """The first replication error event of each node (and of each distinct error number)."""
         seen: set[tuple[str | None, Any]] = set()
@@ -503,6 +644,9 @@ class Timeline:
                 "primary": self.primary,
                 "samples": [s.to_dict() for s in sorted(self.samples, key=lambda s: (s.t, s.node))],
                 "events": [e.to_dict() for e in sorted(self.events, key=lambda e: e.t)],
+                "proxy_samples": [p.to_dict() for p in sorted(self.proxy_samples, key=lambda p: (p.t, p.node))],
+                "read_runs": [r.to_dict() for r in sorted(self.read_runs, key=lambda r: r.start)],
+                "read_marks": [m.to_dict() for m in sorted(self.read_marks, key=lambda m: (m.t, m.node))],
             }
 
     @classmethod
@@ -511,6 +655,9 @@ class Timeline:
         tl.interval = data.get("interval_s")
         tl.samples = [Sample.from_dict(s) for s in data.get("samples", [])]
         tl.events = [Event(**e) for e in data.get("events", [])]
+        tl.proxy_samples = [ProxySample.from_dict(p) for p in data.get("proxy_samples", [])]
+        tl.read_runs = [ReadRun(**r) for r in data.get("read_runs", [])]
+        tl.read_marks = [ReadMark(**m) for m in data.get("read_marks", [])]
         tl.primary = data.get("primary") or (tl.nodes()[0] if tl.samples else None)
         return tl
 
@@ -686,7 +833,39 @@ class Sampler:
             t = threading.Thread(target=self._loop, args=(node.name,), name=f"sampler-{node.name}", daemon=True)
             t.start()
             self._threads.append(t)
+        if proxy_view.proxy_state(self.cluster):
+            t = threading.Thread(target=self._proxy_loop, name="sampler-proxy", daemon=True)
+            t.start()
+            self._threads.append(t)
         return self
+
+    def _proxy_loop(self) -> None:
+        """The proxy's view of every backend node, each interval: HAProxy's status of the node in the write
+        and the read backend (``show stat`` on its runtime API). A change of the write pool is noted."""
+        writers: list[str] | None = None
+        while not self._stop.is_set():
+            t = self.timeline.now()
+            try:
+                st = proxy_view.status(self.cluster)
+            except Exception:  # noqa: BLE001 - a missing sample, never a dead sampler
+                st = None
+            state = str(st.get("state") or UNREACHABLE) if st else UNREACHABLE
+            by_node: dict[str, ProxySample] = {n.name: ProxySample(t, n.name, state) for n in self.cluster.nodes}
+            for b in (st or {}).get("backends") or []:
+                ps = by_node.setdefault(b["node"], ProxySample(t, b["node"], state))
+                if b["pool"] == "write":
+                    ps.write, ps.why_write = b["status"], b["why"]
+                elif b["pool"] == "read":
+                    ps.read, ps.why_read = b["status"], b["why"]
+            for ps in by_node.values():
+                self.timeline.add_proxy_sample(ps)
+            now = sorted(n for n, ps in by_node.items() if ps.proxy == RUNNING and ps.write == "UP")
+            if state == RUNNING and now != writers:
+                if writers is not None:
+                    self.timeline.event("note", f"proxy: write pool {', '.join(writers) or 'empty'} -> "
+                                        f"{', '.join(now) or 'empty'}")
+                writers = now
+            self._stop.wait(self.interval - self.timeline.now() % self.interval)
 
     def stop(self) -> None:
         self._stop.set()

@@ -46,6 +46,7 @@ TABLE = "replab_reads"
 TABLE_DDL = ("CREATE TABLE IF NOT EXISTS {db}.`replab_reads` (id BIGINT AUTO_INCREMENT PRIMARY KEY, "
              "session INT NOT NULL, at DATETIME(6) NOT NULL) ENGINE=InnoDB")
 TARGETS = ("replicas", "proxy")
+RYW, MONOTONIC = "read-your-writes", "monotonic"  # the kinds of violation marked in ReadResult.marks
 
 
 @dataclass
@@ -110,6 +111,12 @@ class ReadResult:
     staleness_ms: list[float] = field(default_factory=list)
     causal_wait_ms: list[float] = field(default_factory=list)
     read_ms: list[float] = field(default_factory=list)  # the whole read: causal wait included
+    # when (time.monotonic()) each violation's read began: (when, node, kind, staleness ms or None); kind is
+    # "read-your-writes" or "monotonic" (a report draws them on its read lanes)
+    marks: list[tuple[float, str, str, float | None]] = field(default_factory=list)
+    spans: dict[str, list[float]] = field(default_factory=dict)  # node -> [first read, last read] (monotonic)
+    started: float | None = None  # time.monotonic() of start() and stop()
+    stopped: float | None = None
 
     def summary(self) -> dict[str, Any]:
         def dist(values: list[float]) -> dict[str, float | None]:
@@ -166,6 +173,7 @@ class Reads:
         if late:
             raise ReplabError(f"reads: {', '.join(late)} did not apply the creation of {self._table} within 60 s "
                               "(far behind, or not replicating)", hint="see: replab status")
+        self.result.started = time.monotonic()
         for k in range(self.options.sessions):
             t = threading.Thread(target=self._session, args=(k,), name=f"replab-reads-{k}", daemon=True)
             t.start()
@@ -177,6 +185,7 @@ class Reads:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        self.result.stopped = time.monotonic()
         return self.result
 
     # --- connections ---------------------------------------------------------------------------------
@@ -279,6 +288,11 @@ class Reads:
                     if int(top) < last_max:
                         r.monotonic += 1
                         n.monotonic += 1
+                        r.marks.append((t0, node, MONOTONIC, None))
+                    if not int(seen):
+                        r.marks.append((t0, node, RYW, None if never else float(stale_ms or 0.0)))
+                    span = r.spans.setdefault(node, [t0, t0])
+                    span[1] = max(span[1], t0)
                 last_max = max(last_max, int(top))
             except Exception as exc:  # noqa: BLE001 - any failure of a read is counted, and the session goes on
                 with self._mu:
