@@ -294,14 +294,16 @@ def test_read_runs_and_marks_round_trip_and_add_reads_converts_the_clock() -> No
     t0 = live._t0
     res = ReadResult(read_from="proxy", reads=3, ryw=1, monotonic=1,
                      per_node={"mysql-s1": NodeReads(2, 0, 1), "mysql-s2": NodeReads(1, 1, 0)},
-                     marks=[(t0 + 2.5, "mysql-s2", "read-your-writes", 812.34), (t0 + 2.0, "mysql-s1", "monotonic", None)],
+                     marks=[(t0 + 2.5, "mysql-s2", "read-your-writes", 812.34),
+                            (t0 + 2.0, "mysql-s1", "monotonic", None)],
                      spans={"mysql-s1": [t0 + 1.5, t0 + 2.0], "mysql-s2": [t0 + 2.5, t0 + 2.5]},
                      started=t0 + 1.0, stopped=t0 + 3.0)
     run = live.add_reads("round-robin", res)
     assert (run.start, run.end, run.reads, run.read_your_writes, run.monotonic) == (1.0, 3.0, 3, 1, 1)
     assert run.nodes["mysql-s1"] == {"reads": 2, "read_your_writes": 0, "monotonic": 1, "first": 1.5, "last": 2.0}
     assert [(m.t, m.node, m.kind, m.run, m.staleness_ms) for m in live.read_marks] == [
-        (2.0, "mysql-s1", "monotonic", "round-robin", None), (2.5, "mysql-s2", "read-your-writes", "round-robin", 812.3)]
+        (2.0, "mysql-s1", "monotonic", "round-robin", None),
+        (2.5, "mysql-s2", "read-your-writes", "round-robin", 812.3)]
 
 
 def test_report_draws_and_prints_proxy_and_read_lanes() -> None:
@@ -313,8 +315,9 @@ def test_report_draws_and_prints_proxy_and_read_lanes() -> None:
     assert "  as the proxy routed to each node:\n    mysql-m   write pool 0.0-1.0 s; down 1.0-2.0 s\n" \
            "    mysql-s1  read pool 0.0-1.0 s; write pool 1.0-2.0 s\n" \
            "    mysql-s2  read pool 0.0-0.4 s; drained 0.4-0.6 s; read pool 0.6-2.0 s\n" in text
-    assert "  reads and their violations:\n    lagging from mysql-s2 0.2-1.0 s: mysql-s2 4 reads: 3 read-your-writes, " \
-           "1 monotonic at 0.2-0.9 s\n    causal from mysql-s2 (causal) 1.1-1.8 s: mysql-s2 5 reads: " \
+    assert "  reads and their violations:\n    lagging from mysql-s2 0.2-1.0 s: mysql-s2 4 reads: " \
+           "3 read-your-writes, 1 monotonic at 0.2-0.9 s\n" \
+           "    causal from mysql-s2 (causal) 1.1-1.8 s: mysql-s2 5 reads: " \
            "0 read-your-writes, 0 monotonic\n" in text
     assert rep.to_dict()["proxy_lanes"]["mysql-s1"] == [
         {"start": 0.0, "end": 1.0, "lane": "read pool", "why": ""},
