@@ -16,6 +16,8 @@ PYTEST_RERUNS ?= --reruns 1 --reruns-delay 2 -rfER
 TEST_SERVERS ?= mysql-9.7 mariadb-11.8
 # the catalogue MariaDBs that get galera-4 from their own suite (idempotent: a stat once it is there)
 GALERA_SERVERS ?= mariadb-11.8
+# MySQL Router (Debian sid's mysql-router) put into these trees, for --proxy mysql-router
+ROUTER_SERVERS ?= mysql-9.7
 
 .PHONY: install system-deps servers demo test test-fast lint bench soak clean
 
@@ -39,6 +41,7 @@ demo: install
 servers: $(VENV)/.installed
 	@for s in $(TEST_SERVERS); do $(PY) -m replab servers add $$s || exit 1; done
 	@for s in $(GALERA_SERVERS); do $(PY) -m replab servers add-galera $$s || exit 1; done
+	@for s in $(ROUTER_SERVERS); do $(PY) -m replab servers add-router $$s || exit 1; done
 
 test: DEPS = core venv browser servers docker proxy net galera
 test: install servers

@@ -13,11 +13,11 @@ import pytest
 from catalogue import require
 
 from replab.cluster import proxy, roles
-from replab.engines import haproxy
+from replab.engines import haproxy, mysql_router
 from replab.faults import failover, nemesis
 from replab.runs import builtin, scenarios
 from replab.runs.report import summary
-from replab.servers import db, strays
+from replab.servers import db, router_tree, strays
 from replab.verify import checker
 from replab.workload.feed import Feeder
 from replab.workload.reads import ReadOptions, Reads
@@ -97,11 +97,82 @@ def test_proxy_routes_by_role_follows_role_changes_and_loses_nothing(replab_clus
 def test_proxy_bad_input_changes_nothing(cli, tmp_path):
     home = tmp_path / "h"
     for args, words in ((["--proxy", "nginx"], "unknown proxy 'nginx': choose one of haproxy"),
-                        (["--proxy", "mysql-router"], "MySQL Shell"),
+                        (["--proxy", "mysql-router"], "--proxy mysql-router needs MySQL (mariadb-10.11 is mariadb): "
+                                                      "MySQL Router speaks to MySQL servers only"),
                         (["--proxy", "haproxy", "--engine", "compose"], "--proxy haproxy needs --engine local")):
         r = cli("up", *args, home=home)
         assert r.returncode == 2 and words in r.stderr, (args, r.stderr)
         assert "Traceback" not in r.stderr and not home.exists()
+    r = cli("servers", "add-router", "mariadb-10.11", home=home)
+    assert r.returncode == 2 and "mariadb-10.11 is not a catalogue MySQL with a private tree" in r.stderr, r.stderr
+
+
+def test_mysql_router_static_routes_follow_a_failover_by_restart(replab_cluster_factory, cli, tmp_path):
+    """MySQL Router 9.7 with static routes on MySQL 9.7: writes reach the primary, reads both replicas; what it
+    cannot do without metadata (a replica whose SQL thread stopped keeps serving reads; with the primary dead,
+    writes go to the next node, read-only, and fail there); a failover rewrites its routes and restarts it,
+    and an application writing through it loses no acknowledged write (semi-sync)."""
+    require("mysql-9.7")
+    if router_tree.program() is None:
+        pytest.fail("no MySQL Router: make servers puts it into mysql-9.7's tree (replab servers add-router mysql-9.7)")
+    r = cli("up", "--server", "mysql-9.7", "--topology", "group", "--proxy", "mysql-router", home=tmp_path / "g")
+    assert r.returncode == 2 and "--proxy is for the star only (got --topology group)" in r.stderr, r.stderr
+    assert not (tmp_path / "g").exists()
+    cluster = replab_cluster_factory(server="mysql-9.7", proxy="mysql-router", semi_sync=True,
+                                     semi_sync_timeout_ms=5000)
+    home, names = cluster.home, _ids(cluster)
+    state = cluster.state["proxy"]
+    wport, rport = int(state["write_port"]), int(state["read_port"])
+    assert state["routes"] == {"write": [M, S1, S2], "read": [S1, S2]}
+    assert [names[_server_id(cluster, wport)] for _ in range(3)] == [M, M, M]
+    assert sorted(names[_server_id(cluster, rport)] for _ in range(4)) == [S1, S1, S2, S2]
+
+    # no metadata, no health: a replica whose SQL thread stopped still gets its share of the reads
+    cluster.sql(S2, "STOP REPLICA SQL_THREAD")
+    assert sorted(names[_server_id(cluster, rport)] for _ in range(4)) == [S1, S1, S2, S2]
+    cluster.sql(S2, "START REPLICA")
+
+    pid = mysql_router.pids(home)["mysql-router"]
+    f = Feeder(cluster, rate=200, threads=2, via="proxy").start()
+    time.sleep(1.0)
+    nemesis.kill(cluster, M)
+    # Router does not know roles: with the primary dead, a new write connection lands on mysql-s1, read-only
+    user, password = cluster.credentials(db.APP)
+    conn = pymysql.connect(host="127.0.0.1", port=wport, user=user, password=password, connect_timeout=3)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            assert names[int(cur.fetchone()[0])] == S1
+            with pytest.raises(pymysql.MySQLError) as err:
+                cur.execute("INSERT INTO mydb.events (id, name, counter, description) "
+                            "VALUES (999999999, 'router', 0, 'x')")
+            assert err.value.args[0] in (1290, 1836), err.value.args
+    finally:
+        conn.close()
+    change = failover.failover(cluster)
+    assert change.new_primary in (S1, S2) and change.proxy_s is not None and change.proxy_s < 10, change
+    print(f"router: restart to the first write on {change.new_primary}: {change.proxy_s:.2f}s; feed errors so far "
+          f"{dict(f.result.error_kinds)}")
+    new, other = change.new_primary, S2 if change.new_primary == S1 else S1
+    assert names[_server_id(cluster, wport)] == new
+    assert cluster.state["proxy"]["routes"] == {"write": [new, other], "read": [other]}
+    assert mysql_router.pids(home)["mysql-router"] not in (None, pid), "Router was not restarted"
+    acked = f.result.ok
+    time.sleep(1.0)
+    result = f.stop()
+    assert result.ok > acked, "no write was acknowledged through Router after the failover"
+    assert cluster.wait_caught_up(20, names=[other])[other]
+    rep = checker.check(cluster)
+    assert rep.lost == [] and rep.consistent, rep.render()
+    st = proxy.status(cluster)
+    assert st is not None and st["kind"] == "mysql-router" and st["state"] == "running" and st["static"]
+    # the killed primary comes back as a replica: Router's routes list it again (another restart)
+    text = failover.rejoin(cluster, M, rebuild=True)
+    assert f"; MySQL Router restarted with {M} in its read route (" in text, text
+    assert cluster.state["proxy"]["routes"] == {"write": [new, M, other], "read": [M, other]}
+    assert sorted(names[_server_id(cluster, rport)] for _ in range(4)) == sorted([M, M, other, other])
+    cluster.down()
+    assert strays.find(home) == []
 
 
 def test_feed_via_proxy_without_a_proxy_is_refused(replab_cluster, cli):

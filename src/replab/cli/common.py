@@ -226,6 +226,11 @@ def proxy_line(proxy: dict[str, Any] | None) -> str | None:
     head = f"proxy ({proxy['kind']}, {proxy['state']}" + (f", pid {proxy['pid']}" if proxy.get("pid") else "") + ")"
     if proxy["state"] != "running":
         return f"{head}: writes {proxy['host']}:{proxy['write_port']}, reads {proxy['host']}:{proxy['read_port']}"
+    if proxy.get("static"):  # MySQL Router without metadata: its routes as replab wrote them
+        w, r = proxy["routes"].get("write") or [], proxy["routes"].get("read") or []
+        return (f"{head}: writes {proxy['host']}:{proxy['write_port']} -> {w[0] if w else 'nobody'} first"
+                + (f", then {', '.join(w[1:])}" if w[1:] else "") + f"; reads {proxy['host']}:{proxy['read_port']} -> "
+                f"{', '.join(r) or 'nobody'} round-robin (static routes: Router does not check roles or replication)")
     parts = []
     for pool, label in (("write", "writes"), ("read", "reads")):
         mine = [b for b in proxy["backends"] if b["pool"] == pool]

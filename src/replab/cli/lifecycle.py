@@ -55,7 +55,8 @@ def up(
                                           "goes asynchronous (default 10000)."),
     proxy: str = typer.Option(None, "--proxy", help="A real proxy in front: haproxy (a write endpoint that "
                               "follows the primary, a read endpoint over the healthy replicas; see replab "
-                              "endpoints)."),
+                              "endpoints) or mysql-router (MySQL's star: static routes, the primary first; "
+                              "restarted on a role change; see docs/proxy.md)."),
     link_delay: str = typer.Option(None, "--link-delay", help="Shape every replica link from the start: delay "
                                    "added to each direction, e.g. 20ms (see replab link)."),
     link_jitter: str = typer.Option(None, "--link-jitter", help="With --link-delay: its spread, e.g. 5ms."),

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from ..servers import catalogue as servers
-from ..servers import galera_tree
+from ..servers import galera_tree, router_tree
 from . import common
 
 servers_app = typer.Typer(
@@ -84,3 +84,14 @@ def add_galera(name: str = typer.Argument(..., help="A catalogue MariaDB, e.g. m
     """
     path = galera_tree.add_galera(name, say=common.say)
     common.console.print(f"{name}: Galera provider {path}")
+
+
+@servers_app.command("add-router")
+def add_router(name: str = typer.Argument(..., help="A catalogue MySQL, e.g. mysql-9.7.")) -> None:
+    """Add MySQL Router (mysql-router from the same Debian suite) to a catalogue MySQL's tree, for
+    --proxy mysql-router; nothing is fetched when it is there already.
+
+    Example: replab servers add-router mysql-9.7
+    """
+    path = router_tree.add_router(name, say=common.say)
+    common.console.print(f"{name}: MySQL Router {path}")

@@ -55,6 +55,9 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
             galera.check_spec(spec, flavor.name, engine.server)  # type: ignore[attr-defined]
         if spec.topology.startswith("group"):  # before anything is created: the server must have the plugin
             group.preflight(engine, flavor)
+        if spec.proxy:  # MySQL Router: MySQL only, and a Router here
+            server = getattr(engine, "server", None)
+            proxy.preflight(spec.proxy, flavor.name, server.name if server is not None else flavor.name)
         if spec.semi_sync and flavor.semisync_available():
             raise NotSupported(f"--semi-sync: {flavor.semisync_available()}", hint="leave out --semi-sync")
     except BaseException:

@@ -17,7 +17,7 @@ from .errors import ConfigError
 
 BINLOG_FORMATS = ("ROW", "MIXED", "STATEMENT")
 ENGINES = ("local", "compose", "external")
-PROXIES = ("haproxy",)  # a proxy in front: --proxy
+PROXIES = ("haproxy", "mysql-router")  # a proxy in front: --proxy
 MIN_NODES, MAX_NODES = 2, 9
 DEFAULT_HOME = ".replab"
 DEFAULT_DATABASE = "mydb"
@@ -125,11 +125,7 @@ class ClusterSpec:
             errors.append(("semi_sync_timeout_ms", "semi_sync_timeout_ms must be between 1 and 3600000 "
                            f"(got {self.semi_sync_timeout_ms})"))
         if self.proxy is not None:
-            if self.proxy == "mysql-router":
-                errors.append(("proxy", "--proxy mysql-router is not supported: MySQL Router routes by the metadata "
-                               "MySQL Shell writes for an InnoDB Cluster or ReplicaSet, which a plain replication "
-                               "cluster lacks; use --proxy haproxy"))
-            elif self.proxy not in PROXIES:
+            if self.proxy not in PROXIES:
                 errors.append(("proxy", f"unknown proxy {self.proxy!r}: choose one of {', '.join(PROXIES)}"))
             elif self.engine != "local":
                 errors.append(("proxy", f"--proxy {self.proxy} needs --engine local (the {self.engine} engine does "

@@ -26,7 +26,7 @@ from ..servers import catalogue as servers
 from ..servers.catalogue import Server
 from ..servers.flavor import flavor_from_version_string
 from ..servers.process import Process, proc_state
-from . import haproxy, membernet, relay
+from . import haproxy, membernet, mysql_router, relay
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo
 
 # 2: MySQL templates carry no auto.cnf (each node makes its own server UUID)
@@ -475,6 +475,7 @@ class LocalEngine(Engine):
 
     def destroy(self, nodes: list[NodeInfo], keep_data: bool = False) -> None:
         haproxy.stop(self.home)
+        mysql_router.stop(self.home)
         relay.stop_all(self.home)
         procs = [self.process(n) for n in nodes]
         # Data kept: TERM (a clean shutdown) all first, then wait, so the servers shut down in parallel.

@@ -609,13 +609,15 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
         report = repair(cluster, node, timeout=timeout)
         cluster.save()
         return (f"{found.sentence()}; rebuilt from {primary.name} in {report.seconds:.1f}s "
-                f"({'verified' if report.verified else 'NOT verified'}): it replicates from {primary.name}")
+                f"({'verified' if report.verified else 'NOT verified'}): it replicates from {primary.name}"
+                + proxy.rejoined(cluster, node))
     repoint(cluster, info, primary, former_primary=was_primary)
     cluster.save()
     cluster.wait_threads([node], timeout=30)
     caught = cluster.wait_caught_up(timeout=timeout, names=[node]).get(node, False)
     return (f"{found.sentence()}; rejoined as a replica of {primary.name}"
-            + ("" if caught else f" but not caught up after {timeout:.0f}s (replab diagnose {node})"))
+            + ("" if caught else f" but not caught up after {timeout:.0f}s (replab diagnose {node})")
+            + proxy.rejoined(cluster, node))
 
 
 # --- observing -------------------------------------------------------------------------------------------

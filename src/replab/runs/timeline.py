@@ -833,7 +833,8 @@ class Sampler:
             t = threading.Thread(target=self._loop, args=(node.name,), name=f"sampler-{node.name}", daemon=True)
             t.start()
             self._threads.append(t)
-        if proxy_view.proxy_state(self.cluster):
+        state = proxy_view.proxy_state(self.cluster)
+        if state and not proxy_view.is_router(state):  # MySQL Router's static routes: no runtime view to sample
             t = threading.Thread(target=self._proxy_loop, name="sampler-proxy", daemon=True)
             t.start()
             self._threads.append(t)

@@ -50,19 +50,27 @@ def add_galera(name: str, say: Say | None = None) -> Path:
     if found:
         say(f"{name}: Galera provider already in its tree ({found})")
         return found
+    fetch_into_tree(name, Path(server.root), PACKAGE, PROVIDER, say)
+    return Path(server.root) / PROVIDER
+
+
+def fetch_into_tree(name: str, root: Path, package: str, expect: Path, say: Say) -> None:
+    """Fetch Debian package ``package`` from the suite of catalogue server ``name``'s tree (its own
+    ``sources.list``, private package lists: the host's apt state is never touched) and unpack it into the
+    tree with ``dpkg-deb -x``; ``expect`` (relative to the tree) must exist afterwards. Under the catalogue's
+    lock; nothing is fetched when ``expect`` is there already."""
     apt = find_program(["apt-get"])
     if not apt:
-        raise BinaryNotFound("apt-get is not installed (replab fetches galera-4 with it)")
-    root = Path(server.root)
+        raise BinaryNotFound(f"apt-get is not installed (replab fetches {package} with it)")
     sources = root / "etc" / "apt" / "sources.list"
     if not sources.exists():
         raise ReplabError(f"{name}'s tree has no {sources}: cannot tell its Debian suite",
                           hint=f"fetch it again: replab servers remove {name} && replab servers add {name}")
     with _locked():
-        if tree_provider(server):
-            return root / PROVIDER
+        if (root / expect).exists():
+            return
         t0 = time.monotonic()
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-galera-{name}-", dir=servers_dir()))
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{package}-{name}-", dir=servers_dir()))
         try:
             for d in ("lists/partial", "cache/archives/partial"):
                 (tmp / d).mkdir(parents=True)
@@ -70,19 +78,18 @@ def add_galera(name: str, say: Say | None = None) -> Path:
                     "-o", f"Dir::State::Lists={tmp / 'lists'}", "-o", f"Dir::Cache={tmp / 'cache'}",
                     "-o", f"Dir::State::status={root / 'var/lib/dpkg/status'}", "-o", "Acquire::Languages=none",
                     "-o", "Acquire::Check-Valid-Until=false", "-o", "APT::Sandbox::User=root"]
-            say(f"{name}: fetching {PACKAGE} from the tree's Debian suite (package lists ~10 MB, once)")
+            say(f"{name}: fetching {package} from the tree's Debian suite (package lists ~10 MB, once)")
             _run([apt, *opts, "update"], tmp, "apt-get update")
-            _run([apt, *opts, "download", PACKAGE], tmp, f"apt-get download {PACKAGE}")
-            debs = sorted(tmp.glob(f"{PACKAGE}_*.deb"))
+            _run([apt, *opts, "download", package], tmp, f"apt-get download {package}")
+            debs = sorted(tmp.glob(f"{package}_*.deb"))
             if not debs:
-                raise ReplabError(f"apt-get download {PACKAGE} left no package file")
+                raise ReplabError(f"apt-get download {package} left no package file")
             _run(["dpkg-deb", "-x", str(debs[0]), str(root)], tmp, "dpkg-deb -x")
-            if not (root / PROVIDER).exists():
-                raise ReplabError(f"{debs[0].name} has no {PROVIDER}")
+            if not (root / expect).exists():
+                raise ReplabError(f"{debs[0].name} has no {expect}")
             say(f"{name}: {debs[0].name} unpacked into {root} in {time.monotonic() - t0:.1f}s")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return root / PROVIDER
 
 
 def _run(argv: list[str], cwd: Path, what: str) -> None:

@@ -34,7 +34,8 @@ def find(home: Path) -> list[Stray]:
     home = Path(home).absolute()
     server_mark = f"--defaults-file={home}/nodes/"
     relay_marks = (f"relayd.py {home}/relay ", f"replab.relay {home}/relay ")
-    proxy_marks = {f"-f {home}/proxy/haproxy.cfg": "proxy haproxy", f"proxy_agent.py {home}/proxy": "proxy agent"}
+    proxy_marks = {f"-f {home}/proxy/haproxy.cfg": "proxy haproxy", f"proxy_agent.py {home}/proxy": "proxy agent",
+                   f"-c {home}/proxy/router.conf": "proxy mysql-router"}
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
