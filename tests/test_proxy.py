@@ -171,6 +171,13 @@ def test_mysql_router_static_routes_follow_a_failover_by_restart(replab_cluster_
     assert f"; MySQL Router restarted with {M} in its read route (" in text, text
     assert cluster.state["proxy"]["routes"] == {"write": [new, M, other], "read": [M, other]}
     assert sorted(names[_server_id(cluster, rport)] for _ in range(4)) == sorted([M, M, other, other])
+    # Router is a node too: killed, both endpoints refuse; started, it routes by its routes again
+    assert [s.what for s in strays.find(home) if s.what.startswith("proxy")] == ["proxy mysql-router"]
+    assert "killed" in nemesis.kill(cluster, proxy.PROXY_NODE)
+    with pytest.raises(pymysql.MySQLError):
+        _server_id(cluster, wport)
+    assert "started" in nemesis.start(cluster, proxy.PROXY_NODE)
+    assert names[_server_id(cluster, wport)] == new
     cluster.down()
     assert strays.find(home) == []
 
@@ -255,7 +262,7 @@ def _assert_write_pool_moved(report: Any, old: str, new: str) -> None:
     kill = next(e.t for e in tl.events if e.kind == "fault" and "kill" in e.text)
     lanes = {n: [(g.lane, g.start) for g in tl.proxy_segments(n)] for n in (old, new)}
     assert lanes[old][0][0] == "write pool" and lanes[old][-1][0] == "down", lanes
-    assert next(start for lane, start in lanes[old] if lane == "down") >= kill - tl.interval, (kill, lanes)
+    assert lanes[old][-1][1] >= kill - tl.interval, (kill, lanes)  # it left the write pool with the kill
     assert lanes[new][0][0] == "read pool" and lanes[new][-1][0] == "write pool", lanes
     assert lanes[new][-1][1] >= kill - tl.interval, (kill, lanes)
     at: dict[float, int] = {}
