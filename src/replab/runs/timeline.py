@@ -656,8 +656,8 @@ class Timeline:
         tl.samples = [Sample.from_dict(s) for s in data.get("samples", [])]
         tl.events = [Event(**e) for e in data.get("events", [])]
         tl.proxy_samples = [ProxySample.from_dict(p) for p in data.get("proxy_samples", [])]
-        tl.read_runs = [ReadRun(**r) for r in data.get("read_runs", [])]
-        tl.read_marks = [ReadMark(**m) for m in data.get("read_marks", [])]
+        tl.read_runs = [ReadRun(**_known(ReadRun, r)) for r in data.get("read_runs", [])]
+        tl.read_marks = [ReadMark(**_known(ReadMark, m)) for m in data.get("read_marks", [])]
         tl.primary = data.get("primary") or (tl.nodes()[0] if tl.samples else None)
         return tl
 
@@ -1048,6 +1048,12 @@ class Sampler:
                 if st:
                     return st.last_error
         return "(message unavailable)"
+
+
+def _known(cls: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys ``cls`` (a dataclass) does not know (a report written by a newer replab)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def _row(conn: Any, sql: str, args: Any = None) -> tuple[Any, ...]:
