@@ -14,8 +14,8 @@ plain replication built without MySQL Shell, so it has none, and Router runs her
 A role change (switchover, failover, rejoin) rewrites ``router.conf`` with the new primary first and
 restarts Router (SIGKILL, then start: static routes keep no state): it has no runtime API to reorder a
 static route (its REST API only reports), and it does not reload its configuration on a signal. The restart
-drops every connection through both endpoints. Files in ``<home>/proxy/``: ``router.conf``, ``router.pid``, ``router.log``
-(its output) and ``mysqlrouter.log`` (its own log).
+drops every connection through both endpoints. Files in ``<home>/proxy/``: ``router.conf``, ``router.pid``,
+``router.log`` (its output) and ``mysqlrouter.log`` (its own log).
 """
 
 from __future__ import annotations
