@@ -65,6 +65,11 @@ def test_up_status_feed_on_all_kill_and_rejoin(cluster):
         assert 0.0 <= w["flow_control_paused"] <= 1.0
     table = run_cli("status", home=c.home)
     assert "galera: 3 of 3 nodes Synced in the Primary component" in table.stdout
+    healthy = run_cli("diagnose", home=c.home)  # every node Synced in the Primary component: exit 0
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert [line.split(" (")[0] for line in healthy.stdout.splitlines()] == [
+        f"{n}: Synced in the Primary component" for n in NODES]
+    assert all("(3 of 3 nodes, last committed seqno " in line for line in healthy.stdout.splitlines())
     # feed --on all: one writer per node, each its own table and ledger; all of it on every node
     ok = run_cli("feed", "--on", "all", "--rows", "50", home=c.home)
     assert ok.returncode == 0, ok.stderr
@@ -73,6 +78,12 @@ def test_up_status_feed_on_all_kill_and_rejoin(cluster):
     group = FeedGroup(c, FeedOptions(rate=100, duration=8, threads=1), writer_targets(c, ["mysql-m", "mysql-s1"]))
     group.start()
     nemesis.kill(c, "mysql-s2")
+    down = run_cli("diagnose", "mysql-s2", home=c.home)  # down, and how it comes back: crashed, IST if the gcache
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert down.stdout.startswith("mysql-s2: is down (stopped); mysql-m, mysql-s1 ")
+    assert ("next writes: replab start mysql-s2: it crashed (grastate seqno -1): replab start first reads its last "
+            "committed position from InnoDB (--wsrep-recover); it rejoins by IST if what it missed is still in the "
+            "gcache (mysql-") in down.stdout
     said = nemesis.start(c, "mysql-s2")
     result = group.wait(60)
     assert "rejoined the cluster by IST" in said, said
@@ -165,6 +176,16 @@ def test_quorum_lost_then_forced(tmp_path_factory):
         assert wait_for(lambda: (galera.node_state(c, "mysql-m") or {}).get("cluster_status") == "non-Primary", 30)
         out = run_cli("status", home=c.home)
         assert "no Primary component: quorum is lost" in out.stdout and "pc.bootstrap=YES" in out.stdout
+        lost = run_cli("diagnose", "mysql-m", home=c.home)
+        assert lost.returncode == 1, lost.stdout + lost.stderr
+        assert lost.stdout.startswith("mysql-m: non-Primary: quorum lost, it sees 1 of the 3 nodes (needs more than 1 "
+                                      "for a Primary component); mysql-s1, mysql-s2 are down or not answering. No "
+                                      "node is in a Primary component"), lost.stdout
+        assert "replab start mysql-s1 refuses: bootstrapping it would split the cluster" in lost.stdout
+        assert ("bootstrap the node with the latest state (mysql-m, last committed seqno ") in lost.stdout
+        assert "replab sql mysql-m \"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"" in lost.stdout
+        assert "next writes: risk: the bootstrapped node becomes a new Primary component" in lost.stdout
+        assert "(split brain)" in lost.stdout
         refused = run_cli("start", "mysql-s1", home=c.home)
         assert refused.returncode == 2 and "would split the cluster" in refused.stderr
         with pytest.raises(pymysql.MySQLError, match="1047"), c.connect("mysql-m", database=c.database) as conn:
@@ -172,5 +193,6 @@ def test_quorum_lost_then_forced(tmp_path_factory):
         c.sql("mysql-m", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
         assert "by IST" in nemesis.start(c, "mysql-s1") and "by IST" in nemesis.start(c, "mysql-s2")
         assert all(galera.wait_synced(c, timeout=60).values())
+        assert run_cli("diagnose", home=c.home).returncode == 0
     finally:
         teardown_home(c.home)
