@@ -65,6 +65,11 @@ def test_up_status_feed_on_all_kill_and_rejoin(cluster):
         assert 0.0 <= w["flow_control_paused"] <= 1.0
     table = run_cli("status", home=c.home)
     assert "galera: 3 of 3 nodes Synced in the Primary component" in table.stdout
+    sw = run_cli("switchover", "mysql-s1", home=c.home)  # every node takes writes: nothing to switch over
+    assert sw.returncode == 2 and "Traceback" not in sw.stderr, sw.stderr
+    assert sw.stderr.splitlines() == ["error: switchover is not defined for a galera topology (its role changes: none)",
+                                      "hint: every Galera node takes writes already: write to another one (replab "
+                                      "feed --on all)"], sw.stderr
     healthy = run_cli("diagnose", home=c.home)  # every node Synced in the Primary component: exit 0
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert [line.split(" (")[0] for line in healthy.stdout.splitlines()] == [
@@ -117,10 +122,27 @@ def test_bad_input(tmp_path):
         galera.check_spec(spec, "mariadb", system)
     r = run_cli("up", "--topology", "galera", "--nodes", "2", home=tmp_path / "h")
     assert r.returncode == 2 and "a galera has 3 to 9 nodes" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("up", "--topology", "galera", "--multi-primary", home=tmp_path / "h")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == ("error: --multi-primary is for --topology group only (a galera cluster is always "
+                                "multi-primary: leave it out)")
+    assert not (tmp_path / "h").exists()
     require("mysql-9.7")
     r = run_cli("up", "--topology", "galera", "--server", "mysql-9.7", home=tmp_path / "h")
     assert r.returncode == 2 and "needs MariaDB" in r.stderr and "--topology group" in r.stderr
     assert not (tmp_path / "h").exists()
+
+
+def test_no_provider_refused_before_anything_is_created(tmp_path, monkeypatch):
+    """up on the system's MariaDB with no libgalera_smm.so anywhere: refused naming the package; no home made."""
+    require("mariadb-10.11")
+    monkeypatch.setattr(galera, "PROVIDER_PATHS", ("usr/lib/galera/not-installed.so",))
+    with pytest.raises(NotSupported) as err:
+        Cluster.up(home=tmp_path / "h", topology="galera", server="mariadb-10.11")
+    assert err.value.render().splitlines() == [
+        "error: no Galera provider (libgalera_smm.so, package galera-4) on this machine",
+        "hint: install it with: apt-get install galera-4 (or: make system-deps DEPS=galera)"]
+    assert err.value.exit_code == 2 and not (tmp_path / "h").exists()
 
 
 def test_catalogue_tree_has_its_own_provider():

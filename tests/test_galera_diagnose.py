@@ -59,8 +59,9 @@ def test_down_node_ist_or_sst_from_grastate_and_gcache(tmp_path):
     assert "from another history" in gd._one(c, "mysql-s2", views).next_writes[0]
     (tmp_path / "mysql-s2" / "grastate.dat").unlink()
     assert gd._one(c, "mysql-s2", views).next_writes == [
-        "replab start mysql-s2: it has no saved state (no grastate.dat): it rejoins by a full SST (mariabackup) "
-        "from mysql-m"]
+        "replab start mysql-s2: it has no grastate.dat: replab start first reads its last committed position from "
+        "InnoDB (--wsrep-recover); it rejoins by IST if what it missed is still in the gcache (mysql-m's gcache "
+        "holds seqno 300 to 500), else by a full SST (mariabackup)"]
     # killed a moment ago: the others still count it, and their commits wait until they evict it
     views = {"mysql-m": _w(), "mysql-s1": _w(), "mysql-s2": None}
     assert "still count it as a member: commits wait until they evict it" in gd._one(c, "mysql-s2", views).summary

@@ -93,7 +93,7 @@ def check_spec(spec: ClusterSpec, flavor: str, server: Server) -> str:
     provider = provider_for(server)
     if provider is None:
         where = f"in {server.name}'s tree ({server.root})" if server.root else "on this machine"
-        hint = (f"install it with: apt-get install {PACKAGE} (or: make deps DEPS=galera)" if not server.root else
+        hint = (f"install it with: apt-get install {PACKAGE} (or: make system-deps DEPS=galera)" if not server.root else
                 f"add it to the tree with: replab servers add-galera {server.name} (make servers does it)")
         raise NotSupported(f"no Galera provider (libgalera_smm.so, package {PACKAGE}) {where}", hint=hint)
     return provider

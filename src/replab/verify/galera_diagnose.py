@@ -203,13 +203,12 @@ def _down(cluster: Cluster, name: str, state: str, views: dict[str, dict[str, st
     cached = _int(dv.get("wsrep_local_cached_downto"))
     cluster_uuid = dv.get("wsrep_local_state_uuid") or dv.get("wsrep_cluster_state_uuid")
     gcache = f"{donor}'s gcache holds seqno {cached} to {last}" if cached > 0 else f"{donor} is at seqno {last}"
-    if not saved.get("uuid"):
-        how = f"it has no saved state (no grastate.dat): it rejoins by a full SST (mariabackup) from {donor}"
-    elif cluster_uuid and saved.get("uuid") != cluster_uuid:
+    if cluster_uuid and saved.get("uuid") and saved.get("uuid") != cluster_uuid:
         how = (f"its saved state is from another history ({saved.get('uuid')}, the cluster's is {cluster_uuid}): "
                "it rejoins by a full SST (mariabackup)")
     elif seqno < 0:
-        how = (f"it crashed (grastate seqno -1): replab start first reads its last committed position from InnoDB "
+        why = "it crashed (grastate seqno -1)" if saved.get("uuid") else "it has no grastate.dat"
+        how = (f"{why}: replab start first reads its last committed position from InnoDB "
                f"(--wsrep-recover); it rejoins by IST if what it missed is still in the gcache ({gcache}), else "
                "by a full SST (mariabackup)")
     elif cached > 0 and seqno + 1 < cached:
