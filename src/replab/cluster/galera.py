@@ -41,7 +41,7 @@ from ..core.errors import (
     ReplabTimeout,
     SqlError,
 )
-from ..core.state import cache_root, free_ports
+from ..core.state import cache_root, free_ports, new_password
 from ..engines import NodeInfo
 from ..engines.base import RUNNING
 from ..engines.local import _copy_datadir
@@ -62,6 +62,8 @@ WSREP_FIELDS = ("wsrep_cluster_status", "wsrep_cluster_size", "wsrep_local_state
                 "wsrep_local_recv_queue", "wsrep_local_send_queue", "wsrep_last_committed", "wsrep_ready",
                 "wsrep_cluster_conf_id", "wsrep_local_bf_aborts", "wsrep_local_cert_failures")
 SYNCED = "Synced"
+SST_USER = "replab_sst"  # the donor's mariabackup logs in as this user (wsrep_sst_auth), over its socket
+SST_GRANTS = "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR"
 
 
 # --- what the cluster needs ---------------------------------------------------------------------------
@@ -90,6 +92,7 @@ def check_spec(spec: ClusterSpec, flavor: str, server: Server) -> str:
     if spec.binlog_format.upper() != "ROW":
         raise ConfigError(f"--binlog-format {spec.binlog_format}: Galera replicates row events only",
                           hint="leave out --binlog-format (ROW)")
+    gcache_size(spec)  # a bad [galera] gcache_size is refused here, before anything exists
     provider = provider_for(server)
     if provider is None:
         where = f"in {server.name}'s tree ({server.root})" if server.root else "on this machine"
@@ -99,12 +102,27 @@ def check_spec(spec: ClusterSpec, flavor: str, server: Server) -> str:
     return provider
 
 
+def gcache_size(spec: ClusterSpec) -> str:
+    """The writeset cache each node keeps for IST (``gcache.size``): 64M, or ``[galera] gcache_size`` from the
+    config file (a small one makes a node that was away for a while rejoin by a full SST)."""
+    section = spec.extra.get("galera") or {}
+    value = str(section.get("gcache_size", "64M")) if isinstance(section, dict) else "?"
+    if not re.fullmatch(r"[1-9][0-9]*[KMG]?", value):
+        raise ConfigError(f"[galera] gcache_size = {value!r}: expected a size such as 64M, 512K or 1G",
+                          hint="fix it in the config file (replab.toml)")
+    return value
+
+
 def _mariadb_servers() -> list[Server]:
     return [s for s in catalogue.installed() if s.flavor == "mariadb"]
 
 
-def node_options(cluster: ClusterCore, node: NodeInfo, provider: str) -> dict[str, str]:
-    """The wsrep settings of one node: the provider, the other members, its own addresses."""
+def node_options(cluster: ClusterCore, node: NodeInfo, provider: str, sst_password: str,
+                 gcache: str = "64M") -> dict[str, str]:
+    """The wsrep settings of one node: the provider, the other members, its own addresses, and the account a
+    donor's mariabackup uses for a full state transfer (SST). ``wsrep_sst_auth`` is in the node's config file
+    only (under the 0700 home; the server hands it to the SST script in its environment, never on a command
+    line, and shows it as ******** in SHOW VARIABLES)."""
     g = node.extra["galera"]
     members = ",".join(f"{n.host}:{n.extra['galera']['gcomm']}" for n in cluster.nodes)
     name_digest = hashlib.sha1(str(cluster.home).encode()).hexdigest()[:8]
@@ -117,10 +135,11 @@ def node_options(cluster: ClusterCore, node: NodeInfo, provider: str) -> dict[st
         "wsrep_node_name": node.name,
         "wsrep_node_address": f"{node.host}:{g['gcomm']}",
         "wsrep_provider_options": f"gmcast.listen_addr=tcp://{node.host}:{g['gcomm']};"
-                                  f"ist.recv_addr={node.host}:{g['ist']};gcache.size=64M;"
+                                  f"ist.recv_addr={node.host}:{g['ist']};gcache.size={gcache};"
                                   "pc.wait_prim_timeout=PT30S",
         "wsrep_sst_receive_address": f"{node.host}:{g['sst']}",
         "wsrep_sst_method": "mariabackup",
+        "wsrep_sst_auth": f"{SST_USER}:{sst_password}",
         "wsrep_slave_threads": "2",
     }
 
@@ -228,7 +247,9 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     ports = iter([p for p in free_ports("127.0.0.1", 4 * len(nodes)) if p not in taken][:3 * len(nodes)])
     for n in nodes:
         n.extra["galera"] = {"gcomm": next(ports), "ist": next(ports), "sst": next(ports)}
-    settings["node_options"] = {n.name: node_options(cluster, n, provider) for n in nodes}
+    sst_password = new_password()
+    settings["node_options"] = {n.name: node_options(cluster, n, provider, sst_password, gcache_size(spec))
+                                for n in nodes}
     gtemplate = template(engine, server, provider, cluster.say)
     engine.create(nodes, settings)
     members = [str(uuid.uuid1()) for _ in nodes]
@@ -252,6 +273,9 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     with cluster.connect(first.name) as conn:  # replicated to every member (DDL and accounts by TOI)
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
+        with conn.cursor() as cur:  # without it a donor's mariabackup is refused and SST fails (access denied)
+            cur.execute("CREATE USER IF NOT EXISTS %s@'localhost' IDENTIFIED BY %s", (SST_USER, sst_password))
+            cur.execute(f"GRANT {SST_GRANTS} ON *.* TO %s@'localhost'", (SST_USER,))
         for writer in cluster.topology.writers(cluster.names):
             replication.ensure_table(conn, spec.database, cluster.topology.writer_table(writer, cluster.names))
         cluster.state["source_ssl"] = replication.source_has_ssl(conn)
