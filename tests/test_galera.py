@@ -230,7 +230,7 @@ def test_rejoin_by_sst_when_the_gcache_lost_the_gap(tmp_path):
     config.write_text('[galera]\ngcache_size = "1M"\n')
     c = Cluster.up(home=tmp_path / "home", topology="galera", server="mariadb-10.11", config_file=str(config))
     try:
-        assert "gcache.size=1M" in c.sql("mysql-m", "SELECT @@wsrep_provider_options").rows[0][0]
+        assert "gcache.size = 1M;" in c.sql("mysql-m", "SELECT @@wsrep_provider_options").rows[0][0]
         assert run_cli("feed", "--on", "all", "--rows", "20", home=c.home).returncode == 0
         nemesis.stop(c, "mysql-s2")
         with c.connect("mysql-m") as conn, conn.cursor() as cur:  # ~2.4 MB of writesets: more than the gcache
