@@ -5,6 +5,7 @@ node, conflicting increments, a node killed and rejoined by IST, bad input; on 1
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -260,3 +261,32 @@ def test_bad_gcache_size_refused(tmp_path):
         "error: [galera] gcache_size = 'lots': expected a size such as 64M, 512K or 1G",
         "hint: fix it in the config file (replab.toml)"], r.stderr
     assert not (tmp_path / "h").exists()
+
+
+def test_every_node_crashed_the_latest_bootstraps(tmp_path_factory):
+    """mysql-m killed; the others go on and commit more; then both killed too (every grastate seqno -1).
+    replab up must compare the positions each node recovers from InnoDB (--wsrep-recover) and bootstrap from
+    the latest (mysql-s1 or mysql-s2), not from mysql-m: bootstrapping mysql-m would make the others rejoin a
+    cluster behind them (by SST) and lose the rows committed after mysql-m died."""
+    c = _up(tmp_path_factory, "mariadb-10.11")
+    try:
+        c.sql("mysql-m", "CREATE TABLE replab.late (id INT PRIMARY KEY)")
+        nemesis.kill(c, "mysql-m")
+        assert wait_for(lambda: (galera.node_state(c, "mysql-s1") or {}).get("cluster_size") == 2, 30)
+        for i in range(50):
+            c.sql("mysql-s1", f"INSERT INTO replab.late VALUES ({i})")
+        nemesis.kill(c, "mysql-s1")
+        nemesis.kill(c, "mysql-s2")
+        assert {galera.grastate(Path(n.datadir)).get("seqno") for n in c.nodes} == {"-1"}
+        up = run_cli("up", "--topology", "galera", "--server", "mariadb-10.11", home=c.home, timeout=400)
+        assert up.returncode == 0, up.stdout + up.stderr
+        said = up.stdout + up.stderr
+        assert "every node crashed: positions recovered from InnoDB (--wsrep-recover): mysql-m " in said, said
+        assert "bootstraps (the latest)" in said and "mysql-m bootstraps" not in said, said
+        c = Cluster.open(c.home)
+        assert all(galera.wait_synced(c, timeout=60).values())
+        assert [c.sql(n, "SELECT COUNT(*) FROM replab.late").rows[0][0] for n in NODES] == [50, 50, 50]
+        assert galera.join_method(c.node("mysql-m")).startswith("IST")
+        _consistent(c)
+    finally:
+        teardown_home(c.home)

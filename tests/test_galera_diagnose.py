@@ -109,3 +109,16 @@ def test_quorum_lost_everywhere_names_the_latest_node(tmp_path):
     assert ("bootstrap the node with the latest state (mysql-s1, last committed seqno 131): replab sql mysql-s1 "
             "\"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"") in d.next_writes[0]
     assert d.next_writes[1].startswith("risk:") and "split brain" in d.next_writes[1]
+
+
+def test_nothing_runs(tmp_path):
+    c = _cluster(tmp_path, {n: "stopped" for n in NAMES})
+    _grastate(tmp_path, "mysql-m", -1)
+    _grastate(tmp_path, "mysql-s1", 77)
+    views = {n: None for n in NAMES}
+    crashed = gd._one(c, "mysql-m", views)
+    assert (crashed.severity, crashed.summary) == ("down", "is down (stopped; crashed: grastate seqno -1)")
+    assert crashed.next_writes == ["no node runs: replab up bootstraps from the node with the latest position (a "
+                                   "crashed node's is recovered from InnoDB with --wsrep-recover first); the others "
+                                   "join it by IST or SST"]
+    assert gd._one(c, "mysql-s1", views).summary == "is down (stopped; saved seqno 77)"

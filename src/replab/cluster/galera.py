@@ -428,8 +428,9 @@ def start_args(cluster: ClusterCore, node: NodeInfo) -> list[str]:
                              f"state, replab sql {stuck[0]} \"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"")
     args: list[str] = []
     datadir = Path(node.datadir)
+    recovered = node.extra.pop("recovered_position", None)  # read just before by recover_crashed, or none
     if grastate(datadir).get("seqno", "-1") == "-1":
-        position = recover_position(cluster, node)
+        position = recovered or recover_position(cluster, node)
         if position:
             args.append(f"--wsrep-start-position={position}")
     if not primary:
@@ -439,15 +440,45 @@ def start_args(cluster: ClusterCore, node: NodeInfo) -> list[str]:
     return args
 
 
-def bootstrap_order(nodes: list[NodeInfo]) -> list[NodeInfo]:
-    """Stopped nodes in the order to start them when none runs: the highest saved seqno first (it
-    bootstraps the new Primary component; the others join it by IST), a crashed one (seqno -1) last."""
+def bootstrap_order(nodes: list[NodeInfo], recovered: dict[str, int] | None = None) -> list[NodeInfo]:
+    """Stopped nodes in the order to start them when none runs: the highest seqno first (it bootstraps the
+    new Primary component; the others join it by IST). A crashed node (grastate seqno -1) counts with the
+    seqno recovered from its InnoDB (``recovered``, see ``recover_crashed``), else last."""
+    recovered = recovered or {}
+
     def seqno(n: NodeInfo) -> int:
         try:
-            return int(grastate(Path(n.datadir)).get("seqno", "-1"))
+            saved = int(grastate(Path(n.datadir)).get("seqno", "-1"))
         except ValueError:
-            return -1
+            saved = -1
+        return saved if saved >= 0 else recovered.get(n.name, -1)
     return sorted(nodes, key=seqno, reverse=True)
+
+
+def recover_crashed(cluster: ClusterCore, stopped: list[NodeInfo]) -> dict[str, int]:
+    """When no node runs and some crashed (grastate seqno -1): each crashed node's last committed seqno,
+    read from its InnoDB (``--wsrep-recover``), so the node with the latest state bootstraps. The position
+    is kept for its start (``start_args`` does not run the recovery twice). Says what it found."""
+    if any(cluster.engine.state(n) == RUNNING for n in cluster.nodes):
+        return {}
+    crashed = [n for n in stopped if grastate(Path(n.datadir)).get("seqno", "-1") == "-1"]
+    if not crashed:
+        return {}
+    out: dict[str, int] = {}
+    for n in crashed:
+        position = recover_position(cluster, n)
+        if position:
+            n.extra["recovered_position"] = position
+            out[n.name] = int(position.rsplit(":", 1)[1])
+    seen = {n.name: out.get(n.name) for n in crashed}
+    saved = {n.name: grastate(Path(n.datadir)).get("seqno") for n in stopped if n not in crashed}
+    first = bootstrap_order(stopped, out)[0].name if stopped else "?"
+    what = "every node crashed" if len(crashed) == len(cluster.nodes) else f"{', '.join(seen)} crashed"
+    cluster.say(f"galera: {what}: positions recovered from InnoDB (--wsrep-recover): "
+                + ", ".join(f"{k} {'unknown' if v is None else v}" for k, v in seen.items())
+                + ("; saved: " + ", ".join(f"{k} {v}" for k, v in saved.items()) if saved else "")
+                + f"; {first} bootstraps (the latest)")
+    return out
 
 
 _RECOVERED = re.compile(r"WSREP: Recovered position:\s*([0-9a-f-]{36}:-?\d+)")

@@ -195,9 +195,10 @@ def _down(cluster: Cluster, name: str, state: str, views: dict[str, dict[str, st
                    f"nothing to join, and replab start refuses to bootstrap beside them; see: replab diagnose "
                    f"{running[0]}")
         else:
-            how = "no node runs: replab up (or replab start) bootstraps from the node with the latest saved seqno"
-        return Diagnosis(name, "down", f"is {state} (saved seqno {saved.get('seqno', 'none')})",
-                         next_writes=[how])
+            how = ("no node runs: replab up bootstraps from the node with the latest position (a crashed node's "
+                   "is recovered from InnoDB with --wsrep-recover first); the others join it by IST or SST")
+        crashed = "; crashed: grastate seqno -1" if seqno < 0 else f"; saved seqno {seqno}"
+        return Diagnosis(name, "down", f"is down ({state}{crashed})", next_writes=[how])
     donor, dv = max(primary.items(), key=lambda kv: _int(kv[1].get("wsrep_last_committed")))
     last = _int(dv.get("wsrep_last_committed"))
     cached = _int(dv.get("wsrep_local_cached_downto"))
