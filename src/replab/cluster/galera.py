@@ -328,8 +328,13 @@ def _either_probe(cluster: ClusterCore, node: NodeInfo) -> Any:
         try:
             admin()
         except ReplabError:
-            with db.connect(**params, user="root", password="", timeout=1, node=node.name) as conn:
-                db.scalar(conn, "SELECT 1")
+            try:
+                with db.connect(**params, user="root", password="", timeout=1, node=node.name) as conn:
+                    db.scalar(conn, "SELECT 1")
+            except SqlError as exc:  # the admin's password arrived between the two tries: try again
+                if exc.errno == 1045:
+                    raise ReplabError(f"{node.name}: its accounts are changing (replicated)") from None
+                raise
     return probe
 
 
