@@ -57,6 +57,8 @@ def test_down_node_ist_or_sst_from_grastate_and_gcache(tmp_path):
     assert "it crashed (grastate seqno -1)" in gd._one(c, "mysql-s2", views).next_writes[0]
     _grastate(tmp_path, "mysql-s2", 499, uuid="00000000-0000-0000-0000-000000000001")
     assert "from another history" in gd._one(c, "mysql-s2", views).next_writes[0]
+    _grastate(tmp_path, "mysql-s2", -1, uuid="00000000-0000-0000-0000-000000000000")  # after a failed SST
+    assert "it has no state (grastate uuid all zeros" in gd._one(c, "mysql-s2", views).next_writes[0]
     (tmp_path / "mysql-s2" / "grastate.dat").unlink()
     assert gd._one(c, "mysql-s2", views).next_writes == [
         "replab start mysql-s2: it has no grastate.dat: replab start first reads its last committed position from "

@@ -204,7 +204,10 @@ def _down(cluster: Cluster, name: str, state: str, views: dict[str, dict[str, st
     cached = _int(dv.get("wsrep_local_cached_downto"))
     cluster_uuid = dv.get("wsrep_local_state_uuid") or dv.get("wsrep_cluster_state_uuid")
     gcache = f"{donor}'s gcache holds seqno {cached} to {last}" if cached > 0 else f"{donor} is at seqno {last}"
-    if cluster_uuid and saved.get("uuid") and saved.get("uuid") != cluster_uuid:
+    if saved.get("uuid", "").strip("0-") == "" and saved.get("uuid"):
+        how = ("it has no state (grastate uuid all zeros: a state transfer failed or never finished; see its error "
+               "log): it rejoins by a full SST (mariabackup)")
+    elif cluster_uuid and saved.get("uuid") and saved.get("uuid") != cluster_uuid:
         how = (f"its saved state is from another history ({saved.get('uuid')}, the cluster's is {cluster_uuid}): "
                "it rejoins by a full SST (mariabackup)")
     elif seqno < 0:
