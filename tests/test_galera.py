@@ -213,7 +213,8 @@ def test_quorum_lost_then_forced(tmp_path_factory):
         assert refused.returncode == 2 and "would split the cluster" in refused.stderr
         with pytest.raises(pymysql.MySQLError, match="1047"), c.connect("mysql-m", database=c.database) as conn:
             conn.cursor().execute("INSERT INTO events_m (id, name, n, descr) VALUES (1, 'x', 1, 'x')")
-        c.sql("mysql-m", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
+        c.sql("mysql-m", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")  # takes effect a moment later
+        assert wait_for(lambda: (galera.node_state(c, "mysql-m") or {}).get("cluster_status") == "Primary", 30)
         assert "by IST" in nemesis.start(c, "mysql-s1") and "by IST" in nemesis.start(c, "mysql-s2")
         assert all(galera.wait_synced(c, timeout=60).values())
         assert run_cli("diagnose", home=c.home).returncode == 0

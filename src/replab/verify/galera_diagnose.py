@@ -165,7 +165,8 @@ def _non_primary(cluster: Cluster, name: str, view: dict[str, str], views: dict[
                 "partition, so no side may go on alone"],
         next_writes=[f"{back}to restore writes now, bootstrap the node with the latest state ({latest}, last "
                      f"committed seqno {running[latest].get('wsrep_last_committed', '?')}): replab sql {latest} "
-                     f"\"{BOOTSTRAP_SQL}\"; the others then rejoin it by IST or SST", BOOTSTRAP_RISK])
+                     f"\"{BOOTSTRAP_SQL}\"; once it is Primary (a moment later: replab status), the others rejoin "
+                     "it by IST or SST (replab start the ones that are down)", BOOTSTRAP_RISK])
 
 
 def _paused(name: str, views: dict[str, dict[str, str] | None], total: int) -> Diagnosis:
