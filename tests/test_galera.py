@@ -5,6 +5,7 @@ node, conflicting increments, a node killed and rejoined by IST, bad input; on 1
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -65,6 +66,16 @@ def test_up_status_feed_on_all_kill_and_rejoin(cluster):
         assert 0.0 <= w["flow_control_paused"] <= 1.0
     table = run_cli("status", home=c.home)
     assert "galera: 3 of 3 nodes Synced in the Primary component" in table.stdout
+    sw = run_cli("switchover", "mysql-s1", home=c.home)  # every node takes writes: nothing to switch over
+    assert sw.returncode == 2 and "Traceback" not in sw.stderr, sw.stderr
+    assert sw.stderr.splitlines() == ["error: switchover is not defined for a galera topology (its role changes: none)",
+                                      "hint: every Galera node takes writes already: write to another one (replab "
+                                      "feed --on all)"], sw.stderr
+    healthy = run_cli("diagnose", home=c.home)  # every node Synced in the Primary component: exit 0
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert [line.split(" (")[0] for line in healthy.stdout.splitlines()] == [
+        f"{n}: Synced in the Primary component" for n in NODES]
+    assert all("(3 of 3 nodes, last committed seqno " in line for line in healthy.stdout.splitlines())
     # feed --on all: one writer per node, each its own table and ledger; all of it on every node
     ok = run_cli("feed", "--on", "all", "--rows", "50", home=c.home)
     assert ok.returncode == 0, ok.stderr
@@ -73,6 +84,12 @@ def test_up_status_feed_on_all_kill_and_rejoin(cluster):
     group = FeedGroup(c, FeedOptions(rate=100, duration=8, threads=1), writer_targets(c, ["mysql-m", "mysql-s1"]))
     group.start()
     nemesis.kill(c, "mysql-s2")
+    down = run_cli("diagnose", "mysql-s2", home=c.home)  # down, and how it comes back: crashed, IST if the gcache
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert down.stdout.startswith("mysql-s2: is down (stopped); mysql-m, mysql-s1 ")
+    assert ("next writes: replab start mysql-s2: it crashed (grastate seqno -1): replab start first reads its last "
+            "committed position from InnoDB (--wsrep-recover); it rejoins by IST if what it missed is still in the "
+            "gcache (mysql-") in down.stdout
     said = nemesis.start(c, "mysql-s2")
     result = group.wait(60)
     assert "rejoined the cluster by IST" in said, said
@@ -106,10 +123,27 @@ def test_bad_input(tmp_path):
         galera.check_spec(spec, "mariadb", system)
     r = run_cli("up", "--topology", "galera", "--nodes", "2", home=tmp_path / "h")
     assert r.returncode == 2 and "a galera has 3 to 9 nodes" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("up", "--topology", "galera", "--multi-primary", home=tmp_path / "h")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == ("error: --multi-primary is for --topology group only (a galera cluster is always "
+                                "multi-primary: leave it out)")
+    assert not (tmp_path / "h").exists()
     require("mysql-9.7")
     r = run_cli("up", "--topology", "galera", "--server", "mysql-9.7", home=tmp_path / "h")
     assert r.returncode == 2 and "needs MariaDB" in r.stderr and "--topology group" in r.stderr
     assert not (tmp_path / "h").exists()
+
+
+def test_no_provider_refused_before_anything_is_created(tmp_path, monkeypatch):
+    """up on the system's MariaDB with no libgalera_smm.so anywhere: refused naming the package; no home made."""
+    require("mariadb-10.11")
+    monkeypatch.setattr(galera, "PROVIDER_PATHS", ("usr/lib/galera/not-installed.so",))
+    with pytest.raises(NotSupported) as err:
+        Cluster.up(home=tmp_path / "h", topology="galera", server="mariadb-10.11")
+    assert err.value.render().splitlines() == [
+        "error: no Galera provider (libgalera_smm.so, package galera-4) on this machine",
+        "hint: install it with: apt-get install galera-4 (or: make system-deps DEPS=galera)"]
+    assert err.value.exit_code == 2 and not (tmp_path / "h").exists()
 
 
 def test_catalogue_tree_has_its_own_provider():
@@ -165,12 +199,95 @@ def test_quorum_lost_then_forced(tmp_path_factory):
         assert wait_for(lambda: (galera.node_state(c, "mysql-m") or {}).get("cluster_status") == "non-Primary", 30)
         out = run_cli("status", home=c.home)
         assert "no Primary component: quorum is lost" in out.stdout and "pc.bootstrap=YES" in out.stdout
+        lost = run_cli("diagnose", "mysql-m", home=c.home)
+        assert lost.returncode == 1, lost.stdout + lost.stderr
+        assert lost.stdout.startswith("mysql-m: non-Primary: quorum lost, it sees 1 of the 3 nodes (needs more than 1 "
+                                      "for a Primary component); mysql-s1, mysql-s2 are down or not answering. No "
+                                      "node is in a Primary component"), lost.stdout
+        assert "replab start mysql-s1 refuses: bootstrapping it would split the cluster" in lost.stdout
+        assert ("bootstrap the node with the latest state (mysql-m, last committed seqno ") in lost.stdout
+        assert "replab sql mysql-m \"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"" in lost.stdout
+        assert "next writes: risk: the bootstrapped node becomes a new Primary component" in lost.stdout
+        assert "(split brain)" in lost.stdout
         refused = run_cli("start", "mysql-s1", home=c.home)
         assert refused.returncode == 2 and "would split the cluster" in refused.stderr
         with pytest.raises(pymysql.MySQLError, match="1047"), c.connect("mysql-m", database=c.database) as conn:
             conn.cursor().execute("INSERT INTO events_m (id, name, n, descr) VALUES (1, 'x', 1, 'x')")
-        c.sql("mysql-m", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")
+        c.sql("mysql-m", "SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'")  # takes effect a moment later
+        assert wait_for(lambda: (galera.node_state(c, "mysql-m") or {}).get("cluster_status") == "Primary", 30)
         assert "by IST" in nemesis.start(c, "mysql-s1") and "by IST" in nemesis.start(c, "mysql-s2")
         assert all(galera.wait_synced(c, timeout=60).values())
+        assert run_cli("diagnose", home=c.home).returncode == 0
+    finally:
+        teardown_home(c.home)
+
+
+def test_rejoin_by_sst_when_the_gcache_lost_the_gap(tmp_path):
+    """A node stopped while the others write more than their gcache holds ([galera] gcache_size = "1M" here):
+    diagnose predicts a full SST from its grastate and the donor's gcache range, start says an SST ran (the
+    donor's mariabackup logs in with wsrep_sst_auth: without it the SST failed with access denied), and check
+    finds every node consistent."""
+    require("mariadb-10.11")
+    config = tmp_path / "replab.toml"
+    config.write_text('[galera]\ngcache_size = "1M"\n')
+    c = Cluster.up(home=tmp_path / "home", topology="galera", server="mariadb-10.11", config_file=str(config))
+    try:
+        assert "gcache.size = 1M;" in c.sql("mysql-m", "SELECT @@wsrep_provider_options").rows[0][0]
+        assert run_cli("feed", "--on", "all", "--rows", "20", home=c.home).returncode == 0
+        nemesis.stop(c, "mysql-s2")
+        with c.connect("mysql-m") as conn, conn.cursor() as cur:  # ~2.4 MB of writesets: more than the gcache
+            cur.execute("CREATE TABLE replab.gap (id INT PRIMARY KEY, b TEXT)")
+            for i in range(600):
+                cur.execute("INSERT INTO replab.gap VALUES (%s, REPEAT('x', 4000))", (i,))
+        predicted = run_cli("diagnose", "mysql-s2", home=c.home)
+        assert predicted.returncode == 1, predicted.stdout + predicted.stderr
+        assert "the gap is gone from the gcache, so it rejoins by a full SST (mariabackup)" in predicted.stdout
+        said = nemesis.start(c, "mysql-s2")
+        assert "rejoined the cluster by SST" in said, said
+        assert galera.join_method(c.node("mysql-s2")) == "SST"
+        assert all(galera.wait_synced(c, timeout=60).values())
+        assert c.sql("mysql-s2", "SELECT COUNT(*) FROM replab.gap").rows[0][0] == 600
+        _consistent(c)
+        healthy = run_cli("diagnose", home=c.home)
+        assert healthy.returncode == 0, healthy.stdout
+    finally:
+        teardown_home(c.home)
+
+
+def test_bad_gcache_size_refused(tmp_path):
+    config = tmp_path / "replab.toml"
+    config.write_text('[galera]\ngcache_size = "lots"\n')
+    r = run_cli("up", "--topology", "galera", "--config", str(config), home=tmp_path / "h")
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "error: [galera] gcache_size = 'lots': expected a size such as 64M, 512K or 1G",
+        "hint: fix it in the config file (replab.toml)"], r.stderr
+    assert not (tmp_path / "h").exists()
+
+
+def test_every_node_crashed_the_latest_bootstraps(tmp_path_factory):
+    """mysql-m killed; the others go on and commit more; then both killed too (every grastate seqno -1).
+    replab up must compare the positions each node recovers from InnoDB (--wsrep-recover) and bootstrap from
+    the latest (mysql-s1 or mysql-s2), not from mysql-m: bootstrapping mysql-m would make the others rejoin a
+    cluster behind them (by SST) and lose the rows committed after mysql-m died."""
+    c = _up(tmp_path_factory, "mariadb-10.11")
+    try:
+        c.sql("mysql-m", "CREATE TABLE replab.late (id INT PRIMARY KEY)")
+        nemesis.kill(c, "mysql-m")
+        assert wait_for(lambda: (galera.node_state(c, "mysql-s1") or {}).get("cluster_size") == 2, 30)
+        for i in range(50):
+            c.sql("mysql-s1", f"INSERT INTO replab.late VALUES ({i})")
+        nemesis.kill(c, "mysql-s1")
+        nemesis.kill(c, "mysql-s2")
+        assert {galera.grastate(Path(n.datadir)).get("seqno") for n in c.nodes} == {"-1"}
+        up = run_cli("up", "--topology", "galera", "--server", "mariadb-10.11", home=c.home, timeout=400)
+        assert up.returncode == 0, up.stdout + up.stderr
+        said = up.stdout + up.stderr
+        assert "every node crashed: positions recovered from InnoDB (--wsrep-recover): mysql-m " in said, said
+        assert "bootstraps (the latest)" in said and "mysql-m bootstraps" not in said, said
+        c = Cluster.open(c.home)
+        assert all(galera.wait_synced(c, timeout=60).values())
+        assert [c.sql(n, "SELECT COUNT(*) FROM replab.late").rows[0][0] for n in NODES] == [50, 50, 50]
+        assert galera.join_method(c.node("mysql-m")).startswith("IST")
+        _consistent(c)
     finally:
         teardown_home(c.home)

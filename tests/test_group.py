@@ -88,6 +88,10 @@ def test_group_multi_primary_conflict(tmp_path):
         check = run_cli("check", home=home)
         assert check.returncode == 0, check.stdout + check.stderr
         assert check.stdout.startswith("CONSISTENT: group-multi-primary, 3 writer(s)")
+        sw = run_cli("switchover", "mysql-s1", home=home)  # every member takes writes: refused, nothing changed
+        assert sw.returncode == 2 and "Traceback" not in sw.stderr, sw.stderr
+        assert "switchover is not defined for a group-multi-primary topology" in sw.stderr, sw.stderr
+        assert "there is no primary to move" in sw.stderr, sw.stderr
     finally:
         if Cluster.exists(home):
             Cluster.open(home).down()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from catalogue import require
+from conftest import run_cli
 
 from replab.cluster.cluster import Cluster
 from replab.core.errors import ReplabError, SqlError
@@ -129,8 +130,30 @@ def test_galera_minority_partition(replab_cluster_factory) -> None:
     with pytest.raises(SqlError) as refused:  # the minority refuses queries (never acknowledges a write)
         cluster.sql("mysql-s2", "INSERT INTO replab.netcut VALUES (3)", timeout=5)
     assert refused.value.errno == 1047
+    cut = run_cli("diagnose", "mysql-s2", home=cluster.home)  # from its own wsrep state: quorum lost, do not force
+    assert cut.returncode == 1, cut.stdout + cut.stderr
+    assert cut.stdout.startswith("mysql-s2: non-Primary: quorum lost here, it sees 1 of the 3 nodes (needs more than "
+                                 "1 for a Primary component); the majority (mysql-m, mysql-s1) is a Primary "
+                                 "component and goes on without it."), cut.stdout
+    assert ("next writes: heal the network and mysql-s2 rejoins by itself (IST from a donor's gcache, else SST); do "
+            "NOT force it with SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'") in cut.stdout
+    assert "(split brain)" in cut.stdout
     nemesis.heal(cluster)
     assert _until(lambda: status("mysql-s2") == "Primary" and _count(cluster, "mysql-s2") == 2, 60)
     assert _count(cluster, "mysql-m") == 2
+    assert _until(lambda: run_cli("diagnose", home=cluster.home).returncode == 0, 30)
+
+    # two of three cut, each from every other: no Primary component anywhere; diagnose says how to force one
+    nemesis.partition(cluster, "mysql-m", also=["mysql-s1"])
+    assert _until(lambda: all(status(n) == "non-Primary" for n in ("mysql-m", "mysql-s1", "mysql-s2")), 40)
+    lost = run_cli("diagnose", "mysql-s1", home=cluster.home)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    assert lost.stdout.startswith("mysql-s1: non-Primary: quorum lost, it sees 1 of the 3 nodes (needs more than 1 "
+                                  "for a Primary component). No node is in a Primary component"), lost.stdout
+    assert "when the others are reachable again (heal, resume) a Primary component forms by itself" in lost.stdout
+    assert "\"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"" in lost.stdout and "split brain" in lost.stdout
+    nemesis.heal(cluster)
+    assert _until(lambda: all(status(n) == "Primary" for n in ("mysql-m", "mysql-s1", "mysql-s2")), 60)
+    assert _until(lambda: run_cli("diagnose", home=cluster.home).returncode == 0, 30)
     cluster.down()
     assert net.leftovers() == [] and not net.state_path.exists()

@@ -122,7 +122,7 @@ class Cluster(ClusterCore):
     def _start_stopped(self) -> None:
         stopped = [n for n in self.nodes if self.engine.state(n) == STOPPED]
         if self.topology.name == "galera":  # the node with the latest state bootstraps, the others join it
-            stopped = galera.bootstrap_order(stopped)
+            stopped = galera.bootstrap_order(stopped, galera.recover_crashed(self, stopped))
         for node in stopped:
             self.start_node(node.name)
         proxy_started = proxy.ensure_running(self)

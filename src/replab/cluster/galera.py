@@ -41,7 +41,7 @@ from ..core.errors import (
     ReplabTimeout,
     SqlError,
 )
-from ..core.state import cache_root, free_ports
+from ..core.state import cache_root, free_ports, new_password
 from ..engines import NodeInfo
 from ..engines.base import RUNNING
 from ..engines.local import _copy_datadir
@@ -62,6 +62,8 @@ WSREP_FIELDS = ("wsrep_cluster_status", "wsrep_cluster_size", "wsrep_local_state
                 "wsrep_local_recv_queue", "wsrep_local_send_queue", "wsrep_last_committed", "wsrep_ready",
                 "wsrep_cluster_conf_id", "wsrep_local_bf_aborts", "wsrep_local_cert_failures")
 SYNCED = "Synced"
+SST_USER = "replab_sst"  # the donor's mariabackup logs in as this user (wsrep_sst_auth), over its socket
+SST_GRANTS = "RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR"
 
 
 # --- what the cluster needs ---------------------------------------------------------------------------
@@ -90,21 +92,37 @@ def check_spec(spec: ClusterSpec, flavor: str, server: Server) -> str:
     if spec.binlog_format.upper() != "ROW":
         raise ConfigError(f"--binlog-format {spec.binlog_format}: Galera replicates row events only",
                           hint="leave out --binlog-format (ROW)")
+    gcache_size(spec)  # a bad [galera] gcache_size is refused here, before anything exists
     provider = provider_for(server)
     if provider is None:
         where = f"in {server.name}'s tree ({server.root})" if server.root else "on this machine"
-        hint = (f"install it with: apt-get install {PACKAGE} (or: make deps DEPS=galera)" if not server.root else
+        hint = (f"install it with: apt-get install {PACKAGE} (or: make system-deps DEPS=galera)" if not server.root else
                 f"add it to the tree with: replab servers add-galera {server.name} (make servers does it)")
         raise NotSupported(f"no Galera provider (libgalera_smm.so, package {PACKAGE}) {where}", hint=hint)
     return provider
+
+
+def gcache_size(spec: ClusterSpec) -> str:
+    """The writeset cache each node keeps for IST (``gcache.size``): 64M, or ``[galera] gcache_size`` from the
+    config file (a small one makes a node that was away for a while rejoin by a full SST)."""
+    section = spec.extra.get("galera") or {}
+    value = str(section.get("gcache_size", "64M")) if isinstance(section, dict) else "?"
+    if not re.fullmatch(r"[1-9][0-9]*[KMG]?", value):
+        raise ConfigError(f"[galera] gcache_size = {value!r}: expected a size such as 64M, 512K or 1G",
+                          hint="fix it in the config file (replab.toml)")
+    return value
 
 
 def _mariadb_servers() -> list[Server]:
     return [s for s in catalogue.installed() if s.flavor == "mariadb"]
 
 
-def node_options(cluster: ClusterCore, node: NodeInfo, provider: str) -> dict[str, str]:
-    """The wsrep settings of one node: the provider, the other members, its own addresses."""
+def node_options(cluster: ClusterCore, node: NodeInfo, provider: str, sst_password: str,
+                 gcache: str = "64M") -> dict[str, str]:
+    """The wsrep settings of one node: the provider, the other members, its own addresses, and the account a
+    donor's mariabackup uses for a full state transfer (SST). ``wsrep_sst_auth`` is in the node's config file
+    only (under the 0700 home; the server hands it to the SST script in its environment, never on a command
+    line, and shows it as ******** in SHOW VARIABLES)."""
     g = node.extra["galera"]
     members = ",".join(f"{n.host}:{n.extra['galera']['gcomm']}" for n in cluster.nodes)
     name_digest = hashlib.sha1(str(cluster.home).encode()).hexdigest()[:8]
@@ -117,10 +135,11 @@ def node_options(cluster: ClusterCore, node: NodeInfo, provider: str) -> dict[st
         "wsrep_node_name": node.name,
         "wsrep_node_address": f"{node.host}:{g['gcomm']}",
         "wsrep_provider_options": f"gmcast.listen_addr=tcp://{node.host}:{g['gcomm']};"
-                                  f"ist.recv_addr={node.host}:{g['ist']};gcache.size=64M;"
+                                  f"ist.recv_addr={node.host}:{g['ist']};gcache.size={gcache};"
                                   "pc.wait_prim_timeout=PT30S",
         "wsrep_sst_receive_address": f"{node.host}:{g['sst']}",
         "wsrep_sst_method": "mariabackup",
+        "wsrep_sst_auth": f"{SST_USER}:{sst_password}",
         "wsrep_slave_threads": "2",
     }
 
@@ -228,9 +247,14 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     ports = iter([p for p in free_ports("127.0.0.1", 4 * len(nodes)) if p not in taken][:3 * len(nodes)])
     for n in nodes:
         n.extra["galera"] = {"gcomm": next(ports), "ist": next(ports), "sst": next(ports)}
-    settings["node_options"] = {n.name: node_options(cluster, n, provider) for n in nodes}
+    sst_password = new_password()
+    settings["node_options"] = {n.name: node_options(cluster, n, provider, sst_password, gcache_size(spec))
+                                for n in nodes}
     gtemplate = template(engine, server, provider, cluster.say)
     engine.create(nodes, settings)
+    for n in nodes:  # a donor's mariabackup reads its login here too: a catalogue server (11.8) runs the system's
+        with open(n.cnf, "a") as fh:  # SST script, which does not get wsrep_sst_auth from it
+            fh.write(f"\n[mariadb-backup]\nuser={SST_USER}\npassword={sst_password}\n")
     members = [str(uuid.uuid1()) for _ in nodes]
     for n, me in zip(nodes, members, strict=True):  # the Galera template instead of the plain one
         shutil.rmtree(n.datadir, ignore_errors=True)
@@ -252,6 +276,9 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     with cluster.connect(first.name) as conn:  # replicated to every member (DDL and accounts by TOI)
         replication.bootstrap_primary(conn, flavor, database=spec.database, repl=repl, app=app,
                                       client_host=engine.client_host)
+        with conn.cursor() as cur:  # without it a donor's mariabackup is refused and SST fails (access denied)
+            cur.execute("CREATE USER IF NOT EXISTS %s@'localhost' IDENTIFIED BY %s", (SST_USER, sst_password))
+            cur.execute(f"GRANT {SST_GRANTS} ON *.* TO %s@'localhost'", (SST_USER,))
         for writer in cluster.topology.writers(cluster.names):
             replication.ensure_table(conn, spec.database, cluster.topology.writer_table(writer, cluster.names))
         cluster.state["source_ssl"] = replication.source_has_ssl(conn)
@@ -304,8 +331,13 @@ def _either_probe(cluster: ClusterCore, node: NodeInfo) -> Any:
         try:
             admin()
         except ReplabError:
-            with db.connect(**params, user="root", password="", timeout=1, node=node.name) as conn:
-                db.scalar(conn, "SELECT 1")
+            try:
+                with db.connect(**params, user="root", password="", timeout=1, node=node.name) as conn:
+                    db.scalar(conn, "SELECT 1")
+            except SqlError as exc:  # the admin's password arrived between the two tries: try again
+                if exc.errno == 1045:
+                    raise ReplabError(f"{node.name}: its accounts are changing (replicated)") from None
+                raise
     return probe
 
 
@@ -404,8 +436,9 @@ def start_args(cluster: ClusterCore, node: NodeInfo) -> list[str]:
                              f"state, replab sql {stuck[0]} \"SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'\"")
     args: list[str] = []
     datadir = Path(node.datadir)
+    recovered = node.extra.pop("recovered_position", None)  # read just before by recover_crashed, or none
     if grastate(datadir).get("seqno", "-1") == "-1":
-        position = recover_position(cluster, node)
+        position = recovered or recover_position(cluster, node)
         if position:
             args.append(f"--wsrep-start-position={position}")
     if not primary:
@@ -415,15 +448,45 @@ def start_args(cluster: ClusterCore, node: NodeInfo) -> list[str]:
     return args
 
 
-def bootstrap_order(nodes: list[NodeInfo]) -> list[NodeInfo]:
-    """Stopped nodes in the order to start them when none runs: the highest saved seqno first (it
-    bootstraps the new Primary component; the others join it by IST), a crashed one (seqno -1) last."""
+def bootstrap_order(nodes: list[NodeInfo], recovered: dict[str, int] | None = None) -> list[NodeInfo]:
+    """Stopped nodes in the order to start them when none runs: the highest seqno first (it bootstraps the
+    new Primary component; the others join it by IST). A crashed node (grastate seqno -1) counts with the
+    seqno recovered from its InnoDB (``recovered``, see ``recover_crashed``), else last."""
+    recovered = recovered or {}
+
     def seqno(n: NodeInfo) -> int:
         try:
-            return int(grastate(Path(n.datadir)).get("seqno", "-1"))
+            saved = int(grastate(Path(n.datadir)).get("seqno", "-1"))
         except ValueError:
-            return -1
+            saved = -1
+        return saved if saved >= 0 else recovered.get(n.name, -1)
     return sorted(nodes, key=seqno, reverse=True)
+
+
+def recover_crashed(cluster: ClusterCore, stopped: list[NodeInfo]) -> dict[str, int]:
+    """When no node runs and some crashed (grastate seqno -1): each crashed node's last committed seqno,
+    read from its InnoDB (``--wsrep-recover``), so the node with the latest state bootstraps. The position
+    is kept for its start (``start_args`` does not run the recovery twice). Says what it found."""
+    if any(cluster.engine.state(n) == RUNNING for n in cluster.nodes):
+        return {}
+    crashed = [n for n in stopped if grastate(Path(n.datadir)).get("seqno", "-1") == "-1"]
+    if not crashed:
+        return {}
+    out: dict[str, int] = {}
+    for n in crashed:
+        position = recover_position(cluster, n)
+        if position:
+            n.extra["recovered_position"] = position
+            out[n.name] = int(position.rsplit(":", 1)[1])
+    seen = {n.name: out.get(n.name) for n in crashed}
+    saved = {n.name: grastate(Path(n.datadir)).get("seqno") for n in stopped if n not in crashed}
+    first = bootstrap_order(stopped, out)[0].name if stopped else "?"
+    what = "every node crashed" if len(crashed) == len(cluster.nodes) else f"{', '.join(seen)} crashed"
+    cluster.say(f"galera: {what}: positions recovered from InnoDB (--wsrep-recover): "
+                + ", ".join(f"{k} {'unknown' if v is None else v}" for k, v in seen.items())
+                + ("; saved: " + ", ".join(f"{k} {v}" for k, v in saved.items()) if saved else "")
+                + f"; {first} bootstraps (the latest)")
+    return out
 
 
 _RECOVERED = re.compile(r"WSREP: Recovered position:\s*([0-9a-f-]{36}:-?\d+)")

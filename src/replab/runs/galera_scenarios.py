@@ -25,6 +25,7 @@ from .scenarios import (
     Step,
     act,
     check,
+    diagnose,
     expect,
     expect_consistent,
     expect_metric_below,
@@ -99,6 +100,14 @@ def _rejoin(node: str) -> Step:
     return Step(f"start {node}", fn, "heal", node)
 
 
+def _diagnosed(node: str, key: str, *words: str) -> Expectation:
+    """``diagnose NODE`` (a step earlier in the run) said every one of ``words`` in one diagnosis."""
+    def fn(ctx: Context) -> tuple[bool, list[str]]:
+        lines = ctx.diagnoses.get(node, [])
+        return any(all(w in line for w in words) for line in lines), lines[:6] or ["not diagnosed"]
+    return expect(f"diagnosis-{node}-{key}", f"diagnose {node} says: {' ... '.join(words)}", fn)
+
+
 def _joined_by_transfer() -> Expectation:
     def fn(ctx: Context) -> tuple[bool, list[str]]:
         how = str(ctx.metrics.get("rejoin_method"))
@@ -114,11 +123,14 @@ def galera_node_kill() -> Scenario:
         "measured, and every node holds every acknowledged write.",
         phases=[
             Phase("load", [start_feed(), hold(0.25)], "writes on every node, each into its own table"),
-            Phase("kill", [fault("kill", S2), _view_without(S2), _others_write("others", S2)], f"kill -9 of {S2}"),
+            Phase("kill", [fault("kill", S2), _view_without(S2), _others_write("others", S2), diagnose(S2)],
+                  f"kill -9 of {S2}"),
             Phase("rejoin", [_rejoin(S2), hold(0.1), stop_feed(), wait_caught_up(metric="catch_up_s"),
                              check("final")], f"{S2} started again"),
         ],
         expectations=[expect_metric_below("view_change_s", 30), _go_on("others", S2), _joined_by_transfer(),
+                      _diagnosed(S2, "down", f"{S2}: is down", "go on in the Primary component without it",
+                                 f"replab start {S2}: it crashed", "IST if what it missed is still in the gcache"),
                       expect_metric_below("rejoin_s", 120),
                       expect_consistent("final")],
         options=OPTIONS,
@@ -338,11 +350,15 @@ def galera_minority_partition() -> Scenario:
         phases=[
             Phase("load", [start_feed(), hold(0.2)], "writes on every node"),
             Phase("cut", [fault("partition", S2), _view_without(S2), _others_write("others", S2),
-                          _minority_write(S2)], f"{S2} cut off from {M} and {S1}"),
+                          _minority_write(S2), diagnose(S2)], f"{S2} cut off from {M} and {S1}"),
             Phase("heal", [heal("heal", S2), _synced_again("rejoin_s"), stop_feed(), check("final", wait=60)],
                   f"{S2} back on the network"),
         ],
         expectations=[expect_metric_below("view_change_s", 30), _go_on("others", S2), _minority_refused(S2),
+                      _diagnosed(S2, "non-primary", f"{S2}: non-Primary: quorum lost here, it sees 1 of the 3 nodes",
+                                 f"the majority ({M}, {S1}) is a Primary component"),
+                      _diagnosed(S2, "no-bootstrap", "do NOT force it with SET GLOBAL "
+                                 "wsrep_provider_options='pc.bootstrap=YES'", "split brain"),
                       expect_metric_below("rejoin_s", 120), expect_consistent("final")],
         options=OPTIONS,
     )

@@ -36,7 +36,7 @@ from ..engines.base import RUNNING
 from ..servers import db
 from ..servers.flavor import ReplicaStatus
 from ..servers.gtid import GtidSet
-from . import group_diagnose
+from . import galera_diagnose, group_diagnose
 from .causes import (
     BinlogGap,
     Column,
@@ -257,6 +257,8 @@ def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
     On shapes other than the star every node with a source is examined by its edges first."""
     if group.is_group(cluster):  # members, not replicas: each member's own view of the group
         return group_diagnose.diagnose_group(cluster, node)
+    if galera_diagnose.is_galera(cluster):  # wsrep nodes: each node's own component and local state
+        return galera_diagnose.diagnose_galera(cluster, node)
     if cluster.topology.name != "star":
         fed = [e.replica for e in cluster.edges]
         wanted = [cluster.node(node).name] if node else list(dict.fromkeys(n for n in cluster.names if n in fed))
