@@ -59,7 +59,7 @@ def unusable() -> str | None:
     """Why member networks cannot be built here (None when they can): root and three tools are needed."""
     missing = [f"{tool} (Debian package {pkg})" for tool, pkg in TOOLS.items() if not shutil.which(tool)]
     if missing:
-        return f"missing {', '.join(missing)}: install them with: make deps DEPS=net (or apt-get install " \
+        return f"missing {', '.join(missing)}: install them with: make system-deps DEPS=net (or apt-get install " \
                f"{' '.join(sorted({TOOLS[t.split()[0]] for t in missing}))})"
     if os.geteuid() != 0:
         return "network namespaces and nft rules need root (run replab as root, or in a VM/container as root)"

@@ -45,7 +45,7 @@ def _net(cluster: Cluster) -> MemberNet:
         why = unusable() or f"the cluster was built without one (engine {cluster.engine.name})"
         raise NotSupported(f"this cluster's members share one network, so they cannot be cut off from each "
                            f"other: {why}", hint="partitions between members need the local engine, as root, "
-                           "with ip and nft (make deps DEPS=net); then replab down && replab up again")
+                           "with ip and nft (make system-deps DEPS=net); then replab down && replab up again")
     return net
 
 
