@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from replab.cluster import roles
 from replab.faults.failover import Candidate, RoleChange, ahead_of, choose, gtid_missing, replicate_from
 from replab.runs import builtin
-from replab.runs.scenarios import expect_consistent
+from replab.runs.scenarios import expect_consistent, expect_no_replication_error
 from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
 from replab.verify.checker import Facts, NodeFacts, judge
 
@@ -169,3 +169,11 @@ def test_role_change_sentences_agree_in_number():
     sw = RoleChange("switchover", "mysql-m", "mysql-s1", write_pause_s=0.02, repointed=["mysql-m", "mysql-s2"])
     assert sw.sentence() == ("switchover: mysql-s1 is the primary; mysql-m and mysql-s2 replicate from it; writes "
                              "paused 0.020s; no acknowledged write lost")
+
+
+def test_no_apply_error_expectation_agrees_in_number():
+    """drop-middle-column printed "[PASS] no-apply-error: mysql-s2 apply every event ..." for one node."""
+    assert expect_no_replication_error(["mysql-s2"]).description == \
+        "mysql-s2 applies every event without an SQL-thread error"
+    assert expect_no_replication_error(["mysql-s1", "mysql-s2"]).description == \
+        "mysql-s1, mysql-s2 apply every event without an SQL-thread error"

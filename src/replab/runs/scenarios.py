@@ -452,7 +452,8 @@ def expect_no_replication_error(nodes: list[str]) -> Expectation:
         if errs:
             return False, [f"{e.node} at {e.t:.2f}s: {e.text}" for e in errs[:4]]
         return True, [f"no replication error on {', '.join(nodes)} during the run"]
-    return Expectation("no-apply-error", f"{', '.join(nodes)} apply every event without an SQL-thread error",
+    verb = "applies" if len(nodes) == 1 else "apply"
+    return Expectation("no-apply-error", f"{', '.join(nodes)} {verb} every event without an SQL-thread error",
                        fn)
 
 
