@@ -177,3 +177,17 @@ def test_no_apply_error_expectation_agrees_in_number():
         "mysql-s2 applies every event without an SQL-thread error"
     assert expect_no_replication_error(["mysql-s1", "mysql-s2"]).description == \
         "mysql-s1, mysql-s2 apply every event without an SQL-thread error"
+
+
+def test_a_candidate_that_did_not_apply_all_it_received_says_why():
+    """failover's decision log said "(did not apply all it received within 10s: that is lost)" of a replica whose
+    SQL thread had stopped on 1677 (not waited for) and that was not promoted (it fetches the rest again)."""
+    done = Candidate("mysql-s2", "0-1-30", True, "0-1-30")
+    assert done.line(10) == "mysql-s2: received 0-1-30, applied 0-1-30"
+    broken = Candidate("mysql-s1", "0-1-20", False, "0-1-30", True, 1677)
+    assert broken.line(10) == ("mysql-s1: received 0-1-30, applied 0-1-20 (did not apply all it received: its SQL "
+                               "thread stopped on error 1677)")
+    slow = Candidate("mysql-s1", "0-1-20", False, "0-1-30", True)
+    assert slow.line(10) == "mysql-s1: received 0-1-30, applied 0-1-20 (did not apply all it received within 10s)"
+    assert slow.line(10, promoted=True) == ("mysql-s1: received 0-1-30, applied 0-1-20 (did not apply all it "
+                                            "received within 10s: promoted, it loses the rest)")

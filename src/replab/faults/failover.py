@@ -416,10 +416,18 @@ class Candidate:
     drained: bool  # it applied everything it received
     received: str = ""  # what its IO thread had received when it was stopped (Gtid_IO_Pos, Retrieved_Gtid_Set)
     stopped_io: bool = False  # its IO thread was running and the drain stopped it
+    sql_errno: int = 0  # its SQL thread stopped on this error: it applies nothing more (the drain did not wait)
 
-    def line(self, timeout: float) -> str:
+    def line(self, timeout: float, promoted: bool = False) -> str:
+        """What it received and applied; if it did not apply all of it, why, and (only when it is the one
+        promoted: its relay log goes with the promotion) that the rest is lost. A replica that follows the
+        new primary fetches what it lacks from there (it said "within 10s: that is lost" of every one, and
+        "within 10s" of a replica whose SQL thread had stopped on an error, which it did not wait for)."""
         text = f"{self.name}: received {self.received or 'nothing since its start'}, applied {self.gtid or 'nothing'}"
-        return text if self.drained else f"{text} (did not apply all it received within {timeout:g}s: that is lost)"
+        if self.drained:
+            return text
+        why = (f": its SQL thread stopped on error {self.sql_errno}" if self.sql_errno else f" within {timeout:g}s")
+        return f"{text} (did not apply all it received{why}{': promoted, it loses the rest' if promoted else ''})"
 
 
 def _drain(cluster: Cluster, name: str, timeout: float) -> Candidate:
@@ -437,10 +445,12 @@ def _drain(cluster: Cluster, name: str, timeout: float) -> Candidate:
                 cur.execute(flavor.stop_io_thread())
             st = replication.replica_status(conn, flavor)
         received = (st.gtid_io_pos or "") if st is not None else ""
-        drained = True
+        drained, errno = True, 0
         if received:
-            drained = replication.wait_applied(conn, flavor, received, timeout, received=True)[0]
-        return Candidate(name, replication.executed_gtid(conn, flavor), drained, received, stopped)
+            drained, last = replication.wait_applied(conn, flavor, received, timeout, received=True)
+            if not drained and last is not None and not last.sql_running:
+                errno = last.last_sql_errno
+        return Candidate(name, replication.executed_gtid(conn, flavor), drained, received, stopped, errno)
 
 
 def _resume_receiving(cluster: Cluster, names: list[str]) -> None:
@@ -514,7 +524,7 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
             ahead = ahead_of(best, cands)
             new = cluster.node(best.name)
             change = RoleChange("failover", old.name, new.name)
-            change.steps += [c.line(drain_timeout) for c in cands]
+            change.steps += [c.line(drain_timeout, promoted=c is best) for c in cands]
             _begin(cluster, "failover", old.name, new.name)
             try:
                 if alive:
