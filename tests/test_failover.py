@@ -332,3 +332,15 @@ def test_failover_says_why_a_broken_replica_did_not_apply_what_it_received(repla
     assert line.endswith(f" (did not apply all it received: its SQL thread stopped on error {errno})"), line
     assert f"{S2}: received " in "\n".join(change.steps) and "that is lost" not in "\n".join(change.steps)
     assert change.to_writable_s < 8, change.to_writable_s  # it did not wait out the 10 s drain for mysql-s1
+    # it is pointed at the new primary, but it does not "replicate from it": its own error stops it again (the
+    # wait for its threads sometimes caught them running a moment, else ended the failover in a 30 s timeout)
+    assert change.repointed == [S1] and change.still_broken == {S1: errno}, change
+    assert change.sentence().startswith(f"failover: {S2} is the primary ("), change.sentence()
+    assert f"s to accept writes); no replica replicates from it; {M} is demoted" in change.sentence()
+    assert change.sentence().endswith(f"; {S1} is pointed at {S2} but its SQL thread stays stopped on error "
+                                      f"{errno}, as before the failover: replab diagnose {S1}"), change.sentence()
+    assert change.seconds < 20, change.seconds
+    assert wait_for(s1_stopped, 20)
+    with cluster.connect(S1) as conn:
+        port = replication.replica_status(conn, cluster.flavor).source_port
+    assert port == cluster.engine.source_address(cluster.node(S2), cluster.node(S1))[1]  # S2's, through its link

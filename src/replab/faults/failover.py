@@ -47,6 +47,9 @@ class RoleChange:
     repointed: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # down now: they follow the new primary once started
     left_out: dict[str, list[str]] = field(default_factory=dict)  # replica -> transactions the new primary lacks
+    # failover: a replica whose SQL thread had stopped on an error before it, repointed but not waited for
+    # (its error stops it again); replica -> that error
+    still_broken: dict[str, int] = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
     at: float = 0.0  # wall clock of the promotion
     proxy_s: float | None = None  # with a proxy: promotion -> its write endpoint routes to the new primary
@@ -64,14 +67,18 @@ class RoleChange:
             head = (f"switchover: {self.new_primary} is the primary; {replicate_from(following, 'it')}; "
                     f"writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
         else:
+            following = [n for n in self.repointed if n not in self.still_broken]
             head = (f"failover: {self.new_primary} is the primary ({self.to_writable_s:.2f}s to accept writes); "
-                    f"{replicate_from(self.repointed, 'it')}; {self.old_primary} is "
+                    f"{replicate_from(following, 'it')}; {self.old_primary} is "
                     f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
                     "(replab check lists the acknowledged writes lost)")
         if self.proxy_s is not None:
             head += f"; the proxy's write endpoint routes to {self.new_primary} {self.proxy_s:.2f}s after the promotion"
         if self.pending:
             head += f"; {', '.join(self.pending)} down: they follow {self.new_primary} once started"
+        for name, errno in self.still_broken.items():
+            head += (f"; {name} is pointed at {self.new_primary} but its SQL thread stays stopped on error {errno}, "
+                     f"as before the failover: replab diagnose {name}")
         for name, ranges in self.left_out.items():
             head += (f"; {name} holds transactions {self.new_primary} never had ({', '.join(ranges[:3])}): it is "
                      f"read-only and out of replication, rebuild it: replab rejoin {name} --rebuild")
@@ -403,9 +410,10 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
         else:
             change.pending.append(node.name)
     cluster.save()
-    if change.repointed:
-        cluster.wait_threads(change.repointed, timeout=30)
-    change.steps.append(replicate_from(change.repointed, new.name))
+    waited = [n for n in change.repointed if n not in change.still_broken]
+    if waited:  # not one whose own error stops it again: that wait could only end in a timeout
+        cluster.wait_threads(waited, timeout=30)
+    change.steps.append(replicate_from(waited, new.name))
 
 
 # --- failover -----------------------------------------------------------------------------------------
@@ -547,6 +555,8 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
         change.proxy_s = proxy.follow(cluster, say=change.steps.append)
         _persist_role(cluster, new, primary=True)
         _persist_role(cluster, old, primary=False)  # if it comes back, it comes back read-only
+        change.still_broken = {c.name: c.sql_errno for c in cands if c.sql_errno and c.name not in ahead
+                               and c is not best}
         for name, (ranges, count) in ahead.items():
             change.left_out[name] = ranges
             change.steps.append(f"{name}: holds {count} transaction(s) {new.name} never had "
