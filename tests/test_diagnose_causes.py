@@ -291,3 +291,31 @@ def test_source_ddl_meets_replica_only_change_and_stopped_primary(replab_cluster
     details = [p.detail for p in report.problems if p.node == "mysql-s1" and "not compared" in p.detail]
     assert details and details[0].startswith("its SQL thread stopped on error 1091:") and "--wait" not in details[0]
     assert cli("diagnose", "--json", home=home).returncode == 1
+
+
+def test_an_errant_transaction_is_foretold_as_each_flavor_behaves(replab_cluster, cli):
+    """diagnose of a replica holding an errant transaction foretold "with gtid_strict_mode the next
+    replicated event of that domain stops the SQL thread with error 1950" on MySQL too, where there is no
+    such mode and the next event applies. What it foretells is then made to happen, and must."""
+    cluster = replab_cluster
+    assert feed(cluster, rows=20).ok == 20
+    assert all(cluster.wait_caught_up(10).values())
+    cli("drift", "mysql-s2", "--insert-rows", "events:3", "--binlog", home=cluster.home)
+    out = cli("diagnose", "mysql-s2", home=cluster.home).stdout.splitlines()
+    errant = "0-3-" if cluster.flavor.name == "mariadb" else ""
+    assert out[0].startswith("mysql-s2: replicating, but drifted from the primary: errant transaction(s) "
+                             f"{errant}"), out
+    failover_too = "a failover to this replica would also send these transactions to the others"
+    foretold = (f"  next writes: with gtid_strict_mode the next replicated event of that domain stops the SQL "
+                f"thread with error 1950 (out-of-order GTID); {failover_too}"
+                if cluster.flavor.name == "mariadb" else f"  next writes: {failover_too}")
+    assert foretold in out, out
+    if cluster.flavor.name == "mysql":
+        assert not any("1950" in line or "gtid_strict_mode" in line for line in out), out
+    cluster.sql("mysql-m", "CREATE TABLE mydb.after_errant (a INT PRIMARY KEY)")  # the next replicated event
+    if cluster.flavor.name == "mariadb":
+        assert wait_for(lambda: _status(cluster, "mysql-s2").last_errno == 1950, 20), _status(cluster, "mysql-s2")
+    else:
+        assert cluster.wait_caught_up(20, names=["mysql-s2"]) == {"mysql-s2": True}
+        st = _status(cluster, "mysql-s2")
+        assert st.sql_running and st.last_errno == 0, st

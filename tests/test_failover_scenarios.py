@@ -65,3 +65,12 @@ def test_failover_semisync_report_measures_against_the_new_primary(server, tmp_p
     ts, behind = report.timeline.rows_behind(last)
     assert lost > 50 and max(v for v in behind if v is not None) >= lost // 2, (lost, behind)
     assert "consistent-final: every node: no acknowledged write lost" not in summary(report)  # item 11
+    # with both former primaries out, no replica is left: it said "topology: " (nothing after it) and "no replica
+    # applied everything the primary has", as if replicas had failed to
+    actions = [e.text for e in report.timeline.events if e.kind == "action"]
+    assert f"topology: {last} is the primary; no node replicates from it" in actions, actions
+    assert "no replica to wait for: no other node replicates from the primary" in actions, actions
+    assert not any(t.strip() == "topology:" or t.startswith("no replica applied") for t in actions), actions
+    others = ", ".join(f"{n} demoted" for n in grid if n != last)
+    (topology,) = [e for e in report.expectations if e.name == "topology"]
+    assert topology.evidence == [f"primary {last}; no replica is left (the others: {others})"], topology.evidence

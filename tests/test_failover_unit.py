@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from replab.cluster import roles
 from replab.faults.failover import Candidate, RoleChange, ahead_of, choose, gtid_missing, replicate_from
 from replab.runs import builtin
-from replab.runs.scenarios import expect_consistent
+from replab.runs.scenarios import expect_consistent, expect_no_replication_error
 from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
 from replab.verify.checker import Facts, NodeFacts, judge
 
@@ -169,3 +169,25 @@ def test_role_change_sentences_agree_in_number():
     sw = RoleChange("switchover", "mysql-m", "mysql-s1", write_pause_s=0.02, repointed=["mysql-m", "mysql-s2"])
     assert sw.sentence() == ("switchover: mysql-s1 is the primary; mysql-m and mysql-s2 replicate from it; writes "
                              "paused 0.020s; no acknowledged write lost")
+
+
+def test_no_apply_error_expectation_agrees_in_number():
+    """drop-middle-column printed "[PASS] no-apply-error: mysql-s2 apply every event ..." for one node."""
+    assert expect_no_replication_error(["mysql-s2"]).description == \
+        "mysql-s2 applies every event without an SQL-thread error"
+    assert expect_no_replication_error(["mysql-s1", "mysql-s2"]).description == \
+        "mysql-s1, mysql-s2 apply every event without an SQL-thread error"
+
+
+def test_a_candidate_that_did_not_apply_all_it_received_says_why():
+    """failover's decision log said "(did not apply all it received within 10s: that is lost)" of a replica whose
+    SQL thread had stopped on 1677 (not waited for) and that was not promoted (it fetches the rest again)."""
+    done = Candidate("mysql-s2", "0-1-30", True, "0-1-30")
+    assert done.line(10) == "mysql-s2: received 0-1-30, applied 0-1-30"
+    broken = Candidate("mysql-s1", "0-1-20", False, "0-1-30", True, 1677)
+    assert broken.line(10) == ("mysql-s1: received 0-1-30, applied 0-1-20 (did not apply all it received: its SQL "
+                               "thread stopped on error 1677)")
+    slow = Candidate("mysql-s1", "0-1-20", False, "0-1-30", True)
+    assert slow.line(10) == "mysql-s1: received 0-1-30, applied 0-1-20 (did not apply all it received within 10s)"
+    assert slow.line(10, promoted=True) == ("mysql-s1: received 0-1-30, applied 0-1-20 (did not apply all it "
+                                            "received within 10s: promoted, it loses the rest)")

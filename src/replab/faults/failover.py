@@ -47,6 +47,9 @@ class RoleChange:
     repointed: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # down now: they follow the new primary once started
     left_out: dict[str, list[str]] = field(default_factory=dict)  # replica -> transactions the new primary lacks
+    # failover: a replica whose SQL thread had stopped on an error before it, repointed but not waited for
+    # (its error stops it again); replica -> that error
+    still_broken: dict[str, int] = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
     at: float = 0.0  # wall clock of the promotion
     proxy_s: float | None = None  # with a proxy: promotion -> its write endpoint routes to the new primary
@@ -64,14 +67,18 @@ class RoleChange:
             head = (f"switchover: {self.new_primary} is the primary; {replicate_from(following, 'it')}; "
                     f"writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
         else:
+            following = [n for n in self.repointed if n not in self.still_broken]
             head = (f"failover: {self.new_primary} is the primary ({self.to_writable_s:.2f}s to accept writes); "
-                    f"{replicate_from(self.repointed, 'it')}; {self.old_primary} is "
+                    f"{replicate_from(following, 'it')}; {self.old_primary} is "
                     f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
                     "(replab check lists the acknowledged writes lost)")
         if self.proxy_s is not None:
             head += f"; the proxy's write endpoint routes to {self.new_primary} {self.proxy_s:.2f}s after the promotion"
         if self.pending:
             head += f"; {', '.join(self.pending)} down: they follow {self.new_primary} once started"
+        for name, errno in self.still_broken.items():
+            head += (f"; {name} is pointed at {self.new_primary} but its SQL thread stays stopped on error {errno}, "
+                     f"as before the failover: replab diagnose {name}")
         for name, ranges in self.left_out.items():
             head += (f"; {name} holds transactions {self.new_primary} never had ({', '.join(ranges[:3])}): it is "
                      f"read-only and out of replication, rebuild it: replab rejoin {name} --rebuild")
@@ -403,9 +410,10 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
         else:
             change.pending.append(node.name)
     cluster.save()
-    if change.repointed:
-        cluster.wait_threads(change.repointed, timeout=30)
-    change.steps.append(replicate_from(change.repointed, new.name))
+    waited = [n for n in change.repointed if n not in change.still_broken]
+    if waited:  # not one whose own error stops it again: that wait could only end in a timeout
+        cluster.wait_threads(waited, timeout=30)
+    change.steps.append(replicate_from(waited, new.name))
 
 
 # --- failover -----------------------------------------------------------------------------------------
@@ -416,10 +424,18 @@ class Candidate:
     drained: bool  # it applied everything it received
     received: str = ""  # what its IO thread had received when it was stopped (Gtid_IO_Pos, Retrieved_Gtid_Set)
     stopped_io: bool = False  # its IO thread was running and the drain stopped it
+    sql_errno: int = 0  # its SQL thread stopped on this error: it applies nothing more (the drain did not wait)
 
-    def line(self, timeout: float) -> str:
+    def line(self, timeout: float, promoted: bool = False) -> str:
+        """What it received and applied; if it did not apply all of it, why, and (only when it is the one
+        promoted: its relay log goes with the promotion) that the rest is lost. A replica that follows the
+        new primary fetches what it lacks from there (it said "within 10s: that is lost" of every one, and
+        "within 10s" of a replica whose SQL thread had stopped on an error, which it did not wait for)."""
         text = f"{self.name}: received {self.received or 'nothing since its start'}, applied {self.gtid or 'nothing'}"
-        return text if self.drained else f"{text} (did not apply all it received within {timeout:g}s: that is lost)"
+        if self.drained:
+            return text
+        why = (f": its SQL thread stopped on error {self.sql_errno}" if self.sql_errno else f" within {timeout:g}s")
+        return f"{text} (did not apply all it received{why}{': promoted, it loses the rest' if promoted else ''})"
 
 
 def _drain(cluster: Cluster, name: str, timeout: float) -> Candidate:
@@ -437,10 +453,12 @@ def _drain(cluster: Cluster, name: str, timeout: float) -> Candidate:
                 cur.execute(flavor.stop_io_thread())
             st = replication.replica_status(conn, flavor)
         received = (st.gtid_io_pos or "") if st is not None else ""
-        drained = True
+        drained, errno = True, 0
         if received:
-            drained = replication.wait_applied(conn, flavor, received, timeout, received=True)[0]
-        return Candidate(name, replication.executed_gtid(conn, flavor), drained, received, stopped)
+            drained, last = replication.wait_applied(conn, flavor, received, timeout, received=True)
+            if not drained and last is not None and not last.sql_running:
+                errno = last.last_sql_errno
+        return Candidate(name, replication.executed_gtid(conn, flavor), drained, received, stopped, errno)
 
 
 def _resume_receiving(cluster: Cluster, names: list[str]) -> None:
@@ -514,7 +532,7 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
             ahead = ahead_of(best, cands)
             new = cluster.node(best.name)
             change = RoleChange("failover", old.name, new.name)
-            change.steps += [c.line(drain_timeout) for c in cands]
+            change.steps += [c.line(drain_timeout, promoted=c is best) for c in cands]
             _begin(cluster, "failover", old.name, new.name)
             try:
                 if alive:
@@ -537,6 +555,8 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
         change.proxy_s = proxy.follow(cluster, say=change.steps.append)
         _persist_role(cluster, new, primary=True)
         _persist_role(cluster, old, primary=False)  # if it comes back, it comes back read-only
+        change.still_broken = {c.name: c.sql_errno for c in cands if c.sql_errno and c.name not in ahead
+                               and c is not best}
         for name, (ranges, count) in ahead.items():
             change.left_out[name] = ranges
             change.steps.append(f"{name}: holds {count} transaction(s) {new.name} never had "

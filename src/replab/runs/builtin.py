@@ -317,7 +317,11 @@ def _topology() -> Step:
     def fn(ctx: Context) -> str:
         rows = ctx.cluster.status()
         ctx.facts["topology"] = {r.name: (r.role, r.source, r.io_running and r.sql_running) for r in rows}
-        return "topology: " + ", ".join(f"{r.name}<-{r.source}" for r in rows if r.source)
+        edges = [f"{r.name}<-{r.source}" for r in rows if r.source]
+        if edges:
+            return "topology: " + ", ".join(edges)
+        head = next((r.name for r in rows if r.role == "primary"), None)
+        return f"topology: {head or 'no node'} is the primary; no node replicates from it"  # it said "topology: "
     return act("record topology", fn)
 
 
@@ -364,7 +368,12 @@ def expect_topology(primary: str | None = None) -> Expectation:
         bad = [f"{n} (source {src}, running {ok})" for n, (role, src, ok) in topo.items()
                if role == "replica" and (src != head or not ok)]
         ok = not bad and (primary is None or head == primary)
-        return ok, [f"primary {head}; every replica replicates from it" if not bad else f"not following: {bad}"]
+        if bad:
+            return ok, [f"not following: {bad}"]
+        if not any(role == "replica" for role, _s, _ok in topo.values()):  # not "every replica" of none
+            return ok, [f"primary {head}; no replica is left (the others: "
+                        f"{', '.join(f'{n} {role}' for n, (role, _s, _ok) in topo.items() if n != head)})"]
+        return ok, [f"primary {head}; every replica replicates from it"]
     return Expectation("topology", f"every replica replicates from {primary or 'the new primary'}", fn)
 
 

@@ -241,14 +241,15 @@ def wait_caught_up(nodes: list[str] | None = None, timeout: float = 60.0, metric
             ctx.metrics[metric] = None if late else (slowest if slowest is not None else took)
         if late:
             return f"{', '.join(late)} not caught up after {timeout:.0f}s"
+        if not result:  # it said "no replica applied everything the primary has", as if they had failed to
+            return "no replica to wait for: no other node replicates from the primary"
         said = [f"{n} {catch_up_phrase(c.missed_tx, c.seconds, exact=c.exact)} after it came back"
                 for n, c in outages.items()]
         rest = [n for n in result if n not in outages]
         if said and rest:
             said.append(f"{', '.join(rest)} applied everything the primary has too")
         elif not said:
-            said.append(f"{', '.join(rest) or 'no replica'} applied everything the primary has "
-                        f"(waited {seconds_text(took)} s)")
+            said.append(f"{', '.join(rest)} applied everything the primary has (waited {seconds_text(took)} s)")
         return "; ".join(said)
     return Step("wait caught up", fn)
 
@@ -452,7 +453,8 @@ def expect_no_replication_error(nodes: list[str]) -> Expectation:
         if errs:
             return False, [f"{e.node} at {e.t:.2f}s: {e.text}" for e in errs[:4]]
         return True, [f"no replication error on {', '.join(nodes)} during the run"]
-    return Expectation("no-apply-error", f"{', '.join(nodes)} apply every event without an SQL-thread error",
+    verb = "applies" if len(nodes) == 1 else "apply"
+    return Expectation("no-apply-error", f"{', '.join(nodes)} {verb} every event without an SQL-thread error",
                        fn)
 
 

@@ -86,6 +86,9 @@ class Flavor:
     name = "generic"
     missing_channel_errno = 0  # the error a statement naming a connection/channel that does not exist gets
     conversion_errno = 1677  # a ROW event value that does not fit the replica's column (MariaDB)
+    # the error a replica's own (errant) GTID gives the next replicated event of its domain: MariaDB's
+    # gtid_strict_mode refuses an out-of-order sequence number; MySQL's GTIDs (one UUID each) never collide
+    errant_next_errno = 0
     version: tuple[int, ...] = ()
     version_string = ""
 
@@ -320,6 +323,7 @@ class Flavor:
 class MariaDBFlavor(Flavor):
     name = "mariadb"
     missing_channel_errno = 1617  # ER_MASTER_CONNECTION_NOT_FOUND: "There is no master connection 'x'"
+    errant_next_errno = 1950  # ER_GTID_STRICT_OUT_OF_ORDER (replab runs MariaDB with gtid_strict_mode=1)
 
     def server_section(self) -> str:
         return "mariadbd"

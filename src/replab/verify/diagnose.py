@@ -14,7 +14,7 @@ cause does was observed on MariaDB 10.11 (see docs/faults.md): ROW events carry 
 - a row the replica lacks stops an UPDATE/DELETE event with 1032, a row it has extra stops an INSERT
   with 1062;
 - a column whose type differs (even INT -> BIGINT, VARCHAR(64) -> VARCHAR(255)) stops ROW events with 1677;
-- an errant transaction (GTID with the replica's own server_id) under gtid_strict_mode stops the next
+- an errant transaction (MariaDB: a GTID with the replica's own server_id) under gtid_strict_mode stops the next
   replicated event of that domain with 1950 (out-of-order sequence number).
 """
 
@@ -362,9 +362,13 @@ def _examine(cluster: Cluster, name: str, rconn: Any, pconn: Any, fmt: str,
     if d.errant_gtids:
         d.causes.append(f"errant transaction(s) {', '.join(d.errant_gtids)}: written on this replica with the "
                         "binary log on, never on the primary")
-        d.next_writes.append("with gtid_strict_mode the next replicated event of that domain stops the SQL thread "
-                             "with error 1950 (out-of-order GTID); a failover to this replica would also send "
-                             "these transactions to the others")
+        failover_too = "a failover to this replica would also send these transactions to the others"
+        if cluster.flavor.errant_next_errno:  # MariaDB; MySQL's own-UUID GTIDs never collide
+            d.next_writes.append("with gtid_strict_mode the next replicated event of that domain stops the SQL "
+                                 f"thread with error {cluster.flavor.errant_next_errno} (out-of-order GTID); "
+                                 f"{failover_too}")
+        else:
+            d.next_writes.append(failover_too)
     # the error itself
     if gap is not None:
         d.binlog = asdict(gap)
