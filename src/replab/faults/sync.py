@@ -138,8 +138,17 @@ def _sync_shape(cluster: Cluster, node: str, via: str, tables: list[str] | None,
                           "compared writer by writer", hint=f"leave it out: replab sync {node}")
     t0 = time.monotonic()
     multi = len(cluster.writers()) > 1
+    writers = [w for w in cluster.writers() if w != node and node in cluster.holders(w)]
+    direct = [e.source for e in cluster.edges_into(node)]
+    far = [w for w in writers if w not in direct]
+    if via == "primary" and far:
+        # an intermediate source logs the replicated REPLACE in rows, and a row it already had unchanged
+        # logs nothing: the fix would stop there (measured on a chain's tail)
+        raise ConfigError(f"--via primary writes the fix on {far[0]} as statements; {node} gets {far[0]}'s writes "
+                          f"through {' and '.join(direct)}, which log(s) them as rows and leave(s) out the rows "
+                          "they already have, so the fix would not reach it", hint=f"replab sync {node} --via replica")
     parts: list[tuple[str, SyncReport]] = []
-    for writer in [w for w in cluster.writers() if w != node and node in cluster.holders(w)]:
+    for writer in writers:
         table = cluster.writer_table(writer)
         wanted = ([table] if not tables or table in tables else []) if multi else tables
         if wanted == []:
