@@ -208,6 +208,22 @@ def test_ring_and_active_active_edges(clusters):
     nemesis.heal(ring, "mysql-m1")
     report = _consistent(ring)
     assert _acked(report, "mysql-m2") == 50
+    # active-active: one way of one edge; the other primary's edge goes on
+    aa = clusters("active-active")
+    said = nemesis.partition(aa, "mysql-m2", direction="to-replica")
+    assert said == ("mysql-m2: partitioned: the link mysql-m1 -> mysql-m2 is cut toward the replica only: mysql-m2 "
+                    "hears nothing from mysql-m1, while mysql-m1 still receives what it sends (requests, "
+                    "acknowledgements); the IO thread notices after slave_net_timeout=10s; heal with: replab heal "
+                    "mysql-m2")
+    assert _edge_links(aa) == {"mysql-m2>mysql-m1": [], "mysql-m1>mysql-m2": ["to-replica"]}
+    assert _feed(aa, 40).ok == 80
+    assert wait_for(lambda: _count(aa, "mysql-m1", "events_m2") == 40, 20)  # m2 -> m1 is whole
+    time.sleep(1.0)
+    assert _count(aa, "mysql-m2", "events_m1") == 0
+    assert nemesis.heal(aa) == ("healed: the link mysql-m1 -> mysql-m2 carries traffic again; replication resumes "
+                                "where it stopped")
+    report = _consistent(aa)
+    assert _acked(report, "mysql-m1") == 40 and _acked(report, "mysql-m2") == 40
 
 
 @pytest.mark.parametrize("via", ["replica", "primary"])
