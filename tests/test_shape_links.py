@@ -286,3 +286,18 @@ def test_repair_chain_tail_from_its_source_and_fan_in_refused(clusters):
         repair(fan, "mysql-s1", method="dump")
     assert sync(fan, "mysql-s1").fixed == 2
     _consistent(fan)
+
+
+def test_from_is_refused_on_the_star(clusters):
+    star = clusters("star", 2)
+    for args in (("partition", "mysql-s1", "--from", "mysql-m"), ("heal", "mysql-s1", "--from", "mysql-m"),
+                 ("link", "mysql-s1", "--from", "mysql-m", "--delay", "10ms")):
+        bad = run_cli(*args, home=star.home)
+        assert bad.returncode == 2 and bad.stderr.splitlines() == [
+            "error: --from applies to the chain, fan-in, active-active and ring shapes (a node with a source of its "
+            "own); this is a star", f"hint: replab {args[0]} NODE, without --from"]
+    assert nemesis.partitioned(star) == [] and nemesis.link_conditions(star, "mysql-s1") == {}
+    # the star's own path, as before: its link named after the replica
+    assert nemesis.partition(star, "mysql-s1").startswith("mysql-s1: partitioned: the link mysql-s1 <-> mysql-m is "
+                                                          "cut both ways")
+    assert nemesis.heal(star) == "healed: mysql-s1 can reach mysql-m again; replication resumes where it stopped"
