@@ -8,6 +8,7 @@ several sources, nothing changed). One cluster per shape and server, shared by t
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -301,3 +302,33 @@ def test_from_is_refused_on_the_star(clusters):
     assert nemesis.partition(star, "mysql-s1").startswith("mysql-s1: partitioned: the link mysql-s1 <-> mysql-m is "
                                                           "cut both ways")
     assert nemesis.heal(star) == "healed: mysql-s1 can reach mysql-m again; replication resumes where it stopped"
+
+
+def test_crash_of_a_chain_intermediate_under_a_feed(clusters):
+    c = clusters("chain", 4)
+    acked = _acked(_consistent(c), "mysql-m")
+    group = FeedGroup(c, FeedOptions(rows=400, threads=2), writer_targets(c, None))
+    group.start()
+    assert wait_for(lambda: (_count(c, "mysql-s1", "events") or 0) > acked + 50, 20)
+    said = nemesis.crash(c, "mysql-s1")
+    assert RE_CRASH.match(said), said
+    result = group.wait(60)
+    assert result.ok == 400  # the primary goes on; only the nodes past mysql-s1 stall
+    assert c.engine.state(c.node("mysql-s1")) == "stopped"
+    nemesis.start(c, "mysql-s1")
+    c.wait_edges()
+    report = _consistent(c)
+    assert _acked(report, "mysql-m") == acked + 400
+    fan = clusters("fan-in")
+    said = nemesis.crash(fan, "mysql-s1")
+    assert said.startswith("mysql-s1: crashed (SIGKILL to pid ")
+    assert "; the link(s) mysql-m1 -> mysql-s1 (m1), mysql-m2 -> mysql-s1 (m2) dropped " in said
+    nemesis.start(fan, "mysql-s1")
+    fan.wait_edges()
+    _consistent(fan)
+
+
+RE_CRASH = re.compile(
+    r"^mysql-s1: crashed \(SIGKILL to pid \d+; the link\(s\) mysql-m -> mysql-s1, mysql-s1 -> mysql-s2 dropped \d+ "
+    r"byte\(s\) from it that they had not delivered\); what it committed is in its binary log and reaches the nodes "
+    r"downstream once it is back: replab start mysql-s1$")

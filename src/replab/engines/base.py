@@ -297,6 +297,11 @@ class Engine(ABC):
         """Give the named link these conditions per direction (as ``shape``); return the mechanism."""
         raise NotSupported(f"the {self.name} engine cannot shape a link")
 
+    def sever_link(self, link: str, side: str) -> int:
+        """A host at one end of the named link died (``side``: ``primary``, the source's end, or ``replica``):
+        its connections are reset and what the link held from it is dropped; return how many bytes."""
+        raise NotSupported(f"the {self.name} engine cannot crash a host")
+
     def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
         """Undo ``partition``; return the names of the nodes whose links came back. NodeStateError when
         ``node`` is not cut off."""

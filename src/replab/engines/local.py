@@ -480,6 +480,11 @@ class LocalEngine(Engine):
         relay.set_shape(self.home, link, conditions)
         return f"user-space relay on 127.0.0.1:{relay.listen_port(self.home, link)} (this engine does not use netem)"
 
+    def sever_link(self, link: str, side: str) -> int:
+        if relay.pid(self.home, link) is None:
+            return 0
+        return relay.sever(self.home, link, side)
+
     def crash(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
         """Sever first (the relays reset the dead side's connections and drop what they hold from it), then
         SIGKILL: nothing the server wrote before it died can still reach a replica through a link."""

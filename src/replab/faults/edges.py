@@ -159,6 +159,19 @@ def link(cluster: Cluster, node: str, source: str | None, new: links.Conditions 
     return "; ".join(out)
 
 
+def crash(cluster: Cluster, node: str) -> str:
+    """The node's host dies: every edge it is an end of drops what it held from it (its source end for
+    the edges it feeds, its replica end for the edges into it), then its server is SIGKILLed (as the star's
+    crash: sever first, so nothing it wrote before it died still reaches a node through a link)."""
+    ends = [(e, "primary" if e.source == node else "replica") for e in cluster.edges if node in (e.source, e.replica)]
+    dropped = sum(cluster.engine.sever_link(e.link, side) for e, side in ends)
+    how = cluster.engine.kill(cluster.node(node))
+    links = f"the link(s) {', '.join(e.describe() for e, _ in ends)} dropped {dropped} byte(s) from it that they " \
+        "had not delivered" if ends else "it is an end of no link"
+    return (f"{node}: crashed ({how}; {links}); what it committed is in its binary log and reaches the nodes "
+            f"downstream once it is back: replab start {node}")
+
+
 def states(cluster: Cluster, node: str | None = None, source: str | None = None) -> list[dict[str, Any]]:
     """Each edge's link as applied now (into ``node``, from ``source``, or all): source, replica, channel,
     link name, cut, conditions, mechanism, port."""

@@ -424,6 +424,8 @@ def crash(cluster: Cluster, node: str) -> str:
     cluster.engine.require("crash", node)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")
+    if edges.applies(cluster):
+        return _done(cluster, edges.crash(cluster, node))
     how = cluster.engine.crash(info, cluster.nodes)
     return _done(cluster, f"{node}: crashed ({how}); what it acknowledged but no replica had received is gone "
                           f"with it; bring it back with: replab start {node}")
