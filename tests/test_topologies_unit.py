@@ -108,9 +108,13 @@ def test_loops_and_role_changes():
     chain.require_role_change("repoint")
     with pytest.raises(NotSupported, match="failover is not defined for a fan-in"):
         get_topology("fan-in").require_role_change("failover")
-    with pytest.raises(NotSupported, match="partition is not defined for a ring"):
-        get_topology("ring").require_fault("partition")
-    get_topology("star").require_fault("partition")
+    with pytest.raises(NotSupported, match="crash is not defined for a galera"):
+        get_topology("galera").require_fault("crash")
+    for shape in ("star", "chain", "fan-in", "active-active", "ring"):  # per edge on all but the star
+        for fault in ("partition", "heal", "link", "crash"):
+            get_topology(shape).require_fault(fault)
+    with pytest.raises(NotSupported, match="partition is not defined for a galera"):
+        get_topology("galera").require_fault("partition")
 
 
 def test_old_cluster_json_is_a_star():

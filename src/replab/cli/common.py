@@ -114,7 +114,8 @@ def link_text(state: dict[str, Any] | None) -> str:
 def edge_table(rows: list[EdgeStatus]) -> Table:
     """Every replication edge of a shaped cluster, each with its own threads, lag and error."""
     table = Table(title=None, show_lines=False, header_style="bold")
-    for col in ("edge", "channel", "IO", "SQL", "lag", "last error"):
+    with_links = any(e.link for e in rows)
+    for col in ("edge", "channel", *(("link",) if with_links else ()), "IO", "SQL", "lag", "last error"):
         table.add_column(col, overflow="fold")
     for e in rows:
         lag = "-" if e.lag_ms is None else f"{e.lag_ms} ms"
@@ -124,7 +125,8 @@ def edge_table(rows: list[EdgeStatus]) -> Table:
             err = "not configured on the replica"
         else:
             err = f"{e.last_errno}: {e.last_error}" if e.last_errno else "-"
-        table.add_row(f"{e.source} -> {e.replica}", e.channel or "(default)", _yes_no(e.io_running),
+        link = (link_text(e.link),) if with_links else ()
+        table.add_row(f"{e.source} -> {e.replica}", e.channel or "(default)", *link, _yes_no(e.io_running),
                       _yes_no(e.sql_running), lag, err)
     return table
 

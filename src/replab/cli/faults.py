@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from ..faults import nemesis
+from ..faults import edges, nemesis
 from ..faults.repair import repair as run_repair
 from ..faults.sync import sync as run_sync
 from ..verify.diagnose import diagnose as run_diagnose
@@ -79,11 +79,14 @@ DIRECTION = typer.Option(None, "--direction", help="One way only: to-replica (th
 
 
 MORE = typer.Argument(None, help="More group/galera members to cut off, each from every other member.")
+FROM = typer.Option(None, "--from", metavar="SOURCE", help="Chain, fan-in, active-active, ring: only the edge "
+                    "from this source into NODE (default: every edge into NODE).")
 
 
-def partition(node: str = NODE, direction: str = DIRECTION, more: list[str] = MORE) -> None:
+def partition(node: str = NODE, direction: str = DIRECTION, more: list[str] = MORE, source: str = FROM) -> None:
     """Cut the network link between a replica and the primary, both ways or one (the primary: every link);
-    on a group/Galera cluster, cut members off from every other member.
+    on a chain, fan-in, active-active or ring, the edges INTO a node (or the one --from a source); on a
+    group/Galera cluster, cut members off from every other member.
 
     The link runs through a relay replab controls; a cut link drops traffic silently, like a pulled
     cable. The replica notices after slave_net_timeout (10 s). Group/Galera members run each in a network
@@ -91,12 +94,14 @@ def partition(node: str = NODE, direction: str = DIRECTION, more: list[str] = MO
 
     Example: replab partition mysql-s1
     Example: replab partition mysql-s1 --direction to-replica
+    Example: replab partition mysql-s1 --from mysql-m2   (fan-in: one channel; the other goes on)
     Example: replab partition mysql-s2              (group/galera: a minority member)
     Example: replab partition mysql-m mysql-s1      (group/galera: each cut off from every other; no quorum)
     Example: replab partition mysql-s2 --direction out   (group/galera: nothing it sends arrives)
     """
     cluster = common.open_cluster(change=True)
-    common.console.print(nemesis.partition(cluster, node, direction=direction, also=more or None), markup=False)
+    common.console.print(nemesis.partition(cluster, node, direction=direction, also=more or None, source=source),
+                         markup=False)
 
 
 def crash(node: str = NODE) -> None:
@@ -121,6 +126,7 @@ def link(
                                   "(requests, semi-sync acks). Default: both."),
     clear: bool = typer.Option(False, "--clear", help="A plain link again (that direction, or both)."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable output (the link as applied)."),
+    source: str = FROM,
 ) -> None:
     """Give a replica's link real-network conditions: delay, jitter, rate, per direction; or show it.
 
@@ -128,22 +134,28 @@ def link(
     Example: replab link mysql-s1 --delay 40ms --direction to-replica
     Example: replab link mysql-s1            (show it)
     Example: replab link mysql-s1 --clear
+    Example: replab link mysql-s1 --from mysql-m1 --delay 30ms   (fan-in: one channel's link)
     """
     changes = clear or any(v is not None for v in (delay, jitter, rate))
     cluster = common.open_cluster(change=changes)
-    sentence = nemesis.link(cluster, node, delay=delay, jitter=jitter, rate=rate, direction=direction, clear=clear)
-    if json_out:
+    sentence = nemesis.link(cluster, node, delay=delay, jitter=jitter, rate=rate, direction=direction, clear=clear,
+                            source=source)
+    if json_out and edges.applies(cluster):  # the shapes with edges: each edge into the node
+        common.print_json({"node": node, "links": edges.states(cluster, node, source)})
+    elif json_out:
         common.print_json({"node": node, **(nemesis.links_state(cluster).get(node) or {})})
     else:
         common.console.print(sentence, markup=False)
 
 
-def heal(node: str = typer.Argument(None, help="Node to heal (default: every cut link).")) -> None:
+def heal(node: str = typer.Argument(None, help="Node to heal (default: every cut link)."),
+         source: str = FROM) -> None:
     """Restore a cut link; replication resumes where it stopped.
 
     Example: replab heal mysql-s1
+    Example: replab heal mysql-s1 --from mysql-m2   (fan-in: that channel's link only)
     """
-    common.console.print(nemesis.heal(common.open_cluster(change=True), node), markup=False)
+    common.console.print(nemesis.heal(common.open_cluster(change=True), node, source=source), markup=False)
 
 
 def drift(

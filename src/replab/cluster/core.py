@@ -85,6 +85,8 @@ class EdgeStatus:
     last_error: str | None = None
     configured: bool = False  # the replica has this connection/channel at all
     source_state: str = RUNNING  # the source's server state
+    # this edge's own link as the engine applies it (as NodeStatus.link); None where the engine has none
+    link: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,7 +104,7 @@ class SqlResult:
 
 def edge_sentences(shape: str, rows: list[EdgeStatus]) -> list[str]:
     """``chain: 2 edges, all replicating`` or one line per edge that is not, saying why."""
-    broken = [e for e in rows if not (e.io_running and e.sql_running)]
+    broken = [e for e in rows if not (e.io_running and e.sql_running) or (e.link or {}).get("cut")]
     if not broken:
         return [f"{shape}: {len(rows)} edges, all replicating"]
     out = []
@@ -113,6 +115,10 @@ def edge_sentences(shape: str, rows: list[EdgeStatus]) -> list[str]:
             why = f"its source {e.source} is {'down' if e.source_state == 'stopped' else e.source_state}"
         elif e.last_errno:
             why = f"error {e.last_errno}: {e.last_error}"
+        elif (e.link or {}).get("cut"):
+            cut = (e.link or {})["cut"]
+            why = f"its link is cut {'both ways' if len(cut) == 2 else cut[0]} (heal with: replab heal {e.replica}" \
+                  f"{' --from ' + e.source if e.channel else ''})"
         elif e.io_state == "Connecting":
             why = f"its IO thread cannot reach {e.source} (is it down?)"
         else:
@@ -254,8 +260,10 @@ class ClusterCore:
 
     # --- status ----------------------------------------------------------------------------------
     def node_status(self, node: NodeInfo, primary_hb: tuple[Any, Any] | None = None) -> NodeStatus:
+        shaped = self.topology.name != "star"  # its links are its edges' (edge_status), not its nodes'
         st = NodeStatus(name=node.name, role=node.role, state=self.engine.state(node), host=node.host,
-                        port=node.port, pid=self.engine.pid(node), link=self.engine.link_state(node))
+                        port=node.port, pid=self.engine.pid(node),
+                        link=None if shaped else self.engine.link_state(node))
         if st.state != RUNNING:
             return st
         try:
@@ -354,7 +362,8 @@ class ClusterCore:
         for e in self.edges:
             state, channels = seen[e.replica]
             es = EdgeStatus(e.source, e.replica, e.channel, state,
-                            source_state=self.engine.state(self.node(e.source)))
+                            source_state=self.engine.state(self.node(e.source)),
+                            link=self.engine.edge_link_state(e.link))
             rs = (channels or {}).get(e.channel)
             if rs is not None:
                 es.configured = True

@@ -280,6 +280,28 @@ class Engine(ABC):
         arrives. Engines that can declare ``crash``; return what was done, in words."""
         raise NotSupported(f"the {self.name} engine cannot crash a host", node=node.name)
 
+    # edges of shapes other than the star: each named link (topologies.Edge.link), cut or shaped on its own
+    def edge_link_state(self, link: str) -> dict[str, Any] | None:
+        """The named link as the engine applies it now (as ``link_state``); None when it has no such link."""
+        return None
+
+    def cut_link(self, link: str, direction: str | None = None) -> None:
+        """Cut the named link both ways, or one (``to-replica``/``to-primary``), on top of what is cut."""
+        raise NotSupported(f"the {self.name} engine cannot cut a link")
+
+    def open_link(self, link: str) -> None:
+        """Undo ``cut_link``: the named link carries traffic both ways again."""
+        raise NotSupported(f"the {self.name} engine cannot reconnect a link")
+
+    def shape_link(self, link: str, conditions: dict[str, dict[str, float]]) -> str:
+        """Give the named link these conditions per direction (as ``shape``); return the mechanism."""
+        raise NotSupported(f"the {self.name} engine cannot shape a link")
+
+    def sever_link(self, link: str, side: str) -> int:
+        """A host at one end of the named link died (``side``: ``primary``, the source's end, or ``replica``):
+        its connections are reset and what the link held from it is dropped; return how many bytes."""
+        raise NotSupported(f"the {self.name} engine cannot crash a host")
+
     def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
         """Undo ``partition``; return the names of the nodes whose links came back. NodeStateError when
         ``node`` is not cut off."""

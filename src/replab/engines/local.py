@@ -451,6 +451,40 @@ class LocalEngine(Engine):
         relay.set_shape(self.home, node.name, conditions)
         return f"user-space relay on 127.0.0.1:{node.extra['relay_port']} (this engine does not use netem)"
 
+    # --- the edges of the other shapes: each edge's own relay, by its link name (topologies.Edge.link) ---
+    def edge_link_state(self, link: str) -> dict[str, Any] | None:
+        conf = relay.target_of(self.home, link)
+        if conf is None:
+            return None
+        running = relay.pid(self.home, link) is not None
+        return {"cut": sorted(self._cut(link)), "conditions": relay.shape(self.home, link),
+                "mechanism": "user-space relay" if running else "relay not running",
+                "port": relay.listen_port(self.home, link)}
+
+    def _require_link(self, link: str) -> None:
+        if relay.target_of(self.home, link) is None:
+            raise NotSupported(f"the link {link} has no replab link relay (cluster built by an older replab), so "
+                               "it cannot be cut or shaped", hint="recreate the cluster: replab down && replab up")
+
+    def cut_link(self, link: str, direction: str | None = None) -> None:
+        self._require_link(link)
+        ways = frozenset(relay.DIRECTIONS if direction is None else (direction,))
+        relay.set_mode(self.home, link, self._mode(self._cut(link) | ways))
+
+    def open_link(self, link: str) -> None:
+        self._require_link(link)
+        relay.set_mode(self.home, link, relay.OPEN)
+
+    def shape_link(self, link: str, conditions: dict[str, dict[str, float]]) -> str:
+        self._require_link(link)
+        relay.set_shape(self.home, link, conditions)
+        return f"user-space relay on 127.0.0.1:{relay.listen_port(self.home, link)} (this engine does not use netem)"
+
+    def sever_link(self, link: str, side: str) -> int:
+        if relay.pid(self.home, link) is None:
+            return 0
+        return relay.sever(self.home, link, side)
+
     def crash(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
         """Sever first (the relays reset the dead side's connections and drop what they hold from it), then
         SIGKILL: nothing the server wrote before it died can still reach a replica through a link."""

@@ -164,6 +164,14 @@ def target_of(home: Path, name: str) -> tuple[str, int] | None:
         return None
 
 
+def listen_port(home: Path, name: str) -> int | None:
+    """The loopback port ``name``'s relay listens on (from its configuration), or None without a relay."""
+    try:
+        return int(json.loads((relay_dir(home) / f"{name}.json").read_text())["listen_port"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def mode(home: Path, name: str) -> str | None:
     """``open``, ``blocked`` or ``blocked-<direction>`` as the running relay applies it; None without a relay."""
     ack = _ack(home, name)

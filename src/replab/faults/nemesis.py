@@ -24,7 +24,7 @@ from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
 from ..engines.base import PAUSED, RUNNING, STOPPED, NodeInfo
 from ..servers import db
 from ..servers.gtid import transactions_between
-from . import failover, members
+from . import edges, failover, members
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -241,21 +241,34 @@ def partitioned(cluster: Cluster) -> list[str]:
     member network, members some cut touches)."""
     if members.has_net(cluster):
         return members.cut_members(cluster)
+    if edges.applies(cluster):
+        return edges.partitioned(cluster)
     return cluster.engine.partitioned(cluster.nodes)
 
 
-def partition(cluster: Cluster, node: str, direction: str | None = None, also: list[str] | None = None) -> str:
+def partition(cluster: Cluster, node: str, direction: str | None = None, also: list[str] | None = None,
+              source: str | None = None) -> str:
     """Cut ``node`` off: a replica from the primary, or the primary from every replica; both ways, or one
     (``direction``: ``to-replica``, the replica hears nothing; ``to-primary``, the primary hears nothing).
     Group/Galera members (a member network): ``node`` and each of ``also`` from every other member
-    (``direction``: both, out, in); see members.isolate."""
+    (``direction``: both, out, in); see members.isolate. Chain, fan-in, active-active, ring: the edges into
+    ``node``, or the one from ``source`` (see edges.py)."""
     if members.has_net(cluster):
+        _no_source(cluster, source, "partition")
         return _done(cluster, members.isolate(cluster, [node, *(also or [])], direction))
     if also:
         raise ConfigError(f"partition takes one node on a {cluster.topology.name} cluster (got {node} "
                           f"{' '.join(also)})", hint=f"replab partition {node}")
     info = cluster.node(node)
     cluster.topology.require_fault("partition")
+    if edges.applies(cluster):
+        chosen = edges.edges_of(cluster, node, source)
+        cluster.engine.require("partition", node)
+        if len(links.directions(direction)) == 1:
+            cluster.engine.require("partition-one-way", node)
+        order = [e.source for e in chosen] + [n.name for n in cluster.nodes]
+        return _done(cluster, edges.partition(cluster, node, direction, source, _net_timeout(cluster, order)))
+    _no_source(cluster, source, "partition")
     ways = links.directions(direction)
     cluster.engine.require("partition", node)
     if len(ways) == 1:
@@ -272,11 +285,18 @@ def partition(cluster: Cluster, node: str, direction: str | None = None, also: l
     return _done(cluster, f"{node}: partitioned: {how}; {notice}; heal with: replab heal {node}")
 
 
-def heal(cluster: Cluster, node: str | None = None) -> str:
-    """Restore what ``partition`` cut (everything cut when ``node`` is None)."""
+def heal(cluster: Cluster, node: str | None = None, source: str | None = None) -> str:
+    """Restore what ``partition`` cut (everything cut when ``node`` is None; on the shapes with edges, only
+    the edge from ``source`` into ``node`` when given)."""
     if members.has_net(cluster):
+        _no_source(cluster, source, "heal")
         return _done(cluster, members.heal(cluster, [node] if node else None))
     cluster.topology.require_fault("heal")
+    if edges.applies(cluster):
+        if node is not None:
+            cluster.engine.require("partition", node)
+        return _done(cluster, edges.heal(cluster, node, source))
+    _no_source(cluster, source, "heal")
     if node is None:
         cut = partitioned(cluster)
         if not cut:
@@ -292,6 +312,14 @@ def heal(cluster: Cluster, node: str | None = None) -> str:
     where = f"{', '.join(others)} can reach {cluster.primary.name} again" if others else \
         f"{cluster.primary.name} is back on the network"
     return _done(cluster, f"healed: {where}; replication resumes where it stopped")
+
+
+def _no_source(cluster: Cluster, source: str | None, command: str) -> None:
+    """``--from`` names one of several sources of a node: refused where each node has one link only."""
+    if source is not None:
+        raise ConfigError(f"--from applies to the chain, fan-in, active-active and ring shapes (a node with a "
+                          f"source of its own); this is a {cluster.topology.name}",
+                          hint=f"replab {command} NODE, without --from")
 
 
 def _net_timeout(cluster: Cluster, nodes: list[str]) -> str | None:
@@ -334,16 +362,22 @@ def link_conditions(cluster: Cluster, node: str) -> dict[str, links.Conditions]:
 
 
 def link(cluster: Cluster, node: str, *, delay: str | float | None = None, jitter: str | float | None = None,
-         rate: str | float | None = None, direction: str | None = None, clear: bool = False) -> str:
+         rate: str | float | None = None, direction: str | None = None, clear: bool = False,
+         source: str | None = None) -> str:
     """Shape the link between replica ``node`` and its source: ``delay`` (added to each direction shaped),
     ``jitter``, ``rate`` (e.g. ``"20ms"``, ``"5ms"``, ``"2mbit"``), both directions or one. ``clear``: a plain
-    link again (that direction, or both). Nothing given: say what the link is now."""
+    link again (that direction, or both). Nothing given: say what the link is now. Chain, fan-in,
+    active-active, ring: each edge into ``node`` (or the one from ``source``), see edges.py."""
     cluster.topology.require_fault("link")
     given = any(v is not None for v in (delay, jitter, rate))
     if clear and given:
         raise ConfigError("--clear takes no --delay, --jitter or --rate: it makes the link plain")
     new = links.conditions(delay, jitter, rate) if given else links.Conditions()
     ways = links.directions(direction)
+    if edges.applies(cluster):
+        cluster.engine.require("shape", node)
+        return _done(cluster, edges.link(cluster, node, source, new if given else None, ways, clear))
+    _no_source(cluster, source, "link")
     info = _link_of(cluster, node)
     current = link_conditions(cluster, node)
     what = f"the link {node} <-> {_source(cluster, node)}"
@@ -368,7 +402,10 @@ def _cut_text(cluster: Cluster, info: NodeInfo) -> str:
 
 
 def links_state(cluster: Cluster) -> dict[str, dict[str, Any]]:
-    """Every link the engine knows, by replica: ``{"cut": [...], "conditions": {...}, "mechanism": ...}``."""
+    """Every link the engine knows, by replica: ``{"cut": [...], "conditions": {...}, "mechanism": ...}``
+    (on the shapes with edges: by link name, ``Edge.link``, with its source, replica and channel)."""
+    if edges.applies(cluster):
+        return {s["link"]: s for s in edges.states(cluster)}
     out = {}
     for name in cluster.engine.links(cluster.nodes):
         state = cluster.engine.link_state(cluster.node(name))
@@ -387,6 +424,8 @@ def crash(cluster: Cluster, node: str) -> str:
     cluster.engine.require("crash", node)
     if _state(cluster, node) == STOPPED:
         raise NodeStateError(f"{node} is already down", node=node, hint=f"start it with: replab start {node}")
+    if edges.applies(cluster):
+        return _done(cluster, edges.crash(cluster, node))
     how = cluster.engine.crash(info, cluster.nodes)
     return _done(cluster, f"{node}: crashed ({how}); what it acknowledged but no replica had received is gone "
                           f"with it; bring it back with: replab start {node}")

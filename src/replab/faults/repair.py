@@ -55,12 +55,14 @@ class RepairReport:
     verified: bool
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
+    source: str = ""  # shapes other than the star: the node it was rebuilt from (its own source)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def sentence(self) -> str:
-        verdict = "consistent with the primary" if self.verified else "NOT consistent with the primary"
+        whom = f"its source {self.source}" if self.source else "the primary"
+        verdict = f"consistent with {whom}" if self.verified else f"NOT consistent with {whom}"
         return (f"{self.node}: rebuilt from {self.method} at GTID {self.gtid} in {self.seconds:.1f}s, caught up "
                 f"in {self.catch_up_seconds:.1f}s, {verdict} ({len(self.tables)} table(s) compared)")
 
@@ -75,8 +77,8 @@ def _run(argv: list[str], what: str, node: str, **kwargs: Any) -> subprocess.Com
     return proc
 
 
-def _user_databases(cluster: Cluster) -> list[str]:
-    rows = cluster.sql(cluster.primary.name, "SHOW DATABASES").rows
+def _user_databases(cluster: Cluster, donor: str | None = None) -> list[str]:
+    rows = cluster.sql(donor or cluster.primary.name, "SHOW DATABASES").rows
     return [r[0] for r in rows if r[0] not in SYSTEM_DBS]
 
 
@@ -87,16 +89,17 @@ def _work_dir(cluster: Cluster, node: str) -> Path:
     return path
 
 
-def _dump(cluster: Cluster, node: str, work: Path) -> str:
-    """Dump every user database of the primary, load it into the replica; return the snapshot GTID."""
+def _dump(cluster: Cluster, node: str, work: Path, donor: str | None = None) -> str:
+    """Dump every user database of the primary (or ``donor``: a shape's node's own source), load it into the
+    replica; return the snapshot GTID."""
     engine, flavor, creds = cluster.engine, cluster.flavor, cluster.credentials_file
     engine.require("snapshot", node)
-    primary, replica = cluster.primary, cluster.node(node)
+    primary, replica = cluster.node(donor) if donor else cluster.primary, cluster.node(node)
     out = work / "snapshot.sql"
     with open(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         # the engine says how the tool reaches the node (socket, TCP, docker exec); the login is in a 0600 file
-        _run([*engine.tool_argv("dump", primary, creds), *flavor.snapshot_args(_user_databases(cluster))],
-             "dump of the primary", node, stdout=fh)
+        _run([*engine.tool_argv("dump", primary, creds), *flavor.snapshot_args(_user_databases(cluster, donor))],
+             f"dump of {donor}" if donor else "dump of the primary", node, stdout=fh)
     gtid = ""
     with open(out) as fh:  # MariaDB prints the position near the end of the file, MySQL near the start
         for statement in _statements_naming_gtids(fh):
@@ -239,6 +242,8 @@ def repair(cluster: Cluster, node: str, method: str = "auto", timeout: float = 1
         raise NotSupported("repair --method clone uses MySQL's clone plugin; MariaDB has none",
                            hint=f"use: replab repair {node} --method backup (mariadb-backup) or dump")
     info = cluster.node(node)
+    if cluster.topology.name != "star" and not cluster.topology.virtually_synchronous:
+        return _repair_shape(cluster, node, method, timeout)
     if info.role != "replica":
         raise ConfigError(f"{node} is the primary; repair rebuilds a replica from it",
                           hint="name a replica, e.g. replab repair mysql-s1")
@@ -284,6 +289,63 @@ def repair(cluster: Cluster, node: str, method: str = "auto", timeout: float = 1
     return report
 
 
+def _repair_shape(cluster: Cluster, node: str, method: str, timeout: float) -> RepairReport:
+    """A chain's replica or an active-active's extra replica: rebuilt from a dump of its own source (the
+    edge into it), reattached along that edge, compared with that source, then checked. Refused, before
+    anything changes, for a node that takes writes and for a node of several sources (a fan-in replica: one
+    source's snapshot lacks the others' writes; ``replab sync`` fixes its rows against each primary)."""
+    info, shape = cluster.node(node), cluster.topology.name
+    into = cluster.edges_into(node)
+    if info.role != "replica" or not into:
+        raise ConfigError(f"{node} takes writes on this {shape}; repair rebuilds a node that only replicates, "
+                          "from its source", hint="name a replica: replab topology list shows who replicates from "
+                          "whom")
+    if len(into) > 1:
+        raise NotSupported(f"{node} replicates from {len(into)} sources ({', '.join(e.source for e in into)}); a "
+                           "rebuild from one source's snapshot would lack the others' writes",
+                           hint=f"fix its rows against each source instead: replab sync {node}")
+    if method not in ("auto", "dump"):
+        raise NotSupported(f"repair --method {method} is for the star; on a {shape} a node is rebuilt from a dump "
+                           "of its own source", hint=f"replab repair {node} --method dump")
+    edge = into[0]
+    donor = edge.source
+    cluster.require_running(donor)
+    state = cluster.engine.state(info)
+    if state == PAUSED:
+        raise NodeStateError(f"{node} is paused", node=node, hint=f"replab resume {node} first")
+    t0 = time.monotonic()
+    steps = [f"{node}: rebuilding by dump of {donor}, its source on this {shape}"]
+    cluster.say(steps[-1])
+    if state == STOPPED:
+        cluster.start_node(node)
+    work = _work_dir(cluster, node)
+    try:
+        gtid = _dump(cluster, node, work, donor)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    steps.append(f"{node}: restored a consistent snapshot of {donor} taken at GTID {gtid}")
+    cluster.say(steps[-1])
+    with cluster.connect(node) as conn, conn.cursor() as cur:
+        for statement, args in cluster.flavor.after_restore(gtid):
+            cur.execute(statement, args or None)
+    cluster.attach_edge(edge)
+    steps.append(f"{node}: reattached to {donor} ({edge.describe()}) with GTID auto-positioning from {gtid}")
+    cluster.say(steps[-1])
+    t1 = time.monotonic()
+    cluster.wait_edges(timeout=30, only=[edge])
+    with cluster.connect(donor) as conn:
+        position = replication.executed_gtid(conn, cluster.flavor)
+    if not cluster.wait_caught_up(timeout=timeout, names=[node], gtid=position).get(node):
+        raise ReplicationError(f"{node}: rebuilt but did not catch up with {donor} within {timeout:.0f}s", node=node,
+                               hint=f"replab diagnose {node}")
+    catch_up = time.monotonic() - t1
+    tables = compare(cluster, node, reference=donor)
+    problems = _checker_problems(cluster, node, timeout)
+    steps += problems
+    return RepairReport(node, "dump", gtid, time.monotonic() - t0, catch_up,
+                        all(t["match"] for t in tables.values()) and not problems, tables, steps, source=donor)
+
+
 def _checker_problems(cluster: Cluster, node: str, wait: float) -> list[str]:
     """What the checker (ledger, chunked checksums, schema) finds wrong with ``node``; [] when it is clean."""
     # other replicas may be broken on purpose: do not let the checker wait for them for long
@@ -300,12 +362,14 @@ def _table_checksum(conn: Any, schema: str, table: str, cols: list[str], pk: str
     return int(row["n"]), int(row["x"])
 
 
-def compare(cluster: Cluster, node: str, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
-    """Row count and checksum of each table of the cluster database, primary vs ``node``, up to the highest
-    primary key the primary had when the comparison started (so inserts going on do not disturb it)."""
+def compare(cluster: Cluster, node: str, timeout: float = 30.0,
+            reference: str | None = None) -> dict[str, dict[str, Any]]:
+    """Row count and checksum of each table of the cluster database, primary (or ``reference``) vs ``node``,
+    up to the highest primary key the primary had when the comparison started (so inserts going on do not
+    disturb it)."""
     schema = cluster.database
     out: dict[str, dict[str, Any]] = {}
-    with cluster.connect(cluster.primary.name) as pconn:
+    with cluster.connect(reference or cluster.primary.name) as pconn:
         tables = db.query(pconn, "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s "
                                  "AND TABLE_TYPE='BASE TABLE'", (schema,))
         plan: list[tuple[str, list[str], str, Any, tuple[int, int]]] = []

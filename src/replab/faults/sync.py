@@ -70,6 +70,8 @@ class SyncReport:
     verified: bool
     tables: list[TableSync] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
+    # shapes other than the star: the writers whose rows were compared and fixed (empty: the primary)
+    sources: list[str] = field(default_factory=list)
 
     @property
     def fixed(self) -> int:
@@ -83,8 +85,11 @@ class SyncReport:
             return f"{self.node}: nothing to sync: every row matches {self.why}'s"
         parts = [f"{t.table}: {len(t.missing)} inserted, {len(t.extra)} deleted, {len(t.changed)} rewritten"
                  + (f" ({len(t.lagged)} only lagged, left alone)" if t.lagged else "") for t in self.tables]
-        verdict = "verified: the rows now match the primary" if self.verified else "NOT verified: rows still differ"
-        how = "through the primary" if self.via == "primary" else "on the replica itself (sql_log_bin=0)"
+        whose = f"{' and '.join(self.sources)}'s" if self.sources else "the primary"
+        verdict = f"verified: the rows now match {whose}" if self.verified else "NOT verified: rows still differ"
+        through = f"through {' and '.join(self.sources)}" if self.sources else "through the primary"
+        how = through if self.via == "primary" else "on the replica itself (sql_log_bin=0)" if self.via == "replica" \
+            else f"on the replica itself or {through}"
         return f"{self.node}: synced {self.fixed} row(s) {how}; {'; '.join(parts)}; {verdict}"
 
 
@@ -110,6 +115,8 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
         verb = "resume" if state == PAUSED else "start"
         raise NodeStateError(f"{node} is {state}", node=node, hint=f"replab {verb} {node} first")
     t0 = time.monotonic()
+    if cluster.topology.name != "star":
+        return _sync_shape(cluster, node, via, tables, wait, say, from_check)
     last = checker.last_row_diffs(cluster.home) if from_check else None
     if from_check and last is None:
         raise ConfigError("no check has been run on this cluster yet, so there are no ids to sync from",
@@ -118,6 +125,53 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
     if last is not None:
         facts.row_diffs = [d for d in last[1] if tables is None or d.table in tables]
         say(f"{node}: the row ids of the check of {time.strftime('%H:%M:%S', time.localtime(last[0]))}")
+    return _sync_facts(cluster, node, via, facts, wait, say, t0)
+
+
+def _sync_shape(cluster: Cluster, node: str, via: str, tables: list[str] | None, wait: float,
+                say: Callable[[str], None], from_check: bool) -> SyncReport:
+    """A node of a chain, fan-in or active-active: for each writer whose writes it must hold (as ``check``
+    compares them), its rows of that writer's table are compared with the writer's and fixed, on the node
+    itself or through that writer. A fan-in replica is synced against each of its primaries."""
+    if from_check:
+        raise ConfigError(f"--from-check reads the ids of the star's last check; a {cluster.topology.name} is "
+                          "compared writer by writer", hint=f"leave it out: replab sync {node}")
+    t0 = time.monotonic()
+    multi = len(cluster.writers()) > 1
+    writers = [w for w in cluster.writers() if w != node and node in cluster.holders(w)]
+    direct = [e.source for e in cluster.edges_into(node)]
+    far = [w for w in writers if w not in direct]
+    if via == "primary" and far:
+        # an intermediate source logs the replicated REPLACE in rows, and a row it already had unchanged
+        # logs nothing: the fix would stop there (measured on a chain's tail)
+        raise ConfigError(f"--via primary writes the fix on {far[0]} as statements; {node} gets {far[0]}'s writes "
+                          f"through {' and '.join(direct)}, which log(s) them as rows and leave(s) out the rows "
+                          "they already have, so the fix would not reach it", hint=f"replab sync {node} --via replica")
+    parts: list[tuple[str, SyncReport]] = []
+    for writer in writers:
+        table = cluster.writer_table(writer)
+        wanted = ([table] if not tables or table in tables else []) if multi else tables
+        if wanted == []:
+            continue
+        facts = checker.collect(cluster, wait=wait, tables=wanted, reference=writer, members=[writer, node])
+        parts.append((writer, _sync_facts(cluster, node, via, facts, wait, say, t0)))
+    if not parts:
+        raise ConfigError(f"{node} holds no writer's table named in --table on this {cluster.topology.name}",
+                          hint=f"replab sync {node}")
+    fixed = [(w, r) for w, r in parts if r.tables]
+    if not fixed:
+        return SyncReport(node, "(nothing written)", " and ".join(w for w, _ in parts), time.monotonic() - t0, True,
+                          sources=[w for w, _ in parts])
+    ways = sorted({r.via for _, r in fixed})
+    return SyncReport(node, ways[0] if len(ways) == 1 else "+".join(ways), "; ".join(r.why for _, r in fixed),
+                      time.monotonic() - t0, all(r.verified for _, r in fixed),
+                      [t for _, r in fixed for t in r.tables], [st for _, r in fixed for st in r.steps],
+                      sources=[w for w, _ in fixed])
+
+
+def _sync_facts(cluster: Cluster, node: str, via: str, facts: checker.Facts, wait: float,
+                say: Callable[[str], None], t0: float) -> SyncReport:
+    """Fix ``node``'s rows that differ from ``facts.primary``'s (the star's primary, a shape's writer)."""
     primary = next(n for n in facts.nodes if n.name == facts.primary)
     me = next((n for n in facts.nodes if n.name == node), None)
     _refuse_if_unfixable(node, facts, primary, me)
@@ -138,11 +192,12 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
             raise SyncRefused(f"{node}: {d.table} has no single-column primary key, so its rows cannot be "
                               "addressed one by one", node=node, hint=f"rebuild it: replab repair {node}")
         cols = [c[0] for c in primary.tables[d.table].columns]
-        ts = _sync_table(cluster, node, ways, d.table, pk, cols, sorted({*d.missing, *d.extra, *d.changed}), wait)
+        ts = _sync_table(cluster, node, ways, d.table, pk, cols, sorted({*d.missing, *d.extra, *d.changed}), wait,
+                         facts.primary)
         report.tables.append(ts)
         say(f"{node}: {d.table}: {len(ts.missing)} row(s) inserted, {len(ts.extra)} deleted, "
             f"{len(ts.changed)} rewritten{f', {len(ts.lagged)} only lagged' if ts.lagged else ''}")
-    report.verified = _verify(cluster, node, report, primary, wait)
+    report.verified = _verify(cluster, node, report, primary, wait, facts.primary)
     report.seconds = time.monotonic() - t0
     return report
 
@@ -208,10 +263,11 @@ def _rows(cur: Any, table: str, pk: str, cols: list[str], ids: list[int], lock: 
 
 
 def _sync_table(cluster: Cluster, node: str, via: str, table: str, pk: str, cols: list[str], ids: list[int],
-                wait: float) -> TableSync:
+                wait: float, source: str) -> TableSync:
+    """Fix ``ids`` of ``table`` on ``node`` to ``source``'s rows (the primary, or a shape's writer)."""
     ts = TableSync(table)
     flavor = cluster.flavor
-    with cluster.connect(cluster.primary.name, database=cluster.database, read_timeout=max(wait, 10)) as pconn, \
+    with cluster.connect(source, database=cluster.database, read_timeout=max(wait, 10)) as pconn, \
             cluster.connect(node, database=cluster.database, read_timeout=max(wait, 10)) as rconn:
         pcur, rcur = pconn.cursor(), rconn.cursor()
         if via == "primary":  # before the transaction: the session's format cannot change inside one
@@ -224,7 +280,7 @@ def _sync_table(cluster: Cluster, node: str, via: str, table: str, pk: str, cols
             want = _rows(pcur, table, pk, cols, ids, lock=True)  # held until the fix is done
             gtid = str(db.scalar(pconn, flavor.executed_gtid()) or "")
             if not cluster.wait_caught_up(timeout=wait, names=[node], gtid=gtid).get(node):
-                raise SyncRefused(f"{node} did not apply {cluster.primary.name}'s position within {wait:g}s",
+                raise SyncRefused(f"{node} did not apply {source}'s position within {wait:g}s",
                                   node=node, hint=f"a longer --wait, or rebuild it: replab repair {node}")
             rcur.execute("START TRANSACTION")
             have = _rows(rcur, table, pk, cols, ids, lock=True)
@@ -264,14 +320,15 @@ def _sync_table(cluster: Cluster, node: str, via: str, table: str, pk: str, cols
     return ts
 
 
-def _verify(cluster: Cluster, node: str, report: SyncReport, primary: checker.NodeFacts, wait: float) -> bool:
-    """Every synced row equal on both sides once the replica applied the primary's position."""
-    with cluster.connect(cluster.primary.name, database=cluster.database) as pconn:
+def _verify(cluster: Cluster, node: str, report: SyncReport, primary: checker.NodeFacts, wait: float,
+            source: str) -> bool:
+    """Every synced row equal on both sides once the replica applied the primary's (``source``'s) position."""
+    with cluster.connect(source, database=cluster.database) as pconn:
         gtid = str(db.scalar(pconn, cluster.flavor.executed_gtid()) or "")
     if not cluster.wait_caught_up(timeout=wait, names=[node], gtid=gtid).get(node):
         return False
     ok = True
-    with cluster.connect(cluster.primary.name, database=cluster.database) as pconn, \
+    with cluster.connect(source, database=cluster.database) as pconn, \
             cluster.connect(node, database=cluster.database) as rconn:
         for ts in report.tables:
             pk = _single_pk(primary.tables[ts.table].keys) or ""
@@ -282,6 +339,6 @@ def _verify(cluster: Cluster, node: str, report: SyncReport, primary: checker.No
             with pconn.cursor() as pc, rconn.cursor() as rc:
                 same = _rows(pc, ts.table, pk, cols, ids, False) == _rows(rc, ts.table, pk, cols, ids, False)
             report.steps.append(f"{node}: {ts.table}: the {len(ids)} synced row(s) "
-                                f"{'now equal' if same else 'still differ from'} {cluster.primary.name}'s")
+                                f"{'now equal' if same else 'still differ from'} {source}'s")
             ok = ok and same
     return ok

@@ -28,7 +28,7 @@ from ..cluster import proxy as proxy_view
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ReplabError
 from ..engines.base import PAUSED, RUNNING, STOPPED, UNREACHABLE
-from ..faults import members
+from ..faults import nemesis
 from ..servers import db
 
 if TYPE_CHECKING:
@@ -970,8 +970,7 @@ class Sampler:
         if time.monotonic() - asked < 0.5:
             return cut
         try:
-            cut = set(members.cut_members(self.cluster) if members.has_net(self.cluster)  # group/galera
-                      else self.cluster.engine.partitioned(self.cluster.nodes))
+            cut = set(nemesis.partitioned(self.cluster))  # the star's links, shapes' edges, group/galera members
         except Exception:  # noqa: BLE001 - a lane left to the fault windows, never a dead sampler
             cut = None
         self._cut = (time.monotonic(), cut)

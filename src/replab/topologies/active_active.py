@@ -12,6 +12,7 @@ class ActiveActive(Topology):
     summary = "two primaries replicating from each other; more nodes are replicas of mysql-m1"
     min_nodes, default_nodes = 2, 2
     role_changes = frozenset({"repoint"})
+    link_faults = frozenset({"partition", "heal", "link", "crash"})  # per edge (faults/edges.py)
     allows_loops = True
 
     def node_names(self, count: int) -> list[str]:

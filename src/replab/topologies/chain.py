@@ -12,6 +12,7 @@ class Chain(Topology):
     summary = "a primary, then each replica the source of the next"
     min_nodes, default_nodes = 3, 3
     role_changes = frozenset({"repoint"})
+    link_faults = frozenset({"partition", "heal", "link", "crash"})  # per edge (faults/edges.py)
 
     def node_names(self, count: int) -> list[str]:
         return node_names(count)

@@ -11,6 +11,7 @@ class FanIn(Topology):
     summary = "several primaries, one replica of all of them (a named connection/channel each)"
     min_nodes, default_nodes = 3, 3
     role_changes = frozenset()
+    link_faults = frozenset({"partition", "heal", "link", "crash"})  # per edge (faults/edges.py)
 
     def node_names(self, count: int) -> list[str]:
         return [f"mysql-m{i}" for i in range(1, count)] + ["mysql-s1"]

@@ -12,6 +12,7 @@ class Ring(Topology):
     summary = "every node a primary and the replica of the one before it, round in a circle"
     min_nodes, default_nodes = 3, 3
     role_changes = frozenset({"repoint"})
+    link_faults = frozenset({"partition", "heal", "link", "crash"})  # per edge (faults/edges.py)
     allows_loops = True
 
     def node_names(self, count: int) -> list[str]:

@@ -239,6 +239,13 @@ def _edge_diagnosis(cluster: Cluster, name: str) -> Diagnosis | None:
                 fix += f", or move it: replab repoint {name} --to SOURCE"
             return Diagnosis(name, "broken", f"not receiving over {via}: its source {e.source} is "
                              f"{'down' if e.source_state == 'stopped' else e.source_state} ({fix})")
+        cut = (e.link or {}).get("cut") or []
+        if cut and not e.last_errno:
+            how = "both ways" if len(cut) == 2 else f"{cut[0]} only"
+            io = "still waits for data" if e.io_running else "keeps reconnecting"
+            return Diagnosis(name, "broken", f"not receiving over {via}: its link is cut {how} (replab partition); "
+                             f"the IO thread {io}; heal with: replab heal {name}"
+                             f"{' --from ' + e.source if e.channel else ''}")
         if e.last_errno and not (e.io_running and e.sql_running):
             d = Diagnosis(name, "broken", f"{via}: replication stopped: error {e.last_errno}", errno=e.last_errno,
                           error=e.last_error or "")
