@@ -551,7 +551,7 @@ class LocalEngine(Engine):
         """A replica's source is its link relay: the node is where that relay forwards to."""
         relayed = next((n.name for n in nodes if port and n.extra.get("relay_port") == port), None) or \
             next((link for n in nodes for link, p in (n.extra.get("links") or {}).items() if port and p == port),
-                 None)
+                 None) or (relay.named_by_port(self.home, port) if port else None)
         if relayed is not None:
             target = relay.target_of(self.home, relayed)
             if target is not None:

@@ -172,6 +172,16 @@ def listen_port(home: Path, name: str) -> int | None:
         return None
 
 
+def named_by_port(home: Path, port: int) -> str | None:
+    """The relay of this home that listens on ``port`` (from the relays' own configurations), or None. A
+    cluster object loaded before a role change gave a node its relay does not know that relay's port."""
+    try:
+        confs = sorted(relay_dir(home).glob("*.json"))
+    except OSError:
+        return None
+    return next((conf.stem for conf in confs if listen_port(home, conf.stem) == port), None)
+
+
 def mode(home: Path, name: str) -> str | None:
     """``open``, ``blocked`` or ``blocked-<direction>`` as the running relay applies it; None without a relay."""
     ack = _ack(home, name)
