@@ -6,8 +6,7 @@ from __future__ import annotations
 from test_report import make_report, synthetic_timeline
 
 from replab.runs.report import final_grid, summary, with_unit
-from replab.runs.timeline import (Event, Sample, Timeline, frame_of, gtid_transactions, lane_of, rate_of,
-                                  rows_behind_of)
+from replab.runs.timeline import Event, Sample, Timeline, frame_of, gtid_transactions, lane_of, rate_of, rows_behind_of
 
 
 def test_gtid_transactions_both_flavors() -> None:

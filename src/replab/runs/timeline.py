@@ -217,7 +217,7 @@ def rate_of(samples: list[Sample], window: float = 2.0) -> float | None:
         return None
     first = mine[0]
     dt = last.t - first.t
-    return None if dt <= 0 or first.rows is None else (last.rows - first.rows) / dt
+    return None if dt <= 0 or first.rows is None or last.rows is None else (last.rows - first.rows) / dt
 
 
 def tick_of(s: Sample, interval: float) -> int:
