@@ -305,3 +305,38 @@ def test_switchover_refuses_to_break_the_version_rule_without_force(replab_clust
     # S2 runs 11.8 too: M would follow it as well, so it is refused the same way
     r = cli("switchover", S2, home=home)
     assert r.returncode == 2 and f"newer than {M} ({old})" in r.stderr, r.stderr
+
+
+def test_the_old_primary_does_not_rejoin_a_newer_primary_without_force(replab_cluster_factory, cli):
+    """Issue 23.17, the other way in: after a failover in an upgrade rehearsal (10.11 primary, 11.8 replicas),
+    `start mysql-m` silently made the 10.11 node a replica of the 11.8 primary, the order up and switchover
+    refuse. It stays read-only and out of replication, and says why; rejoin is refused (exit 2, nothing
+    changed) unless --force, whose result says what it broke."""
+    require("mariadb-10.11")
+    require("mariadb-11.8")
+    cluster = replab_cluster_factory(server="mariadb-10.11", replica_server="mariadb-11.8")
+    home = cluster.home
+    old = cluster.sql(M, "SELECT VERSION()").rows[0][0].split("-")[0]
+    new = cluster.sql(S1, "SELECT VERSION()").rows[0][0].split("-")[0]
+    feed(cluster, rows=20)
+    assert all(cluster.wait_caught_up(20).values())
+    nemesis.kill(cluster, M)
+    assert cli("failover", home=home).returncode == 0
+    rule = (f"{M} runs {old}, older than the primary {S1} ({new}): a replica must run the same version as its "
+            "primary or a newer one (the rule up enforces)")
+    r = cli("start", M, home=home)
+    assert r.returncode == 0 and r.stdout.strip() == (
+        f"{M}: no errant transaction: everything it wrote reached {S1}; {rule}: it stays read-only and out of "
+        f"replication; upgrade it, or replab rejoin {M} --force"), r.stdout
+    cluster = Cluster.open(home)
+    assert _roles(home)[M] == "demoted" and _sources(cluster) == {S2: S1} and not _receiving(cluster, M)
+    assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+    r = cli("rejoin", M, home=home)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: {rule}", f"hint: upgrade {M} first, or pass --force to rejoin it anyway"], r.stderr
+    assert _roles(home)[M] == "demoted" and not _receiving(cluster, M)
+    r = cli("rejoin", M, "--force", home=home)
+    assert r.returncode == 0 and r.stdout.strip() == (
+        f"{M}: no errant transaction: everything it wrote reached {S1}; rejoined as a replica of {S1}; "
+        f"warning: {M} ({old}) replicates from {S1} ({new}), a newer server (--force)"), r.stdout
+    assert _sources(Cluster.open(home)) == {M: S1, S2: S1}
