@@ -172,6 +172,16 @@ def test_a_paused_primary_is_resumed_not_started(replab_cluster, cli):
     home = replab_cluster.home
     assert cli("pause", M, home=home).returncode == 0
     try:
+        # status and diagnose say so at once, while the replicas' threads still say Yes (no diagnosis line
+        # before), and say what is true of a frozen server: no reconnect every second, no 'start'
+        said = (f"not receiving: {M} is paused: its connection stays open and nothing arrives; the IO thread "
+                f"waits out slave_net_timeout, then retries until it is back (replab resume {M})")
+        r = cli("status", home=home)
+        assert r.returncode == 0 and [line for line in r.stdout.splitlines() if line.startswith("diagnosis: ")] \
+            == [f"diagnosis: {S1}: {said}", f"diagnosis: {S2}: {said}"], r.stdout
+        r = cli("diagnose", home=home)
+        assert [line for line in r.stdout.splitlines() if not line.startswith(" ")] == [f"{S1}: {said}",
+                                                                                      f"{S2}: {said}"], r.stdout
         r = cli("check", home=home)
         assert r.returncode == 2 and r.stderr.splitlines() == [
             f"error: {M}: the primary {M} is paused: cannot check without it",
