@@ -317,8 +317,19 @@ def _topology() -> Step:
     def fn(ctx: Context) -> str:
         rows = ctx.cluster.status()
         ctx.facts["topology"] = {r.name: (r.role, r.source, r.io_running and r.sql_running) for r in rows}
-        return "topology: " + ", ".join(f"{r.name}<-{r.source}" for r in rows if r.source)
+        return "topology: " + _topology_text(ctx.facts["topology"])
     return act("record topology", fn)
+
+
+def _topology_text(topo: dict[str, tuple[str, str | None, bool]]) -> str:
+    """Who replicates from the primary, and who is out of replication (down, demoted, left out), in words
+    (the note said only 'topology: ' when no replica was left)."""
+    head = next((n for n, (role, _s, _ok) in topo.items() if role == "primary"), None)
+    following = [n for n, (role, src, ok) in topo.items() if role == "replica" and src == head and ok]
+    out = [f"{n} ({role})" for n, (role, src, ok) in topo.items()
+           if n != head and not (role == "replica" and src == head and ok)]
+    text = f"primary {head}; {failover.replicate_from(following, 'it')}"
+    return text + (f"; out of replication: {', '.join(out)}" if out else "")
 
 
 def expect_lost(check_name: str, *, none: bool = False, from_node: str | None = None,
@@ -364,7 +375,7 @@ def expect_topology(primary: str | None = None) -> Expectation:
         bad = [f"{n} (source {src}, running {ok})" for n, (role, src, ok) in topo.items()
                if role == "replica" and (src != head or not ok)]
         ok = not bad and (primary is None or head == primary)
-        return ok, [f"primary {head}; every replica replicates from it" if not bad else f"not following: {bad}"]
+        return ok, [_topology_text(topo) if not bad else f"not following: {bad}"]
     return Expectation("topology", f"every replica replicates from {primary or 'the new primary'}", fn)
 
 
