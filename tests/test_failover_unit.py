@@ -102,6 +102,12 @@ def test_consistent_never_passes_beside_lost_writes_it_claims_are_not_lost():
                                  "lost in a failover are judged by lost-final (check final)")
     assert meant.fn(ctx) == (True, ["check 'final': the nodes agree; 230 acknowledged writes on every node, "
                                     "50 lost in a failover (judged by lost-final)"])
+    # the demoted former primary is not checked: not 'every node' (failover-semisync's last check had one node)
+    facts = _facts({"mysql-s1": lost, "mysql-s2": lost})
+    facts.demoted = ["mysql-m"]
+    ctx.checks["final"] = judge(facts)
+    assert meant.fn(ctx) == (True, ["check 'final': the nodes agree; 230 acknowledged writes on every node but "
+                                    "the demoted mysql-m (not checked), 50 lost in a failover (judged by lost-final)"])
     ctx.checks["final"] = judge(_facts({"mysql-s1": [], "mysql-s2": []}))
     assert plain.fn(ctx) == (True, ["check 'final': consistent (280 acknowledged writes checked on every node)"])
     # the built-in scenarios that lose writes say so next to their consistency claim
