@@ -78,7 +78,6 @@ def up(
     Example: replab up --topology chain --nodes 3
     Example: replab up --topology fan-in --nodes 3
     Example: replab up --topology group --server mysql-9.7 [--multi-primary]
-
     Example: replab up --proxy haproxy
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
