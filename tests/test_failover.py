@@ -215,7 +215,11 @@ def test_forced_failover_to_a_lagging_replica_leaves_the_one_ahead_out(replab_cl
     # S1 applied 51..70, which S2 never had: following S2 would keep them (MySQL) or break (MariaDB)
     assert set(range(51, 71)) <= _ids(cluster, S1) and not set(range(51, 71)) & _ids(cluster, S2)
     assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1 and not _receiving(cluster, S1)
-    feed(cluster, rows=10)                          # 71..80 on S2
+    out = cli("feed", "--rows", "10", home=home)   # 71..80 on S2
+    assert out.returncode == 0, out.stderr
+    # the live view's last frame: S1 holds 70 rows, 20 of them S2 lacks, and lacks 71..80: not '0 behind'
+    row = next(line.split() for line in out.stdout.splitlines() if line.startswith(S1) and " count: " not in line)
+    assert row[-4:] == ["70", "-", "-", "-"], out.stdout  # rows, behind primary, rows/s, lag
     assert _lag(cli, home, S1) == (None, "-")       # left out, not replicating: no lag (it showed 0 ms)
     assert _lag(cli, home, S2)[0] is None           # the new primary has no lag either
     rep = checker.check(cluster, wait=3)
