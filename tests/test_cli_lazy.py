@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -77,7 +78,8 @@ def _commands(app: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[tupl
 
 def test_every_help_example_is_a_line_of_its_own() -> None:
     """Issue 23.18: `up --help` and `failover --help` ran their examples together on one line (and `drift`
-    ran its example into the prose). Every command's examples each stand on a line of their own."""
+    ran its example into the prose). Every command's examples each stand on a line of their own, in an
+    80-column terminal too (partition's, endpoints' and image build's were folded in two)."""
     app = cli.register()
     commands = _commands(app)
     assert len(commands) > 25
@@ -86,7 +88,8 @@ def test_every_help_example_is_a_line_of_its_own() -> None:
 
     def help_of(words: list[str]) -> str:
         return subprocess.run([sys.executable, "-m", "replab", *words, "--help"], capture_output=True, text=True,
-                              timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}).stdout
+                              timeout=60, env={"COLUMNS": "80", "PATH": "/usr/bin:/bin",
+                                                   "PYTHONPATH": os.environ.get("PYTHONPATH", "")}).stdout
 
     with ThreadPoolExecutor(max_workers=4) as pool:  # one CLI start each: side by side, not one after another
         helps = dict(zip((tuple(w) for w, ex in wanted if ex), pool.map(help_of, [w for w, ex in wanted if ex]),

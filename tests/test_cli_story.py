@@ -228,6 +228,24 @@ def _view(feeder, sampler) -> dict[str, list[str]]:
     return rows
 
 
+def test_feed_beside_a_cut_off_replica_ends_without_waiting_for_it(replab_cluster, cli):
+    """The final counts waited 10 s for a partitioned replica to catch up, which it cannot: the last frame
+    froze (a 3 s feed took 13.8 s). It is counted as it is, shown cut off, and the feed ends at once."""
+    from replab.faults import nemesis
+
+    cluster = replab_cluster
+    nemesis.partition(cluster, "mysql-s1")
+    t0 = time.monotonic()
+    out = cli("feed", "--rows", "100", "--rate", "200", home=cluster.home)
+    took = time.monotonic() - t0
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-3:] == ["mysql-m count: 100", "mysql-s1 count: 0", "mysql-s2 count: 100"]
+    frame = {line.split()[0]: line.split()[1:3] for line in out.stdout.splitlines()
+             if line.startswith("mysql-s") and " count: " not in line}
+    assert frame["mysql-s1"] == ["cut", "off"] and frame["mysql-s2"][0] == "running", out.stdout
+    assert took < 8, took  # 0.5 s of rows, a CLI start and the counts; 10 s more when it waited
+
+
 def test_live_view_compares_one_moment_and_says_what_each_node_is_doing(replab_cluster_factory, server):
     """The live view at 200 rows/s compares counts read at one moment (it compared samples up to a refresh
     apart, so healthy replicas showed up to 50 rows behind), 0 once at the primary's position; a partitioned replica
@@ -269,6 +287,17 @@ def test_live_view_compares_one_moment_and_says_what_each_node_is_doing(replab_c
         assert median(apart) < 0.06, apart
         nemesis.partition(cluster, "mysql-s1")
         assert wait_for(lambda: _view(feeder, sampler)["mysql-s1"][0] == "cut off", timeout=3)
+        # its rows/s is what it applied since the cut, not a 2 s average of the rows before it (it showed
+        # 180, 149, 121 ... rows/s for two seconds while its count stood still)
+        time.sleep(1.0)
+        shown = _view(feeder, sampler)["mysql-s1"][3]
+        cut = [x for x in sampler.timeline.of("mysql-s1") if x.cut and x.rows is not None]
+        since = (cut[-1].rows - cut[0].rows) / (cut[-1].t - cut[0].t)
+        assert shown != "-" and float(shown.replace(",", "")) <= since + 5, (shown, since, cut[0], cut[-1])
+        nemesis.pause(cluster, "mysql-s2")
+        time.sleep(0.6)  # two frames
+        assert _view(feeder, sampler)["mysql-s2"][::3] == ["paused", "-"]  # no rows/s while frozen
+        nemesis.resume(cluster, "mysql-s2")
         nemesis.kill(cluster, "mysql-s2")
         time.sleep(0.6)  # two frames
         assert _view(feeder, sampler)["mysql-s2"][0] == "OUT"

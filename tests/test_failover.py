@@ -177,6 +177,16 @@ def test_a_paused_primary_is_resumed_not_started(replab_cluster, cli):
     home = replab_cluster.home
     assert cli("pause", M, home=home).returncode == 0
     try:
+        # status and diagnose say so at once, while the replicas' threads still say Yes (no diagnosis line
+        # before), and say what is true of a frozen server: no reconnect every second, no 'start'
+        said = (f"not receiving: {M} is paused: its connection stays open and nothing arrives; the IO thread "
+                f"waits out slave_net_timeout, then retries until it is back (replab resume {M})")
+        r = cli("status", home=home)
+        assert r.returncode == 0 and [line for line in r.stdout.splitlines() if line.startswith("diagnosis: ")] \
+            == [f"diagnosis: {S1}: {said}", f"diagnosis: {S2}: {said}"], r.stdout
+        r = cli("diagnose", home=home)
+        assert [line for line in r.stdout.splitlines() if not line.startswith(" ")] == [f"{S1}: {said}",
+                                                                                      f"{S2}: {said}"], r.stdout
         r = cli("check", home=home)
         assert r.returncode == 2 and r.stderr.splitlines() == [
             f"error: {M}: the primary {M} is paused: cannot check without it",
@@ -210,7 +220,11 @@ def test_forced_failover_to_a_lagging_replica_leaves_the_one_ahead_out(replab_cl
     # S1 applied 51..70, which S2 never had: following S2 would keep them (MySQL) or break (MariaDB)
     assert set(range(51, 71)) <= _ids(cluster, S1) and not set(range(51, 71)) & _ids(cluster, S2)
     assert int(cluster.sql(S1, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1 and not _receiving(cluster, S1)
-    feed(cluster, rows=10)                          # 71..80 on S2
+    out = cli("feed", "--rows", "10", home=home)   # 71..80 on S2
+    assert out.returncode == 0, out.stderr
+    # the live view's last frame: S1 holds 70 rows, 20 of them S2 lacks, and lacks 71..80: not '0 behind'
+    row = next(line.split() for line in out.stdout.splitlines() if line.startswith(S1) and " count: " not in line)
+    assert row[-4:] == ["70", "-", "-", "-"], out.stdout  # rows, behind primary, rows/s, lag
     assert _lag(cli, home, S1) == (None, "-")       # left out, not replicating: no lag (it showed 0 ms)
     assert _lag(cli, home, S2)[0] is None           # the new primary has no lag either
     rep = checker.check(cluster, wait=3)
@@ -349,3 +363,38 @@ def test_failover_says_why_a_broken_replica_did_not_apply_what_it_received(repla
     with cluster.connect(S1) as conn:
         port = replication.replica_status(conn, cluster.flavor).source_port
     assert port == cluster.engine.source_address(cluster.node(S2), cluster.node(S1))[1]  # S2's, through its link
+
+
+def test_the_old_primary_does_not_rejoin_a_newer_primary_without_force(replab_cluster_factory, cli):
+    """Issue 23.17, the other way in: after a failover in an upgrade rehearsal (10.11 primary, 11.8 replicas),
+    `start mysql-m` silently made the 10.11 node a replica of the 11.8 primary, the order up and switchover
+    refuse. It stays read-only and out of replication, and says why; rejoin is refused (exit 2, nothing
+    changed) unless --force, whose result says what it broke."""
+    require("mariadb-10.11")
+    require("mariadb-11.8")
+    cluster = replab_cluster_factory(server="mariadb-10.11", replica_server="mariadb-11.8")
+    home = cluster.home
+    old = cluster.sql(M, "SELECT VERSION()").rows[0][0].split("-")[0]
+    new = cluster.sql(S1, "SELECT VERSION()").rows[0][0].split("-")[0]
+    feed(cluster, rows=20)
+    assert all(cluster.wait_caught_up(20).values())
+    nemesis.kill(cluster, M)
+    assert cli("failover", home=home).returncode == 0
+    rule = (f"{M} runs {old}, older than the primary {S1} ({new}): a replica must run the same version as its "
+            "primary or a newer one (the rule up enforces)")
+    r = cli("start", M, home=home)
+    assert r.returncode == 0 and r.stdout.strip() == (
+        f"{M}: no errant transaction: everything it wrote reached {S1}; {rule}: it stays read-only and out of "
+        f"replication; upgrade it, or replab rejoin {M} --force"), r.stdout
+    cluster = Cluster.open(home)
+    assert _roles(home)[M] == "demoted" and _sources(cluster) == {S2: S1} and not _receiving(cluster, M)
+    assert int(cluster.sql(M, "SELECT @@GLOBAL.read_only").rows[0][0]) == 1
+    r = cli("rejoin", M, home=home)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        f"error: {rule}", f"hint: upgrade {M} first, or pass --force to rejoin it anyway"], r.stderr
+    assert _roles(home)[M] == "demoted" and not _receiving(cluster, M)
+    r = cli("rejoin", M, "--force", home=home)
+    assert r.returncode == 0 and r.stdout.strip() == (
+        f"{M}: no errant transaction: everything it wrote reached {S1}; rejoined as a replica of {S1}; "
+        f"warning: {M} ({old}) replicates from {S1} ({new}), a newer server (--force)"), r.stdout
+    assert _sources(Cluster.open(home)) == {M: S1, S2: S1}

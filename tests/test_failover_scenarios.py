@@ -68,9 +68,10 @@ def test_failover_semisync_report_measures_against_the_new_primary(server, tmp_p
     # with both former primaries out, no replica is left: it said "topology: " (nothing after it) and "no replica
     # applied everything the primary has", as if replicas had failed to
     actions = [e.text for e in report.timeline.events if e.kind == "action"]
-    assert f"topology: {last} is the primary; no node replicates from it" in actions, actions
+    others = ", ".join(f"{n} (demoted)" for n in grid if n != last)
+    assert f"topology: primary {last}; no replica replicates from it; out of replication: {others}" in actions, actions
     assert "no replica to wait for: no other node replicates from the primary" in actions, actions
     assert not any(t.strip() == "topology:" or t.startswith("no replica applied") for t in actions), actions
-    others = ", ".join(f"{n} demoted" for n in grid if n != last)
     (topology,) = [e for e in report.expectations if e.name == "topology"]
-    assert topology.evidence == [f"primary {last}; no replica is left (the others: {others})"], topology.evidence
+    assert topology.evidence == [f"primary {last}; no replica replicates from it; out of replication: {others}"], \
+        topology.evidence

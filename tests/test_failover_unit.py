@@ -7,7 +7,8 @@ from types import SimpleNamespace
 
 from replab.cluster import roles
 from replab.faults.failover import Candidate, RoleChange, ahead_of, choose, gtid_missing, replicate_from
-from replab.runs import builtin
+from replab.runs import builtin, scenarios
+from replab.runs.report import with_unit
 from replab.runs.scenarios import expect_consistent, expect_no_replication_error
 from replab.servers.flavor import MariaDBFlavor, MySQLFlavor
 from replab.verify.checker import Facts, NodeFacts, judge
@@ -101,12 +102,59 @@ def test_consistent_never_passes_beside_lost_writes_it_claims_are_not_lost():
                                  "lost in a failover are judged by lost-final (check final)")
     assert meant.fn(ctx) == (True, ["check 'final': the nodes agree; 230 acknowledged writes on every node, "
                                     "50 lost in a failover (judged by lost-final)"])
+    # the demoted former primary is not checked: not 'every node' (failover-semisync's last check had one node)
+    facts = _facts({"mysql-s1": lost, "mysql-s2": lost})
+    facts.demoted = ["mysql-m"]
+    ctx.checks["final"] = judge(facts)
+    assert meant.fn(ctx) == (True, ["check 'final': the nodes agree; 230 acknowledged writes on every node but "
+                                    "the demoted mysql-m (not checked), 50 lost in a failover (judged by lost-final)"])
     ctx.checks["final"] = judge(_facts({"mysql-s1": [], "mysql-s2": []}))
     assert plain.fn(ctx) == (True, ["check 'final': consistent (280 acknowledged writes checked on every node)"])
     # the built-in scenarios that lose writes say so next to their consistency claim
     for name in ("failover-async", "failover-semisync", "old-primary-rejoin"):
         final = next(e for e in builtin.get(name).expectations if e.name == "consistent-final")
         assert "no acknowledged write lost" not in final.description, name
+
+
+def test_the_steps_and_expectations_around_a_failover_say_what_happened(monkeypatch):
+    """failover-semisync printed 'check final: consistent' beside '447 acknowledged id(s) are not on
+    mysql-s2', 'no replica applied everything the primary has' and 'topology: ' with no replica left, and
+    '[PASS] topology ... every replica replicates from it' when none did; failover-async printed
+    'failover_s = 0.03 s' in its measured line and 'failover_s = 0.034s' in its expectation."""
+    lost = list(range(201, 251))
+    monkeypatch.setattr(scenarios, "run_check", lambda cluster, wait: judge(_facts({"mysql-s1": lost,
+                                                                                     "mysql-s2": lost})))
+    ctx = SimpleNamespace(cluster=None, checks={})
+    assert scenarios.check("final").fn(ctx) == \
+        "check final: the nodes agree; 50 acknowledged write(s) lost in a failover"
+    monkeypatch.setattr(scenarios, "run_check", lambda cluster, wait: judge(_facts({"mysql-s1": [], "mysql-s2": []})))
+    assert scenarios.check("final").fn(ctx) == "check final: consistent"
+    # the second failover of failover-semisync: mysql-m and mysql-s1 demoted and down, no replica left
+    alone = {"mysql-m": ("demoted", None, False), "mysql-s1": ("demoted", None, False),
+             "mysql-s2": ("primary", None, False)}
+    topo = builtin.expect_topology()
+    assert topo.fn(SimpleNamespace(facts={"topology": alone})) == (True, [
+        "primary mysql-s2; no replica replicates from it; out of replication: mysql-m (demoted), mysql-s1 (demoted)"])
+    after = {"mysql-m": ("demoted", None, False), "mysql-s1": ("replica", "mysql-s2", True),
+             "mysql-s2": ("primary", None, False)}
+    assert topo.fn(SimpleNamespace(facts={"topology": after})) == (True, [
+        "primary mysql-s2; mysql-s1 replicates from it; out of replication: mysql-m (demoted)"])
+    cluster = SimpleNamespace(topology=SimpleNamespace(name="star"), wait_caught_up=lambda timeout, names: {})
+    waited = SimpleNamespace(cluster=cluster, facts={}, metrics={}, phase_started=0.0,
+                             timeline=SimpleNamespace(catch_ups=lambda: []))
+    assert scenarios.wait_caught_up().fn(waited) == "no replica to wait for: no other node replicates from the primary"
+    # a metric printed as the measured line prints it, the limit too
+    below = scenarios.expect_metric_below("failover_s", 10)
+    assert below.description == "failover_s at most 10 s"
+    assert below.fn(SimpleNamespace(metrics={"failover_s": 0.034})) == (True, ["failover_s = 0.03 s (limit 10 s)"])
+    assert with_unit("failover_s", 0.034) == "0.03 s"
+    above = scenarios.expect_metric_above("peak_lag_ms", 1000, " ms")
+    assert above.fn(SimpleNamespace(metrics={"peak_lag_ms": 2210})) == (
+        True, ["peak_lag_ms = 2210 ms (at least 1000 ms expected)"])
+    # the verb agrees with the nodes
+    assert scenarios.expect_caught_up(["mysql-s1"]).description == "mysql-s1 catches up with the primary"
+    assert scenarios.expect_no_replication_error(["mysql-s1", "mysql-s2"]).description == \
+        "mysql-s1, mysql-s2 apply every event without an SQL-thread error"
 
 
 def test_missing_writes_of_the_current_primary_stay_a_problem():

@@ -322,10 +322,33 @@ def test_partition_of_a_stopped_cluster_names_no_placeholder(replab_cluster_fact
     assert one.returncode == 0, one.stderr
     assert "the IO thread notices after slave_net_timeout=10s; heal with: replab heal " \
            "mysql-s1" in one.stdout, one.stdout
-    assert cli("heal", home=home).returncode == 0
+    healed = cli("heal", home=home)  # it said 'replication resumes where it stopped' with the primary down
+    assert healed.returncode == 0 and healed.stdout.strip() == (
+        "healed: mysql-s1 can reach mysql-m again; replication resumes where it stopped once mysql-m runs again "
+        "(replab start mysql-m)"), healed.stdout
     cli("stop", "mysql-s1", home=home)
     none = cli("partition", "mysql-s1", home=home)
     assert none.returncode == 0, none.stderr
     assert "the IO thread notices after slave_net_timeout (not read: no node answers); heal with" \
            ": replab heal mysql-s1" in none.stdout, none.stdout
     assert "?" not in none.stdout
+    healed = cli("heal", "mysql-s1", home=home)
+    assert healed.stdout.strip() == (
+        "healed: mysql-s1 can reach mysql-m again; replication resumes where it stopped once mysql-m and mysql-s1 "
+        "run again (replab start mysql-m; replab start mysql-s1)"), healed.stdout
+
+
+def test_replicas_reconnect_to_a_primary_that_was_down_longer_than_ten_retries(replab_cluster_factory, server, cli):
+    """MySQL gives up after SOURCE_RETRY_COUNT attempts (10 by default, 1 s apart): a primary down for 12 s was
+    never reconnected to ('attempt 10/10'), while start said 'replicas reconnect to it within a few seconds'
+    and diagnose 'the IO thread keeps reconnecting'. replab sets MariaDB's 100000 on both flavors."""
+    cluster = replab_cluster_factory(nodes=2, server=server)
+    home = cluster.home
+    _insert(cluster, 5)
+    assert cli("stop", "mysql-m", home=home).returncode == 0
+    time.sleep(13)  # more than ten reconnect attempts
+    r = cli("start", "mysql-m", home=home)
+    assert r.returncode == 0 and r.stdout.strip().endswith("replicas reconnect to it within a few seconds"), r.stdout
+    _insert(cluster, 5, start=6)
+    assert cluster.wait_caught_up(timeout=10)["mysql-s1"], cli("status", home=home).stdout
+    assert _count(cluster, "mysql-s1") == 10

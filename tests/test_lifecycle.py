@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -158,6 +159,11 @@ def test_a_binary_that_is_not_a_server_is_refused(tmp_path, cli, program):
     assert proc.stderr.splitlines()[0].endswith("): --server takes a mysqld or mariadbd binary"), proc.stderr
     assert len(proc.stderr.splitlines()) == 2
     assert not home.exists()
+    # the program's own --version line, whole (it was cut at 80 characters: '... (x86_64) using )')
+    line = subprocess.run([program, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    shown = re.sub(r"^\S*/", "", line).strip()
+    assert proc.stderr.splitlines()[0] == (f"error: {program} is not a MySQL or MariaDB server ({shown}): "
+                                           "--server takes a mysqld or mariadbd binary"), proc.stderr
 
 
 def test_read_only_home(tmp_path, cli):

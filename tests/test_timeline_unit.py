@@ -6,7 +6,7 @@ from __future__ import annotations
 from test_report import make_report, synthetic_timeline
 
 from replab.runs.report import final_grid, summary, with_unit
-from replab.runs.timeline import Event, Sample, Timeline, frame_of, gtid_transactions, lane_of, rows_behind_of
+from replab.runs.timeline import Event, Sample, Timeline, frame_of, gtid_transactions, lane_of, rate_of, rows_behind_of
 
 
 def test_gtid_transactions_both_flavors() -> None:
@@ -118,6 +118,29 @@ def test_frame_compares_samples_of_one_moment() -> None:
     older = frame_of(recent, "mysql-m", 0.25)
     assert {round(s.t / 0.25) for s in older.values() if s} == {15}
     assert rows_behind_of(older["mysql-s1"], older["mysql-m"]) == 1
+
+
+def test_rows_per_second_starts_again_when_the_lane_changes() -> None:
+    """Issue 23.19: a replica cut off at 200 rows/s kept showing 180, 149, 121, 106, 65, 38, 6 rows/s for two
+    seconds while its count stood still (a 2 s average over rows applied before the cut). The rate counts
+    from the node's lane change on: '-' for the first sample of the new lane, then what it applies now."""
+    def s1(k: int, rows: int, cut: bool) -> Sample:
+        return Sample(k * 0.25, "mysql-s1", "running", rows=rows, io_running=True, sql_running=True, cut=cut,
+                      role="replica")
+    healthy = [s1(k, 50 * k, False) for k in range(12)]               # 200 rows/s for 2.75 s
+    assert rate_of(healthy) == 200.0
+    cut = healthy + [s1(12, 600, True)]                               # cut off at 3 s
+    assert rate_of(cut) is None                                        # one sample of the new lane: '-'
+    assert rate_of(cut + [s1(13, 600, True)]) == 0.0                   # not 180: nothing applied since
+    backlog = cut + [s1(13, 620, True), s1(14, 640, True)]             # applying its relay log after the cut
+    assert rate_of(backlog) == 80.0
+    # a paused or killed node has no rate at once, and none on its first sample back
+    down = healthy + [Sample(3.0, "mysql-s1", "paused", role="replica")]
+    assert rate_of(down) is None
+    back = down + [s1(13, 900, False)]
+    assert rate_of(back) is None and rate_of(back + [s1(14, 1000, False)]) == 400.0
+    # a lane that holds: the window is the last 2 s, as before
+    assert rate_of([s1(k, 10 * k * k, False) for k in range(20)]) == round((10 * 19 * 19 - 10 * 11 * 11) / 2.0, 6)
 
 
 def _failover_timeline() -> Timeline:

@@ -38,7 +38,8 @@ def image_build(
     images' contract (root password from MYSQL_ROOT_PASSWORD, config from /etc/mysql/conf.d, data in
     /var/lib/mysql). Cached by content: building the same tree again does nothing.
 
-    Example: replab image build mysql-9.7 && replab up --engine compose --image replab/mysql:9.7
+    Example: replab image build mysql-9.7
+    Example: replab up --engine compose --image replab/mysql:9.7
     """
     built = images.build(name, os.environ.get("DOCKER_HOST") or None, common.say, force=force)
     common.console.print(built.image)

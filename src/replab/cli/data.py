@@ -76,7 +76,10 @@ def _display(feeder: Feeder, sampler: Sampler, exact: list[NodeSample] | None = 
             gap = None if rows is None or top is None else rows_behind_of(s, frame.get(primary))
         else:
             gap = None if rows is None or top is None else max(0, top - rows)
-        behind = "-" if node.name == primary or gap is None else f"{gap:,}"
+        # a demoted former primary or a replica a forced failover left out does not replicate from the
+        # primary: a count difference is no 'behind' (one holding 20 rows the primary lacks showed 0)
+        apart = node.role == "demoted" or bool(node.extra.get("left_out"))
+        behind = "-" if node.name == primary or gap is None or apart else f"{gap:,}"
         rate = sampler.rate(node.name) if exact is None else None
         lag = counts[node.name].lag_ms if exact is not None and node.name in counts else (s.lag_ms if s else None)
         state = _state_cell(s, now)

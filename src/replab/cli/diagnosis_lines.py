@@ -9,9 +9,11 @@ from . import common
 
 
 def print_diagnosis_lines(cluster: Any, rows: list[Any]) -> None:
-    """Under ``replab status``: one diagnosis line per running replica that is not replicating."""
+    """Under ``replab status``: one diagnosis line per running replica that is not replicating, or whose
+    source is not running (a paused primary: its replicas' threads still say Yes until slave_net_timeout)."""
+    states = {s.name: s.state for s in rows}
     broken = [s.name for s in rows if s.role == "replica" and s.state == "running"
-              and not (s.io_running and s.sql_running)]
+              and (not (s.io_running and s.sql_running) or states.get(s.source or "", "running") != "running")]
     for name in broken:
         for d in run_diagnose(cluster, name):
             common.console.print(f"diagnosis: {d.node}: {d.summary}", markup=False)

@@ -51,13 +51,17 @@ def rejoin(
     node: str = typer.Argument(..., help="The former primary (or a replica) to bring back, e.g. mysql-m."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild it from the primary when it has errant "
                                  "transactions (they are discarded)."),
+    force: bool = typer.Option(False, "--force", help="Rejoin it although it runs an older server than the "
+                               "primary (a replica must run its primary's version or a newer one)."),
 ) -> None:
     """Bring a former primary back as a replica of the current primary. Refused (exit 2) when it holds
-    errant transactions (written there, received by nobody), unless --rebuild.
+    errant transactions (written there, received by nobody), unless --rebuild; and when it runs an older
+    server than the primary, unless --force.
 
     Example: replab rejoin mysql-m --rebuild
     """
-    common.console.print(fo.rejoin(common.open_cluster(change=True), node, rebuild=rebuild or False), markup=False)
+    common.console.print(fo.rejoin(common.open_cluster(change=True), node, rebuild=rebuild or False, force=force),
+                         markup=False)
 
 
 def _print(change: fo.RoleChange, json_out: bool) -> None:

@@ -94,10 +94,10 @@ def partition(node: str = NODE, direction: str = DIRECTION, more: list[str] = MO
 
     Example: replab partition mysql-s1
     Example: replab partition mysql-s1 --direction to-replica
-    Example: replab partition mysql-s1 --from mysql-m2   (fan-in: one channel; the other goes on)
-    Example: replab partition mysql-s2              (group/galera: a minority member)
-    Example: replab partition mysql-m mysql-s1      (group/galera: each cut off from every other; no quorum)
-    Example: replab partition mysql-s2 --direction out   (group/galera: nothing it sends arrives)
+    Example: replab partition mysql-s1 --from mysql-m2   (fan-in: one channel)
+    Example: replab partition mysql-s2   (group/galera: a minority member)
+    Example: replab partition mysql-m mysql-s1   (group/galera: no quorum left)
+    Example: replab partition mysql-s2 --direction out   (group/galera)
     """
     cluster = common.open_cluster(change=True)
     common.console.print(nemesis.partition(cluster, node, direction=direction, also=more or None, source=source),

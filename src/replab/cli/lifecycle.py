@@ -79,7 +79,6 @@ def up(
     Example: replab up --topology chain --nodes 3
     Example: replab up --topology fan-in --nodes 3
     Example: replab up --topology group --server mysql-9.7 [--multi-primary]
-
     Example: replab up --proxy haproxy
     """
     cluster = Cluster.up(nodes=nodes, binlog_format=binlog_format, base_port=base_port,
@@ -311,11 +310,12 @@ def endpoints(
     """How your application connects: the proxy's write and read endpoints (with --proxy) and every node,
     as host, port, user, an option file (mode 0600, for --defaults-file) and a URL.
 
-    Passwords are printed only with --show-password. On a stopped cluster it says what would be there.
+    Passwords are printed only with --show-password. On a stopped cluster it says what would be there. A
+    client takes an option file as it is: mariadb --defaults-file=FILE.
 
     Example: replab endpoints
 
-    Example: mariadb --defaults-file=$(replab endpoints --json | jq -r '.endpoints[0].option_file')
+    Example: replab endpoints --json | jq -r '.endpoints[0].option_file'
 
     Example: replab endpoints --json --show-password
     """

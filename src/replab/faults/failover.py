@@ -320,25 +320,27 @@ def switchover(cluster: Cluster, target: str, *, max_lag: float = 10.0, timeout:
         return change
 
 
-def older_than(cluster: Cluster, new: NodeInfo) -> list[tuple[str, str, str]]:
-    """(node, its version, ``new``'s version) for each answering node that would replicate from ``new`` but
-    runs an older server than it (by ``SELECT VERSION()``, whatever the engine)."""
-    def version(node: NodeInfo) -> tuple[str, tuple[int, ...]] | None:
-        if not _answers(cluster, node):
-            return None
-        with contextlib.suppress(SqlError, pymysql.MySQLError), cluster.connect(node.name, timeout=2) as conn:
-            parsed = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()") or "")).version
-            return ".".join(map(str, parsed)), parsed
+def _version(cluster: Cluster, node: NodeInfo) -> tuple[str, tuple[int, ...]] | None:
+    """``node``'s server version (text, parsed) by ``SELECT VERSION()``; None when it does not answer."""
+    if not _answers(cluster, node):
         return None
+    with contextlib.suppress(SqlError, pymysql.MySQLError), cluster.connect(node.name, timeout=2) as conn:
+        parsed = flavor_from_version_string(str(db.scalar(conn, "SELECT VERSION()") or "")).version
+        return ".".join(map(str, parsed)), parsed
+    return None
 
-    mine = version(new)
+
+def older_than(cluster: Cluster, new: NodeInfo, only: list[NodeInfo] | None = None) -> list[tuple[str, str, str]]:
+    """(node, its version, ``new``'s version) for each answering node that would replicate from ``new`` but
+    runs an older server than it (by ``SELECT VERSION()``, whatever the engine); ``only``: these nodes."""
+    mine = _version(cluster, new)
     if mine is None or not mine[1]:
         return []
     out = []
-    for node in cluster.nodes:
-        if node.name == new.name or node.role not in (roles.PRIMARY, roles.REPLICA):
+    for node in only if only is not None else cluster.nodes:
+        if node.name == new.name or (only is None and node.role not in (roles.PRIMARY, roles.REPLICA)):
             continue
-        theirs = version(node)
+        theirs = _version(cluster, node)
         if theirs is not None and theirs[1] and theirs[1] < mine[1]:
             out.append((node.name, theirs[0], mine[0]))
     return out
@@ -595,12 +597,16 @@ def errant(cluster: Cluster, node: str) -> Errant:
     return Errant(node, primary, gtids, count)
 
 
-def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout: float = 120.0) -> str:
+def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout: float = 120.0,
+           force: bool = False) -> str:
     """Bring a demoted primary (or a replica left behind) back as a replica of the current primary.
 
     It is started if down and fenced at once. Without errant transactions it is re-pointed and catches up.
     With them: ``rebuild=True`` rebuilds it from the primary (its errant writes are discarded),
     ``rebuild=None`` (what ``replab start`` does) leaves it fenced and says so, ``rebuild=False`` refuses.
+    A node that runs an older server than the primary would break the rule ``up`` and ``switchover`` keep
+    (a replica runs its primary's version or a newer one): it stays fenced (``rebuild=None``) or is refused,
+    unless ``force`` (then the result says what it broke).
     """
     cluster.topology.require_role_change("rejoin")  # refused before anything changes
     info = cluster.node(node)
@@ -621,6 +627,16 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
         if rebuild is False:
             raise ReplicationError(text, node=node, hint=f"replab rejoin {node} --rebuild")
         return text
+    older = older_than(cluster, primary, only=[info])
+    if older and not force:
+        _, mine, theirs = older[0]
+        text = (f"{node} runs {mine}, older than the primary {primary.name} ({theirs}): a replica must run the "
+                "same version as its primary or a newer one (the rule up enforces)")
+        if rebuild is None:  # replab start: it runs, fenced, out of replication
+            return (f"{found.sentence()}; {text}: it stays read-only and out of replication; upgrade it, or "
+                    f"replab rejoin {node} --force")
+        raise ConfigError(text, hint=f"upgrade {node} first, or pass --force to rejoin it anyway")
+    warning = "".join(f"; warning: {w}" for w in _version_warnings(older, primary.name))
     was_primary = info.role == roles.DEMOTED
     info.role = roles.REPLICA
     info.extra.pop("demoted", None)
@@ -630,14 +646,14 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
         cluster.save()
         return (f"{found.sentence()}; rebuilt from {primary.name} in {report.seconds:.1f}s "
                 f"({'verified' if report.verified else 'NOT verified'}): it replicates from {primary.name}"
-                + proxy.rejoined(cluster, node))
+                + warning + proxy.rejoined(cluster, node))
     repoint(cluster, info, primary, former_primary=was_primary)
     cluster.save()
     cluster.wait_threads([node], timeout=30)
     caught = cluster.wait_caught_up(timeout=timeout, names=[node]).get(node, False)
     return (f"{found.sentence()}; rejoined as a replica of {primary.name}"
             + ("" if caught else f" but not caught up after {timeout:.0f}s (replab diagnose {node})")
-            + proxy.rejoined(cluster, node))
+            + warning + proxy.rejoined(cluster, node))
 
 
 # --- observing -------------------------------------------------------------------------------------------

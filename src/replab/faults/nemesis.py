@@ -21,7 +21,7 @@ from ..cluster import galera, group, proxy, replication, roles
 from ..core import links
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import ConfigError, NodeStateError, NotSupported, SqlError
-from ..engines.base import PAUSED, RUNNING, STOPPED, NodeInfo
+from ..engines.base import PAUSED, RUNNING, STOPPED, NodeInfo, bring_back
 from ..servers import db
 from ..servers.gtid import transactions_between
 from . import edges, failover, members
@@ -311,7 +311,11 @@ def heal(cluster: Cluster, node: str | None = None, source: str | None = None) -
     others = [n for n in healed if n != cluster.primary.name]
     where = f"{', '.join(others)} can reach {cluster.primary.name} again" if others else \
         f"{cluster.primary.name} is back on the network"
-    return _done(cluster, f"healed: {where}; replication resumes where it stopped")
+    # on a stopped cluster it said 'replication resumes where it stopped' with nothing running
+    down = [n for n in [cluster.primary.name, *others] if _state(cluster, n) != RUNNING]
+    when = "" if not down else f" once {' and '.join(down)} {'runs' if len(down) == 1 else 'run'} again " \
+        f"({'; '.join(bring_back(n, _state(cluster, n)) for n in down)})"
+    return _done(cluster, f"healed: {where}; replication resumes where it stopped{when}")
 
 
 def _no_source(cluster: Cluster, source: str | None, command: str) -> None:

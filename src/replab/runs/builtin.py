@@ -317,12 +317,19 @@ def _topology() -> Step:
     def fn(ctx: Context) -> str:
         rows = ctx.cluster.status()
         ctx.facts["topology"] = {r.name: (r.role, r.source, r.io_running and r.sql_running) for r in rows}
-        edges = [f"{r.name}<-{r.source}" for r in rows if r.source]
-        if edges:
-            return "topology: " + ", ".join(edges)
-        head = next((r.name for r in rows if r.role == "primary"), None)
-        return f"topology: {head or 'no node'} is the primary; no node replicates from it"  # it said "topology: "
+        return "topology: " + _topology_text(ctx.facts["topology"])
     return act("record topology", fn)
+
+
+def _topology_text(topo: dict[str, tuple[str, str | None, bool]]) -> str:
+    """Who replicates from the primary, and who is out of replication (down, demoted, left out), in words
+    (the note said only 'topology: ' when no replica was left)."""
+    head = next((n for n, (role, _s, _ok) in topo.items() if role == "primary"), None)
+    following = [n for n, (role, src, ok) in topo.items() if role == "replica" and src == head and ok]
+    out = [f"{n} ({role})" for n, (role, src, ok) in topo.items()
+           if n != head and not (role == "replica" and src == head and ok)]
+    text = f"primary {head}; {failover.replicate_from(following, 'it')}"
+    return text + (f"; out of replication: {', '.join(out)}" if out else "")
 
 
 def expect_lost(check_name: str, *, none: bool = False, from_node: str | None = None,
@@ -368,12 +375,7 @@ def expect_topology(primary: str | None = None) -> Expectation:
         bad = [f"{n} (source {src}, running {ok})" for n, (role, src, ok) in topo.items()
                if role == "replica" and (src != head or not ok)]
         ok = not bad and (primary is None or head == primary)
-        if bad:
-            return ok, [f"not following: {bad}"]
-        if not any(role == "replica" for role, _s, _ok in topo.values()):  # not "every replica" of none
-            return ok, [f"primary {head}; no replica is left (the others: "
-                        f"{', '.join(f'{n} {role}' for n, (role, _s, _ok) in topo.items() if n != head)})"]
-        return ok, [f"primary {head}; every replica replicates from it"]
+        return ok, [_topology_text(topo) if not bad else f"not following: {bad}"]
     return Expectation("topology", f"every replica replicates from {primary or 'the new primary'}", fn)
 
 

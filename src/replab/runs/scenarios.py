@@ -41,7 +41,7 @@ from ..faults.nemesis import catch_up_phrase, seconds_text
 from ..verify.checker import check as run_check
 from ..verify.diagnose import diagnose as run_diagnose
 from ..workload.feed import Feeder, FeedGroup, FeedOptions, writer_targets
-from .report import ExpectationResult, PhaseResult, RunReport, write_all
+from .report import ExpectationResult, PhaseResult, RunReport, with_unit, write_all
 from .timeline import CatchUp, Sampler, Timeline
 
 Say = Callable[[str], None]
@@ -271,7 +271,12 @@ def check(name: str, wait: float = 30.0) -> Step:
 
         rep = run_check(ctx.cluster, wait=wait)
         ctx.checks[name] = rep
-        return f"check {name}: {'consistent' if rep.consistent else f'{len(rep.problems)} problem(s)'}"
+        lost = sum(lw.count for lw in getattr(rep, "lost", []))
+        # 'consistent' alone sat beside 'LOST IN FAILOVER: 447' in failover-semisync
+        said = f"{lost} acknowledged write(s) lost in a failover" if lost else ""
+        verdict = ("the nodes agree" if lost else "consistent") if rep.consistent else \
+            f"{len(rep.problems)} problem(s)"
+        return f"check {name}: {verdict}" + (f"; {said}" if said else "")
     return Step(f"check {name}", fn)
 
 
@@ -354,10 +359,14 @@ def expect_consistent(check_name: str, nodes: list[str] | None = None, lost_in_f
         if lost and not lost_in_failover:
             return False, [f"check {check_name!r}: {lost} of {acked} acknowledged writes lost"] + \
                 [lw.sentence() for lw in rep.lost]
+        facts = getattr(rep, "facts", None)
+        demoted = list(getattr(facts, "demoted", None) or [])
+        # a demoted former primary is not checked: 'every node' was said when only the new primary was left
+        where = "every node" if not demoted else f"every node but the demoted {', '.join(demoted)} (not checked)"
         if lost:
-            return True, [f"check {check_name!r}: the nodes agree; {acked - lost} acknowledged writes on every node, "
+            return True, [f"check {check_name!r}: the nodes agree; {acked - lost} acknowledged writes on {where}, "
                           f"{lost} lost in a failover (judged by lost-{check_name})"]
-        return True, [f"check {check_name!r}: consistent ({acked} acknowledged writes checked on every node)"]
+        return True, [f"check {check_name!r}: consistent ({acked} acknowledged writes checked on {where})"]
     who = ", ".join(nodes) if nodes else "every node"
     if lost_in_failover:
         what = (f"{who}: every acknowledged write the primary kept, nothing extra; writes lost in a failover "
@@ -394,7 +403,12 @@ def expect_caught_up(nodes: list[str]) -> Expectation:
         if late:
             return False, [f"{', '.join(late)} never caught up with the primary"]
         return True, [f"{', '.join(nodes)} applied every transaction of the primary"]
-    return Expectation("caught-up", f"{', '.join(nodes)} catch up with the primary after the fault", fn)
+    return Expectation("caught-up", f"{', '.join(nodes)} {_agree(nodes, 'catches', 'catch')} up with the primary", fn)
+
+
+def _agree(nodes: list[str], one: str, many: str) -> str:
+    """The verb in number with a list of nodes ('mysql-s1 catches up', 'mysql-s1, mysql-s2 catch up')."""
+    return one if len(nodes) == 1 else many
 
 
 def expect_metric_below(metric: str, limit: float, unit: str = "s") -> Expectation:
@@ -402,8 +416,13 @@ def expect_metric_below(metric: str, limit: float, unit: str = "s") -> Expectati
         value = ctx.metrics.get(metric)
         if value is None:
             return False, [f"{metric} was not measured (the wait timed out or never ran)"]
-        return value <= limit, [f"{metric} = {value:g}{unit} (limit {limit:g}{unit})"]
-    return Expectation(f"{metric}-below-{limit:g}", f"{metric} at most {limit:g}{unit}", fn)
+        return value <= limit, [f"{metric} = {with_unit(metric, value)} (limit {_amount(limit, unit)})"]
+    return Expectation(f"{metric}-below-{limit:g}", f"{metric} at most {_amount(limit, unit)}", fn)
+
+
+def _amount(value: float, unit: str) -> str:
+    """A limit as the measured line prints a value: ``30 s``, ``1000 ms`` (it said ``30s``)."""
+    return f"{value:g} {unit.strip()}".rstrip()
 
 
 def expect_metric_above(metric: str, limit: float, unit: str = "") -> Expectation:
@@ -411,8 +430,8 @@ def expect_metric_above(metric: str, limit: float, unit: str = "") -> Expectatio
         value = ctx.metrics.get(metric)
         if value is None:
             return False, [f"{metric} was not measured"]
-        return value >= limit, [f"{metric} = {value:g}{unit} (at least {limit:g}{unit} expected)"]
-    return Expectation(f"{metric}-above-{limit:g}", f"{metric} at least {limit:g}{unit}", fn)
+        return value >= limit, [f"{metric} = {with_unit(metric, value)} (at least {_amount(limit, unit)} expected)"]
+    return Expectation(f"{metric}-above-{limit:g}", f"{metric} at least {_amount(limit, unit)}", fn)
 
 
 ByFlavor = dict[str, tuple[int, ...]]  # {"mariadb": (1677,), "mysql": (13146,)}: where the servers differ
@@ -453,9 +472,8 @@ def expect_no_replication_error(nodes: list[str]) -> Expectation:
         if errs:
             return False, [f"{e.node} at {e.t:.2f}s: {e.text}" for e in errs[:4]]
         return True, [f"no replication error on {', '.join(nodes)} during the run"]
-    verb = "applies" if len(nodes) == 1 else "apply"
-    return Expectation("no-apply-error", f"{', '.join(nodes)} {verb} every event without an SQL-thread error",
-                       fn)
+    verb = _agree(nodes, "applies", "apply")
+    return Expectation("no-apply-error", f"{', '.join(nodes)} {verb} every event without an SQL-thread error", fn)
 
 
 def expect_column_missing(node: str, column: str) -> Expectation:

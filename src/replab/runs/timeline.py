@@ -282,6 +282,29 @@ def proxy_lane_of(ps: ProxySample) -> str:
     return PROXY_DOWN
 
 
+def rate_of(samples: list[Sample], window: float = 2.0) -> float | None:
+    """Rows per second over the last ``window`` seconds of one node's samples (in time order), counted only
+    since its lane last changed: a replica cut off, stopped on an error or back from an outage shows what
+    it applies in its new state, not an average that still holds the rows it applied before (a cut-off
+    replica showed 180, 149, 121 ... rows/s for two seconds while its count stood still). None once the
+    latest sample has no count (down, paused, not answering) or before two samples of the new lane."""
+    if not samples or samples[-1].rows is None:
+        return None
+    last = samples[-1]
+    lane = lane_of(last, cut=bool(last.cut))
+    since = 0
+    for i in range(len(samples) - 1, -1, -1):
+        if lane_of(samples[i], cut=bool(samples[i].cut)) != lane:
+            since = i + 1
+            break
+    mine = [s for s in samples[since:] if s.rows is not None and s.t >= last.t - window]
+    if len(mine) < 2:
+        return None
+    first = mine[0]
+    dt = last.t - first.t
+    return None if dt <= 0 or first.rows is None or last.rows is None else (last.rows - first.rows) / dt
+
+
 def tick_of(s: Sample, interval: float) -> int:
     """The sampling tick a sample belongs to: every node's thread samples at the same multiples of the
     interval (see ``Sampler``)."""
@@ -909,19 +932,10 @@ class Sampler:
         return False
 
     def rate(self, node: str, window: float = 2.0) -> float | None:
-        """Rows per second on ``node`` over the last ``window`` seconds of its samples; None once its
-        latest sample has no count (it is down, paused or not answering: it applies nothing now)."""
+        """Rows per second on ``node`` (``rate_of`` its recent samples)."""
         with self._mu:
             everything = list(self._recent[node])
-        if not everything or everything[-1].rows is None:
-            return None
-        mine = [s for s in everything if s.rows is not None]
-        if len(mine) < 2:
-            return None
-        last = mine[-1]
-        first = next((s for s in mine if s.t >= last.t - window), mine[0])
-        dt = last.t - first.t
-        return None if dt <= 0 or first.rows is None or last.rows is None else (last.rows - first.rows) / dt
+        return rate_of(everything, window)
 
     # --- sampling ----------------------------------------------------------------------------------
     def _loop(self, name: str) -> None:

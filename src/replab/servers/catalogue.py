@@ -121,7 +121,9 @@ def require_server(binary: str, version_line: str) -> None:
     except (OSError, subprocess.SubprocessError):
         text = ""
     if not _SERVER_HELP.search(text):
-        raise ConfigError(f"{binary} is not a MySQL or MariaDB server ({version_line[:80]}): --server takes a "
+        # the whole line (cut at 80 it ended '... for debian-linux-gnu (x86_64) using )')
+        shown = version_line if len(version_line) <= 160 else version_line[:157] + "..."
+        raise ConfigError(f"{binary} is not a MySQL or MariaDB server ({shown}): --server takes a "
                           "mysqld or mariadbd binary",
                           hint="for example --server /usr/sbin/mariadbd, or a catalogue name (replab servers)")
 

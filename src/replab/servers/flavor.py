@@ -14,6 +14,10 @@ from typing import Any
 from ..core.errors import BinaryNotFound, ConfigError, NotSupported
 
 REDO_LOG_SIZE = "64M"
+# reconnect attempts (1 s apart) before a replica's IO thread gives up on its source: MariaDB's default.
+# MySQL's is 10, so a primary down for 10 s was never reconnected to ('attempt 10/10'), while start said
+# its replicas reconnect within a few seconds and diagnose said the IO thread keeps reconnecting
+RETRY_COUNT = 100000
 
 
 @dataclass
@@ -516,13 +520,14 @@ class MySQLFlavor(Flavor):
             return (
                 f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='{source_host(host)}', SOURCE_PORT={int(port)}, "
                 "SOURCE_USER=%(user)s, SOURCE_PASSWORD=%(password)s, SOURCE_AUTO_POSITION=1, "
-                "SOURCE_CONNECT_RETRY=1, SOURCE_HEARTBEAT_PERIOD=1, GET_SOURCE_PUBLIC_KEY=1" + self._for(channel)
+                f"SOURCE_CONNECT_RETRY=1, SOURCE_RETRY_COUNT={RETRY_COUNT}, SOURCE_HEARTBEAT_PERIOD=1, "
+                "GET_SOURCE_PUBLIC_KEY=1" + self._for(channel)
             )
         key = ", GET_MASTER_PUBLIC_KEY=1" if self._at_least(8, 0, 4) else ""
         return (
             f"CHANGE MASTER TO MASTER_HOST='{source_host(host)}', MASTER_PORT={int(port)}, MASTER_USER=%(user)s, "
-            "MASTER_PASSWORD=%(password)s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, "
-            f"MASTER_HEARTBEAT_PERIOD=1{key}" + self._for(channel)
+            f"MASTER_PASSWORD=%(password)s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1, "
+            f"MASTER_RETRY_COUNT={RETRY_COUNT}, MASTER_HEARTBEAT_PERIOD=1{key}" + self._for(channel)
         )
 
     def start_replica(self, channel: str = "") -> str:

@@ -32,7 +32,7 @@ import pymysql
 from ..cluster import group, replication, roles
 from ..core.config import quote_ident
 from ..core.errors import ReplabError, SqlError
-from ..engines.base import RUNNING
+from ..engines.base import PAUSED, RUNNING, bring_back
 from ..servers import db
 from ..servers.flavor import ReplicaStatus
 from ..servers.gtid import GtidSet
@@ -179,9 +179,12 @@ def _shifted_examples(pconn: Any, rconn: Any, table: str, pk: str, prim: list[Co
 # --- main --------------------------------------------------------------------------------------------
 def _io_problem(cluster: Cluster, name: str, st: Any) -> str | None:
     primary, pstate = cluster.primary.name, cluster.engine.state(cluster.primary)
+    if pstate == PAUSED:  # its connections stay open and silent: no error, no reconnect before the timeout
+        return (f"{primary} is paused: its connection stays open and nothing arrives; the IO thread waits out "
+                f"slave_net_timeout, then retries until it is back ({bring_back(primary, pstate)})")
     if pstate != RUNNING:  # before the IO error: a stopped primary shows as error 2013 at the relay's port
-        return (f"{primary} is {pstate}; the IO thread reconnects every second until it is back (replab "
-                f"{'resume' if pstate == 'paused' else 'start'} {primary})")
+        return (f"{primary} is {pstate}; the IO thread reconnects every second until it is back "
+                f"({bring_back(primary, pstate)})")
     if name in cluster.engine.partitioned(cluster.nodes):
         cut = (cluster.engine.link_state(cluster.node(name)) or {}).get("cut") or []
         if len(cut) == 1:

@@ -634,8 +634,11 @@ def sample_nodes(cluster: Cluster, table: str = "events", silent_after: float = 
 def final_counts(cluster: Cluster, table: str = "events", wait: float = 10.0,
                  progress: Callable[[str], None] | None = None) -> list[NodeSample]:
     """Exact counts once replicas applied the primary's position (bounded by ``wait``); None for a silent
-    node."""
-    running = [r.name for r in cluster.replicas if cluster.engine.state(r) not in (STOPPED, PAUSED)]
+    node. A replica whose link is cut is not waited for: it cannot catch up (the feed's last frame froze
+    for the whole ``wait`` beside a partitioned replica)."""
+    cut = set(cluster.engine.partitioned(cluster.nodes))
+    running = [r.name for r in cluster.replicas if cluster.engine.state(r) not in (STOPPED, PAUSED)
+               and r.name not in cut]
     with contextlib.suppress(ReplabError, pymysql.MySQLError):
         cluster.wait_caught_up(timeout=wait, names=running)
     return sample_nodes(cluster, table, progress=progress)
