@@ -134,7 +134,7 @@ def link(
     Example: replab link mysql-s1 --delay 40ms --direction to-replica
     Example: replab link mysql-s1            (show it)
     Example: replab link mysql-s1 --clear
-    Example: replab link mysql-s1 --from mysql-m1 --delay 30ms   (fan-in: one channel's link)
+    Example: replab link mysql-s1 --from mysql-m1 --delay 30ms   (fan-in)
     """
     changes = clear or any(v is not None for v in (delay, jitter, rate))
     cluster = common.open_cluster(change=changes)
@@ -153,7 +153,7 @@ def heal(node: str = typer.Argument(None, help="Node to heal (default: every cut
     """Restore a cut link; replication resumes where it stopped.
 
     Example: replab heal mysql-s1
-    Example: replab heal mysql-s1 --from mysql-m2   (fan-in: that channel's link only)
+    Example: replab heal mysql-s1 --from mysql-m2   (fan-in: one channel)
     """
     common.console.print(nemesis.heal(common.open_cluster(change=True), node, source=source), markup=False)
 
