@@ -153,3 +153,22 @@ def test_a_fresh_tree_fetches_what_it_lacks_in_one_go(tmp_path, monkeypatch, mis
         [w.package for w in wanted]))
     galera_tree.add_galera("mariadb-11.8")
     assert fetched == [["galera-4"] if missing == "provider" else ["galera-4", "mariadb-server"]]
+
+
+def test_a_fresh_fetch_shims_mbstream(tmp_path):
+    """``replab servers add mariadb-11.8`` writes the shims of a new tree: mbstream (mariadb-backup's stream
+    tool, which the SST script runs by name) is among them now, with the tools it had before."""
+    from replab.servers.catalogue import _write_shims
+
+    root = tmp_path / "root"
+    for d in ("lib64", "usr/lib/x86_64-linux-gnu", "usr/bin", "usr/sbin", "usr/share"):
+        (root / d).mkdir(parents=True)
+    (root / "lib64/ld-linux-x86-64.so.2").write_bytes(ELF)
+    for prog in ("usr/bin/mbstream", "usr/bin/mariadb-backup", "usr/bin/ls", "usr/sbin/mariadbd"):
+        (root / prog).write_bytes(ELF)
+        (root / prog).chmod(0o755)
+    _write_shims(root, tmp_path / "shim", tmp_path / "final")
+    assert sorted(p.name for p in (tmp_path / "shim/bin").iterdir()) == ["mariadb-backup", "mbstream"]
+    assert (tmp_path / "shim/bin/mbstream").read_text().endswith(
+        f'--argv0 "{tmp_path}/final/usr/bin/mbstream" "{tmp_path}/final/usr/bin/mbstream" "$@"\n')
+    assert [p.name for p in (tmp_path / "shim/sbin").iterdir()] == ["mariadbd"]
