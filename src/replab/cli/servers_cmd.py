@@ -77,8 +77,9 @@ def remove(name: str = typer.Argument(..., help="Name of a fetched or unpacked s
 
 @servers_app.command("add-galera")
 def add_galera(name: str = typer.Argument(..., help="A catalogue MariaDB, e.g. mariadb-11.8.")) -> None:
-    """Add the Galera provider (galera-4 from the same Debian suite) to a catalogue MariaDB's tree, for
-    --topology galera; nothing is fetched when it is there already.
+    """Add the Galera provider (galera-4 from the same Debian suite) and the SST scripts (wsrep_sst_* of the
+    suite's mariadb-server) to a catalogue MariaDB's tree, for --topology galera; only what is missing is
+    fetched, nothing in the tree is replaced.
 
     Example: replab servers add-galera mariadb-11.8
     """

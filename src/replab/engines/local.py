@@ -344,7 +344,7 @@ class LocalEngine(Engine):
         if net is not None and node.name in net.names:
             net.setup()  # idempotent (rebuilds it after a reboot)
             argv = net.command(node.name, argv)
-        node.extra["pid"] = proc.spawn(argv, cwd=node.dir)
+        node.extra["pid"] = proc.spawn(argv, cwd=node.dir, env=self.server_for(node).environment())
         node.extra["log_offset"] = os.path.getsize(node.errlog)
 
     def wait_ready(self, node: NodeInfo, probe: Callable[[], None], timeout: float = 60.0) -> None:

@@ -186,6 +186,17 @@ class Server:
                                  f"fetch it again: replab servers remove {self.name} && replab servers add {self.name}")
         return found
 
+    def environment(self) -> dict[str, str] | None:
+        """The environment a relocated build's server runs in: its own program directories first on PATH, so
+        what the server runs by name is the build's own, not the system's (Galera's SST script
+        ``wsrep_sst_mariabackup``, which runs ``mariadb-backup``, ``mbstream`` and ``my_print_defaults`` by
+        name). None (inherit replab's) for the system's and path builds."""
+        if not self.base or not self.bindirs:
+            return None
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([*self.bindirs, env.get("PATH", "")])
+        return env
+
     def server_options(self) -> dict[str, str]:
         """Options a relocated build needs to find its own files (none for the system's server)."""
         if not self.base:
@@ -345,6 +356,23 @@ def _write_shims(root: Path, shim: Path, final_root: Path) -> None:
     with the tree's libraries, so they work on a host whose libc is older. Shell scripts keep their path
     (they call the shims by name through PATH), and the layout mirrors a basedir (bin, sbin, share, lib).
     ``root`` is scanned now; the shims name ``final_root``, where the tree will live."""
+    for sub in ("bin", "sbin"):
+        (shim / sub).mkdir(parents=True, exist_ok=True)
+    _shim_programs(root, shim, final_root, lambda name: any(k in name for k in SHIMMED))
+    for sub in ("share", "lib"):
+        (shim / sub).symlink_to(final_root / "usr" / sub)
+
+
+# the tree's programs that get a shim: the servers' and clients' tools, mariadb-backup's stream tool, and the
+# Galera SST scripts (``wsrep_sst_*``, added by ``replab servers add-galera``) that call them by name
+SHIMMED = ("mysql", "maria", "my_print_defaults", "resolveip", "mbstream", "wsrep_sst_")
+
+
+def _shim_programs(root: Path, shim: Path, final_root: Path, wanted: Callable[[str], bool]) -> list[str]:
+    """Write a shim in ``shim/bin`` or ``shim/sbin`` for each executable of the tree's ``usr/bin`` and
+    ``usr/sbin`` whose name ``wanted`` accepts and that has none yet (an existing shim is never rewritten);
+    return the names of those written. ELF programs get a launcher through the tree's loader, scripts a
+    symlink (so ``$0`` stays in the shim directory, next to the other shims)."""
     loader = _loader(root)
     if loader is None:
         raise ReplabError(f"{root} has no dynamic loader: not a usable tree")
@@ -352,24 +380,38 @@ def _write_shims(root: Path, shim: Path, final_root: Path) -> None:
     libs = ":".join(str(final_root / d) for d in ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu",
                                               "usr/lib/aarch64-linux-gnu", "lib/aarch64-linux-gnu")
                     if (root / d).is_dir())
+    written: list[str] = []
     for sub in ("bin", "sbin"):
-        (shim / sub).mkdir(parents=True, exist_ok=True)
         src = root / "usr" / sub
         for prog in sorted(src.iterdir()) if src.is_dir() else []:
-            if not (prog.is_file() and os.access(prog, os.X_OK)):
-                continue
-            if not any(k in prog.name for k in ("mysql", "maria", "my_print_defaults", "resolveip")):
+            if not (prog.is_file() and os.access(prog, os.X_OK)) or not wanted(prog.name):
                 continue
             target = shim / sub / prog.name
+            if target.exists() or target.is_symlink():
+                continue
             real = final_root / prog.relative_to(root)
+            tmp = target.with_name(f".{prog.name}.tmp")  # renamed into place: a tree in use never shows half a shim
+            tmp.unlink(missing_ok=True)
             if _is_elf(prog):
-                target.write_text(f'#!/bin/sh\nexec "{loader}" --library-path "{libs}" --argv0 "{real}" '
-                                  f'"{real}" "$@"\n')
-                target.chmod(0o755)
+                tmp.write_text(f'#!/bin/sh\nexec "{loader}" --library-path "{libs}" --argv0 "{real}" '
+                               f'"{real}" "$@"\n')
+                tmp.chmod(0o755)
             else:
-                target.symlink_to(real)
-    for sub in ("share", "lib"):
-        (shim / sub).symlink_to(final_root / "usr" / sub)
+                tmp.symlink_to(real)
+            os.rename(tmp, target)
+            written.append(prog.name)
+    return written
+
+
+def add_shims(server: Server, wanted: Callable[[str], bool]) -> list[str]:
+    """Shims for programs added to catalogue tree ``server`` after it was fetched (e.g. by ``add-galera``):
+    only the missing ones are written, nothing existing is changed; returns the names written."""
+    if server.kind != "debian" or not server.root or not server.base:
+        return []
+    root, shim = Path(server.root), Path(server.base)
+    for sub in ("bin", "sbin"):
+        (shim / sub).mkdir(parents=True, exist_ok=True)
+    return _shim_programs(root, shim, root, wanted)
 
 
 def _mmdebstrap_failure(output: str, known: Known) -> str:
