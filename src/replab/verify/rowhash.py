@@ -80,6 +80,48 @@ def digest_sql(columns: list[str], plain: Collection[str] = (), raw: Collection[
     return f"LEFT(SHA2(GROUP_CONCAT({row_hex_sql(columns, plain, raw)}{order} SEPARATOR ''), 256), 16)"
 
 
+def text_digest_sql(columns: list[str], plain: Collection[str] = (), raw: Collection[str] = (),
+                    order_by: str | None = None) -> str:
+    """SQL aggregate: a chunk's digest (16 hex digits, NULL for no rows) over its rows' texts (the text a
+    row hash is taken of) joined by commas in the order the rows arrive (or sorted by ``order_by``): one
+    SHA-256 per chunk instead of one per row. Only for tables whose chunk text cannot reach
+    DIGEST_MAX_LEN (``max_text_len``)."""
+    order = f" ORDER BY {quote_ident(order_by)}" if order_by else ""
+    return f"LEFT(SHA2(GROUP_CONCAT(CONCAT_WS(',', {_parts(columns, plain, raw)}){order} SEPARATOR ','), 256), 16)"
+
+
+# the longest text a value of a type can have QUOTE()d (where information_schema gives no octet length)
+_QUOTED_MAX = {"decimal": 70, "numeric": 70, "float": 30, "double": 30, "real": 30, "bit": 20, "year": 6,
+               "date": 14, "time": 20, "datetime": 30, "timestamp": 30, "bool": 6, "boolean": 6}
+
+
+def max_text_len(columns: Iterable[tuple[str, str, int | None]], plain: Collection[str] = (),
+                 raw: Collection[str] = ()) -> int | None:
+    """The longest row text (plus its separator) a table's columns allow, from (name, column_type,
+    character_octet_length) triples; None when a column has no bound (JSON, spatial types)."""
+    total = 0
+    for name, ctype, octets in columns:
+        base = _base_type(ctype)
+        if name in plain:
+            total += 21
+        elif name in raw and octets is not None:
+            total += 11 + int(octets) + 1
+        elif octets is not None:
+            total += 2 * int(octets) + 3  # QUOTE() escapes at most every byte, and adds the quotes
+        elif base in _QUOTED_MAX:
+            total += _QUOTED_MAX[base] + 1
+        else:
+            return None
+    return total + 1
+
+
+def chunk_text_digest(rows: Iterable[Iterable[Any]], plain: Collection[int] = (),
+                      raw: Collection[int] = ()) -> tuple[int, int]:
+    """(count, digest) of rows in id order: a chunk as ``text_digest_sql`` computes it (Python mirror)."""
+    texts = [row_text(r, plain, raw) for r in rows]
+    return len(texts), int(hashlib.sha256(b",".join(texts)).hexdigest()[:16], 16)
+
+
 def quote_value(value: Any) -> str:
     """Python mirror of the server's QUOTE() for str, bytes-free values, numbers and None."""
     if value is None:
