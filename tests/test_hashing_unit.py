@@ -16,6 +16,7 @@ import pytest
 
 from replab.verify.checker import CHUNK_IDS
 from replab.verify.rowhash import (
+    TEXT_DIGEST_MAX,
     chunk_digest,
     chunk_of,
     chunk_text_digest,
@@ -245,3 +246,13 @@ def test_max_text_len_bounds_a_row_text_or_says_none():
     assert max_text_len([*cols, ("j", "json", None)], plain, ()) is None  # no bound: the row hashes' digest
     worst = [-(2 ** 63), "\\" * 255, -(2 ** 31)]  # 255 backslashes: 510 bytes QUOTE()d, plus the quotes
     assert len(row_text(worst, {0, 2})) + 1 <= max_text_len(cols[:3], plain, ()) == 21 + 2043 + 21 + 1
+
+
+def test_which_tables_get_the_text_digest():
+    """The events table's chunk texts are bounded well below TEXT_DIGEST_MAX; a TEXT column's are not (its
+    chunks get the digest of row hashes)."""
+    events = [("id", "int(11)", None), ("name", "varchar(64)", 256), ("counter", "int(11)", None),
+              ("description", "varchar(255)", 1020)]
+    plain, raw = {"id", "counter"}, {"name", "description"}
+    assert max_text_len(events, plain, raw) * CHUNK_IDS == 1343 * 25_000 <= TEXT_DIGEST_MAX
+    assert max_text_len([*events, ("note", "text", 65535)], plain, {*raw, "note"}) * CHUNK_IDS > TEXT_DIGEST_MAX

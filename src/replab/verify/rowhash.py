@@ -49,6 +49,8 @@ INT_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint")
 STRING_TYPES = ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "binary", "varbinary",
                 "tinyblob", "blob", "mediumblob", "longblob")
 DIGEST_MAX_LEN = 1 << 30  # group_concat_max_len for digests: 16 hex digits a row, 67M rows a chunk
+# a chunk's rows' texts are digested only where they cannot exceed this (server memory per node and query)
+TEXT_DIGEST_MAX = 128 << 20
 
 
 def _parts(columns: list[str], plain: Collection[str], raw: Collection[str]) -> str:
@@ -84,8 +86,8 @@ def text_digest_sql(columns: list[str], plain: Collection[str] = (), raw: Collec
                     order_by: str | None = None) -> str:
     """SQL aggregate: a chunk's digest (16 hex digits, NULL for no rows) over its rows' texts (the text a
     row hash is taken of) joined by commas in the order the rows arrive (or sorted by ``order_by``): one
-    SHA-256 per chunk instead of one per row. Only for tables whose chunk text cannot reach
-    DIGEST_MAX_LEN (``max_text_len``)."""
+    SHA-256 per chunk instead of one per row. Only for tables whose chunk text cannot exceed
+    TEXT_DIGEST_MAX (``max_text_len``), far below the DIGEST_MAX_LEN where GROUP_CONCAT would cut it."""
     order = f" ORDER BY {quote_ident(order_by)}" if order_by else ""
     return f"LEFT(SHA2(GROUP_CONCAT(CONCAT_WS(',', {_parts(columns, plain, raw)}){order} SEPARATOR ','), 256), 16)"
 
