@@ -1,7 +1,10 @@
 """Repair exactly the rows of a replica that differ from the primary (pt-table-sync's job, but exact).
 
 The ids come from the checker (``checker.collect``: chunked checksums narrowed down to row ids, rechecked
-so that rows that merely lag are not reported). Each table is then fixed in one pass:
+so that rows that merely lag are not reported), over the primary and this node only; with ``auto``, the
+other replicas are asked about those rows alone (do they differ too?). Everything but that one scan of two
+nodes reads the differing rows by id (or their 1,000-id sub-ranges), so it grows with the rows to fix.
+Each table is then fixed in one pass:
 
 1. on the primary, in a transaction, the rows are read ``FOR UPDATE``: nothing can change them (or insert
    one of the extra ids) until the fix is done;
@@ -129,7 +132,7 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
                               node=node, hint=f"rebuild it: replab repair {node}")
     if not diffs:
         return SyncReport(node, "(nothing written)", f"{facts.primary}", time.monotonic() - t0, True)
-    shared = _shared(node, diffs, facts.row_diffs) if last is not None else \
+    shared = [] if via != "auto" else _shared(node, diffs, facts.row_diffs) if last is not None else \
         _others_differ(cluster, node, diffs, primary, wait)
     ways, why = _choose(node, via, shared, facts)
     say(f"{node}: {why}")
