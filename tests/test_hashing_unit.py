@@ -9,17 +9,21 @@ adversarial, i.e. that construction sees nothing (or less than everything).
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import pytest
 
 from replab.verify.checker import CHUNK_IDS
 from replab.verify.rowhash import (
+    TEXT_DIGEST_MAX,
     chunk_digest,
     chunk_of,
+    chunk_text_digest,
     diff_row_hashes,
     differing_chunks,
     integer_columns,
+    max_text_len,
     quote_value,
     raw_columns,
     row_hash,
@@ -50,9 +54,9 @@ ENCODINGS = {"quoted": lambda row: ((), ()),
 
 
 def find(primary: dict[int, Row], replica: dict[int, Row], encoding: str = "quoted",
-         digest: bool = True) -> tuple[list[int], list[int], list[int]]:
-    """What the checker does: chunk digests (or BIT_XOR) per CHUNK_IDS ids, in id order, then row hashes in
-    the chunks that differ."""
+         digest: bool | str = True) -> tuple[list[int], list[int], list[int]]:
+    """What the checker does: chunk digests (of the rows' texts, of their hashes, or BIT_XOR) per CHUNK_IDS
+    ids, in id order, then row hashes in the chunks that differ."""
     plain, raw = ENCODINGS[encoding](next(iter(primary.values())))
 
     def h(r: Row) -> int:
@@ -60,8 +64,12 @@ def find(primary: dict[int, Row], replica: dict[int, Row], encoding: str = "quot
 
     def chunks(rows: dict[int, Row]) -> dict[int, tuple[int, int]]:
         by: dict[int, list[int]] = {}
+        texts: dict[int, list[Row]] = {}
         for i in sorted(rows):
             by.setdefault(i // CHUNK_IDS, []).append(h(rows[i]))
+            texts.setdefault(i // CHUNK_IDS, []).append(rows[i])
+        if digest == "text":
+            return {c: chunk_text_digest(rs, plain, raw) for c, rs in texts.items()}
         return {c: chunk_digest(hs) if digest else chunk_of(hs) for c, hs in by.items()}
 
     bad = differing_chunks(chunks(primary), chunks(replica))
@@ -125,7 +133,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("digest", [True, False], ids=["digest", "bit_xor"])
+@pytest.mark.parametrize("digest", ["text", True, False], ids=["text_digest", "digest", "bit_xor"])
 @pytest.mark.parametrize("encoding", list(ENCODINGS))
 @pytest.mark.parametrize(("name", "primary", "replica", "changed"), CASES, ids=[c[0] for c in CASES])
 def test_adversarial_divergence_is_found_by_row_id(name, primary, replica, changed, encoding, digest):
@@ -212,3 +220,39 @@ def test_digest_is_over_row_hashes_in_order():
     assert chunk_digest(hs) == (count, digest)
     assert chunk_digest(hs[::-1])[1] != digest  # the order is part of it: the checker reads in id order
     assert chunk_digest(hs[:4])[1] != digest and chunk_digest([*hs, hs[0]])[1] != digest
+
+
+def test_text_digest_is_over_row_texts_in_order():
+    rows = [(i, f"v{i}", None if i % 2 else "x") for i in range(5)]
+    plain, raw = {0}, {1, 2}
+    count, digest = chunk_text_digest(rows, plain, raw)
+    assert count == 5 and 0 <= digest < 2 ** 64
+    assert chunk_text_digest(rows[::-1], plain, raw)[1] != digest  # the checker reads in id order
+    assert chunk_text_digest(rows[:4], plain, raw)[1] != digest
+    # a value that holds what looks like the next row's text: the lengths in the header tell them apart
+    joined = [(1, "a,2,1,b", None), (2, "c", None)]
+    split = [(1, "a", None), (2, "1,b,2,1,c", None)]
+    assert chunk_text_digest(joined, plain, raw) != chunk_text_digest(split, plain, raw)
+    assert chunk_text_digest([(1, "a", None)], plain, raw)[1] == int(hashlib.sha256(b"1,1,-1,a").hexdigest()[:16], 16)
+
+
+def test_max_text_len_bounds_a_row_text_or_says_none():
+    cols = [("id", "bigint(20)", None), ("name", "varchar(255)", 1020), ("counter", "int(11)", None),
+            ("d", "decimal(65,30)", None), ("t", "datetime(6)", None)]
+    plain = {"id", "counter"}
+    # raw strings: the length in the header, the bytes in the tail; QUOTE()d: every byte escaped, quotes
+    assert max_text_len(cols[:3], plain, {"name"}) == 21 + (11 + 1020 + 1) + 21 + 1
+    assert max_text_len(cols, plain, ()) == 21 + (2 * 1020 + 3) + 21 + 71 + 31 + 1
+    assert max_text_len([*cols, ("j", "json", None)], plain, ()) is None  # no bound: the row hashes' digest
+    worst = [-(2 ** 63), "\\" * 255, -(2 ** 31)]  # 255 backslashes: 510 bytes QUOTE()d, plus the quotes
+    assert len(row_text(worst, {0, 2})) + 1 <= max_text_len(cols[:3], plain, ()) == 21 + 2043 + 21 + 1
+
+
+def test_which_tables_get_the_text_digest():
+    """The events table's chunk texts are bounded well below TEXT_DIGEST_MAX; a TEXT column's are not (its
+    chunks get the digest of row hashes)."""
+    events = [("id", "int(11)", None), ("name", "varchar(64)", 256), ("counter", "int(11)", None),
+              ("description", "varchar(255)", 1020)]
+    plain, raw = {"id", "counter"}, {"name", "description"}
+    assert max_text_len(events, plain, raw) * CHUNK_IDS == 1343 * 25_000 <= TEXT_DIGEST_MAX
+    assert max_text_len([*events, ("note", "text", 65535)], plain, {*raw, "note"}) * CHUNK_IDS > TEXT_DIGEST_MAX

@@ -68,6 +68,11 @@ def test_adversarial_divergences_found_by_row_id(replab_cluster):
                     "WHERE id BETWEEN 0 AND 9999")
         n, digest = cur.fetchone()
         assert (n, int(digest, 16)) == rowhash.chunk_digest(hashes)
+        cur.execute(f"SELECT COUNT(*), {rowhash.text_digest_sql(cols, plain, raw)} FROM adv FORCE INDEX (PRIMARY) "
+                    "WHERE id BETWEEN 0 AND 9999")
+        n, digest = cur.fetchone()
+        cur.execute("SELECT id, a, b, c FROM adv ORDER BY id")
+        assert (n, int(digest, 16)) == rowhash.chunk_text_digest(cur.fetchall(), {0}, {1, 2, 3})
     for row in DIVERGED.values():
         _on(cluster, "mysql-s1", "REPLACE INTO adv VALUES (%s, %s, %s, %s)", row)
     _on(cluster, "mysql-s1", "INSERT INTO adv VALUES (-3, 'below every id of the primary', NULL, NULL)")

@@ -1,7 +1,10 @@
 """Repair exactly the rows of a replica that differ from the primary (pt-table-sync's job, but exact).
 
 The ids come from the checker (``checker.collect``: chunked checksums narrowed down to row ids, rechecked
-so that rows that merely lag are not reported). Each table is then fixed in one pass:
+so that rows that merely lag are not reported), over the primary and this node only; with ``auto``, the
+other replicas are asked about those rows alone (do they differ too?). Everything but that one scan of two
+nodes reads the differing rows by id (or their 1,000-id sub-ranges), so it grows with the rows to fix.
+Each table is then fixed in one pass:
 
 1. on the primary, in a transaction, the rows are read ``FOR UPDATE``: nothing can change them (or insert
    one of the extra ids) until the fix is done;
@@ -121,7 +124,8 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
     if from_check and last is None:
         raise ConfigError("no check has been run on this cluster yet, so there are no ids to sync from",
                           hint=f"run replab check first, or leave out --from-check: replab sync {node}")
-    facts = checker.collect(cluster, wait=wait, tables=tables, compare=last is None)
+    # only the primary and this node are read (no ledger): the other replicas are asked about these rows alone
+    facts = checker.collect(cluster, wait=wait, tables=tables, compare=last is None, only=node)
     if last is not None:
         facts.row_diffs = [d for d in last[1] if tables is None or d.table in tables]
         say(f"{node}: the row ids of the check of {time.strftime('%H:%M:%S', time.localtime(last[0]))}")
@@ -182,7 +186,9 @@ def _sync_facts(cluster: Cluster, node: str, via: str, facts: checker.Facts, wai
                               node=node, hint=f"rebuild it: replab repair {node}")
     if not diffs:
         return SyncReport(node, "(nothing written)", f"{facts.primary}", time.monotonic() - t0, True)
-    ways, why = _choose(node, via, diffs, facts)
+    shared = [] if via != "auto" else _shared(node, diffs, facts.row_diffs) if last is not None else \
+        _others_differ(cluster, node, diffs, primary, wait)
+    ways, why = _choose(node, via, shared, facts)
     say(f"{node}: {why}")
     report = SyncReport(node, ways, why, 0.0, False)
     for d in diffs:
@@ -228,10 +234,52 @@ def _single_pk(keys: list[tuple[str, int, str, int]]) -> str | None:
     return cols[0] if len(cols) == 1 else None
 
 
-def _choose(node: str, via: str, diffs: list[checker.RowDiff], facts: checker.Facts) -> tuple[str, str]:
-    others = [d for d in facts.row_diffs if d.node != node]
-    shared = sorted({d.node for d in others for mine in diffs if d.table == mine.table
-                     and {*d.missing, *d.extra, *d.changed} & {*mine.missing, *mine.extra, *mine.changed}})
+def _shared(node: str, diffs: list[checker.RowDiff], found: list[checker.RowDiff]) -> list[str]:
+    """The other nodes a check found differing on some of the same rows."""
+    return sorted({d.node for d in found if d.node != node for mine in diffs if d.table == mine.table
+                   and {*d.missing, *d.extra, *d.changed} & {*mine.missing, *mine.extra, *mine.changed}})
+
+
+def _others_differ(cluster: Cluster, node: str, diffs: list[checker.RowDiff], primary: checker.NodeFacts,
+                   wait: float) -> list[str]:
+    """The other running replicas whose copies of the differing rows differ from the primary's too (read by
+    id: the cost grows with the rows to fix, not the table). A replica that does not apply the primary's
+    position within a second (or --wait, if shorter) is left out: its rows cannot be told apart from lag."""
+    out: list[str] = []
+    with cluster.connect(cluster.primary.name, database=cluster.database) as pconn:
+        gtid = str(db.scalar(pconn, cluster.flavor.executed_gtid()) or "")
+        others = [r.name for r in cluster.replicas if r.name != node
+                  and cluster.engine.state(cluster.node(r.name)) not in (STOPPED, PAUSED)]
+        if not others:
+            return out
+        caught = cluster.wait_caught_up(timeout=min(1.0, wait), names=others, gtid=gtid)
+        want: dict[str, dict[int, tuple[Any, ...]]] = {}
+        for d in diffs:
+            pk = _single_pk(primary.tables[d.table].keys)
+            if pk is not None:
+                with pconn.cursor() as cur:
+                    want[d.table] = _rows(cur, d.table, pk, [c[0] for c in primary.tables[d.table].columns],
+                                          sorted({*d.missing, *d.extra, *d.changed}), False)
+    for name in others:
+        if not caught.get(name):
+            continue
+        try:
+            with cluster.connect(name, database=cluster.database) as conn, conn.cursor() as cur:
+                for d in diffs:
+                    pk = _single_pk(primary.tables[d.table].keys)
+                    if pk is None:
+                        continue
+                    cols = [c[0] for c in primary.tables[d.table].columns]
+                    if _rows(cur, d.table, pk, cols, sorted({*d.missing, *d.extra, *d.changed}), False) \
+                            != want[d.table]:
+                        out.append(name)
+                        break
+        except (pymysql.MySQLError, ReplabError):
+            continue  # a replica that cannot be read: this sync is about the node named
+    return out
+
+
+def _choose(node: str, via: str, shared: list[str], facts: checker.Facts) -> tuple[str, str]:
     if via == "replica":
         return "replica", f"fixing the rows on {node} itself with sql_log_bin=0 (asked for): no errant GTID"
     if via == "primary":
