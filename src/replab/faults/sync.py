@@ -129,7 +129,7 @@ def sync(cluster: Cluster, node: str, via: str = "auto", tables: list[str] | Non
     if last is not None:
         facts.row_diffs = [d for d in last[1] if tables is None or d.table in tables]
         say(f"{node}: the row ids of the check of {time.strftime('%H:%M:%S', time.localtime(last[0]))}")
-    return _sync_facts(cluster, node, via, facts, wait, say, t0)
+    return _sync_facts(cluster, node, via, facts, wait, say, t0, ask_others=last is None)
 
 
 def _sync_shape(cluster: Cluster, node: str, via: str, tables: list[str] | None, wait: float,
@@ -174,8 +174,11 @@ def _sync_shape(cluster: Cluster, node: str, via: str, tables: list[str] | None,
 
 
 def _sync_facts(cluster: Cluster, node: str, via: str, facts: checker.Facts, wait: float,
-                say: Callable[[str], None], t0: float) -> SyncReport:
-    """Fix ``node``'s rows that differ from ``facts.primary``'s (the star's primary, a shape's writer)."""
+                say: Callable[[str], None], t0: float, ask_others: bool = False) -> SyncReport:
+    """Fix ``node``'s rows that differ from ``facts.primary``'s (the star's primary, a shape's writer).
+    ``ask_others``: the facts hold only the primary and ``node`` (the star's sync without --from-check), so
+    the other replicas are asked about the differing rows by id; otherwise the facts' own row diffs say
+    which other nodes share the damage."""
     primary = next(n for n in facts.nodes if n.name == facts.primary)
     me = next((n for n in facts.nodes if n.name == node), None)
     _refuse_if_unfixable(node, facts, primary, me)
@@ -186,8 +189,8 @@ def _sync_facts(cluster: Cluster, node: str, via: str, facts: checker.Facts, wai
                               node=node, hint=f"rebuild it: replab repair {node}")
     if not diffs:
         return SyncReport(node, "(nothing written)", f"{facts.primary}", time.monotonic() - t0, True)
-    shared = [] if via != "auto" else _shared(node, diffs, facts.row_diffs) if last is not None else \
-        _others_differ(cluster, node, diffs, primary, wait)
+    shared = [] if via != "auto" else _others_differ(cluster, node, diffs, primary, wait) if ask_others else \
+        _shared(node, diffs, facts.row_diffs)
     ways, why = _choose(node, via, shared, facts)
     say(f"{node}: {why}")
     report = SyncReport(node, ways, why, 0.0, False)
