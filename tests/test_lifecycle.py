@@ -87,6 +87,10 @@ def test_fixture_gives_a_replicating_cluster(replab_cluster):
     assert statuses["mysql-s1"].sql_running and statuses["mysql-s2"].io_running
     replab_cluster.sql("mysql-m", "INSERT INTO mydb.events (name) VALUES ('fixture')")
     assert all(replab_cluster.wait_caught_up(timeout=10).values())
+    # each server keeps its temporary files in its own home, not in the machine's shared /tmp
+    for name in ("mysql-m", "mysql-s1"):
+        tmpdir = replab_cluster.sql(name, "SELECT @@GLOBAL.tmpdir").rows[0][0]
+        assert tmpdir == str(replab_cluster.home / "nodes" / name / "tmp"), tmpdir
 
 
 def test_down_keep_data_then_up_again(tmp_path, cli):

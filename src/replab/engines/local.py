@@ -253,6 +253,7 @@ class LocalEngine(Engine):
             ndir = Path(node.dir)
             ndir.mkdir(parents=True, exist_ok=False, mode=0o700)
             (ndir / "files").mkdir(mode=0o700)
+            (ndir / "tmp").mkdir(mode=0o700)
             Path(node.cnf).write_text(self.render_cnf(node, settings))
             os.chmod(node.cnf, 0o644)  # servers ignore world-writable config; 0644 is what they accept
         # the copies are mostly file creations (kernel time): two at a time keep both cores of a laptop busy
@@ -285,6 +286,10 @@ class LocalEngine(Engine):
             "report_host": node.host,
             "report_port": str(node.port),
             "secure_file_priv": str(Path(node.dir) / "files"),
+            # the server's own temporary files (internal temporary tables, filesort) in its home, not the shared
+            # /tmp: a query failed with 'Error on delete of /tmp/#sql-temptable-...' when something else on the
+            # machine removed files there
+            "tmpdir": str(Path(node.dir) / "tmp"),
             **self.server_for(node).server_options(),
         }
         opts.update(settings.get("node_options", {}).get(node.name, {}))  # what the topology needs of this node
