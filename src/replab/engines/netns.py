@@ -6,7 +6,8 @@ root. What replab puts there, and nothing else:
 
 - ``table inet replab``: the cuts of a replica's link, drops of the packets between the replica and its
   source's address and port only (``input``: from the source, ``to-replica``; ``output``: to the source,
-  ``to-primary``); or, for a crash, drops of every packet in and out. Heal deletes exactly this table.
+  ``to-primary``; one way, bare TCP acknowledgements still cross, see ``_rules``); or, for a crash, drops of
+  every packet in and out. Heal deletes exactly this table.
 - the rate of each direction of the link: ``htb`` on ``eth0`` (egress, ``to-primary``: the packets to the
   source's address and port, by a ``u32`` filter) and, for ``to-replica``, the packets from the source are
   redirected at ``eth0``'s ingress (``clsact`` + ``mirred``) to an ``ifb`` device ``replab-in`` in the same
@@ -84,14 +85,29 @@ def _match(source: tuple[str | None, int], way: str) -> str:
     return (f"ip daddr {host} " if host else "") + f"tcp dport {port}"
 
 
+def _rules(source: tuple[str | None, int], way: str, cut: list[str]) -> str:
+    """The drop rules of one direction. Cut both ways: every packet of the link (a pulled cable). Cut one
+    way: every packet carrying data, or opening or closing a connection (SYN, FIN, RST), while bare
+    acknowledgements still cross, so TCP keeps its connection as it would through a relay: the side that
+    still sends sees its bytes acknowledged and delivered (IPv4 without options, as Linux sends: a bare
+    acknowledgement is exactly 20 + 4*doff bytes)."""
+    if way not in cut:
+        return ""
+    match, tag = _match(source, way), f'counter drop comment "{way}";'
+    if len(cut) > 1:
+        return f"{match} {tag}"
+    rules = [f"{match} tcp flags & (fin | syn | rst) != 0 {tag}", f"{match} ip hdrlength != 5 {tag}"]
+    rules += [f"{match} tcp doff {d} ip length != {20 + 4 * d} {tag}" for d in range(5, 16)]
+    return " ".join(rules)
+
+
 def cut_ruleset(source: tuple[str | None, int], cut: list[str]) -> str:
     """The nft script that makes ``table inet replab`` hold exactly these cuts (replacing what it held)."""
-    input_rules = f'{_match(source, TO_REPLICA)} counter drop comment "{TO_REPLICA}";' if TO_REPLICA in cut else ""
-    output_rules = f'{_match(source, TO_PRIMARY)} counter drop comment "{TO_PRIMARY}";' if TO_PRIMARY in cut else ""
     return (f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\n"
             f"table inet {TABLE} {{\n"
-            f"  chain input {{ type filter hook input priority 0; policy accept; {input_rules} }}\n"
-            f"  chain output {{ type filter hook output priority 0; policy accept; {output_rules} }}\n}}\n")
+            f"  chain input {{ type filter hook input priority 0; policy accept; {_rules(source, TO_REPLICA, cut)} }}\n"
+            f"  chain output {{ type filter hook output priority 0; policy accept; {_rules(source, TO_PRIMARY, cut)} }}"
+            "\n}\n")
 
 
 CRASH_RULESET = (f"table inet {TABLE} {{}}\ndelete table inet {TABLE}\n"
