@@ -460,12 +460,15 @@ class ComposeEngine(Engine):
             how = "" if direction is None else f" {direction}"
             raise NodeStateError(f"{node.name} is already partitioned{how}", node=node.name,
                                  hint=f"replab heal {node.name}")
-        pids = {n.name: self._running_pid(n) for n in links}  # every link's container runs: before any change
-        for link in links:
+        if node.role != "primary":
+            self._running_pid(node)
+        for link in links:  # a replica that is down gets its cut when it starts (see start)
             conf = self._link_conf(link.name)
             conf["source"] = self._source_of(link, nodes)
             conf["cut"] = sorted(set(self._cut(link)) | ways)
-            self._apply(link, pids[link.name], conf)
+            pid = self.pid(link) if self.state(link) == RUNNING else None
+            if pid:
+                self._apply(link, pid, conf)
             self._save_link(link.name, conf)
         primary = next((n.name for n in nodes if n.role == "primary"), "the primary")
         what = "every replica link" if node.role == "primary" else f"the link {node.name} <-> {primary}"
@@ -504,13 +507,13 @@ class ComposeEngine(Engine):
         conf = self._link_conf(node.name)
         running = self.state(node) == RUNNING
         conditions = dict(conf.get("conditions") or {})
+        mechanism = "nft drops (cuts) in the container's network namespace"
         if conditions:
             mechanism = ("tc htb in the container's network namespace (to-primary: eth0 egress; to-replica: "
                          f"eth0 ingress redirected to ifb {netns.IFB})"
                          + ("; netem for delay" if any(c.get("delay_ms") or c.get("jitter_ms")
-                                                       for c in conditions.values()) else ""))
-        else:
-            mechanism = "nft drops in the container's network namespace"
+                                                       for c in conditions.values()) else "")
+                         + "; nft drops (cuts)")
         return {"cut": self._cut(node), "conditions": conditions,
                 "mechanism": mechanism if running else "container not running"}
 
@@ -530,6 +533,8 @@ class ComposeEngine(Engine):
         conf["conditions"] = {d: {k: v for k, v in c.items() if v} for d, c in conditions.items() if c}
         self._apply(node, pid, conf)
         self._save_link(node.name, conf)
+        if not conf["conditions"]:
+            return f"removal of replab's qdiscs in {node.name}'s network namespace"
         return (f"tc htb in {node.name}'s network namespace ({netns.TO_PRIMARY}: eth0 egress; {netns.TO_REPLICA}: "
                 f"eth0 ingress through ifb {netns.IFB})")
 
