@@ -113,6 +113,7 @@ def test_up_three_containers_on_one_network(compose_cluster: Cluster) -> None:
     assert [n.name for n in cluster.nodes] == ["mysql-m", "mysql-s1", "mysql-s2"]
     assert all(status[n].state == RUNNING for n in status)
     assert all(status[n].io_running and status[n].sql_running for n in ("mysql-s1", "mysql-s2"))
+    assert status["mysql-s1"].source == status["mysql-s2"].source == "mysql-m"  # the service name, as a node
     for node in cluster.nodes:  # published on loopback only, labelled as replab's, on the project's network
         ports = dockerctl.run(["port", engine.container(node), "3306/tcp"], engine.host).stdout.split()
         assert ports == [f"127.0.0.1:{node.port}"]

@@ -599,6 +599,12 @@ class ComposeEngine(Engine):
                 self._apply(replica, self.pid(replica))
         return primary.name, CONTAINER_PORT  # the service name on the project's network
 
+    def source_node(self, host: str | None, port: int | None, nodes: list[NodeInfo]) -> str | None:
+        """A replica's source is a service name and the servers' port on the project's network."""
+        if port == CONTAINER_PORT and host in {n.name for n in nodes}:
+            return host
+        return super().source_node(host, port, nodes)
+
     def log_tail(self, node: NodeInfo, lines: int = 15) -> list[str]:
         proc = self.docker("logs", "--tail", str(lines), self.container(node), check=False, timeout=30)
         return [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()][-lines:]
