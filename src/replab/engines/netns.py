@@ -53,8 +53,12 @@ def require() -> None:
 
 def run(pid: int, argv: list[str], *, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """``argv`` (a host program) inside the network namespace of ``pid``."""
-    proc = subprocess.run(["nsenter", "-t", str(pid), "-n", "--", *argv], input=input, capture_output=True,
-                          text=True, timeout=30, check=False)
+    try:
+        proc = subprocess.run(["nsenter", "-t", str(pid), "-n", "--", *argv], input=input, capture_output=True,
+                              text=True, timeout=30, check=False)
+    except subprocess.TimeoutExpired:
+        raise ReplabError(f"{' '.join(argv[:3])} in the network namespace of pid {pid} did not finish in 30s") \
+            from None
     if check and proc.returncode != 0:
         said = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if "rror" in line] or \
             (proc.stderr or proc.stdout).strip().splitlines()
