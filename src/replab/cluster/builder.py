@@ -49,6 +49,7 @@ def build_cluster(cls: type[C], spec: ClusterSpec, home: Path, say: Callable[[st
         engine = get_engine_class(spec.engine).from_spec(home, say, spec)
         if spec.link_conditions():  # before anything is checked or created: this engine may not shape links
             engine.require("shape")
+            engine.check_shape(spec.link_conditions())
         plan = engine.prepare(spec)  # fails fast, creates nothing
         flavor = plan.flavor
         if spec.topology == "galera":  # MariaDB only, a provider, no --multi-primary: before anything exists

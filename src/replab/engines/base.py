@@ -275,6 +275,10 @@ class Engine(ABC):
         mechanism, in a few words. Engines that can declare ``shape``."""
         raise NotSupported(f"the {self.name} engine cannot shape a link", node=node.name)
 
+    def check_shape(self, conditions: dict[str, dict[str, float]]) -> None:
+        """Refuse, before anything changes, conditions this engine cannot apply here (NotSupported)."""
+        return None
+
     def crash(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
         """The node's host dies: its server is killed and nothing it had sent but the links had not delivered
         arrives. Engines that can declare ``crash``; return what was done, in words."""

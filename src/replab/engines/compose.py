@@ -24,12 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import ClusterSpec
-from ..core.errors import ConfigError, NodeStartError, NodeStateError, ReplabError, ReplabTimeout, StateError
+from ..core.errors import (
+    ConfigError,
+    NodeStartError,
+    NodeStateError,
+    NotSupported,
+    ReplabError,
+    ReplabTimeout,
+    StateError,
+)
 from ..core.state import check_ports
 from ..servers import db
 from ..servers.catalogue import TOOLS
 from ..servers.flavor import Flavor, MariaDBFlavor, MySQLFlavor
-from . import dockerctl
+from . import dockerctl, netns
 from .base import PAUSED, RUNNING, STOPPED, BuildPlan, Engine, NodeInfo, Say
 from .dockerctl import LABEL
 
@@ -192,7 +200,8 @@ class ComposeEngine(Engine):
     """Servers in containers managed by ``docker compose``; connections over published loopback ports."""
 
     name = "compose"
-    capabilities = frozenset({"kill", "stop", "pause", "partition", "snapshot", "binlog"})
+    capabilities = frozenset({"kill", "stop", "pause", "partition", "partition-one-way", "shape", "crash",
+                              "snapshot", "binlog"})
     secure_fresh_nodes = False  # the image sets the root password from the env file
     client_host = "%"  # connections arrive from the Docker network, not from loopback
     reset_fresh_replicas = True  # the image's init may leave GTIDs of its own on each node
@@ -292,6 +301,7 @@ class ComposeEngine(Engine):
 
     def start(self, node: NodeInfo, extra_args: list[str] | None = None) -> None:
         self.docker("start", self.container(node))
+        self._reapply_around(node)  # a new namespace: its link (and those it is the source of) as configured
 
     def _inspect(self, node: NodeInfo) -> tuple[str, str, int]:
         proc = self.docker("inspect", "-f", "{{.State.Status}} {{.State.Pid}} "
@@ -348,29 +358,209 @@ class ComposeEngine(Engine):
     def resume(self, node: NodeInfo) -> None:
         self.docker("unpause", self.container(node))
 
-    # --- the network -------------------------------------------------------------------------------
+    # --- the network: each replica's link, in its container's network namespace (see netns.py) ---------
+    def _links_dir(self) -> Path:
+        return self.directory / "links"
+
+    def _link_conf(self, name: str) -> dict[str, Any]:
+        """What replab set on ``name``'s link: its source (a node name), its cuts and its conditions."""
+        try:
+            return dict(json.loads((self._links_dir() / f"{name}.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def _save_link(self, name: str, conf: dict[str, Any]) -> None:
+        self._links_dir().mkdir(parents=True, exist_ok=True)
+        tmp = self._links_dir() / f"{name}.json.tmp"
+        tmp.write_text(json.dumps(conf, sort_keys=True) + "\n")
+        os.replace(tmp, self._links_dir() / f"{name}.json")
+
+    def _address(self, name: str) -> str | None:
+        """A node's address on the project network now (None when its container is not on it)."""
+        proc = self.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", f"{self.project}-{name}",
+                           check=False, timeout=30)
+        try:
+            nets = json.loads(proc.stdout or "{}") if proc.returncode == 0 else {}
+        except ValueError:
+            return None
+        return (nets.get(network_name(self.project)) or {}).get("IPAddress") or None
+
+    def _source_of(self, node: NodeInfo, nodes: list[NodeInfo] | None = None) -> str:
+        conf = self._link_conf(node.name)
+        if conf.get("source"):
+            return str(conf["source"])
+        return next((n.name for n in nodes or [] if n.role == "primary"), "mysql-m")
+
+    def _running_pid(self, node: NodeInfo) -> int:
+        pid = self.pid(node)
+        if not pid or self.state(node) != RUNNING:
+            raise NodeStateError(f"{node.name} is {self.state(node)}; its link lives in its running container",
+                                 node=node.name, hint=f"replab start {node.name}")
+        return pid
+
+    def _apply(self, node: NodeInfo, pid: int | None = None, conf: dict[str, Any] | None = None) -> None:
+        """Put ``node``'s link as its configuration says (or ``conf``) into its container's namespace (cuts,
+        then rates)."""
+        conf = self._link_conf(node.name) if conf is None else conf
+        if not conf.get("cut") and not conf.get("conditions") and pid is None:
+            return
+        pid = pid or self.pid(node)
+        if not pid:
+            return
+        source = (self._address(str(conf.get("source") or "")), CONTAINER_PORT)
+        netns.set_cut(pid, source, list(conf.get("cut") or []))
+        netns.set_shape(pid, source, dict(conf.get("conditions") or {}))
+
+    def _reapply_around(self, node: NodeInfo) -> None:
+        """After a container (re)started: its own link, and the links whose source it is (its address may
+        have changed), as configured. Without root there is nothing replab could have set."""
+        if netns.unusable() or not self._links_dir().is_dir():
+            return
+        for conf_file in sorted(self._links_dir().glob("*.json")):
+            conf = self._link_conf(conf_file.stem)
+            if conf_file.stem == node.name or conf.get("source") == node.name:
+                replica = NodeInfo(name=conf_file.stem, role="replica", server_id=0, host="", port=0)
+                if self.state(replica) == RUNNING:
+                    self._apply(replica)
+
+    def _links(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[NodeInfo]:
+        """The replica links a partition of ``node`` cuts: its own, or every replica's for the primary."""
+        return [n for n in nodes if n.role == "replica"] if node.role == "primary" else [node]
+
+    def links(self, nodes: list[NodeInfo]) -> list[str]:
+        return [n.name for n in nodes if n.role == "replica"]
+
+    def _cut(self, node: NodeInfo) -> list[str]:
+        pid = self.pid(node) if self.state(node) == RUNNING else None
+        if pid and not netns.unusable():
+            return netns.cuts(pid)
+        return list(self._link_conf(node.name).get("cut") or [])
+
     def _connected(self, node: NodeInfo) -> bool:
         proc = self.docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", self.container(node), timeout=30)
         return network_name(self.project) in json.loads(proc.stdout or "{}")
 
     def partitioned(self, nodes: list[NodeInfo]) -> list[str]:
-        return [n.name for n in nodes if self.state(n) != STOPPED and not self._connected(n)]
+        out = []
+        for n in nodes:
+            if self.state(n) == STOPPED:
+                continue
+            if not self._connected(n) or (n.role == "replica" and self._cut(n)):
+                out.append(n.name)
+        return out
 
     def partition(self, node: NodeInfo, nodes: list[NodeInfo], direction: str | None = None) -> str:
+        netns.require()
         if self.state(node) == STOPPED:
             raise NodeStateError(f"{node.name} is down; a partition needs a running container", node=node.name,
                                  hint=f"replab start {node.name}")
-        if not self._connected(node):
-            raise NodeStateError(f"{node.name} is already partitioned", node=node.name, hint=f"replab heal {node.name}")
-        self.docker("network", "disconnect", network_name(self.project), self.container(node))
-        return (f"container {self.container(node)} left the network {network_name(self.project)}: no other node "
-                f"reaches it and it reaches none (replab cannot reach it either until heal)")
+        links = self._links(node, nodes)
+        ways = {netns.TO_REPLICA, netns.TO_PRIMARY} if direction is None else {direction}
+        if all(ways <= set(self._cut(n)) for n in links):
+            how = "" if direction is None else f" {direction}"
+            raise NodeStateError(f"{node.name} is already partitioned{how}", node=node.name,
+                                 hint=f"replab heal {node.name}")
+        if node.role != "primary":
+            self._running_pid(node)
+        for link in links:  # a replica that is down gets its cut when it starts (see start)
+            conf = self._link_conf(link.name)
+            conf["source"] = self._source_of(link, nodes)
+            conf["cut"] = sorted(set(self._cut(link)) | ways)
+            pid = self.pid(link) if self.state(link) == RUNNING else None
+            if pid:
+                self._apply(link, pid, conf)
+            self._save_link(link.name, conf)
+        primary = next((n.name for n in nodes if n.role == "primary"), "the primary")
+        what = "every replica link" if node.role == "primary" else f"the link {node.name} <-> {primary}"
+        where = (f"nft drops in {'each replica' if node.role == 'primary' else node.name}'s network namespace, "
+                 f"only packets to and from {primary}:{CONTAINER_PORT}; silent, no reset")
+        if direction is None:
+            return f"{what} is cut both ways ({where})"
+        if direction == netns.TO_REPLICA:
+            return (f"{what} is cut toward the replica only ({where}): it hears nothing from {primary}, while "
+                    f"{primary} still receives what it sends (requests, acknowledgements)")
+        return (f"{what} is cut toward the primary only ({where}): {primary} hears nothing from the replica, "
+                "while the replica still receives what the primary sends")
 
     def heal(self, node: NodeInfo, nodes: list[NodeInfo]) -> list[str]:
-        if self.state(node) == STOPPED or self._connected(node):
+        healed = []
+        if self.state(node) != STOPPED and not self._connected(node):  # cut off by an older replab
+            self.docker("network", "connect", "--alias", node.name, network_name(self.project), self.container(node))
+            healed.append(node.name)
+        for link in self._links(node, nodes):
+            if not self._cut(link):
+                continue
+            conf = self._link_conf(link.name)
+            conf["cut"] = []
+            self._save_link(link.name, conf)
+            pid = self.pid(link) if self.state(link) == RUNNING else None
+            if pid:
+                netns.set_cut(pid, (None, CONTAINER_PORT), [])  # deletes table inet replab, nothing else
+            healed.append(link.name)
+        if not healed:
             raise NodeStateError(f"{node.name} is not partitioned", node=node.name)
-        self.docker("network", "connect", "--alias", node.name, network_name(self.project), self.container(node))
-        return [node.name]
+        return healed
+
+    def link_state(self, node: NodeInfo) -> dict[str, Any] | None:
+        if node.role != "replica":
+            return None
+        conf = self._link_conf(node.name)
+        running = self.state(node) == RUNNING
+        conditions = dict(conf.get("conditions") or {})
+        mechanism = "nft drops (cuts) in the container's network namespace"
+        if conditions:
+            mechanism = ("tc htb in the container's network namespace (to-primary: eth0 egress; to-replica: "
+                         f"eth0 ingress redirected to ifb {netns.IFB})"
+                         + ("; netem for delay" if any(c.get("delay_ms") or c.get("jitter_ms")
+                                                       for c in conditions.values()) else "")
+                         + "; nft drops (cuts)")
+        return {"cut": self._cut(node), "conditions": conditions,
+                "mechanism": mechanism if running else "container not running"}
+
+    def link_ports(self, node: NodeInfo) -> list[int]:
+        if node.role != "replica" or self.state(node) != RUNNING:
+            return []
+        pid = self.pid(node)
+        source = self._address(self._source_of(node))
+        return netns.client_ports(pid, (source, CONTAINER_PORT)) if pid and source else []
+
+    def shape(self, node: NodeInfo, conditions: dict[str, dict[str, float]]) -> str:
+        """Rates with tc htb in the replica's namespace, both directions; delay and jitter only with netem."""
+        self.check_shape(conditions)
+        pid = self._running_pid(node)
+        conf = self._link_conf(node.name)
+        conf["source"] = self._source_of(node, [])
+        conf["conditions"] = {d: {k: v for k, v in c.items() if v} for d, c in conditions.items() if c}
+        self._apply(node, pid, conf)
+        self._save_link(node.name, conf)
+        if not conf["conditions"]:
+            return f"removal of replab's qdiscs in {node.name}'s network namespace"
+        return (f"tc htb in {node.name}'s network namespace ({netns.TO_PRIMARY}: eth0 egress; {netns.TO_REPLICA}: "
+                f"eth0 ingress through ifb {netns.IFB})")
+
+    def check_shape(self, conditions: dict[str, dict[str, float]]) -> None:
+        netns.require()
+        if any(c.get("delay_ms") or c.get("jitter_ms") for c in conditions.values()):
+            why = netns.netem_missing()
+            if why:
+                raise NotSupported(f"the compose engine cannot add delay or jitter: {why}",
+                                   hint="--engine local adds delay in its user-space relay; compose shapes "
+                                        "--rate here")
+
+    def crash(self, node: NodeInfo, nodes: list[NodeInfo]) -> str:
+        """Drop every packet in and out of the container's namespace first, then SIGKILL its server: what
+        its kernel held (sent, not acknowledged, or not sent yet) never arrives; the namespace goes with it."""
+        netns.require()
+        pid = self.pid(node)
+        if not pid or self.state(node) == STOPPED:
+            raise NodeStateError(f"{node.name} is already down", node=node.name,
+                                 hint=f"start it with: replab start {node.name}")
+        netns.drop_everything(pid)
+        held = netns.held_bytes(pid, CONTAINER_PORT)
+        self.docker("kill", "-s", "KILL", self.container(node))
+        return (f"nft drops every packet in and out of container {self.container(node)}'s network namespace, then "
+                f"docker kill -s KILL, host pid {pid}; its links dropped {held} byte(s) its kernel held (sent "
+                "but not acknowledged, or not yet sent)")
 
     # --- tools inside the containers ---------------------------------------------------------------
     def tool_argv(self, tool: str, node: NodeInfo, credentials: Path) -> list[str]:
@@ -398,7 +588,22 @@ class ComposeEngine(Engine):
         return {"host": node.host, "port": node.port}
 
     def source_address(self, primary: NodeInfo, replica: NodeInfo, link: str | None = None) -> tuple[str, int]:
+        """The service name on the project's network. A replica given a new source keeps its link's rates
+        toward it, and a cut opens: the cut was to the old source."""
+        conf = self._link_conf(replica.name)
+        if conf.get("source") != primary.name and (conf or replica.role == "replica"):
+            had = conf.get("cut") or conf.get("conditions")
+            conf.update(source=primary.name, cut=[])
+            self._save_link(replica.name, conf)
+            if had and not netns.unusable() and self.state(replica) == RUNNING:
+                self._apply(replica, self.pid(replica))
         return primary.name, CONTAINER_PORT  # the service name on the project's network
+
+    def source_node(self, host: str | None, port: int | None, nodes: list[NodeInfo]) -> str | None:
+        """A replica's source is a service name and the servers' port on the project's network."""
+        if port == CONTAINER_PORT and host in {n.name for n in nodes}:
+            return host
+        return super().source_node(host, port, nodes)
 
     def log_tail(self, node: NodeInfo, lines: int = 15) -> list[str]:
         proc = self.docker("logs", "--tail", str(lines), self.container(node), check=False, timeout=30)
