@@ -91,6 +91,8 @@ def test_fixture_gives_a_replicating_cluster(replab_cluster):
     for name in ("mysql-m", "mysql-s1"):
         tmpdir = replab_cluster.sql(name, "SELECT @@GLOBAL.tmpdir").rows[0][0]
         assert tmpdir == str(replab_cluster.home / "nodes" / name / "tmp"), tmpdir
+        # a node's config may hold a password (Galera's SST account): readable by its owner only
+        assert (replab_cluster.home / "nodes" / name / "my.cnf").stat().st_mode & 0o777 == 0o600
 
 
 def test_down_keep_data_then_up_again(tmp_path, cli):

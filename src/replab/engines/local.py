@@ -255,7 +255,7 @@ class LocalEngine(Engine):
             (ndir / "files").mkdir(mode=0o700)
             (ndir / "tmp").mkdir(mode=0o700)
             Path(node.cnf).write_text(self.render_cnf(node, settings))
-            os.chmod(node.cnf, 0o644)  # servers ignore world-writable config; 0644 is what they accept
+            os.chmod(node.cnf, 0o600)  # it may hold a password (Galera SST); servers ignore world-writable config
         # the copies are mostly file creations (kernel time): two at a time keep both cores of a laptop busy
         with ThreadPoolExecutor(max_workers=min(4, max(2, os.cpu_count() or 2))) as pool:
             list(pool.map(lambda n: _copy_datadir(templates[self.server_for(n).name], Path(n.datadir)), nodes))
