@@ -122,14 +122,14 @@ def ensure_running(home: Path, state: dict[str, Any], timeout: float = 10.0, pro
     agent = _agent(home)
     if agent.pid() is None:
         agent.spawn([sys.executable, str(AGENT), str(d)])
-        _wait_port(agent, int(state["agent_port"]), timeout)
+        wait_port(agent, int(state["agent_port"]), timeout)
     proxy = _haproxy(home)
     if proxy.pid() is None:
         program = program or binary()
         (d / "admin.sock").unlink(missing_ok=True)
         pid = proxy.spawn([program, "-db", "-f", str(d / "haproxy.cfg")])
         (d / "haproxy.pid").write_text(f"{pid}\n")
-        _wait_port(proxy, int(state["write_port"]), timeout)
+        wait_port(proxy, int(state["write_port"]), timeout)
         _release(home, timeout)
 
 
@@ -152,11 +152,13 @@ def _release(home: Path, timeout: float) -> None:
         command(home, f"set server {where} state ready")
 
 
-def _wait_port(proc: Process, port: int, timeout: float) -> None:
+def wait_port(proc: Process, port: int, timeout: float, hint: str | None = None) -> None:
+    """Until ``proc`` (a proxy or its agent) listens on loopback ``port``; NodeStartError with its log's tail
+    at once if it exits first (``hint``: where to look, its log by default)."""
     def up() -> bool | None:
         if proc.pid() is None and not (proc.pid_hint and alive(proc.pid_hint)):  # not just still in exec
             raise NodeStartError(f"{proc.name} exited while starting", log_tail=log_tail(proc.log),
-                                 hint=f"see {proc.log}")
+                                 hint=hint or f"see {proc.log}")
         with socket.socket() as s:
             s.settimeout(0.2)
             return True if s.connect_ex(("127.0.0.1", port)) == 0 else None

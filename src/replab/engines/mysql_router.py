@@ -20,14 +20,14 @@ drops every connection through both endpoints. Files in ``<home>/proxy/``: ``rou
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import NodeStartError, NotSupported
+from ..core.errors import NotSupported
 from ..servers import router_tree
-from ..servers.process import Process, alive, log_tail, wait_for
+from ..servers.process import Process
+from . import haproxy
 from .base import NodeInfo
 
 KIND = "mysql-router"
@@ -138,7 +138,8 @@ def ensure_running(home: Path, state: dict[str, Any], timeout: float = 15.0) -> 
     pid = proc.spawn([*found.argv, "-c", str(d / "router.conf")], cwd=d)
     (d / "router.pid").write_text(f"{pid}\n")
     for port in (int(state["write_port"]), int(state["read_port"])):
-        _wait_port(proc, port, timeout)
+        haproxy.wait_port(proc, port, timeout,
+                          hint=f"see {proc.log} and {proc.log.parent if proc.log else ''}/mysqlrouter.log")
 
 
 def restart(home: Path, state: dict[str, Any], nodes: list[NodeInfo], primary: str, timeout: float = 15.0) -> float:
@@ -157,15 +158,3 @@ def restart(home: Path, state: dict[str, Any], nodes: list[NodeInfo], primary: s
 
 def stop(home: Path, timeout: float = 5.0) -> None:
     _process(home).stop(timeout)
-
-
-def _wait_port(proc: Process, port: int, timeout: float) -> None:
-    def up() -> bool | None:
-        if proc.pid() is None and not (proc.pid_hint and alive(proc.pid_hint)):
-            raise NodeStartError(f"{proc.name} exited while starting", log_tail=log_tail(proc.log),
-                                 hint=f"see {proc.log} and {proc.log.parent if proc.log else ''}/mysqlrouter.log")
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            return True if s.connect_ex(("127.0.0.1", port)) == 0 else None
-
-    wait_for(f"{proc.name}: listening on 127.0.0.1:{port}", up, timeout, log=proc.log, hint=f"see {proc.log}")
