@@ -154,7 +154,7 @@ def test_active_active_both_write_one_down(clusters):
     c = clusters("active-active")
     _feed(c)
     _consistent(c)
-    with pytest.raises(NotSupported, match="failover is not defined for a active-active"):
+    with pytest.raises(NotSupported, match="failover is not defined for an active-active"):
         from replab.faults import failover
         failover.failover(c)
     nemesis.kill(c, "mysql-m2")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import validate_identifier
+from ..topologies import from_state
 from . import group
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def refresh(cluster: Cluster) -> bool:
             if fresh:
                 node.role = str(fresh.get("role", node.role))
                 node.extra = dict(fresh.get("extra") or {})
+        if isinstance(state.get("topology"), dict) or cluster.topology.name == "star":
+            cluster.edges = from_state({**state, "nodes": [n.to_dict() for n in cluster.nodes]})[1]  # moved too
         for key in ("role_changes", "transition"):
             if key in state:
                 cluster.state[key] = state[key]
