@@ -102,9 +102,10 @@ def test_chain_repoint_and_its_refusals(clusters):
     c = clusters("chain")
     with pytest.raises(ConfigError, match="would make a loop"):
         rp.repoint(c, "mysql-s1", "mysql-s2")
-    with pytest.raises(NotSupported, match="switchover is not defined for a chain"):
+    with pytest.raises(ConfigError, match="cannot switch over to mysql-s2 on this chain: it replicates from "
+                                          "mysql-s1, not from the primary mysql-m"):
         from replab.faults import failover
-        failover.switchover(c, "mysql-s1")
+        failover.switchover(c, "mysql-s2")  # the tail (tests/test_chain_roles.py: the role changes that apply)
     nemesis.kill(c, "mysql-s1")
     print(rp.repoint(c, "mysql-s2", "mysql-m"))
     assert [(e.source, e.replica) for e in c.edges] == [("mysql-m", "mysql-s1"), ("mysql-m", "mysql-s2")]
