@@ -4,6 +4,8 @@ shape and server, shared by the module's tests (each test leaves it running and 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from catalogue import params, require
 from conftest import run_cli, wait_for
@@ -201,6 +203,14 @@ def test_cli_shapes_and_bad_input(clusters):
     ok = run_cli("feed", "--on", "mysql-m1,mysql-m2", "--rows", "20", home=c.home)
     assert ok.returncode == 0, ok.stderr
     assert "mysql-s1 events_m1 count:" in ok.stdout and "mysql-s1 events_m2 count:" in ok.stdout
+    # the live view's last frame: each node's rows of every writer's table it must hold ('-': not its to hold)
+    frame = ok.stdout.split("(final counts)", 1)[1]
+    m1 = int(re.search(r"^mysql-s1 events_m1 count: (\d+)$", ok.stdout, re.M).group(1))
+    m2 = int(re.search(r"^mysql-s1 events_m2 count: (\d+)$", ok.stdout, re.M).group(1))
+    assert re.search(r"^node\s+source\s+events_m1\s+events_m2\s*$", frame, re.M), frame
+    assert re.search(rf"^mysql-s1\s+mysql-m1, mysql-m2\s+{m1:,}\s+{m2:,}\s*$", frame, re.M), frame
+    assert re.search(rf"^mysql-m1\s+-\s+{m1:,}\s+-\s*$", frame, re.M), frame
+    assert re.search(rf"^mysql-m2\s+-\s+-\s+{m2:,}\s*$", frame, re.M), frame
     check = run_cli("check", home=c.home)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.startswith("CONSISTENT: fan-in, 2 writer(s)")
