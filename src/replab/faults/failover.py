@@ -407,7 +407,8 @@ def _version_warnings(older: list[tuple[str, str, str]], new: str) -> list[str]:
 def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> RoleChange:
     t0 = time.monotonic()
     change = RoleChange("switchover", old.name, new.name)
-    after = cluster.topology.switchover_edges(old.name, new.name, cluster.edges)  # declared by the shape
+    before = list(cluster.edges)  # read now: a feed's roles.refresh re-derives them once the roles change
+    after = cluster.topology.switchover_edges(old.name, new.name, before)  # declared by the shape
     _begin(cluster, "switchover", old.name, new.name)
     promoted = False
     try:
@@ -439,19 +440,19 @@ def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> R
                 _end(cluster)
         raise
     _persist_role(cluster, new, primary=True)
-    _follow_edges(cluster, change, new, after, former=old)
+    _follow_edges(cluster, change, new, before, after, former=old)
     change.seconds = round(time.monotonic() - t0, 3)
     return change
 
 
-def _follow_edges(cluster: Cluster, change: RoleChange, new: NodeInfo, after: list[Edge], former: NodeInfo | None,
-                  leave: set[str] | None = None) -> None:
+def _follow_edges(cluster: Cluster, change: RoleChange, new: NodeInfo, edges: list[Edge], after: list[Edge],
+                  former: NodeInfo | None, leave: set[str] | None = None) -> None:
     """Make replication run along ``after`` (the edges the shape declares for the change): every replica
     whose source changed is re-pointed (the old primary after a switchover too), the others are left as they
     are; wait for the threads of those re-pointed. The edges are stored in cluster.json (status and check
     compare along them). Replicas in ``leave`` hold transactions ``new`` lacks: they stop replicating and
-    stay read-only."""
-    before = {e.replica: e.source for e in cluster.edges if not e.channel}
+    stay read-only. ``edges``: the edges before the change."""
+    before = {e.replica: e.source for e in edges if not e.channel}
     sources = {e.replica: e.source for e in after if not e.channel}
     # those under the new primary first: a node under another replica waits until that one caught up
     for node in sorted(cluster.nodes, key=lambda n: sources.get(n.name, new.name) != new.name):
@@ -472,10 +473,9 @@ def _follow_edges(cluster: Cluster, change: RoleChange, new: NodeInfo, after: li
             change.repointed.append(node.name)
         else:
             change.pending.append(node.name)
-    cluster.edges = after
     if cluster.topology.name != "star":
         change.edges = edges_text(after)
-    cluster.save()
+    roles.set_edges(cluster, after)
     waited = [n for n in change.repointed if n not in change.still_broken]
     if waited:  # not one whose own error stops it again: that wait could only end in a timeout
         cluster.wait_threads(waited, timeout=30)
@@ -575,7 +575,8 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
                               "anyway: replab failover --force")
         chosen_node = _require_replica(cluster, to, "promote") if to else None
         # the candidates: the old primary's own replicas (every replica of a star; a chain's second node)
-        promotable = cluster.topology.promotable(old.name, cluster.edges)
+        before = list(cluster.edges)  # read now: a feed's roles.refresh re-derives them once the roles change
+        promotable = cluster.topology.promotable(old.name, before)
         reachable = [n for n in cluster.replicas if n.name in promotable and _answers(cluster, n)]
         if not reachable:
             raise ReplicationError("no replica answers: there is nothing to promote",
@@ -629,8 +630,8 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
             change.left_out[name] = ranges
             change.steps.append(f"{name}: holds {count} transaction(s) {new.name} never had "
                                 f"({', '.join(ranges[:3])}): left out of replication, read-only")
-        after = cluster.topology.failover_edges(old.name, new.name, cluster.edges, left_out=set(ahead))
-        _follow_edges(cluster, change, new, after, former=None, leave=set(ahead))
+        after = cluster.topology.failover_edges(old.name, new.name, before, left_out=set(ahead))
+        _follow_edges(cluster, change, new, before, after, former=None, leave=set(ahead))
         change.warnings += [w.replace(" (--force)", "") for w in _version_warnings(
             [o for o in older_than(cluster, new) if o[0] not in ahead], new.name)]  # a failover is not refused
         change.seconds = round(time.monotonic() - t0, 3)
@@ -699,10 +700,10 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
     info.role = roles.REPLICA
     info.extra.pop("demoted", None)
     info.extra.pop("left_out", None)
-    cluster.edges = [*others, Edge(source.name, node)]
-    where = "" if cluster.topology.name == "star" else f" (replication runs {edges_text(cluster.edges)})"
+    joined = [*others, Edge(source.name, node)]
+    where = "" if cluster.topology.name == "star" else f" (replication runs {edges_text(joined)})"
+    roles.set_edges(cluster, joined)
     if found.count:
-        cluster.save()
         report = repair(cluster, node, timeout=timeout)
         cluster.save()
         return (f"{found.sentence()}; rebuilt from {report.source or primary.name} in {report.seconds:.1f}s "
