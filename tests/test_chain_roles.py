@@ -166,6 +166,10 @@ def test_failover_counts_the_writes_cut_off_exactly_then_rebuild_at_the_tail(cha
     r = run_cli("start", S1, home=c.home)
     assert r.returncode == 0 and f"errant transaction(s) that {S2} never had" in r.stdout, r.stdout
     assert "--rebuild" in r.stdout
+    d = json.loads(run_cli("diagnose", S1, "--json", home=c.home).stdout)[0]
+    assert d["summary"] == f"demoted former primary: read-only and out of replication since {S2} was promoted", d
+    assert d["next_writes"] == [f"rebuild it from {S2}: replab rejoin {S1} --rebuild (those transactions are "
+                                "discarded)"], d
     r = run_cli("rejoin", S1, "--rebuild", home=c.home)
     assert r.returncode == 0, r.stderr
     assert re.search(rf"rebuilt from {M} in [\d.]+s \(verified\): it replicates from {M} \(replication runs "
