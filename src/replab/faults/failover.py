@@ -7,6 +7,11 @@ replica (by GTID, after each replica applied what it had received) when the prim
 ``rejoin(cluster, "mysql-m")`` brings a demoted primary back as a replica, unless it holds errant
 transactions (written there, received by nobody), which are named; then it must be rebuilt.
 
+The shape (``cluster.topology``) says which nodes may be promoted and what the edges are afterwards (the
+star: every replica, all following the new primary; a chain: the head's replica, the two swapping places in
+a switchover, the rest of the chain kept in a failover, the old head rejoining at the tail); only the nodes
+whose source changes are re-pointed, and the new edges are stored in cluster.json.
+
 Every refusal happens before anything changes. The roles live in cluster.json: writers in other processes
 follow them (``roles.py``); while a change is under way the state carries a ``transition`` so that nobody
 writes. All dialect-specific SQL comes from ``flavor.py``.
@@ -557,9 +562,10 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
              drain_timeout: float = 10.0) -> RoleChange:
     """Promote a replica because the primary is gone: the most advanced one by GTID, or ``to``.
 
-    Every reachable replica stops receiving and applies what it received; then the one that lacks nothing
-    the others applied is promoted. Refused (nothing changed) while the primary still answers (use
-    ``switchover``, or ``force``: it is then fenced first), when ``to`` is not a reachable replica, or when
+    Every reachable candidate (the old primary's own replicas, ``Topology.promotable``) stops receiving and
+    applies what it received; then the one that lacks nothing the others applied is promoted. Refused
+    (nothing changed) while the primary still answers (use ``switchover``, or ``force``: it is then fenced
+    first), when ``to`` is not a reachable replica, or when
     ``to`` lacks transactions another replica has (unless ``force``: those are lost then, and a replica
     holding them is left out of replication, named, to be rebuilt with ``rejoin --rebuild``).
     """
