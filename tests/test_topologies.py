@@ -4,6 +4,8 @@ shape and server, shared by the module's tests (each test leaves it running and 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from catalogue import params, require
 from conftest import run_cli, wait_for
@@ -102,9 +104,10 @@ def test_chain_repoint_and_its_refusals(clusters):
     c = clusters("chain")
     with pytest.raises(ConfigError, match="would make a loop"):
         rp.repoint(c, "mysql-s1", "mysql-s2")
-    with pytest.raises(NotSupported, match="switchover is not defined for a chain"):
+    with pytest.raises(ConfigError, match="cannot switch over to mysql-s2 on this chain: it replicates from "
+                                          "mysql-s1, not from the primary mysql-m"):
         from replab.faults import failover
-        failover.switchover(c, "mysql-s1")
+        failover.switchover(c, "mysql-s2")  # the tail (tests/test_chain_roles.py: the role changes that apply)
     nemesis.kill(c, "mysql-s1")
     print(rp.repoint(c, "mysql-s2", "mysql-m"))
     assert [(e.source, e.replica) for e in c.edges] == [("mysql-m", "mysql-s1"), ("mysql-m", "mysql-s2")]
@@ -154,7 +157,7 @@ def test_active_active_both_write_one_down(clusters):
     c = clusters("active-active")
     _feed(c)
     _consistent(c)
-    with pytest.raises(NotSupported, match="failover is not defined for a active-active"):
+    with pytest.raises(NotSupported, match="failover is not defined for an active-active"):
         from replab.faults import failover
         failover.failover(c)
     nemesis.kill(c, "mysql-m2")
@@ -200,6 +203,14 @@ def test_cli_shapes_and_bad_input(clusters):
     ok = run_cli("feed", "--on", "mysql-m1,mysql-m2", "--rows", "20", home=c.home)
     assert ok.returncode == 0, ok.stderr
     assert "mysql-s1 events_m1 count:" in ok.stdout and "mysql-s1 events_m2 count:" in ok.stdout
+    # the live view's last frame: each node's rows of every writer's table it must hold ('-': not its to hold)
+    frame = ok.stdout.split("(final counts)", 1)[1]
+    m1 = int(re.search(r"^mysql-s1 events_m1 count: (\d+)$", ok.stdout, re.M).group(1))
+    m2 = int(re.search(r"^mysql-s1 events_m2 count: (\d+)$", ok.stdout, re.M).group(1))
+    assert re.search(r"^node\s+source\s+events_m1\s+events_m2\s*$", frame, re.M), frame
+    assert re.search(rf"^mysql-s1\s+mysql-m1, mysql-m2\s+{m1:,}\s+{m2:,}\s*$", frame, re.M), frame
+    assert re.search(rf"^mysql-m1\s+-\s+{m1:,}\s+-\s*$", frame, re.M), frame
+    assert re.search(rf"^mysql-m2\s+-\s+-\s+{m2:,}\s*$", frame, re.M), frame
     check = run_cli("check", home=c.home)
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.startswith("CONSISTENT: fan-in, 2 writer(s)")

@@ -103,9 +103,8 @@ def test_loops_and_role_changes():
     assert chain.would_loop("mysql-s1", "mysql-s2", edges)  # s2 applies what s1 logs
     assert not chain.would_loop("mysql-s2", "mysql-m", edges)
     assert chain.would_loop("mysql-s1", "mysql-s1", edges)
-    with pytest.raises(NotSupported, match="switchover is not defined for a chain topology"):
-        chain.require_role_change("switchover")
-    chain.require_role_change("repoint")
+    for kind in ("switchover", "failover", "rejoin", "repoint"):
+        chain.require_role_change(kind)
     with pytest.raises(NotSupported, match="failover is not defined for a fan-in"):
         get_topology("fan-in").require_role_change("failover")
     with pytest.raises(NotSupported, match="crash is not defined for a galera"):
@@ -115,6 +114,47 @@ def test_loops_and_role_changes():
             get_topology(shape).require_fault(fault)
     with pytest.raises(NotSupported, match="partition is not defined for a galera"):
         get_topology("galera").require_fault("partition")
+
+
+def test_role_change_edges_per_shape():
+    """What each shape declares a switchover, failover and rejoin do to its edges (failover.py follows it)."""
+    star, chain = get_topology("star"), get_topology("chain")
+    m, s1, s2 = "mysql-m", "mysql-s1", "mysql-s2"
+    e = chain.edges([m, s1, s2])
+    assert chain.promotable(m, e) == [s1]  # the tail replicates from s1, not from the primary
+    assert chain.switchover_edges(m, s1, e) == [Edge(s1, m), Edge(m, s2)]  # s1 -> m -> s2: still a chain
+    back = chain.switchover_edges(s1, m, chain.switchover_edges(m, s1, e))
+    assert back == e  # switching back restores it
+    assert chain.failover_edges(m, s1, e) == [Edge(s1, s2)]  # m demoted, s2 stays under s1
+    assert chain.rejoin_source(m, s1, [Edge(s1, s2)]) == s2  # the old head comes back at the tail
+    assert chain.rejoin_source(m, s1, []) == s1
+    four = chain.edges([m, s1, s2, "mysql-s3"])
+    assert chain.rejoin_source(m, s1, chain.failover_edges(m, s1, four)) == "mysql-s3"
+    se = star.edges([m, s1, s2])
+    assert star.promotable(m, se) == [s1, s2]
+    assert star.switchover_edges(m, s2, se) == [Edge(s2, s1), Edge(s2, m)]
+    assert star.failover_edges(m, s1, se) == [Edge(s1, s2)]
+    assert star.failover_edges(m, s1, se, left_out={s2}) == []
+    assert star.rejoin_source(m, s1, [Edge(s1, s2)]) == s1
+    fan = get_topology("fan-in")
+    assert fan.promotable("mysql-m1", fan.edges(fan.node_names(3))) == []  # over a named channel
+    for shape, words in (("active-active", "mysql-m1 and mysql-m2 both take writes already, so there is nothing "
+                                           "to promote"),
+                         ("ring", "every node of a ring is a primary already, so there is nothing to promote"),
+                         ("fan-in", "every mysql-mN is a primary already and mysql-s1 is the only replica")):
+        for kind in ("switchover", "failover"):
+            with pytest.raises(NotSupported, match=f"{kind} is not defined for a{'n' if shape[0] == 'a' else ''} "
+                                                   f"{shape}") as exc:
+                get_topology(shape).require_role_change(kind)
+            assert exc.value.hint and exc.value.hint.startswith(words), exc.value.hint
+
+
+def test_star_edges_follow_its_roles():
+    state = {"nodes": [{"name": "mysql-m", "role": "replica"}, {"name": "mysql-s1", "role": "primary"},
+                       {"name": "mysql-s2", "role": "replica"}]}
+    assert from_state(state)[1] == [Edge("mysql-s1", "mysql-m"), Edge("mysql-s1", "mysql-s2")]
+    state["nodes"][0]["role"] = "demoted"
+    assert from_state(state)[1] == [Edge("mysql-s1", "mysql-s2")]
 
 
 def test_old_cluster_json_is_a_star():

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.errors import ConfigError, ReplabError
+from ..runs.shape_counts import ShapeCounts
 from ..runs.timeline import LANE_CUT, LANE_RUNNING, Sample, Sampler, lane_of, rows_behind_of
 from ..verify import checker
 from ..workload import counter
@@ -237,25 +238,57 @@ def _feed_counters(cluster: Any, on: str | None, hot_rows: int, threads: int, du
                          f"({per}); failed {result.failed}, unknown outcome {result.unknown}", markup=False)
 
 
+def _shape_display(cluster: Any, group: workload.FeedGroup, tables: list[str],
+                   frame: dict[str, dict[str, int | None]], final: bool = False) -> Group:
+    """The live view of a feed on a shape: one row per node, one column per writer's table with the node's
+    rows of it ('-' where the node need not hold that writer's writes, OUT where it does not answer)."""
+    r = group.result
+    elapsed = max(group.elapsed, 1e-9)
+    title = Text.assemble(("feed ", "bold"), f"{r.ok:,} rows acknowledged, {r.ok / elapsed:,.0f} rows/s, "
+                          f"{r.errors} error(s)", f", unknown outcome {r.unknown}" if r.unknown else "",
+                          f", {elapsed:.1f} s", (" (final counts)" if final else "", "bold"))
+    table = Table(header_style="bold", box=None, pad_edge=False, padding=(0, 2))
+    table.add_column("node", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    for t in tables:
+        table.add_column(t, justify="right", no_wrap=True)
+    for name in cluster.names:
+        held = frame.get(name, {})
+        cells = ["-" if t not in held else "OUT" if held[t] is None else f"{held[t]:,}" for t in tables]
+        table.add_row(name, ", ".join(e.source for e in cluster.edges_into(name)) or "-", *cells)
+    return Group(title, table)
+
+
 def _feed_shaped(cluster: Any, options: FeedOptions, targets: list[tuple[str | None, str]], json_out: bool) -> None:
-    """Feed a shape other than the star: one feed per writer (its own table and ledger); a progress line a
-    second instead of the star's live view; at the end the exact count of each writer's table on every node
-    that must hold it."""
+    """Feed a shape other than the star: one feed per writer (its own table and ledger); a live view of each
+    node's rows of every writer's table it must hold (``runs/shape_counts.py``); at the end the exact count of
+    each writer's table on every node that must hold it."""
     group = workload.FeedGroup(cluster, options, targets)
+    holding = {t: cluster.holders(w or cluster.primary.name) for w, t in targets}
+    tables = list(holding)
+    per_node = {n: [t for t in tables if n in holding[t]] for n in cluster.names}
+    counts_view = None if json_out else ShapeCounts(cluster, per_node)
+    live: Live | None = None
     interrupted = False
     with common.feed_marker(cluster.home):
         group.start()
+        if counts_view is not None:
+            counts_view.start()
+            live = Live(_shape_display(cluster, group, tables, counts_view.frame()), console=common.console,
+                        refresh_per_second=4, transient=False).__enter__()
         try:
             while group.running:
-                group.wait(1.0)
+                group.wait(0.25)
                 if common.down_requested(cluster.home):
                     break
-                if not json_out and group.running:
-                    r = group.result
-                    common.say(f"feed: {r.ok:,} rows acknowledged, {r.errors} error(s), {group.elapsed:.1f} s")
+                if live is not None and counts_view is not None:
+                    live.update(_shape_display(cluster, group, tables, counts_view.frame()))
         except KeyboardInterrupt:
             interrupted = True
-        result = group.stop()
+        finally:
+            result = group.stop()
+            if counts_view is not None:
+                counts_view.stop()
     result.interrupted = interrupted
     with contextlib.suppress(ReplabError):
         cluster.wait_holders(timeout=10.0)
@@ -264,6 +297,11 @@ def _feed_shaped(cluster: Any, options: FeedOptions, targets: list[tuple[str | N
         table = cluster.writer_table(writer)
         holders = cluster.holders(writer)
         counts[table] = {s.name: s.rows for s in workload.sample_nodes(cluster, table) if s.name in holders}
+    if live is not None:
+        exact = {n: {t: counts.get(t, {}).get(n) for t in per_node[n]} for n in cluster.names}
+        live.update(_shape_display(cluster, group, tables, exact, final=True))
+        live.__exit__(None, None, None)
+        common.console.print()
     if json_out:
         common.print_json({**result.to_dict(), "writers": {w: r.to_dict() for w, r in group.results.items()},
                            "counts": counts})

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.config import validate_identifier
+from ..topologies import Edge, from_state
 from . import group
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def refresh(cluster: Cluster) -> bool:
             if fresh:
                 node.role = str(fresh.get("role", node.role))
                 node.extra = dict(fresh.get("extra") or {})
+        if isinstance(state.get("topology"), dict) or cluster.topology.name == "star":
+            cluster.edges = from_state({**state, "nodes": [n.to_dict() for n in cluster.nodes]})[1]  # moved too
         for key in ("role_changes", "transition"):
             if key in state:
                 cluster.state[key] = state[key]
@@ -66,6 +69,15 @@ def refresh(cluster: Cluster) -> bool:
     if cluster.topology.dynamic_primary:  # the roles on disk may be older than the group's last election
         group.follow_primary(cluster)
     return True
+
+
+def set_edges(cluster: Cluster, edges: list[Edge]) -> None:
+    """Replace the cluster's replication edges and save them, atomically with respect to ``refresh`` in
+    other threads (a feed's, a sampler's): one of those reading the file just before would otherwise put the
+    old edges back in between, and the save would store them."""
+    with _mu:
+        cluster.edges = list(edges)
+        cluster.save()
 
 
 def writable_primary(cluster: Cluster, reload: bool = True) -> NodeInfo | None:

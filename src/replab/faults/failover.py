@@ -7,6 +7,11 @@ replica (by GTID, after each replica applied what it had received) when the prim
 ``rejoin(cluster, "mysql-m")`` brings a demoted primary back as a replica, unless it holds errant
 transactions (written there, received by nobody), which are named; then it must be rebuilt.
 
+The shape (``cluster.topology``) says which nodes may be promoted and what the edges are afterwards (the
+star: every replica, all following the new primary; a chain: the head's replica, the two swapping places in
+a switchover, the rest of the chain kept in a failover, the old head rejoining at the tail); only the nodes
+whose source changes are re-pointed, and the new edges are stored in cluster.json.
+
 Every refusal happens before anything changes. The roles live in cluster.json: writers in other processes
 follow them (``roles.py``); while a change is under way the state carries a ``transition`` so that nobody
 writes. All dialect-specific SQL comes from ``flavor.py``.
@@ -28,6 +33,7 @@ from ..engines.base import RUNNING, STOPPED, NodeInfo, bring_back
 from ..servers import db
 from ..servers.flavor import flavor_from_version_string
 from ..servers.gtid import GtidSet
+from ..topologies import Edge
 from .repair import repair
 
 if TYPE_CHECKING:
@@ -55,6 +61,8 @@ class RoleChange:
     proxy_s: float | None = None  # with a proxy: promotion -> its write endpoint routes to the new primary
     warnings: list[str] = field(default_factory=list)  # what the change breaks that was asked for anyway
     summary: str | None = None  # a shape's own sentence (a group's switchover moves no replication link)
+    # the replication edges afterwards, where the shape is not the star ("mysql-s1 -> mysql-m -> mysql-s2")
+    edges: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,12 +72,14 @@ class RoleChange:
             return self.summary
         if self.kind == "switchover":
             following = [self.old_primary, *(n for n in self.repointed if n != self.old_primary)]
-            head = (f"switchover: {self.new_primary} is the primary; {replicate_from(following, 'it')}; "
+            who = f"replication runs {self.edges}" if self.edges else replicate_from(following, 'it')
+            head = (f"switchover: {self.new_primary} is the primary; {who}; "
                     f"writes paused {self.write_pause_s:.3f}s; no acknowledged write lost")
         else:
             following = [n for n in self.repointed if n not in self.still_broken]
+            who = f"replication runs {self.edges}" if self.edges else replicate_from(following, 'it')
             head = (f"failover: {self.new_primary} is the primary ({self.to_writable_s:.2f}s to accept writes); "
-                    f"{replicate_from(following, 'it')}; {self.old_primary} is "
+                    f"{who}; {self.old_primary} is "
                     f"demoted: replab start {self.old_primary} names what it wrote that nobody received "
                     "(replab check lists the acknowledged writes lost)")
         if self.proxy_s is not None:
@@ -92,6 +102,24 @@ def replicate_from(names: list[str], source: str) -> str:
         return f"no replica replicates from {source}"
     who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return f"{who} {'replicates' if len(names) == 1 else 'replicate'} from {source}"
+
+
+def edges_text(edges: list[Edge]) -> str:
+    """``mysql-s1 -> mysql-m -> mysql-s2`` when the edges make one path, else each edge, comma-separated
+    (``none`` when there is no edge)."""
+    if not edges:
+        return "none"
+    fed = {e.replica for e in edges}
+    heads = [e.source for e in edges if e.source not in fed]
+    path = heads[:1]
+    while path and len(path) <= len(edges):
+        nxt = [e for e in edges if e.source == path[-1] and not e.channel]
+        if len(nxt) != 1:
+            break
+        path.append(nxt[0].replica)
+    if len(heads) == 1 and len(path) == len(edges) + 1:
+        return " -> ".join(path)
+    return ", ".join(e.describe() for e in edges)
 
 
 # --- GTIDs --------------------------------------------------------------------------------------------
@@ -175,10 +203,15 @@ def _persist_role(cluster: Cluster, node: NodeInfo, primary: bool) -> None:
     cluster.engine.set_options(node, options)
 
 
-def repoint(cluster: Cluster, replica: NodeInfo, primary: NodeInfo, *, former_primary: bool = False) -> bool:
+def repoint(cluster: Cluster, replica: NodeInfo, primary: NodeInfo, *, former_primary: bool = False,
+            holds_first: float | None = None) -> bool:
     """Make ``replica`` replicate from ``primary`` (GTID auto-positioning). For the local engine the
     replica's link relay is re-targeted too, so a replica that is down follows once started. False when the
-    replica is down (nothing else to do now)."""
+    replica is down (nothing else to do now).
+
+    ``holds_first`` (seconds): ``primary`` is not the primary but a replica of it (a chain's middle): the
+    replica stops, then waits until its new source applied everything it has, since MariaDB refuses a replica
+    whose position is not in its source's binary log yet (error 1236)."""
     flavor = cluster.flavor
     host, port = cluster.engine.source_address(primary, replica)
     _persist_role(cluster, replica, primary=False)
@@ -193,6 +226,15 @@ def repoint(cluster: Cluster, replica: NodeInfo, primary: NodeInfo, *, former_pr
     with cluster.connect(replica.name, read_timeout=60) as conn, conn.cursor() as cur:
         for statement in statements:
             cur.execute(statement)
+        if holds_first is not None:
+            have = replication.executed_gtid(conn, flavor)
+            with cluster.connect(primary.name, read_timeout=holds_first + 30) as src:
+                ok, _st = replication.wait_applied(src, flavor, have, holds_first)
+            if not ok:
+                raise ReplabTimeout(f"{primary.name} did not apply within {holds_first:.0f}s everything "
+                                    f"{replica.name} has, so {replica.name} cannot replicate from it yet",
+                                    node=primary.name, hint=f"see: replab diagnose {primary.name}; then: replab "
+                                    f"repoint {replica.name} --to {primary.name}")
         cur.execute(flavor.change_source(host, port), {"user": user, "password": password})
         cur.execute(flavor.start_replica())
     return True
@@ -216,11 +258,26 @@ def _require_replica(cluster: Cluster, name: str, what: str) -> NodeInfo:
     if node.role != roles.REPLICA:
         raise ConfigError(f"{name} is not a replica ({node.role}: it left the cluster at a failover)",
                           hint=f"bring it back first: replab start {name} (or replab rejoin {name})")
+    _require_promotable(cluster, name, what)
     if not _answers(cluster, node):
         state = cluster.engine.state(node)
         raise ConfigError(f"cannot {what} {name}: it is {'unreachable' if state == RUNNING else state}",
                           hint=f"bring it back ({bring_back(name, state)}) or choose another replica")
     return node
+
+
+def _require_promotable(cluster: Cluster, name: str, what: str) -> None:
+    """Refuse a node the shape does not let a role change promote (a chain's tail: it replicates from
+    another replica, not from the primary), naming its source and the repoint that would make it one."""
+    primary = cluster.primary.name
+    if name in cluster.topology.promotable(primary, cluster.edges):
+        return
+    into = cluster.edges_into(name)
+    source = ", ".join(e.source for e in into) or "no node"
+    own = ", ".join(cluster.topology.promotable(primary, cluster.edges)) or "none"
+    raise ConfigError(f"cannot {what} {name} on this {cluster.topology.name}: it replicates from {source}, not "
+                      f"from the primary {primary}; only {primary}'s own replicas ({own}) can take its place",
+                      hint=f"move it under the primary first: replab repoint {name} --to {primary}")
 
 
 # --- switchover ----------------------------------------------------------------------------------------
@@ -357,6 +414,8 @@ def _version_warnings(older: list[tuple[str, str, str]], new: str) -> list[str]:
 def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> RoleChange:
     t0 = time.monotonic()
     change = RoleChange("switchover", old.name, new.name)
+    before = list(cluster.edges)  # read now: a feed's roles.refresh re-derives them once the roles change
+    after = cluster.topology.switchover_edges(old.name, new.name, before)  # declared by the shape
     _begin(cluster, "switchover", old.name, new.name)
     promoted = False
     try:
@@ -388,16 +447,22 @@ def _switch(cluster: Cluster, old: NodeInfo, new: NodeInfo, timeout: float) -> R
                 _end(cluster)
         raise
     _persist_role(cluster, new, primary=True)
-    _follow_new_primary(cluster, change, new, former=old)
+    _follow_edges(cluster, change, new, before, after, former=old)
     change.seconds = round(time.monotonic() - t0, 3)
     return change
 
 
-def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, former: NodeInfo | None,
-                        leave: set[str] | None = None) -> None:
-    """Point every replica (and the old primary after a switchover) at ``new``; wait for their threads.
-    Replicas in ``leave`` hold transactions ``new`` lacks: they stop replicating and stay read-only."""
-    for node in cluster.nodes:
+def _follow_edges(cluster: Cluster, change: RoleChange, new: NodeInfo, edges: list[Edge], after: list[Edge],
+                  former: NodeInfo | None, leave: set[str] | None = None) -> None:
+    """Make replication run along ``after`` (the edges the shape declares for the change): every replica
+    whose source changed is re-pointed (the old primary after a switchover too), the others are left as they
+    are; wait for the threads of those re-pointed. The edges are stored in cluster.json (status and check
+    compare along them). Replicas in ``leave`` hold transactions ``new`` lacks: they stop replicating and
+    stay read-only. ``edges``: the edges before the change."""
+    before = {e.replica: e.source for e in edges if not e.channel}
+    sources = {e.replica: e.source for e in after if not e.channel}
+    # those under the new primary first: a node under another replica waits until that one caught up
+    for node in sorted(cluster.nodes, key=lambda n: sources.get(n.name, new.name) != new.name):
         if node.role != roles.REPLICA:
             continue
         if leave and node.name in leave:
@@ -407,15 +472,21 @@ def _follow_new_primary(cluster: Cluster, change: RoleChange, new: NodeInfo, for
             with contextlib.suppress(SqlError, pymysql.MySQLError):
                 _run(cluster, node.name, [cluster.flavor.stop_replica(), *cluster.flavor.fence_statements()])
             continue
-        if repoint(cluster, node, new, former_primary=node is former):
+        source = sources.get(node.name, new.name)
+        if node is not former and before.get(node.name) == source:
+            continue  # its edge stays (a chain's s2 under s1 after a failover of m)
+        if repoint(cluster, node, cluster.node(source), former_primary=node is former,
+                   holds_first=None if source == new.name else 30.0):
             change.repointed.append(node.name)
         else:
             change.pending.append(node.name)
-    cluster.save()
+    if cluster.topology.name != "star":
+        change.edges = edges_text(after)
+    roles.set_edges(cluster, after)
     waited = [n for n in change.repointed if n not in change.still_broken]
     if waited:  # not one whose own error stops it again: that wait could only end in a timeout
         cluster.wait_threads(waited, timeout=30)
-    change.steps.append(replicate_from(waited, new.name))
+    change.steps.append(f"replication runs {change.edges}" if change.edges else replicate_from(waited, new.name))
 
 
 # --- failover -----------------------------------------------------------------------------------------
@@ -493,9 +564,10 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
              drain_timeout: float = 10.0) -> RoleChange:
     """Promote a replica because the primary is gone: the most advanced one by GTID, or ``to``.
 
-    Every reachable replica stops receiving and applies what it received; then the one that lacks nothing
-    the others applied is promoted. Refused (nothing changed) while the primary still answers (use
-    ``switchover``, or ``force``: it is then fenced first), when ``to`` is not a reachable replica, or when
+    Every reachable candidate (the old primary's own replicas, ``Topology.promotable``) stops receiving and
+    applies what it received; then the one that lacks nothing the others applied is promoted. Refused
+    (nothing changed) while the primary still answers (use ``switchover``, or ``force``: it is then fenced
+    first), when ``to`` is not a reachable replica, or when
     ``to`` lacks transactions another replica has (unless ``force``: those are lost then, and a replica
     holding them is left out of replication, named, to be rebuilt with ``rejoin --rebuild``).
     """
@@ -510,7 +582,10 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
                               hint="for a planned change: replab switchover <replica>; to fence it and fail over "
                               "anyway: replab failover --force")
         chosen_node = _require_replica(cluster, to, "promote") if to else None
-        reachable = [n for n in cluster.replicas if _answers(cluster, n)]
+        # the candidates: the old primary's own replicas (every replica of a star; a chain's second node)
+        before = list(cluster.edges)  # read now: a feed's roles.refresh re-derives them once the roles change
+        promotable = cluster.topology.promotable(old.name, before)
+        reachable = [n for n in cluster.replicas if n.name in promotable and _answers(cluster, n)]
         if not reachable:
             raise ReplicationError("no replica answers: there is nothing to promote",
                                    hint="start a replica (replab start mysql-s1) and try again")
@@ -563,7 +638,8 @@ def failover(cluster: Cluster, to: str | None = None, *, force: bool = False,
             change.left_out[name] = ranges
             change.steps.append(f"{name}: holds {count} transaction(s) {new.name} never had "
                                 f"({', '.join(ranges[:3])}): left out of replication, read-only")
-        _follow_new_primary(cluster, change, new, former=None, leave=set(ahead))
+        after = cluster.topology.failover_edges(old.name, new.name, before, left_out=set(ahead))
+        _follow_edges(cluster, change, new, before, after, former=None, leave=set(ahead))
         change.warnings += [w.replace(" (--force)", "") for w in _version_warnings(
             [o for o in older_than(cluster, new) if o[0] not in ahead], new.name)]  # a failover is not refused
         change.seconds = round(time.monotonic() - t0, 3)
@@ -638,22 +714,44 @@ def rejoin(cluster: Cluster, node: str, *, rebuild: bool | None = None, timeout:
         raise ConfigError(text, hint=f"upgrade {node} first, or pass --force to rejoin it anyway")
     warning = "".join(f"; warning: {w}" for w in _version_warnings(older, primary.name))
     was_primary = info.role == roles.DEMOTED
+    # where it replicates from: the shape says (the star's primary; a chain's tail, so nothing else moves)
+    others = [e for e in cluster.edges if e.replica != node]
+    source = cluster.node(cluster.topology.rejoin_source(node, primary.name, others))
+    if source is not primary and not found.count:
+        _wait_source_holds(cluster, node, source, timeout)
     info.role = roles.REPLICA
     info.extra.pop("demoted", None)
     info.extra.pop("left_out", None)
+    joined = [*others, Edge(source.name, node)]
+    where = "" if cluster.topology.name == "star" else f" (replication runs {edges_text(joined)})"
+    roles.set_edges(cluster, joined)
     if found.count:
         report = repair(cluster, node, timeout=timeout)
         cluster.save()
-        return (f"{found.sentence()}; rebuilt from {primary.name} in {report.seconds:.1f}s "
-                f"({'verified' if report.verified else 'NOT verified'}): it replicates from {primary.name}"
+        return (f"{found.sentence()}; rebuilt from {report.source or primary.name} in {report.seconds:.1f}s "
+                f"({'verified' if report.verified else 'NOT verified'}): it replicates from {source.name}{where}"
                 + warning + proxy.rejoined(cluster, node))
-    repoint(cluster, info, primary, former_primary=was_primary)
+    repoint(cluster, info, source, former_primary=was_primary)
     cluster.save()
     cluster.wait_threads([node], timeout=30)
     caught = cluster.wait_caught_up(timeout=timeout, names=[node]).get(node, False)
-    return (f"{found.sentence()}; rejoined as a replica of {primary.name}"
+    return (f"{found.sentence()}; rejoined as a replica of {source.name}{where}"
             + ("" if caught else f" but not caught up after {timeout:.0f}s (replab diagnose {node})")
             + warning + proxy.rejoined(cluster, node))
+
+
+def _wait_source_holds(cluster: Cluster, node: str, source: NodeInfo, timeout: float) -> None:
+    """Before ``node`` replicates from ``source`` (not the primary: a chain's tail), wait until ``source``
+    holds every transaction ``node`` has (they reached it from the primary); MariaDB refuses a replica
+    whose position is ahead of its source's binary log. Refused (nothing changed) when it does not."""
+    cluster.require_running(source.name)
+    have = _executed(cluster, node)
+    with cluster.connect(source.name, read_timeout=timeout + 30) as conn:
+        ok, _st = replication.wait_applied(conn, cluster.flavor, have, timeout)
+    if not ok:
+        raise ReplabTimeout(f"{source.name} did not receive everything {node} has within {timeout:.0f}s: {node} "
+                            f"cannot replicate from it yet", node=source.name,
+                            hint=f"see: replab diagnose {source.name}; then replab rejoin {node} again")
 
 
 # --- observing -------------------------------------------------------------------------------------------

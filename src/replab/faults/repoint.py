@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..cluster import replication
+from ..cluster import replication, roles
 from ..core.errors import ConfigError, NodeStateError, ReplicationError
 from ..servers import db
 from ..servers.gtid import GtidSet
@@ -65,8 +65,7 @@ def repoint(cluster: Cluster, node: str, to: str, *, force: bool = False, timeou
     with cluster.connect(node) as conn:
         db.query(conn, cluster.flavor.stop_replica(edge.channel))
     cluster.attach_edge(new)  # the engine's link for this edge now leads to the new source
-    cluster.edges = [new if e == edge else e for e in cluster.edges]
-    cluster.save()
+    roles.set_edges(cluster, [new if e == edge else e for e in cluster.edges])
     try:
         cluster.wait_edges(timeout=timeout, only=[new])
     except ReplicationError as exc:

@@ -39,6 +39,9 @@ def from_state(state: dict[str, Any]) -> tuple[Topology, list[Edge]]:
     raw = data.get("edges") if isinstance(data, dict) else None
     if isinstance(raw, list) and raw:
         return topo, [Edge.from_dict(e) for e in raw]
+    primary = [str(n["name"]) for n in state.get("nodes", []) if n.get("role") == PRIMARY]
+    if topo.name == DEFAULT and len(primary) == 1:  # the star does not store its edges: its roles say them
+        return topo, [Edge(primary[0], str(n["name"])) for n in state.get("nodes", []) if n.get("role") == REPLICA]
     return topo, topo.edges(names)
 
 

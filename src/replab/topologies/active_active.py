@@ -26,4 +26,8 @@ class ActiveActive(Topology):
         return names[:2]
 
     def role_change_hint(self, kind: str) -> str:
-        return "both nodes are primaries already; write to the other one (replab feed --on mysql-m2)"
+        if kind == "rejoin":
+            return "a primary that was down comes back with: replab start NODE (both its edges resume)"
+        return ("mysql-m1 and mysql-m2 both take writes already, so there is nothing to promote: when one is down, "
+                "write to the other (replab feed --on mysql-m2) and move the down one's replicas with: "
+                "replab repoint mysql-s1 --to mysql-m2")

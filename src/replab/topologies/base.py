@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -177,11 +178,43 @@ class Topology(ABC):
         """Refuse a role change this shape does not define, before anything changes."""
         if kind not in self.role_changes:
             have = ", ".join(sorted(self.role_changes)) or "none"
-            raise NotSupported(f"{kind} is not defined for a {self.name} topology (its role changes: {have})",
+            article = "an" if self.name[0] in "aeiou" else "a"
+            raise NotSupported(f"{kind} is not defined for {article} {self.name} topology (its role changes: {have})",
                                hint=self.role_change_hint(kind))
 
     def role_change_hint(self, kind: str) -> str:
         return "replab topology list shows what each shape defines"
+
+    # --- role changes: which node may be promoted, and the edges afterwards (failover.py asks) -------------
+    def promotable(self, primary: str, edges: list[Edge]) -> list[str]:
+        """The nodes a switchover or failover may promote: the primary's own replicas (over a single default
+        connection). A node further down (a chain's tail) first moves under the primary: replab repoint."""
+        return [e.replica for e in edges if e.source == primary and not e.channel
+                and len([x for x in edges if x.replica == e.replica]) == 1]
+
+    def switchover_edges(self, old: str, new: str, edges: list[Edge]) -> list[Edge]:
+        """The edges after a switchover from ``old`` to its replica ``new``: the two swap places. The star's
+        ``m -> s1, m -> s2`` becomes ``s1 -> m, s1 -> s2``; a chain's ``m -> s1 -> s2`` becomes
+        ``s1 -> m -> s2`` (still a chain; a switchover back restores it). Every node that changes source
+        gets one that holds all it has: ``new`` applied ``old``'s last transaction, ``old`` is fenced."""
+        swap = {old: new, new: old}
+        return [Edge(swap.get(e.source, e.source), swap.get(e.replica, e.replica), e.channel) for e in edges]
+
+    def failover_edges(self, old: str, new: str, edges: list[Edge], left_out: Collection[str] = ()) -> list[Edge]:
+        """The edges after ``old`` died and its replica ``new`` was promoted: ``old`` has none (it is demoted
+        until rejoin), its other replicas replicate from ``new``, every other edge stays (a chain's
+        ``m -> s1 -> s2`` becomes ``s1 -> s2``). A node in ``left_out`` (it holds transactions ``new``
+        lacks) has no edge either."""
+        out = []
+        for e in edges:
+            if e.replica == old or e.replica in left_out or (e.source == old and e.replica == new):
+                continue
+            out.append(Edge(new, e.replica, e.channel) if e.source == old else e)
+        return out
+
+    def rejoin_source(self, node: str, primary: str, edges: list[Edge]) -> str:
+        """Where a former primary (or a replica left out) replicates from when it rejoins: the primary."""
+        return primary
 
     def require_fault(self, fault: str) -> None:
         if fault not in NODE_FAULTS and fault not in self.link_faults:

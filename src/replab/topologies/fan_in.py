@@ -23,4 +23,8 @@ class FanIn(Topology):
         return names[:-1]
 
     def role_change_hint(self, kind: str) -> str:
-        return "a fan-in has no single primary to promote; each primary's writes live only on it and mysql-s1"
+        if kind == "rejoin":
+            return "a primary that was down comes back with: replab start NODE (its channel on mysql-s1 resumes)"
+        return ("every mysql-mN is a primary already and mysql-s1 is the only replica of all of them: promoting "
+                "it would leave no node holding every primary's writes; a primary that is down is brought back "
+                "with: replab start NODE")

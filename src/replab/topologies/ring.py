@@ -25,4 +25,7 @@ class Ring(Topology):
         return list(names)
 
     def role_change_hint(self, kind: str) -> str:
-        return "every node of a ring is a primary already; cut the ring around a node with: replab repoint"
+        if kind == "rejoin":
+            return "a node that was down comes back with: replab start NODE (the ring heals)"
+        return ("every node of a ring is a primary already, so there is nothing to promote: when one is down, "
+                "close the ring around it with: replab repoint NEXT --to PREVIOUS")

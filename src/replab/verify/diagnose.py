@@ -274,6 +274,9 @@ def diagnose(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
         wanted = [cluster.node(node).name] if node else list(dict.fromkeys(n for n in cluster.names if n in fed))
         out = []
         for name in wanted:
+            if cluster.node(name).role == "demoted":  # a failover took it out (a chain's old head): as on the star
+                out.append(diagnose_star(cluster, name)[0])
+                continue
             found = _edge_diagnosis(cluster, name) if name in fed else None
             if (found is None and cluster.topology.multi_writer(cluster.names)) or name not in fed:
                 sources = ", ".join(e.source for e in cluster.edges_into(name)) or "no node"
