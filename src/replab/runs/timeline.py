@@ -750,11 +750,12 @@ class BaseCount:
                     cur.execute(f"SELECT MIN(id) FROM {self.table}")
                     first = (cur.fetchone() or (None,))[0]
                     self._lo = self.mark if first is None else min(self.mark, int(first) - 1)
-                while self._lo < self.mark and not self._cancelled.is_set():
+                while not self._cancelled.is_set():
                     took = self._range(conn, cur)
+                    if self._lo >= self.mark:
+                        self.rows = self._sum
+                        break
                     self._cancelled.wait(took * (1 / self.SHARE - 1))
-                if self._lo >= self.mark:
-                    self.rows = self._sum
         except (pymysql.MySQLError, ReplabError, OSError):
             pass  # retried at a later tick, from the last range counted
         finally:
