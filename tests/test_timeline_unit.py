@@ -3,6 +3,8 @@ rows behind the primary, catch-ups; and the text summary saying each thing once.
 
 from __future__ import annotations
 
+import time
+
 from test_report import make_report, synthetic_timeline
 
 from replab.runs.report import final_grid, summary, with_unit
@@ -350,3 +352,93 @@ def test_report_draws_and_prints_proxy_and_read_lanes() -> None:
     assert svg.count("class=anomaly data-kind='read-your-writes'") == 3
     assert svg.count("class=anomaly data-kind='monotonic'") == 1
     assert "class=read-run data-run='causal' data-causal='true' data-reads='5' data-ryw='0' data-monotonic='0'" in svg
+
+
+class _FakeRanges:
+    """A connection to a table with the given ids, counting ``id > a AND id <= b`` as a server would; it
+    records how many counts run at once across every connection (``shared``)."""
+
+    def __init__(self, ids: list[int], shared: dict[str, int], kill_on: int | None = None) -> None:
+        self.ids, self.shared, self.kill_on = ids, shared, kill_on
+        self.statements: list[str] = []
+        self._row: tuple = ()
+
+    def thread_id(self) -> int:
+        return 7
+
+    def cursor(self):  # noqa: ANN201 - the fake is its own cursor
+        return self
+
+    def __enter__(self):  # noqa: ANN204
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def execute(self, sql: str, args: tuple = ()) -> None:
+        import bisect
+
+        import pymysql
+
+        self.statements.append(sql % tuple(args) if args else sql)
+        if sql.startswith("KILL QUERY"):
+            return
+        if sql.startswith("SELECT COUNT(*)"):
+            if self.kill_on is not None and len(self.statements) >= self.kill_on:
+                self.kill_on = None
+                raise pymysql.err.OperationalError(2013, "Lost connection to server during query")
+            self.shared["now"] += 1
+            self.shared["most"] = max(self.shared["most"], self.shared["now"])
+            time.sleep(0.002)
+            lo, hi = args
+            self._row = (bisect.bisect_right(self.ids, hi) - bisect.bisect_right(self.ids, lo),)
+            self.shared["now"] -= 1
+        elif args:  # the next id above a gap
+            i = bisect.bisect_right(self.ids, args[0])
+            self._row = (self.ids[i] if i < len(self.ids) else None,)
+        else:
+            self._row = (self.ids[0] if self.ids else None,)
+
+    def fetchone(self) -> tuple:
+        return self._row
+
+
+def test_base_count_sums_ranges_one_at_a_time_and_resumes_after_a_break() -> None:
+    """The base count is a sum of exact ranges (a gap in the ids jumped over, not walked), never two ranges
+    at once across nodes, and after a broken connection it ends the old statement and goes on where it was."""
+    from replab.runs.timeline import BaseCount
+
+    class Quick(BaseCount):
+        FIRST_SPAN = 1_000
+        CHUNK_S = 0.001
+        SHARE = 0.5
+
+    ids = list(range(5, 20_000)) + list(range(10**9, 10**9 + 3_000))  # a gap of a billion ids
+    shared = {"now": 0, "most": 0}
+    conns = [_FakeRanges(ids, shared), _FakeRanges(ids, shared), _FakeRanges(ids, shared, kill_on=4)]
+    counts = []
+    for c in conns:
+        attempts = iter([c, c])
+        counts.append(Quick("t", lambda attempts=attempts: next(attempts)))
+    mark = 10**9 + 1_999
+    for b in counts:
+        b.start(mark)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(b.rows is None for b in counts):
+        for b in counts:
+            b.start(mark)  # the sampler's next ticks: never a second count while one runs
+        time.sleep(0.01)
+    want = 19_995 + 2_000
+    assert [b.rows for b in counts] == [want, want, want]
+    assert shared["most"] == 1
+    assert all(5 < b.ranges < 60 for b in counts), [b.ranges for b in counts]
+    for c in conns:
+        full = [s for s in c.statements if s.startswith("SELECT COUNT(*)")]
+        assert all(" WHERE id > " in s and " AND id <= " in s for s in full)
+    broke = conns[2].statements
+    assert "KILL QUERY 7" in broke  # the range that broke is ended before counting goes on
+    after = broke[broke.index("KILL QUERY 7") + 1:]
+    assert not any(s.startswith("SELECT MIN(id) FROM t") and "WHERE" not in s for s in after)  # resumed, not restarted

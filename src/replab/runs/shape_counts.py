@@ -10,6 +10,7 @@ seconds, or is stopped or paused, shows no count (None) until it answers again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import pymysql
 from ..core.config import quote_ident, validate_identifier
 from ..core.errors import SqlError
 from ..engines.base import RUNNING
-from .timeline import RowCounter
+from .timeline import BaseCount, RowCounter
 
 if TYPE_CHECKING:
     from ..cluster.cluster import Cluster
@@ -38,6 +39,7 @@ class ShapeCounts:
         self._stop = threading.Event()
         self._mu = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._bases: list[tuple[str, BaseCount]] = []  # (node, a big table's base count) to end at stop
 
     def start(self) -> ShapeCounts:
         for node in self.tables:
@@ -50,6 +52,8 @@ class ShapeCounts:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=self.timeout + 1)
+        for node, base in self._bases:  # a base count still under way: no further range, the running one ended
+            base.cancel(functools.partial(self.cluster.connect, node, timeout=1, read_timeout=2))
 
     def frame(self) -> dict[str, dict[str, int | None]]:
         with self._mu:
@@ -60,13 +64,16 @@ class ShapeCounts:
                                     read_timeout=self.timeout)
 
     def _base_connection(self, node: str) -> Any:
-        """A big table's one base count: no read timeout (it is issued once, however long it takes)."""
-        return self.cluster.connect(node, database=self.cluster.database, timeout=self.timeout, read_timeout=3600)
+        """A big table's one base count, in ranges that take ``BaseCount.CHUNK_S`` each (see ``BaseCount``)."""
+        return self.cluster.connect(node, database=self.cluster.database, timeout=self.timeout,
+                                    read_timeout=BaseCount.RANGE_TIMEOUT)
 
     def _loop(self, node: str) -> None:
         db_name = quote_ident(self.cluster.database)
         counters = {t: RowCounter(f"{db_name}.{quote_ident(t)}", connect=lambda: self._base_connection(node))
                     for t in self.tables[node]}
+        with self._mu:
+            self._bases += [(node, c.base) for c in counters.values() if c.base is not None]
         conn = None
         while not self._stop.is_set():
             rows: dict[str, int | None] = dict.fromkeys(self.tables[node])
