@@ -255,6 +255,8 @@ def build(cluster: ClusterCore, spec: ClusterSpec, settings: dict[str, Any], adm
     for n in nodes:  # a donor's mariabackup reads its login here too: a catalogue server (11.8) runs the system's
         with open(n.cnf, "a") as fh:  # SST script, which does not get wsrep_sst_auth from it
             fh.write(f"\n[mariadb-backup]\nuser={SST_USER}\npassword={sst_password}\n")
+            # the SST script keeps its old logs in /tmp/sst_log_archive unless told: in the node's own dir
+            fh.write(f"\n[sst]\nsst-log-archive-dir={Path(n.dir) / 'sst_log_archive'}\n")
     members = [str(uuid.uuid1()) for _ in nodes]
     for n, me in zip(nodes, members, strict=True):  # the Galera template instead of the plain one
         shutil.rmtree(n.datadir, ignore_errors=True)
