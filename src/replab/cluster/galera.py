@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -383,15 +384,26 @@ def wsrep_status(conn: Any) -> dict[str, Any]:
     return out
 
 
-def node_state(cluster: ClusterCore, name: str) -> dict[str, Any] | None:
+def _read_running(cluster: ClusterCore, name: str, read: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
+    """``read`` on a connection to node ``name`` if it runs and answers, else None."""
     node = cluster.node(name)
     if cluster.engine.state(node) != RUNNING:
         return None
     try:
         with cluster.connect(name, timeout=2, read_timeout=5) as conn:
-            return wsrep_status(conn)
-    except (SqlError, pymysql.MySQLError):
+            return read(conn)
+    except (SqlError, pymysql.MySQLError, OSError):
         return None
+
+
+def node_state(cluster: ClusterCore, name: str) -> dict[str, Any] | None:
+    """What status shows of a running node (``wsrep_status``), or None."""
+    return _read_running(cluster, name, wsrep_status)
+
+
+def node_wsrep(cluster: ClusterCore, name: str) -> dict[str, Any] | None:
+    """Every ``wsrep_%`` status variable of a running node that answers (lower-case names), or None."""
+    return _read_running(cluster, name, _status)
 
 
 def wait_synced(cluster: ClusterCore, timeout: float = 30.0, names: list[str] | None = None) -> dict[str, bool]:

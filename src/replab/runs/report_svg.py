@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..faults.nemesis import catch_up_phrase
 from .timeline import STOPPED, Timeline
@@ -184,15 +184,19 @@ def _lanes(fig: _Fig, tl: Timeline, nodes: Sequence[str]) -> None:
             fig.add("</g>")
         fig.add("</g>")
         fig.y += h + gap
-    seen = list(dict.fromkeys(seg.lane for node in nodes for seg in tl.segments(node)))
+    _lane_legend(fig, dict.fromkeys(seg.lane for node in nodes for seg in tl.segments(node)), LANE_COLORS)
+    fig.y += 24
+
+
+def _lane_legend(fig: _Fig, lanes: Iterable[str], colors: dict[str, tuple[str, str]]) -> None:
+    """A row of colour swatches, one per lane, at the figure's current height."""
     x = float(LEFT)
-    for lane in seen:
-        fill, _ink = LANE_COLORS.get(lane, ("#d62728", "#ffffff"))
+    for lane in lanes:
+        fill, _ink = colors.get(lane, ("#d62728", "#ffffff"))
         fig.add(f"<rect x='{x}' y='{fig.y + 2}' width='14' height='11' fill='{fill}' stroke='#999' "
                 f"stroke-width='0.5'/><text x='{x + 18}' y='{fig.y + 12}' font-size='11.5' fill='#444'>"
                 f"{_e(lane)}</text>")
         x += 7 * len(lane) + 40
-    fig.y += 24
 
 
 def _proxy_lanes(fig: _Fig, tl: Timeline) -> None:
@@ -225,13 +229,7 @@ def _proxy_lanes(fig: _Fig, tl: Timeline) -> None:
             fig.add("</g>")
         fig.add("</g>")
         fig.y += h + gap
-    x = float(LEFT)
-    for lane in dict.fromkeys(seen):
-        fill, _ink = PROXY_COLORS.get(lane, ("#d62728", "#ffffff"))
-        fig.add(f"<rect x='{x}' y='{fig.y + 2}' width='14' height='11' fill='{fill}' stroke='#999' "
-                f"stroke-width='0.5'/><text x='{x + 18}' y='{fig.y + 12}' font-size='11.5' fill='#444'>"
-                f"{_e(lane)}</text>")
-        x += 7 * len(lane) + 40
+    _lane_legend(fig, dict.fromkeys(seen), PROXY_COLORS)
     fig.y += 22
 
 

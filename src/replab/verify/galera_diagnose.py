@@ -14,10 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pymysql
-
 from ..cluster import galera
-from ..core.errors import SqlError
 from ..engines.base import PAUSED, RUNNING
 from .diagnosis import Diagnosis
 
@@ -38,21 +35,9 @@ def is_galera(cluster: Any) -> bool:
     return getattr(cluster.topology, "name", "") == "galera"
 
 
-def read_wsrep(cluster: Cluster, name: str) -> dict[str, str] | None:
-    """Every ``wsrep_%`` status variable of a running node that answers (lower-case names), or None."""
-    node = cluster.node(name)
-    if cluster.engine.state(node) != RUNNING:
-        return None
-    try:
-        with cluster.connect(name, timeout=2, read_timeout=5) as conn:
-            return galera._status(conn)
-    except (SqlError, pymysql.MySQLError, OSError):
-        return None
-
-
 def diagnose_galera(cluster: Cluster, node: str | None = None) -> list[Diagnosis]:
     """A ``Diagnosis`` for each node (or just ``node``); every node's state is read once."""
-    views = {n: read_wsrep(cluster, n) for n in cluster.names}
+    views = {n: galera.node_wsrep(cluster, n) for n in cluster.names}
     wanted = [cluster.node(node).name] if node else cluster.names
     return [_one(cluster, name, views) for name in wanted]
 
