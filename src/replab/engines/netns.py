@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,7 +36,6 @@ HTB_MAX = "10gbit"  # the class's rate when only a delay is asked for (netem und
 
 def unusable() -> str | None:
     """Why replab cannot change a container's namespace here (None when it can): root, nsenter, nft, tc, ip."""
-    import os
     if os.geteuid() != 0:
         return "changing a container's network namespace needs root"
     missing = [t for t in ("nsenter", "nft", "tc", "ip") if not shutil.which(t)]

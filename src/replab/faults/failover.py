@@ -746,9 +746,7 @@ def _wait_source_holds(cluster: Cluster, node: str, source: NodeInfo, timeout: f
     whose position is ahead of its source's binary log. Refused (nothing changed) when it does not."""
     cluster.require_running(source.name)
     have = _executed(cluster, node)
-    with cluster.connect(source.name, read_timeout=timeout + 30) as conn:
-        ok, _st = replication.wait_applied(conn, cluster.flavor, have, timeout)
-    if not ok:
+    if not cluster.wait_caught_up(timeout, names=[source.name], gtid=have)[source.name]:
         raise ReplabTimeout(f"{source.name} did not receive everything {node} has within {timeout:.0f}s: {node} "
                             f"cannot replicate from it yet", node=source.name,
                             hint=f"see: replab diagnose {source.name}; then replab rejoin {node} again")

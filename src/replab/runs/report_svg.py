@@ -199,6 +199,17 @@ def _lane_legend(fig: _Fig, lanes: Iterable[str], colors: dict[str, tuple[str, s
         x += 7 * len(lane) + 40
 
 
+def _title(fig: _Fig, text: str) -> None:
+    """A section's or chart's title at the figure's current height."""
+    fig.add(f"<text x='{LEFT}' y='{fig.y + 12}' font-size='13' font-weight='600' fill='#222'>{_e(text)}</text>")
+
+
+def _heading(fig: _Fig, text: str) -> None:
+    """A group of lanes' title; the lanes start below it."""
+    _title(fig, text)
+    fig.y += 18
+
+
 def _proxy_lanes(fig: _Fig, tl: Timeline) -> None:
     """One lane per backend node as the proxy routed to it: in the write pool, in the read pool, down,
     drained (or the proxy itself stopped, paused, not answering)."""
@@ -206,9 +217,7 @@ def _proxy_lanes(fig: _Fig, tl: Timeline) -> None:
     if not nodes:
         return
     h, gap = 18, 4
-    fig.add(f"<text x='{LEFT}' y='{fig.y + 12}' font-size='13' font-weight='600' fill='#222'>"
-            "as the proxy routes to each node</text>")
-    fig.y += 18
+    _heading(fig, "as the proxy routes to each node")
     seen: list[str] = []
     for node in nodes:
         y = fig.y
@@ -240,9 +249,7 @@ def _read_lanes(fig: _Fig, tl: Timeline) -> None:
     if not nodes:
         return
     h, gap = 18, 4
-    fig.add(f"<text x='{LEFT}' y='{fig.y + 12}' font-size='13' font-weight='600' fill='#222'>reads: violations "
-            "over time (red: read-your-writes, purple: monotonic)</text>")
-    fig.y += 18
+    _heading(fig, "reads: violations over time (red: read-your-writes, purple: monotonic)")
     for node in nodes:
         y = fig.y
         fig.add(f"<g id='reads-lane-{_e(node)}' class=reads-lane data-node='{_e(node)}'>"
@@ -285,7 +292,7 @@ def _read_lanes(fig: _Fig, tl: Timeline) -> None:
 def _chart_frame(fig: _Fig, title: str, h: int, ymax: float, unit: str) -> tuple[int, float]:
     """Axes of one chart; returns (top y, pixels per unit)."""
     top = fig.y + 18
-    fig.add(f"<text x='{LEFT}' y='{fig.y + 12}' font-size='13' font-weight='600' fill='#222'>{_e(title)}</text>")
+    _title(fig, title)
     ymax = max(ymax, 1.0)
     scale = h / ymax
     for v in _ticks(0, ymax, 4):
